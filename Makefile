@@ -1,0 +1,100 @@
+# breakwater - see README.md. `make run` and `make test` are all a fresh
+# machine needs: both install the Debian packages first when some are missing.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc
+PKGS     = libcares
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+# Packages to build, test, fuzz and run (see README "Dependencies").
+DEB_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev libcmocka-dev \
+	clang libclang-rt-14-dev rbldnsd postfix swaks python3 iproute2
+
+VERSION  = 0.1.0
+CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
+
+# Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
+PURE_SRC = src/addr.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c
+SRC      = $(wildcard src/*.c)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
+
+# Two builds side by side: the plain one and the ASan+UBSan one.
+B        = build
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all deps run test unit integration test-plain test-asan fuzz bench clean
+
+all: $(B)/breakwater
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(B)/%.o: src/%.c $(wildcard src/*.h) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/asan/%.o: src/%.c $(wildcard src/*.h) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+
+$(B)/breakwater: $(SRC:src/%.c=$(B)/%.o)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/asan/breakwater: $(SRC:src/%.c=$(B)/asan/%.o)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -lcmocka
+
+$(B)/asan/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/asan/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka
+
+UNIT_BIN      = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_BIN_ASAN = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+
+# Starts the daemon on the shipped config, in front of an MTA on port 25.
+run: deps $(B)/breakwater
+	$(B)/breakwater serve -c etc/breakwater.conf \
+		-o listen=127.0.0.1:2525 -o backend=127.0.0.1:25
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+integration: $(B)/breakwater
+	python3 tests/integration/run.py --binary $(B)/breakwater
+
+test-plain: $(UNIT_BIN) $(B)/breakwater
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+	python3 tests/integration/run.py --binary $(B)/breakwater
+
+test-asan: $(UNIT_BIN_ASAN) $(B)/asan/breakwater
+	@for t in $(UNIT_BIN_ASAN); do $$t || exit 1; done
+	python3 tests/integration/run.py --binary $(B)/asan/breakwater --sanitized
+
+test: deps
+	$(MAKE) test-plain
+	$(MAKE) test-asan
+
+# libFuzzer on each parser for FUZZ_SECONDS each (not part of make test).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@mkdir -p $(B)/fuzz
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+			-o $(B)/fuzz/$$n $$f $(PURE_SRC) || exit 1; \
+		mkdir -p $(B)/fuzz/$$n.corpus; \
+		$(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus fuzz/corpus/$$n || exit 1; \
+	done
+
+clean:
+	rm -rf $(B)

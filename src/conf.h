@@ -1,0 +1,82 @@
+/*
+ * conf - breakwater's configuration: a typed table of keys with defaults and
+ * limits, parsed from a flat `key = value` file and `-o key=value` overrides.
+ *
+ *   conf_init()       built-in defaults (hostname from gethostname())
+ *   conf_load_file()  read a file; a missing file is an error only if
+ *                     required
+ *   conf_set()        one key = value (from a file line or -o)
+ *   conf_finish()     checks that need every key; call once after the above
+ *   conf_free()
+ *
+ * Errors are one line: "<origin>: <key>: <what is wrong> ('<text>')" where
+ * origin is "file:line" or "-o". Values: lists are separated by commas
+ * and/or spaces; durations are a number with an optional s/m/h/d suffix
+ * (seconds without); counts are plain decimal numbers.
+ */
+#ifndef BREAKWATER_CONF_H
+#define BREAKWATER_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "dnsbl_spec.h"
+#include "proxy.h"
+
+#define CONF_ERR_MAX 512
+#define CONF_LISTEN_MAX 16
+#define CONF_RESOLVERS_MAX 8
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+struct endpoint {
+    struct addr addr;
+    uint16_t port;
+};
+
+struct conf {
+    struct endpoint listen[CONF_LISTEN_MAX];
+    size_t listen_count;
+    struct endpoint backend;
+    enum proxy_version backend_proxy_protocol;
+    unsigned backend_max_connections;
+    double backend_connect_timeout;      /* seconds */
+    bool has_backend_source;
+    struct addr backend_source;
+    char *hostname;
+    struct dnsbl_sites dnsbl_sites;
+    double dnsbl_health_interval;        /* seconds; 0 = no health checks */
+    int dnsbl_threshold;
+    double dnsbl_timeout;                /* seconds */
+    bool resolver_system;                /* /etc/resolv.conf */
+    struct endpoint resolver[CONF_RESOLVERS_MAX];
+    size_t resolver_count;
+    struct cidr_set allowlist;
+    struct cidr_set denylist;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    double command_timeout;              /* seconds */
+    double reject_session_timeout;       /* seconds */
+    char *reject_message;                /* %a address, %l lists, %% percent */
+    char *state_dir;
+    enum log_level log_level;
+};
+
+void conf_init(struct conf *c);
+/* Returns 0, or -1 with err set. A missing file is not an error when
+ * required is false. */
+int conf_load_file(struct conf *c, const char *path, bool required, char *err);
+/* origin is "file:line" or "-o". Returns 0, or -1 with err set. */
+int conf_set(struct conf *c, const char *key, const char *value,
+             const char *origin, char *err);
+/* Parses "key=value" as given to -o. */
+int conf_set_option(struct conf *c, const char *option, char *err);
+int conf_finish(struct conf *c, char *err);
+void conf_free(struct conf *c);
+
+/* Helpers shared with other modules' parsers. Return 0 or -1. */
+int conf_parse_duration(const char *text, double *seconds);
+
+#endif

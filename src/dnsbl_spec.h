@@ -1,0 +1,90 @@
+/*
+ * dnsbl_spec - DNSBL site specs, reply filters and weighted scoring, no I/O.
+ *
+ * A site spec is postscreen's `domain[=filter][*weight]`:
+ *   zen.spamhaus.org=127.0.0.[2..11]*3   bl.spamcop.net*2
+ *   list.dnswl.org=127.0.[0..255].[1..3]*-5
+ * A filter has four dot-separated octet patterns; each is a number, or
+ * brackets holding numbers and a..b ranges separated by ';' ([1;3;5..7]).
+ * Without a filter, any 127.0.0.0/8 answer counts except 127.255.255.0/24.
+ * Answers in 127.255.255.0/24 (a list refusing to serve, as Spamhaus does to
+ * public resolvers) never count, whatever the filter says: they are errors.
+ *
+ * Sites naming the same domain share one DNS query ("zone"): results are
+ * kept per zone, scores per site.
+ *
+ *   dnsbl_sites_parse()   the dnsbl_sites config value -> struct dnsbl_sites
+ *   dnsbl_sites_free()
+ *   dnsbl_site_matches()  does one A answer count for this site?
+ *   dnsbl_answer_is_refusal()
+ *   dnsbl_score()         zone results -> score, settled?, sites hit
+ */
+#ifndef BREAKWATER_DNSBL_SPEC_H
+#define BREAKWATER_DNSBL_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNSBL_SITES_MAX 64   /* sites (a hit set is a uint64_t bitmask) */
+#define DNSBL_ANSWERS_MAX 8  /* A answers kept per zone */
+#define DNSBL_DOMAIN_MAX 253
+
+struct dnsbl_filter {
+    uint8_t octet[4][32]; /* bit v of octet[i] set = value v allowed */
+};
+
+struct dnsbl_site {
+    char *spec;        /* the text as configured, for logs and check */
+    unsigned zone;     /* index into dnsbl_sites.zone */
+    bool has_filter;
+    struct dnsbl_filter filter;
+    int weight;        /* default 1; may be negative */
+};
+
+struct dnsbl_sites {
+    struct dnsbl_site *site;
+    size_t count;
+    char **zone;       /* distinct domains, lower case, no trailing dot */
+    size_t zone_count;
+};
+
+/* Parses a comma and/or space separated list of site specs. Weights are
+ * integers in -1000..1000; an empty text gives zero sites. On error returns
+ * -1 and writes one line into err naming the bad spec and what is wrong. */
+int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
+                      char *err, size_t errsize);
+void dnsbl_sites_free(struct dnsbl_sites *sites);
+
+bool dnsbl_answer_is_refusal(const uint8_t answer[4]);
+/* False for refusal answers; else the filter, or 127/8 without one. */
+bool dnsbl_site_matches(const struct dnsbl_site *site, const uint8_t answer[4]);
+
+enum dnsbl_zone_status {
+    DNSBL_ZONE_PENDING,   /* no answer yet: may still count */
+    DNSBL_ZONE_ANSWERED,  /* answered; count may be 0 (NXDOMAIN) */
+    DNSBL_ZONE_FAILED,    /* timeout, SERVFAIL, refused...: counts 0 */
+    DNSBL_ZONE_SUSPENDED, /* failed its health check: counts 0 */
+};
+
+struct dnsbl_zone_result {
+    uint8_t status;   /* enum dnsbl_zone_status */
+    uint8_t count;    /* A answers kept */
+    uint8_t answer[DNSBL_ANSWERS_MAX][4];
+};
+
+struct dnsbl_score {
+    int score;      /* sum of the weights of the sites hit */
+    uint64_t hits;  /* bit i set: site i matched */
+    bool settled;   /* no pending zone can move the score across threshold */
+    bool listed;    /* score >= threshold (final only when settled) */
+};
+
+/* Scores results[0..sites->zone_count). A pending zone may still add any of
+ * its sites' weights, so the verdict is settled once the lowest and the
+ * highest reachable scores fall on the same side of the threshold. */
+void dnsbl_score(const struct dnsbl_sites *sites,
+                 const struct dnsbl_zone_result *results, int threshold,
+                 struct dnsbl_score *out);
+
+#endif
