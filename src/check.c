@@ -1,0 +1,213 @@
+/*
+ * check - the `check` command. See check.h.
+ *
+ * Every query (A and TXT per address and list, and each list's two RFC 5782
+ * test points) is sent at once; the loop runs until the last one answered.
+ */
+#include <ares.h>
+#include <arpa/nameser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "dnsbl.h"
+#include "resolver.h"
+
+#define CHECK_TXT_MAX 512
+#define CHECK_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
+
+/* What one list said about one address (or about one test point). */
+struct check_answer {
+    int a_status, txt_status;
+    struct dnsbl_zone_result a;
+    char txt[CHECK_TXT_MAX];
+};
+
+struct check_run {
+    struct ev_loop *loop;
+    unsigned pending;
+};
+
+struct check_query {
+    struct check_run *run;
+    struct check_answer *answer;
+    bool txt;
+};
+
+/* check_txt - keep the TXT strings, joined by spaces, quoted */
+static void check_txt(struct check_answer *a, const unsigned char *abuf, int alen)
+{
+    struct ares_txt_ext *txt = NULL;
+    if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
+        return;
+    size_t used = 0;
+    for (struct ares_txt_ext *t = txt; t != NULL && used < CHECK_TXT_MAX; t = t->next)
+        used += (size_t)snprintf(a->txt + used, CHECK_TXT_MAX - used, "%s\"%.*s\"",
+                                 used ? " " : "", (int)t->length, (const char *)t->txt);
+    ares_free_data(txt);
+}
+
+/* check_done - one query answered */
+static void check_done(void *arg, int status, const unsigned char *abuf, int alen)
+{
+    struct check_query *q = arg;
+    if (q->txt) {
+        q->answer->txt_status = status;
+        if (status == ARES_SUCCESS)
+            check_txt(q->answer, abuf, alen);
+    } else {
+        q->answer->a_status = status;
+        dnsbl_parse_a(status, abuf, alen, &q->answer->a);
+    }
+    if (--q->run->pending == 0)
+        ev_break(q->run->loop, EVBREAK_ONE);
+    free(q);
+}
+
+/* check_ask - send the A (and, for a client address, TXT) query */
+static void check_ask(struct check_run *run, struct resolver *r,
+                      const struct addr *a, const char *zone,
+                      struct check_answer *answer, bool with_txt)
+{
+    char name[CHECK_NAME_MAX];
+    answer->a.status = DNSBL_ZONE_FAILED;
+    answer->a_status = answer->txt_status = ARES_EBADNAME;
+    if (addr_dnsbl_name(a, zone, name, sizeof name) < 0)
+        return;
+    for (int i = 0; i < (with_txt ? 2 : 1); i++) {
+        struct check_query *q = malloc(sizeof *q);
+        if (q == NULL)
+            continue;
+        *q = (struct check_query){run, answer, i == 1};
+        run->pending++;
+        resolver_query(r, name, i == 1 ? ns_t_txt : ns_t_a, check_done, q);
+    }
+}
+
+/* check_status_text - NXDOMAIN and NODATA are answers, not errors */
+static const char *check_status_text(int status)
+{
+    if (status == ARES_ENOTFOUND)
+        return "not listed (NXDOMAIN)";
+    if (status == ARES_ENODATA)
+        return "not listed (no A record)";
+    return ares_strerror(status);
+}
+
+/* check_print_site - one line per configured site */
+static void check_print_site(const struct dnsbl_site *site, const struct check_answer *a,
+                             enum dnsbl_health health)
+{
+    bool suspended = health == DNSBL_HEALTH_LISTS_EVERYTHING ||
+                     health == DNSBL_HEALTH_MISSES_TEST_POINT;
+    bool matched = false;
+    printf("  %s:", site->spec);
+    if (a->a_status != ARES_SUCCESS)
+        printf(" %s;", check_status_text(a->a_status));
+    for (unsigned i = 0; i < a->a.count; i++) {
+        const uint8_t *v = a->a.answer[i];
+        bool m = dnsbl_site_matches(site, v);
+        matched |= m;
+        printf(" A %u.%u.%u.%u%s;", v[0], v[1], v[2], v[3],
+               dnsbl_answer_is_refusal(v) ? " (the list refuses this resolver: an error)" : "");
+    }
+    if (a->txt[0] != '\0')
+        printf(" TXT %s;", a->txt);
+    printf(" filter %s;", matched ? "matched" : "not matched");
+    if (suspended)
+        printf(" SUSPENDED: %s;", dnsbl_health_text(health));
+    printf(" weight %d\n", matched && !suspended ? site->weight : 0);
+}
+
+/* check_print - one address: its sites, score and verdict; returns the
+ * address's exit status */
+static int check_print(const struct conf *conf, const char *text,
+                       struct check_answer *answers, const enum dnsbl_health *health)
+{
+    const struct dnsbl_sites *sites = &conf->dnsbl_sites;
+    struct dnsbl_zone_result results[DNSBL_SITES_MAX];
+    size_t failed = 0;
+    printf("%s\n", text);
+    for (size_t z = 0; z < sites->zone_count; z++) {
+        results[z] = answers[z].a;
+        if (health[z] == DNSBL_HEALTH_LISTS_EVERYTHING ||
+            health[z] == DNSBL_HEALTH_MISSES_TEST_POINT)
+            results[z].status = DNSBL_ZONE_SUSPENDED;
+        if (answers[z].a.status == DNSBL_ZONE_FAILED)
+            failed++;
+    }
+    for (size_t i = 0; i < sites->count; i++)
+        check_print_site(&sites->site[i], &answers[sites->site[i].zone],
+                         health[sites->site[i].zone]);
+    struct dnsbl_score score;
+    dnsbl_score(sites, results, conf->dnsbl_threshold, &score);
+    bool all_failed = sites->zone_count > 0 && failed == sites->zone_count;
+    printf("  score %d, threshold %d: %s%s\n", score.score, conf->dnsbl_threshold,
+           score.listed ? "listed" : "clean",
+           all_failed ? " (every list failed to answer)" : "");
+    return all_failed ? 3 : score.listed ? 1 : 0;
+}
+
+int check_run(const struct conf *conf, char *const addresses[], int count)
+{
+    size_t zones = conf->dnsbl_sites.zone_count;
+    struct addr *addr = calloc((size_t)count + 1, sizeof *addr);
+    struct check_answer *answers = calloc((size_t)count * zones + 1, sizeof *answers);
+    struct check_answer *points = calloc(zones * 4 + 1, sizeof *points);
+    enum dnsbl_health *health = calloc(zones * 2 + 1, sizeof *health);
+    struct ev_loop *loop = ev_default_loop(0);
+    int status = 0;
+    char err[256];
+    struct resolver *r = NULL;
+    if (addr == NULL || answers == NULL || points == NULL || health == NULL) {
+        fprintf(stderr, "breakwater: out of memory\n");
+        status = 2;
+        goto out;
+    }
+    for (int i = 0; i < count; i++) {
+        if (addr_parse(addresses[i], &addr[i]) < 0) {
+            fprintf(stderr, "breakwater: check: not an IPv4 or IPv6 address: '%s'\n",
+                    addresses[i]);
+            status = 2;
+            goto out;
+        }
+    }
+    r = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
+    if (r == NULL) {
+        fprintf(stderr, "breakwater: %s\n", err);
+        status = 2;
+        goto out;
+    }
+    struct check_run run = {loop, 0};
+    for (size_t z = 0; z < zones; z++) {
+        const char *zone = conf->dnsbl_sites.zone[z];
+        for (int i = 0; i < count; i++)
+            check_ask(&run, r, &addr[i], zone, &answers[(size_t)i * zones + z], true);
+        for (int k = 0; k < 4; k++) { /* IPv4 2 and 1, IPv6 2 and 1 */
+            struct addr point;
+            dnsbl_test_point(k < 2 ? AF_INET : AF_INET6, k % 2 == 0 ? 2 : 1, &point);
+            check_ask(&run, r, &point, zone, &points[z * 4 + k], false);
+        }
+    }
+    if (run.pending > 0)
+        ev_run(loop, 0);
+    for (size_t z = 0; z < zones; z++)
+        for (int f = 0; f < 2; f++)
+            health[z * 2 + f] = dnsbl_health_evaluate(&points[z * 4 + f * 2].a,
+                                                      &points[z * 4 + f * 2 + 1].a);
+    for (int i = 0; i < count; i++) {
+        enum dnsbl_health h[DNSBL_SITES_MAX];
+        for (size_t z = 0; z < zones; z++)
+            h[z] = health[z * 2 + (addr[i].family == AF_INET6)];
+        int s = check_print(conf, addresses[i], &answers[(size_t)i * zones], h);
+        status = (s == 3 || status == 3) ? 3 : (s > status ? s : status);
+    }
+out:
+    resolver_free(r);
+    free(addr);
+    free(answers);
+    free(points);
+    free(health);
+    return status;
+}

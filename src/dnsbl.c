@@ -1,0 +1,392 @@
+/*
+ * dnsbl - asynchronous DNSBL lookups and list health checks. See dnsbl.h.
+ *
+ * Ownership: a lookup belongs to its caller until dnsbl_lookup_release(),
+ * then to its outstanding queries; the last one to finish frees it. Health
+ * probes belong to their queries the same way.
+ */
+#include <ares.h>
+#include <arpa/nameser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnsbl.h"
+#include "log.h"
+
+#define DNSBL_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
+
+enum { DNSBL_FAMILY_V4, DNSBL_FAMILY_V6, DNSBL_FAMILIES };
+
+struct dnsbl_zone_state {
+    uint8_t health[DNSBL_FAMILIES]; /* enum dnsbl_health; UNKNOWN = usable */
+    struct log_limit refusal_log;
+    struct log_limit error_log;
+};
+
+struct dnsbl {
+    struct ev_loop *loop;
+    struct resolver *resolver;
+    const struct dnsbl_sites *sites;
+    int threshold;
+    double health_interval;
+    ev_timer health_timer;
+    struct dnsbl_zone_state *zone; /* [sites->zone_count] */
+};
+
+/* One query's argument: which lookup and which zone. */
+struct dnsbl_query {
+    struct dnsbl_lookup *lookup;
+    unsigned zone;
+};
+
+struct dnsbl_lookup {
+    struct dnsbl *d;
+    struct addr addr;
+    dnsbl_update_fn update;
+    void *arg;
+    unsigned pending;
+    bool released;
+    struct dnsbl_zone_result *results; /* [zone_count], after query[] */
+    struct dnsbl_query query[];        /* [zone_count] */
+};
+
+struct dnsbl_probe;
+
+struct dnsbl_probe_query {
+    struct dnsbl_probe *probe;
+    int which; /* 0: the listed point, 1: the unlisted point */
+};
+
+/* One health check of one zone for one family: two queries. */
+struct dnsbl_probe {
+    struct dnsbl *d;
+    unsigned zone;
+    int family;
+    unsigned pending;
+    struct dnsbl_probe_query query[2];
+    struct dnsbl_zone_result result[2];
+};
+
+static int dnsbl_family_index(const struct addr *a)
+{
+    return a->family == AF_INET6 ? DNSBL_FAMILY_V6 : DNSBL_FAMILY_V4;
+}
+
+static bool dnsbl_zone_suspended(const struct dnsbl *d, unsigned zone, int family)
+{
+    uint8_t h = d->zone[zone].health[family];
+    return h == DNSBL_HEALTH_LISTS_EVERYTHING || h == DNSBL_HEALTH_MISSES_TEST_POINT;
+}
+
+void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
+                   struct dnsbl_zone_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
+        out->status = DNSBL_ZONE_ANSWERED;
+        return;
+    }
+    struct ares_addrttl ttls[DNSBL_ANSWERS_MAX];
+    int n = DNSBL_ANSWERS_MAX;
+    if (status != ARES_SUCCESS ||
+        ares_parse_a_reply(abuf, alen, NULL, ttls, &n) != ARES_SUCCESS) {
+        out->status = DNSBL_ZONE_FAILED;
+        return;
+    }
+    out->status = DNSBL_ZONE_ANSWERED;
+    out->count = (uint8_t)n;
+    for (int i = 0; i < n; i++)
+        memcpy(out->answer[i], &ttls[i].ipaddr, 4);
+}
+
+/* dnsbl_log_problems - say once in a while that a list refuses us or fails */
+static void dnsbl_log_problems(struct dnsbl *d, unsigned zone, int status,
+                               const struct dnsbl_zone_result *r,
+                               const struct addr *a)
+{
+    char text[ADDR_TEXT_MAX];
+    const char *name = d->sites->zone[zone];
+    if (r->status == DNSBL_ZONE_FAILED && status != ARES_EDESTRUCTION) {
+        log_limited(&d->zone[zone].error_log, ev_now(d->loop), LOG_LEVEL_WARNING,
+                    "dnsbl %s: query failed: %s (counted as not listed)",
+                    name, ares_strerror(status));
+        return;
+    }
+    for (unsigned i = 0; i < r->count; i++) {
+        if (!dnsbl_answer_is_refusal(r->answer[i]))
+            continue;
+        addr_format(a, text, sizeof text);
+        log_limited(&d->zone[zone].refusal_log, ev_now(d->loop), LOG_LEVEL_WARNING,
+                    "dnsbl %s answered %u.%u.%u.%u for %s: the list refuses "
+                    "to serve this resolver (an error, not a listing)",
+                    name, r->answer[i][0], r->answer[i][1], r->answer[i][2],
+                    r->answer[i][3], text);
+        return;
+    }
+}
+
+/* dnsbl_lookup_done - one zone answered for a lookup */
+static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
+                              int alen)
+{
+    struct dnsbl_query *q = arg;
+    struct dnsbl_lookup *lookup = q->lookup;
+    struct dnsbl_zone_result *r = &lookup->results[q->zone];
+    dnsbl_parse_a(status, abuf, alen, r);
+    dnsbl_log_problems(lookup->d, q->zone, status, r, &lookup->addr);
+    lookup->pending--;
+    if (lookup->released) {
+        if (lookup->pending == 0)
+            free(lookup);
+        return;
+    }
+    lookup->update(lookup->arg);
+}
+
+struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
+                                        dnsbl_update_fn update, void *arg)
+{
+    size_t n = d->sites->zone_count;
+    struct dnsbl_lookup *lookup = calloc(1, sizeof *lookup +
+                                         n * (sizeof lookup->query[0] +
+                                              sizeof lookup->results[0]));
+    if (lookup == NULL)
+        return NULL;
+    *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
+                                    .arg = arg, .released = true};
+    lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
+    /* Count every query first, so that one failing at once cannot free
+     * the lookup before the others are sent; no update calls until then. */
+    int family = dnsbl_family_index(a);
+    for (size_t z = 0; z < n; z++) {
+        lookup->query[z] = (struct dnsbl_query){lookup, (unsigned)z};
+        if (dnsbl_zone_suspended(d, (unsigned)z, family))
+            lookup->results[z].status = DNSBL_ZONE_SUSPENDED;
+        else
+            lookup->pending++;
+    }
+    unsigned to_send = lookup->pending;
+    lookup->pending++; /* held until the loop below is done */
+    for (size_t z = 0; z < n && to_send > 0; z++) {
+        char name[DNSBL_NAME_MAX];
+        if (lookup->results[z].status == DNSBL_ZONE_SUSPENDED)
+            continue;
+        to_send--;
+        if (addr_dnsbl_name(a, d->sites->zone[z], name, sizeof name) < 0)
+            dnsbl_lookup_done(&lookup->query[z], ARES_EBADNAME, NULL, 0);
+        else
+            resolver_query(d->resolver, name, ns_t_a, dnsbl_lookup_done,
+                           &lookup->query[z]);
+    }
+    lookup->pending--;
+    lookup->released = false;
+    return lookup;
+}
+
+void dnsbl_lookup_score(const struct dnsbl_lookup *lookup, struct dnsbl_score *out)
+{
+    dnsbl_score(lookup->d->sites, lookup->results, lookup->d->threshold, out);
+}
+
+bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup)
+{
+    if (lookup->pending > 0)
+        return false;
+    for (size_t z = 0; z < lookup->d->sites->zone_count; z++)
+        if (lookup->results[z].status == DNSBL_ZONE_FAILED)
+            return true;
+    return false;
+}
+
+void dnsbl_lookup_release(struct dnsbl_lookup *lookup)
+{
+    if (lookup == NULL)
+        return;
+    lookup->released = true;
+    if (lookup->pending == 0)
+        free(lookup);
+}
+
+/* dnsbl_zone_named_before - did an earlier hit site use the same zone? */
+static bool dnsbl_zone_named_before(const struct dnsbl_sites *sites,
+                                    uint64_t hits, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if ((hits & (UINT64_C(1) << j)) && sites->site[j].zone == sites->site[i].zone)
+            return true;
+    return false;
+}
+
+void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
+                       char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sites->count && used < size; i++) {
+        if (!(hits & (UINT64_C(1) << i)))
+            continue;
+        if (dnsbl_zone_named_before(sites, hits, i))
+            continue;
+        const char *name = sites->zone[sites->site[i].zone];
+        used += snprintf(buf + used, size - used, "%s%s", used ? "," : "", name);
+    }
+    if (used == 0)
+        snprintf(buf, size, "-");
+}
+
+void dnsbl_test_point(int family, int which, struct addr *out)
+{
+    memset(out, 0, sizeof *out);
+    out->family = (uint8_t)family;
+    uint8_t *v4 = out->bytes;
+    if (family == AF_INET6) {
+        out->bytes[10] = 0xff; /* ::ffff:127.0.0.x, as RFC 5782 says */
+        out->bytes[11] = 0xff;
+        v4 = out->bytes + 12;
+    }
+    v4[0] = 127;
+    v4[3] = (uint8_t)which;
+}
+
+/* dnsbl_counts - does any answer look like a listing (127/8, no refusal)? */
+static bool dnsbl_counts(const struct dnsbl_zone_result *r)
+{
+    for (unsigned i = 0; i < r->count; i++)
+        if (r->answer[i][0] == 127 && !dnsbl_answer_is_refusal(r->answer[i]))
+            return true;
+    return false;
+}
+
+enum dnsbl_health dnsbl_health_evaluate(const struct dnsbl_zone_result *listed_point,
+                                        const struct dnsbl_zone_result *unlisted_point)
+{
+    if (unlisted_point->status == DNSBL_ZONE_ANSWERED && dnsbl_counts(unlisted_point))
+        return DNSBL_HEALTH_LISTS_EVERYTHING;
+    if (listed_point->status == DNSBL_ZONE_ANSWERED && !dnsbl_counts(listed_point))
+        return DNSBL_HEALTH_MISSES_TEST_POINT;
+    if (listed_point->status == DNSBL_ZONE_ANSWERED &&
+        unlisted_point->status == DNSBL_ZONE_ANSWERED)
+        return DNSBL_HEALTH_OK;
+    return DNSBL_HEALTH_UNKNOWN;
+}
+
+const char *dnsbl_health_text(enum dnsbl_health health)
+{
+    switch (health) {
+    case DNSBL_HEALTH_OK:
+        return "passes its RFC 5782 test points";
+    case DNSBL_HEALTH_LISTS_EVERYTHING:
+        return "lists the test point 127.0.0.1 (a dead list answering for every address)";
+    case DNSBL_HEALTH_MISSES_TEST_POINT:
+        return "does not list the test point 127.0.0.2";
+    case DNSBL_HEALTH_UNKNOWN:
+        break;
+    }
+    return "health unknown (test queries failed)";
+}
+
+/* dnsbl_health_apply - record a probe's outcome; log changes of state */
+static void dnsbl_health_apply(struct dnsbl *d, unsigned zone, int family,
+                               enum dnsbl_health health)
+{
+    uint8_t *state = &d->zone[zone].health[family];
+    const char *fam = family == DNSBL_FAMILY_V6 ? "IPv6" : "IPv4";
+    if (health == DNSBL_HEALTH_UNKNOWN || health == *state)
+        return;
+    bool was = dnsbl_zone_suspended(d, zone, family);
+    *state = (uint8_t)health;
+    bool now = dnsbl_zone_suspended(d, zone, family);
+    if (now)
+        log_warning("dnsbl %s suspended for %s clients: it %s; its weight "
+                    "counts 0 until it passes again", d->sites->zone[zone],
+                    fam, dnsbl_health_text(health));
+    else if (was)
+        log_info("dnsbl %s passes its health check again for %s clients",
+                 d->sites->zone[zone], fam);
+}
+
+/* dnsbl_probe_done - one of a probe's two test queries answered */
+static void dnsbl_probe_done(void *arg, int status, const unsigned char *abuf,
+                             int alen)
+{
+    struct dnsbl_probe_query *q = arg;
+    struct dnsbl_probe *p = q->probe;
+    dnsbl_parse_a(status, abuf, alen, &p->result[q->which]);
+    if (--p->pending > 0)
+        return;
+    if (status != ARES_EDESTRUCTION)
+        dnsbl_health_apply(p->d, p->zone, p->family,
+                           dnsbl_health_evaluate(&p->result[0], &p->result[1]));
+    free(p);
+}
+
+/* dnsbl_probe_start - ask one zone for one family's two test points */
+static void dnsbl_probe_start(struct dnsbl *d, unsigned zone, int family)
+{
+    struct dnsbl_probe *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return;
+    *p = (struct dnsbl_probe){.d = d, .zone = zone, .family = family, .pending = 2};
+    for (int which = 0; which < 2; which++) {
+        struct addr point;
+        char name[DNSBL_NAME_MAX];
+        p->query[which] = (struct dnsbl_probe_query){p, which};
+        dnsbl_test_point(family == DNSBL_FAMILY_V6 ? AF_INET6 : AF_INET,
+                         which == 0 ? 2 : 1, &point);
+        if (addr_dnsbl_name(&point, d->sites->zone[zone], name, sizeof name) < 0)
+            dnsbl_probe_done(&p->query[which], ARES_EBADNAME, NULL, 0);
+        else
+            resolver_query(d->resolver, name, ns_t_a, dnsbl_probe_done,
+                           &p->query[which]);
+    }
+}
+
+/* dnsbl_health_cb - time for every list's health check */
+static void dnsbl_health_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct dnsbl *d = w->data;
+    for (size_t z = 0; z < d->sites->zone_count; z++)
+        for (int family = 0; family < DNSBL_FAMILIES; family++)
+            dnsbl_probe_start(d, (unsigned)z, family);
+}
+
+void dnsbl_health_start(struct dnsbl *d)
+{
+    if (d->health_interval <= 0 || d->sites->zone_count == 0)
+        return;
+    ev_timer_set(&d->health_timer, 0., d->health_interval);
+    ev_timer_start(d->loop, &d->health_timer);
+}
+
+struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
+                        const struct conf *conf)
+{
+    struct dnsbl *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->zone = calloc(conf->dnsbl_sites.zone_count + 1, sizeof *d->zone);
+    if (d->zone == NULL) {
+        free(d);
+        return NULL;
+    }
+    d->loop = loop;
+    d->resolver = resolver;
+    d->sites = &conf->dnsbl_sites;
+    d->threshold = conf->dnsbl_threshold;
+    d->health_interval = conf->dnsbl_health_interval;
+    ev_timer_init(&d->health_timer, dnsbl_health_cb, 0., 0.);
+    d->health_timer.data = d;
+    return d;
+}
+
+void dnsbl_free(struct dnsbl *d)
+{
+    if (d == NULL)
+        return;
+    ev_timer_stop(d->loop, &d->health_timer);
+    free(d->zone);
+    free(d);
+}

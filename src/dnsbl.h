@@ -1,0 +1,80 @@
+/*
+ * dnsbl - asynchronous DNSBL lookups of one client address on every
+ * configured list at once, and the lists' RFC 5782 health checks.
+ *
+ *   dnsbl_new()            the lists of a config, on a resolver
+ *   dnsbl_health_start()   ask every list for its test points now and then
+ *                          every dnsbl_health_interval
+ *   dnsbl_lookup_start()   query every list about one address; `update` is
+ *                          called from the loop after each answer
+ *   dnsbl_lookup_score()   the score so far (settled or not)
+ *   dnsbl_lookup_failed()  finished, but some list did not answer
+ *   dnsbl_lookup_release() the caller is done: no more `update` calls; the
+ *                          lookup frees itself when its last query returns
+ *                          (c-ares 1.18 cannot cancel one query)
+ *   dnsbl_free()           after resolver_free(), which ends every query
+ *
+ *   dnsbl_format_hits()    "bl.test,zen.spamhaus.org" for logs and replies
+ *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
+ *   dnsbl_health_evaluate(), dnsbl_health_text()
+ *
+ * A list that fails its health check (lists 127.0.0.1, or stops listing
+ * 127.0.0.2) is suspended: its queries are not sent and its weight counts 0
+ * until it passes again. IPv4 and IPv6 are checked separately, since many
+ * lists serve only IPv4.
+ */
+#ifndef BREAKWATER_DNSBL_H
+#define BREAKWATER_DNSBL_H
+
+#include <ev.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "dnsbl_spec.h"
+#include "resolver.h"
+
+struct dnsbl;
+struct dnsbl_lookup;
+
+typedef void (*dnsbl_update_fn)(void *arg);
+
+struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
+                        const struct conf *conf);
+void dnsbl_health_start(struct dnsbl *d);
+void dnsbl_free(struct dnsbl *d);
+
+/* Returns NULL only when out of memory (the caller then goes on as if
+ * every list had failed). */
+struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
+                                        dnsbl_update_fn update, void *arg);
+void dnsbl_lookup_score(const struct dnsbl_lookup *lookup, struct dnsbl_score *out);
+void dnsbl_lookup_release(struct dnsbl_lookup *lookup);
+/* True once every query returned and at least one list failed: a later
+ * session from the address should ask again rather than reuse it. */
+bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup);
+
+/* Comma-separated names of the sites in hits, or "-" when none. */
+void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
+                       char *buf, size_t size);
+
+/* Fills out from a c-ares status and A answer: NXDOMAIN and NODATA are an
+ * answer with no addresses; any other error is DNSBL_ZONE_FAILED. */
+void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
+                   struct dnsbl_zone_result *out);
+
+enum dnsbl_health {
+    DNSBL_HEALTH_UNKNOWN,           /* a test query failed: keep the old state */
+    DNSBL_HEALTH_OK,
+    DNSBL_HEALTH_LISTS_EVERYTHING,  /* lists the 127.0.0.1 test point */
+    DNSBL_HEALTH_MISSES_TEST_POINT, /* does not list 127.0.0.2 */
+};
+
+/* listed_point: the answer for 127.0.0.2 (or ::ffff:127.0.0.2);
+ * unlisted_point: for 127.0.0.1 (or ::ffff:127.0.0.1). */
+enum dnsbl_health dnsbl_health_evaluate(const struct dnsbl_zone_result *listed_point,
+                                        const struct dnsbl_zone_result *unlisted_point);
+const char *dnsbl_health_text(enum dnsbl_health health);
+/* The RFC 5782 test point of a family: which = 2 (must be listed) or 1. */
+void dnsbl_test_point(int family, int which, struct addr *out);
+
+#endif

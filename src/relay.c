@@ -1,0 +1,274 @@
+/*
+ * relay - backend connection and two-way copy. See relay.h.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "evutil.h"
+#include "proxy.h"
+#include "relay.h"
+
+/* One direction of the copy. */
+struct relay_pipe {
+    int from, to;
+    uint8_t *buf;
+    size_t start, end;  /* bytes buf[start..end) wait to be written */
+    bool eof;           /* `from` has closed its sending side */
+    bool shut;          /* and that was passed on to `to` */
+    uint64_t bytes;
+};
+
+struct relay {
+    struct ev_loop *loop;
+    relay_done_fn done;
+    void *arg;
+    bool connected;
+    ev_io client_io;
+    ev_io backend_io;
+    ev_timer connect_timer;
+    struct relay_pipe up;    /* client -> backend */
+    struct relay_pipe down;  /* backend -> client */
+    uint8_t proxy_header[PROXY_HEADER_MAX];
+    size_t proxy_len;
+};
+
+/* relay_finish - stop everything, free, then tell the caller */
+static void relay_finish(struct relay *r, enum relay_event event,
+                         const char *problem)
+{
+    struct relay_stats stats = {r->up.bytes, r->down.bytes, problem};
+    relay_done_fn done = r->done;
+    void *arg = r->arg;
+    relay_free(r);
+    done(arg, event, &stats);
+}
+
+/* relay_pipe_read - read what fits; returns -1 on a hard error */
+static int relay_pipe_read(struct relay_pipe *p)
+{
+    if (p->eof || p->end == RELAY_BUFFER_SIZE)
+        return 0;
+    ssize_t n = recv(p->from, p->buf + p->end, RELAY_BUFFER_SIZE - p->end, 0);
+    if (n > 0)
+        p->end += (size_t)n;
+    else if (n == 0)
+        p->eof = true;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    return 0;
+}
+
+/* relay_pipe_write - write what is buffered, pass on an end of file;
+ * returns -1 on a hard error */
+static int relay_pipe_write(struct relay_pipe *p)
+{
+    if (p->end > p->start) {
+        ssize_t n = send(p->to, p->buf + p->start, p->end - p->start, MSG_NOSIGNAL);
+        if (n < 0)
+            return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+        p->start += (size_t)n;
+        p->bytes += (uint64_t)n;
+        if (p->start == p->end)
+            p->start = p->end = 0;
+    }
+    if (p->eof && !p->shut && p->end == p->start) {
+        shutdown(p->to, SHUT_WR);
+        p->shut = true;
+    }
+    return 0;
+}
+
+/* relay_update - wait for what each side can do next, or finish */
+static void relay_update(struct relay *r)
+{
+    if (r->up.shut && r->down.shut) {
+        relay_finish(r, RELAY_FINISHED, NULL);
+        return;
+    }
+    int client = 0, backend = 0;
+    if (!r->up.eof && r->up.end < RELAY_BUFFER_SIZE)
+        client |= EV_READ;
+    if (r->up.end > r->up.start)
+        backend |= EV_WRITE;
+    if (!r->down.eof && r->down.end < RELAY_BUFFER_SIZE)
+        backend |= EV_READ;
+    if (r->down.end > r->down.start)
+        client |= EV_WRITE;
+    evutil_io_want(r->loop, &r->client_io, client);
+    evutil_io_want(r->loop, &r->backend_io, backend);
+}
+
+/* relay_copy - move bytes after `fd` became ready; the pipe reading from
+ * it and the pipe writing to it both get a turn */
+static void relay_copy(struct relay *r, struct relay_pipe *in,
+                       struct relay_pipe *out, int revents)
+{
+    int failed = 0;
+    if (revents & EV_READ)
+        failed |= relay_pipe_read(in) | relay_pipe_write(in);
+    if (revents & EV_WRITE)
+        failed |= relay_pipe_write(out);
+    if (failed) {
+        relay_finish(r, RELAY_FINISHED, "connection reset");
+        return;
+    }
+    relay_update(r);
+}
+
+/* relay_client_cb - the client socket is ready */
+static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct relay *r = w->data;
+    if (r->connected) {
+        relay_copy(r, &r->up, &r->down, revents);
+        return;
+    }
+    /* Still connecting: anything from the client now is a pregreet. */
+    char byte;
+    ssize_t n = recv(r->client_io.fd, &byte, 1, MSG_PEEK);
+    if (n > 0)
+        relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
+    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        relay_finish(r, RELAY_FINISHED, "client left before the backend answered");
+}
+
+/* relay_connected - the backend accepted: set up the copy */
+static void relay_connected(struct relay *r)
+{
+    ev_timer_stop(r->loop, &r->connect_timer);
+    uint8_t *buf = malloc(2 * RELAY_BUFFER_SIZE);
+    if (buf == NULL) {
+        relay_finish(r, RELAY_BACKEND_DOWN, "out of memory");
+        return;
+    }
+    r->connected = true;
+    r->up.buf = buf;
+    r->down.buf = buf + RELAY_BUFFER_SIZE;
+    memcpy(r->up.buf, r->proxy_header, r->proxy_len);
+    r->up.end = r->proxy_len;
+    /* The header counts as relay overhead, not as client bytes. */
+    r->up.bytes = 0;
+    if (relay_pipe_write(&r->up) < 0) {
+        relay_finish(r, RELAY_BACKEND_DOWN, "backend closed at once");
+        return;
+    }
+    r->up.bytes = 0;
+    relay_update(r);
+}
+
+/* relay_backend_cb - the backend socket is ready */
+static void relay_backend_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct relay *r = w->data;
+    if (r->connected) {
+        relay_copy(r, &r->down, &r->up, revents);
+        return;
+    }
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+        error = errno;
+    if (error != 0) {
+        relay_finish(r, RELAY_BACKEND_DOWN, strerror(error));
+        return;
+    }
+    relay_connected(r);
+}
+
+/* relay_timeout_cb - the backend did not answer the connect in time */
+static void relay_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    relay_finish(w->data, RELAY_BACKEND_DOWN, "connect timed out");
+}
+
+/* relay_socket - a non-blocking socket to the backend, connect started */
+static int relay_socket(const struct conf *conf)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd = socket(conf->backend.addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (conf->has_backend_source) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        len = addr_to_sockaddr(&conf->backend_source, 0, &ss);
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+            goto fail;
+    }
+    len = addr_to_sockaddr(&conf->backend.addr, conf->backend.port, &ss);
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS)
+        goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* relay_proxy_header - the PROXY header naming the client and where it
+ * connected to */
+static size_t relay_proxy_header(const struct conf *conf, int client_fd,
+                                 const struct addr *client, uint16_t port,
+                                 uint8_t *buf)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    struct addr local;
+    uint16_t local_port;
+    if (conf->backend_proxy_protocol == PROXY_NONE ||
+        getsockname(client_fd, (struct sockaddr *)&ss, &len) < 0 ||
+        addr_from_sockaddr((struct sockaddr *)&ss, &local, &local_port) < 0)
+        return 0;
+    ssize_t n = proxy_header_write(conf->backend_proxy_protocol, client, port,
+                                   &local, local_port, buf, PROXY_HEADER_MAX);
+    return n > 0 ? (size_t)n : 0;
+}
+
+struct relay *relay_start(struct ev_loop *loop, const struct conf *conf,
+                          int client_fd, const struct addr *client,
+                          uint16_t client_port, relay_done_fn done, void *arg)
+{
+    struct relay *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    int fd = relay_socket(conf);
+    if (fd < 0) {
+        free(r);
+        return NULL;
+    }
+    r->loop = loop;
+    r->done = done;
+    r->arg = arg;
+    r->proxy_len = relay_proxy_header(conf, client_fd, client, client_port,
+                                      r->proxy_header);
+    r->up = (struct relay_pipe){.from = client_fd, .to = fd};
+    r->down = (struct relay_pipe){.from = fd, .to = client_fd};
+    ev_io_init(&r->client_io, relay_client_cb, client_fd, EV_READ);
+    ev_io_init(&r->backend_io, relay_backend_cb, fd, EV_WRITE);
+    ev_timer_init(&r->connect_timer, relay_timeout_cb, conf->backend_connect_timeout, 0.);
+    r->client_io.data = r->backend_io.data = r->connect_timer.data = r;
+    ev_io_start(loop, &r->client_io);
+    ev_io_start(loop, &r->backend_io);
+    ev_timer_start(loop, &r->connect_timer);
+    return r;
+}
+
+void relay_free(struct relay *r)
+{
+    if (r == NULL)
+        return;
+    ev_io_stop(r->loop, &r->client_io);
+    ev_io_stop(r->loop, &r->backend_io);
+    ev_timer_stop(r->loop, &r->connect_timer);
+    close(r->backend_io.fd);
+    free(r->up.buf);
+    free(r);
+}

@@ -1,0 +1,193 @@
+/*
+ * server - listeners, accept and the limits before a session. See server.h.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "session.h"
+
+#define SERVER_BACKLOG 4096
+#define SERVER_ACCEPT_BATCH 64     /* accepts per wakeup, to stay fair */
+#define SERVER_FD_PAUSE 0.1        /* seconds without accepting at EMFILE */
+#define SERVER_FD_RESERVE 64       /* listeners, DNS sockets, logs */
+
+void server_refuse(int fd, const char *reply)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\r\n", reply);
+    if (n > 0)
+        (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* server_log_refusal - the session line of a client turned away at once */
+static void server_log_refusal(const struct addr *a, uint16_t port, const char *why)
+{
+    char text[ADDR_TEXT_MAX];
+    addr_format(a, text, sizeof text);
+    log_info("session client=[%s]:%u verdict=limit score=0 lists=- duration=0.000 reason=\"%s\"",
+             text, port, why);
+}
+
+/* server_admit - limits, then a session; takes ownership of fd */
+static void server_admit(struct server *s, int fd, const struct addr *a, uint16_t port)
+{
+    const struct conf *conf = s->conf;
+    if (s->connections >= conf->max_connections) {
+        server_log_refusal(a, port, "max_connections");
+        server_refuse(fd, "421 4.7.0 Too many connections, try again later");
+        return;
+    }
+    struct client *c = clients_get(s->clients, a);
+    if (c == NULL) {
+        server_refuse(fd, "421 4.3.2 Service temporarily unavailable, try again later");
+        return;
+    }
+    if (c->sessions >= conf->max_connections_per_ip) {
+        server_log_refusal(a, port, "max_connections_per_ip");
+        server_refuse(fd, "421 4.7.0 Too many connections from your address, try again later");
+        clients_put(s->clients, c);
+        return;
+    }
+    session_start(s, c, fd, port);
+}
+
+/* server_pause_accepting - out of file descriptors: stop accepting for a
+ * moment instead of spinning on a listener that stays readable */
+static void server_pause_accepting(struct server *s)
+{
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_stop(s->loop, &s->listener[i].io);
+    ev_timer_set(&s->accept_pause, SERVER_FD_PAUSE, 0.);
+    ev_timer_start(s->loop, &s->accept_pause);
+    log_limited(&s->fd_log, ev_now(s->loop), LOG_LEVEL_WARNING,
+                "out of file descriptors at %u connections: not accepting "
+                "for %.0f ms (raise the open-file limit or lower max_connections)",
+                s->connections, SERVER_FD_PAUSE * 1000);
+}
+
+/* server_resume_cb - try accepting again after a pause */
+static void server_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct server *s = w->data;
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_start(loop, &s->listener[i].io);
+}
+
+/* server_accept_cb - a listener has connections waiting */
+static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *s = w->data;
+    for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                server_pause_accepting(s);
+            return; /* EAGAIN, or an aborted connection: next wakeup */
+        }
+        struct addr a;
+        uint16_t port;
+        if (addr_from_sockaddr((struct sockaddr *)&ss, &a, &port) < 0) {
+            close(fd);
+            continue;
+        }
+        server_admit(s, fd, &a, port);
+    }
+}
+
+/* server_listen - one listening socket */
+static int server_listen(const struct endpoint *e, char *err, size_t errsize)
+{
+    char text[ADDR_TEXT_MAX];
+    struct sockaddr_storage ss;
+    socklen_t len = addr_to_sockaddr(&e->addr, e->port, &ss);
+    int one = 1;
+    int fd = socket(e->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (e->addr.family == AF_INET6) /* [::]:25 next to 0.0.0.0:25 */
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&ss, len) == 0 && listen(fd, SERVER_BACKLOG) == 0)
+            return fd;
+    }
+    addr_format(&e->addr, text, sizeof text);
+    snprintf(err, errsize, "cannot listen on %s%s%s:%u: %s",
+             e->addr.family == AF_INET6 ? "[" : "", text,
+             e->addr.family == AF_INET6 ? "]" : "", e->port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* server_raise_fd_limit - each session takes a socket, a relay two */
+static void server_raise_fd_limit(const struct conf *conf)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)conf->max_connections + conf->backend_max_connections +
+                  SERVER_FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t want = need;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+        want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || want < need)
+        log_warning("open-file limit is %llu but max_connections=%u needs %llu: "
+                    "connections beyond the limit wait in the kernel's backlog "
+                    "(raise the hard limit, e.g. systemd LimitNOFILE=)",
+                    (unsigned long long)want, conf->max_connections,
+                    (unsigned long long)need);
+}
+
+int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
+                 struct dnsbl *dnsbl, char *err, size_t errsize)
+{
+    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl};
+    s->clients = clients_new();
+    if (s->clients == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    ev_init(&s->accept_pause, server_resume_cb);
+    s->accept_pause.data = s;
+    server_raise_fd_limit(conf);
+    for (size_t i = 0; i < conf->listen_count; i++) {
+        int fd = server_listen(&conf->listen[i], err, errsize);
+        if (fd < 0) {
+            server_stop(s);
+            return -1;
+        }
+        struct listener *l = &s->listener[s->listener_count++];
+        l->where = conf->listen[i];
+        ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
+        l->io.data = s;
+        ev_io_start(loop, &l->io);
+    }
+    return 0;
+}
+
+void server_stop(struct server *s)
+{
+    for (size_t i = 0; i < s->listener_count; i++) {
+        ev_io_stop(s->loop, &s->listener[i].io);
+        close(s->listener[i].io.fd);
+    }
+    s->listener_count = 0;
+    ev_timer_stop(s->loop, &s->accept_pause);
+    if (s->clients != NULL)
+        clients_foreach(s->clients, session_close_all, NULL);
+    clients_free(s->clients);
+    s->clients = NULL;
+}

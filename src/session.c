@@ -1,0 +1,569 @@
+/*
+ * session - one client connection's state machine. See session.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "evutil.h"
+#include "log.h"
+#include "relay.h"
+#include "session.h"
+
+#define SESSION_IN_MAX 1024                      /* > SMTP_LINE_MAX + CRLF */
+#define SESSION_OUT_MAX (3 * ENGINE_REPLY_MAX)
+#define SESSION_CLOSING_TIMEOUT 5.0              /* to deliver a last reply */
+#define SESSION_LISTS_MAX 256
+
+enum session_state { SESSION_DNSBL, SESSION_REJECT, SESSION_RELAY, SESSION_CLOSING };
+
+enum session_verdict {
+    VERDICT_HANGUP,      /* the client left before a verdict */
+    VERDICT_LISTED, VERDICT_CLEAN, VERDICT_ALLOWLISTED, VERDICT_DENYLISTED,
+    VERDICT_PREGREET, VERDICT_LIMIT, VERDICT_BACKEND_DOWN,
+};
+
+static const char *const session_state_names[] = {
+    [SESSION_DNSBL] = "dnsbl", [SESSION_REJECT] = "reject",
+    [SESSION_RELAY] = "relay", [SESSION_CLOSING] = "closing",
+};
+
+static const char *const session_verdict_names[] = {
+    [VERDICT_HANGUP] = "hangup", [VERDICT_LISTED] = "listed",
+    [VERDICT_CLEAN] = "clean", [VERDICT_ALLOWLISTED] = "allowlisted",
+    [VERDICT_DENYLISTED] = "denylisted", [VERDICT_PREGREET] = "pregreet",
+    [VERDICT_LIMIT] = "limit", [VERDICT_BACKEND_DOWN] = "backend-down",
+};
+
+/* I/O buffers, allocated only for sessions that speak SMTP themselves. */
+struct session_buffers {
+    size_t in_len;
+    uint8_t in[SESSION_IN_MAX];
+    uint8_t out_data[SESSION_OUT_MAX];
+    struct engine_output out;
+};
+
+struct session {
+    struct server *srv;
+    struct client *client;
+    struct session *prev, *next;  /* the client's sessions */
+    int fd;
+    uint16_t port;
+    uint8_t state;                /* enum session_state */
+    uint8_t verdict;              /* enum session_verdict */
+    bool shut;                    /* CLOSING: our sending side is shut */
+    int score;
+    uint64_t hits;
+    double started;               /* accept time */
+    double reject_started;
+    double last_active;           /* last bytes from the client */
+    ev_io io;
+    ev_timer timer;
+    struct session_buffers *buf;
+    struct engine engine;
+    struct relay *relay;
+    char *reject_reply;
+    uint64_t bytes_in, bytes_out;
+    const char *reason;           /* why it ended as it did, for the log */
+};
+
+static void session_close(struct session *s);
+static void session_reject_begin(struct session *s);
+
+/* session_enter - the one place where a session changes state */
+static void session_enter(struct session *s, enum session_state state)
+{
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        char text[ADDR_TEXT_MAX];
+        addr_format(&s->client->addr, text, sizeof text);
+        log_debug("session [%s]:%u state %s -> %s", text, s->port,
+                  session_state_names[s->state], session_state_names[state]);
+    }
+    s->state = (uint8_t)state;
+}
+
+/* session_timer_at - (re)arm the session timer for an absolute time */
+static void session_timer_at(struct session *s, double when)
+{
+    struct ev_loop *loop = s->srv->loop;
+    double delay = when - ev_now(loop);
+    ev_timer_stop(loop, &s->timer);
+    ev_timer_set(&s->timer, delay > 0 ? delay : 0., 0.);
+    ev_timer_start(loop, &s->timer);
+}
+
+/* session_buffers - the I/O buffers, allocated on first use */
+static struct session_buffers *session_buffers(struct session *s)
+{
+    if (s->buf == NULL) {
+        s->buf = malloc(sizeof *s->buf);
+        if (s->buf == NULL)
+            return NULL;
+        s->buf->in_len = 0;
+        s->buf->out = (struct engine_output){s->buf->out_data, 0, SESSION_OUT_MAX};
+    }
+    return s->buf;
+}
+
+/* session_flush - write buffered output; -1 when the client is gone */
+static int session_flush(struct session *s)
+{
+    struct engine_output *out = &s->buf->out;
+    if (out->len == 0)
+        return 0;
+    ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL);
+    if (n < 0)
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    memmove(out->data, out->data + n, out->len - (size_t)n);
+    out->len -= (size_t)n;
+    s->bytes_out += (uint64_t)n;
+    return 0;
+}
+
+/* session_read - read into the input buffer: 1 bytes came, 0 nothing now,
+ * -1 the client closed or failed */
+static int session_read(struct session *s)
+{
+    struct session_buffers *b = s->buf;
+    size_t room = SESSION_IN_MAX - b->in_len;
+    if (room == 0)
+        return 0;
+    ssize_t n = recv(s->fd, b->in + b->in_len, room, 0);
+    if (n > 0) {
+        b->in_len += (size_t)n;
+        s->bytes_in += (uint64_t)n;
+        s->last_active = ev_now(s->srv->loop);
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+/* session_say_and_close - send one last reply, then close */
+static void session_say_and_close(struct session *s, const char *reply)
+{
+    struct session_buffers *b = session_buffers(s);
+    if (b == NULL) {
+        session_close(s);
+        return;
+    }
+    size_t len = strlen(reply);
+    if (b->out.len + len + 2 <= b->out.cap) {
+        memcpy(b->out.data + b->out.len, reply, len);
+        memcpy(b->out.data + b->out.len + len, "\r\n", 2);
+        b->out.len += len + 2;
+    }
+    session_enter(s, SESSION_CLOSING);
+    session_timer_at(s, ev_now(s->srv->loop) + SESSION_CLOSING_TIMEOUT);
+    evutil_io_want(s->srv->loop, &s->io, EV_WRITE);
+}
+
+/* session_closing_io - deliver the last reply, shut, wait for the client */
+static void session_closing_io(struct session *s)
+{
+    struct session_buffers *b = s->buf;
+    if (session_flush(s) < 0) {
+        session_close(s);
+        return;
+    }
+    if (b->out.len > 0) {
+        evutil_io_want(s->srv->loop, &s->io, EV_WRITE);
+        return;
+    }
+    if (!s->shut) {
+        shutdown(s->fd, SHUT_WR);
+        s->shut = true;
+    }
+    b->in_len = 0; /* whatever the client still sends is dropped */
+    if (session_read(s) < 0) {
+        session_close(s);
+        return;
+    }
+    b->in_len = 0;
+    evutil_io_want(s->srv->loop, &s->io, EV_READ);
+}
+
+/* session_log - the one line every session ends with */
+static void session_log(const struct session *s)
+{
+    char addr[ADDR_TEXT_MAX], lists[SESSION_LISTS_MAX], extra[160] = "";
+    addr_format(&s->client->addr, addr, sizeof addr);
+    dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
+    double duration = ev_now(s->srv->loop) - s->started;
+    if (s->verdict == VERDICT_CLEAN || s->verdict == VERDICT_ALLOWLISTED)
+        snprintf(extra, sizeof extra, " bytes_in=%llu bytes_out=%llu",
+                 (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+    else if (s->engine.commands > 0)
+        snprintf(extra, sizeof extra, " commands=%u", s->engine.commands);
+    log_info("session client=[%s]:%u verdict=%s score=%d lists=%s duration=%.3f%s%s%s%s",
+             addr, s->port, session_verdict_names[s->verdict], s->score, lists,
+             duration, extra, s->reason ? " reason=\"" : "",
+             s->reason ? s->reason : "", s->reason ? "\"" : "");
+}
+
+/* session_close - log, release everything, free */
+static void session_close(struct session *s)
+{
+    struct server *srv = s->srv;
+    struct client *c = s->client;
+    session_log(s);
+    ev_io_stop(srv->loop, &s->io);
+    ev_timer_stop(srv->loop, &s->timer);
+    if (s->relay != NULL) {
+        relay_free(s->relay);
+        srv->backend_connections--;
+    }
+    close(s->fd);
+    free(s->buf);
+    free(s->reject_reply);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->first = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    c->sessions--;
+    srv->connections--;
+    clients_put(srv->clients, c);
+    free(s);
+}
+
+/* session_reject_text - "550 " and reject_message with %a and %l filled in */
+static char *session_reject_text(const struct session *s, const char *lists)
+{
+    char addr[ADDR_TEXT_MAX], text[ENGINE_REPLY_MAX];
+    addr_format(&s->client->addr, addr, sizeof addr);
+    size_t used = (size_t)snprintf(text, sizeof text, "550 ");
+    for (const char *p = s->srv->conf->reject_message; *p && used < sizeof text - 1; p++) {
+        const char *insert = NULL;
+        if (p[0] == '%' && p[1] == 'a')
+            insert = addr;
+        else if (p[0] == '%' && p[1] == 'l')
+            insert = lists;
+        else if (p[0] == '%' && p[1] == '%')
+            insert = "%";
+        if (insert == NULL) {
+            text[used++] = *p;
+            continue;
+        }
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s", insert);
+        p++;
+    }
+    text[used < sizeof text ? used : sizeof text - 1] = '\0';
+    return strdup(text);
+}
+
+/* session_reject_pump - answer what the client sent, write what we can */
+static void session_reject_pump(struct session *s)
+{
+    struct session_buffers *b = s->buf;
+    const struct engine_params params = {s->srv->conf->hostname, s->reject_reply};
+    for (;;) {
+        size_t used = engine_input(&s->engine, &params, b->in, b->in_len, &b->out);
+        memmove(b->in, b->in + used, b->in_len - used);
+        b->in_len -= used;
+        if (session_flush(s) < 0) {
+            s->reason = "client gone";
+            session_close(s);
+            return;
+        }
+        if (used == 0 || b->out.len > 0 || s->engine.closing)
+            break;
+    }
+    if (s->engine.closing) {
+        session_enter(s, SESSION_CLOSING);
+        session_timer_at(s, ev_now(s->srv->loop) + SESSION_CLOSING_TIMEOUT);
+        session_closing_io(s);
+        return;
+    }
+    int want = b->out.len > 0 ? EV_WRITE : 0;
+    if (b->in_len < SESSION_IN_MAX && b->out.cap - b->out.len >= ENGINE_REPLY_MAX)
+        want |= EV_READ;
+    evutil_io_want(s->srv->loop, &s->io, want);
+}
+
+/* session_reject_deadline - the idle or the whole-session limit, earlier */
+static double session_reject_deadline(const struct session *s)
+{
+    const struct conf *conf = s->srv->conf;
+    double idle = s->last_active + conf->command_timeout;
+    double whole = s->reject_started + conf->reject_session_timeout;
+    return idle < whole ? idle : whole;
+}
+
+/* session_reject_begin - listed (or denylisted, or pregreet): the engine
+ * takes over the dialogue */
+static void session_reject_begin(struct session *s)
+{
+    char lists[SESSION_LISTS_MAX];
+    if (s->verdict == VERDICT_DENYLISTED)
+        snprintf(lists, sizeof lists, "local denylist");
+    else if (s->verdict == VERDICT_PREGREET)
+        snprintf(lists, sizeof lists, "pregreet test");
+    else
+        dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
+    s->reject_reply = session_reject_text(s, lists);
+    if (session_buffers(s) == NULL || s->reject_reply == NULL) {
+        s->reason = "out of memory";
+        session_close(s);
+        return;
+    }
+    double now = ev_now(s->srv->loop);
+    s->reject_started = s->last_active = now;
+    session_enter(s, SESSION_REJECT);
+    engine_init(&s->engine);
+    const struct engine_params params = {s->srv->conf->hostname, s->reject_reply};
+    engine_greeting(&s->engine, &params, &s->buf->out);
+    session_timer_at(s, session_reject_deadline(s));
+    session_reject_pump(s);
+}
+
+/* session_reject_io - the client socket is ready during the dialogue */
+static void session_reject_io(struct session *s, int revents)
+{
+    if ((revents & EV_READ) && session_read(s) < 0) {
+        s->reason = "client closed";
+        session_close(s);
+        return;
+    }
+    session_reject_pump(s);
+}
+
+/* session_reject_timeout - idle too long, or kept too long in all */
+static void session_reject_timeout(struct session *s)
+{
+    double deadline = session_reject_deadline(s);
+    if (ev_now(s->srv->loop) < deadline) {
+        session_timer_at(s, deadline);
+        return;
+    }
+    char reply[300];
+    snprintf(reply, sizeof reply, "421 4.4.2 %s Error: timeout exceeded",
+             s->srv->conf->hostname);
+    s->reason = "timeout";
+    session_say_and_close(s, reply);
+}
+
+/* session_relay_done - relay.c reports how the relay ended */
+static void session_relay_done(void *arg, enum relay_event event,
+                               const struct relay_stats *stats)
+{
+    struct session *s = arg;
+    s->relay = NULL;
+    s->srv->backend_connections--;
+    s->bytes_in = stats->to_backend;
+    s->bytes_out = stats->to_client;
+    s->reason = stats->problem;
+    switch (event) {
+    case RELAY_BACKEND_DOWN:
+        s->verdict = VERDICT_BACKEND_DOWN;
+        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        break;
+    case RELAY_CLIENT_SPOKE:
+        s->verdict = VERDICT_PREGREET;
+        s->reason = NULL;
+        session_reject_begin(s);
+        break;
+    case RELAY_FINISHED:
+        session_close(s);
+        break;
+    }
+}
+
+/* session_relay_begin - clean or allowlisted: hand the client to the
+ * backend, unless the backend already has all it may take */
+static void session_relay_begin(struct session *s)
+{
+    struct server *srv = s->srv;
+    const struct conf *conf = srv->conf;
+    if (srv->backend_connections >= conf->backend_max_connections) {
+        s->verdict = VERDICT_LIMIT;
+        s->reason = "backend_max_connections";
+        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        return;
+    }
+    ev_io_stop(srv->loop, &s->io);
+    ev_timer_stop(srv->loop, &s->timer);
+    session_enter(s, SESSION_RELAY);
+    s->relay = relay_start(srv->loop, conf, s->fd, &s->client->addr, s->port,
+                           session_relay_done, s);
+    if (s->relay == NULL) {
+        s->verdict = VERDICT_BACKEND_DOWN;
+        s->reason = strerror(errno);
+        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        return;
+    }
+    srv->backend_connections++;
+}
+
+/* session_decide - the verdict is in: reject or relay */
+static void session_decide(struct session *s, enum session_verdict verdict)
+{
+    s->verdict = (uint8_t)verdict;
+    if (verdict == VERDICT_CLEAN || verdict == VERDICT_ALLOWLISTED)
+        session_relay_begin(s);
+    else
+        session_reject_begin(s);
+}
+
+/* session_dnsbl_check - decide if the score is settled or time is up */
+static void session_dnsbl_check(struct session *s)
+{
+    struct dnsbl_score score;
+    double deadline = s->started + s->srv->conf->dnsbl_timeout;
+    dnsbl_lookup_score(s->client->lookup, &score);
+    if (!score.settled && ev_now(s->srv->loop) < deadline) {
+        session_timer_at(s, deadline);
+        return;
+    }
+    if (!score.settled)
+        s->reason = "dnsbl_timeout";
+    s->score = score.score;
+    s->hits = score.hits;
+    session_decide(s, score.listed ? VERDICT_LISTED : VERDICT_CLEAN);
+}
+
+/* session_dnsbl_update - a list answered for this client's address */
+static void session_dnsbl_update(void *arg)
+{
+    struct client *c = arg;
+    struct session *s = c->first, *next;
+    for (; s != NULL; s = next) {
+        next = s->next; /* a decision may close s */
+        if (s->state == SESSION_DNSBL)
+            session_dnsbl_check(s);
+    }
+}
+
+/* session_dnsbl_io - the client did something before we spoke */
+static void session_dnsbl_io(struct session *s)
+{
+    if (session_buffers(s) == NULL) {
+        s->reason = "out of memory";
+        session_close(s);
+        return;
+    }
+    int got = session_read(s);
+    if (got < 0) {
+        session_close(s); /* verdict hangup */
+        return;
+    }
+    if (got > 0)
+        session_decide(s, VERDICT_PREGREET);
+}
+
+/* session_io_cb - the client socket is ready */
+static void session_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct session *s = w->data;
+    switch (s->state) {
+    case SESSION_DNSBL:
+        session_dnsbl_io(s);
+        break;
+    case SESSION_REJECT:
+        session_reject_io(s, revents);
+        break;
+    case SESSION_CLOSING:
+        session_closing_io(s);
+        break;
+    case SESSION_RELAY: /* relay.c watches the socket */
+        break;
+    }
+}
+
+/* session_timer_cb - a deadline of the current state */
+static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct session *s = w->data;
+    switch (s->state) {
+    case SESSION_DNSBL:
+        session_dnsbl_check(s);
+        break;
+    case SESSION_REJECT:
+        session_reject_timeout(s);
+        break;
+    case SESSION_CLOSING:
+        session_close(s);
+        break;
+    case SESSION_RELAY:
+        break;
+    }
+}
+
+/* session_lookup - the client's shared lookup, started if there is none
+ * (or if the last one ended with lists failing: ask again) */
+static struct dnsbl_lookup *session_lookup(struct server *srv, struct client *c)
+{
+    if (c->lookup != NULL && dnsbl_lookup_failed(c->lookup)) {
+        dnsbl_lookup_release(c->lookup);
+        c->lookup = NULL;
+    }
+    if (c->lookup == NULL)
+        c->lookup = dnsbl_lookup_start(srv->dnsbl, &c->addr, session_dnsbl_update, c);
+    return c->lookup;
+}
+
+void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        server_refuse(fd, "421 4.3.2 Service temporarily unavailable, try again later");
+        return;
+    }
+    s->srv = srv;
+    s->client = c;
+    s->fd = fd;
+    s->port = port;
+    s->started = ev_now(srv->loop);
+    s->next = c->first;
+    if (c->first != NULL)
+        c->first->prev = s;
+    c->first = s;
+    c->sessions++;
+    srv->connections++;
+    ev_io_init(&s->io, session_io_cb, fd, EV_READ);
+    ev_init(&s->timer, session_timer_cb);
+    s->io.data = s->timer.data = s;
+
+    const struct conf *conf = srv->conf;
+    if (cidr_set_contains(&conf->allowlist, &c->addr)) {
+        session_decide(s, VERDICT_ALLOWLISTED);
+        return;
+    }
+    if (cidr_set_contains(&conf->denylist, &c->addr)) {
+        session_decide(s, VERDICT_DENYLISTED);
+        return;
+    }
+    struct dnsbl_lookup *lookup = session_lookup(srv, c);
+    if (lookup == NULL) { /* out of memory: fail open */
+        s->reason = "out of memory";
+        session_decide(s, VERDICT_CLEAN);
+        return;
+    }
+    ev_io_start(srv->loop, &s->io);
+    struct dnsbl_score score;
+    dnsbl_lookup_score(lookup, &score);
+    /* A settled answer (a shared lookup) is still delivered from the loop. */
+    session_timer_at(s, score.settled ? s->started : s->started + conf->dnsbl_timeout);
+}
+
+void session_close_all(struct client *c, void *unused)
+{
+    (void)unused;
+    while (c->first != NULL) {
+        struct session *s = c->first;
+        bool last = c->sessions == 1;
+        s->reason = "shutdown";
+        session_close(s);
+        if (last)
+            return; /* c is freed */
+    }
+}

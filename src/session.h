@@ -1,0 +1,34 @@
+/*
+ * session - one client connection, from accept to close.
+ *
+ *   session_start()  take a freshly accepted socket (limits already passed)
+ *   session_close_all()  end every session of a client entry (shutdown)
+ *
+ * The states, entered only through session_enter():
+ *
+ *   DNSBL    waiting for the verdict; the client is watched, since a client
+ *            that talks before it is spoken to is a bot (pregreet)
+ *   REJECT   listed: the reject engine answers it until QUIT, too many
+ *            errors or a timeout
+ *   RELAY    clean: relay.c connects to the backend and copies bytes
+ *   CLOSING  a last reply is being written; then the sending side is shut
+ *            and the socket read until the client closes (or a short
+ *            timeout), so the reply is not lost to a reset
+ *
+ * Every session ends with one log line: client, verdict, score, lists,
+ * duration, and bytes for relays.
+ */
+#ifndef BREAKWATER_SESSION_H
+#define BREAKWATER_SESSION_H
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "clients.h"
+#include "server.h"
+
+void session_start(struct server *srv, struct client *client, int fd,
+                   uint16_t port);
+void session_close_all(struct client *client, void *unused);
+
+#endif
