@@ -13,6 +13,7 @@
 #include "log.h"
 #include "relay.h"
 #include "session.h"
+#include "smtp.h"
 
 #define SESSION_IN_MAX 1024                      /* > SMTP_LINE_MAX + CRLF */
 #define SESSION_OUT_MAX (3 * ENGINE_REPLY_MAX)
@@ -233,28 +234,12 @@ static void session_close(struct session *s)
     free(s);
 }
 
-/* session_reject_text - "550 " and reject_message with %a and %l filled in */
+/* session_reject_text - the RCPT reply for this client and these lists */
 static char *session_reject_text(const struct session *s, const char *lists)
 {
     char addr[ADDR_TEXT_MAX], text[ENGINE_REPLY_MAX];
     addr_format(&s->client->addr, addr, sizeof addr);
-    size_t used = (size_t)snprintf(text, sizeof text, "550 ");
-    for (const char *p = s->srv->conf->reject_message; *p && used < sizeof text - 1; p++) {
-        const char *insert = NULL;
-        if (p[0] == '%' && p[1] == 'a')
-            insert = addr;
-        else if (p[0] == '%' && p[1] == 'l')
-            insert = lists;
-        else if (p[0] == '%' && p[1] == '%')
-            insert = "%";
-        if (insert == NULL) {
-            text[used++] = *p;
-            continue;
-        }
-        used += (size_t)snprintf(text + used, sizeof text - used, "%s", insert);
-        p++;
-    }
-    text[used < sizeof text ? used : sizeof text - 1] = '\0';
+    smtp_format_reject(s->srv->conf->reject_message, addr, lists, text, sizeof text);
     return strdup(text);
 }
 

@@ -128,3 +128,34 @@ const char *smtp_verb_name(enum smtp_verb verb)
             return smtp_verbs[i].name;
     return "UNKNOWN";
 }
+
+/* smtp_append - copy text into buf[*used..size-1), keeping room for NUL */
+static void smtp_append(char *buf, size_t size, size_t *used, const char *text)
+{
+    while (*text != '\0' && *used + 1 < size)
+        buf[(*used)++] = *text++;
+}
+
+size_t smtp_format_reject(const char *template, const char *addr,
+                          const char *lists, char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size == 0)
+        return 0;
+    smtp_append(buf, size, &used, "550 ");
+    for (const char *p = template; *p != '\0'; p++) {
+        char one[2] = {*p, '\0'};
+        const char *insert = one;
+        if (p[0] == '%' && p[1] == 'a')
+            insert = addr;
+        else if (p[0] == '%' && p[1] == 'l')
+            insert = lists;
+        else if (p[0] == '%' && p[1] == '%')
+            insert = "%";
+        if (insert != one)
+            p++;
+        smtp_append(buf, size, &used, insert);
+    }
+    buf[used] = '\0';
+    return used;
+}

@@ -4,6 +4,7 @@
  *   smtp_next_line()      find the next command line in a byte buffer
  *   smtp_parse_command()  one line -> verb and argument
  *   smtp_verb_name()      verb -> its upper-case name, for logs
+ *   smtp_format_reject()  reject_message template -> the RCPT reply line
  *
  * A line ends at LF; a CR right before the LF is removed, so bare LF is
  * accepted as a line end (as most MTAs do) and the dialogue never loses its
@@ -58,5 +59,11 @@ struct smtp_command {
 void smtp_parse_command(const uint8_t *line, size_t len, struct smtp_command *out);
 
 const char *smtp_verb_name(enum smtp_verb verb);
+
+/* Writes "550 " and the template with %a replaced by addr, %l by lists and
+ * %% by '%' into buf (NUL-terminated, cut to fit). Any other '%' is copied
+ * as it is (the config refuses such templates). Returns the length. */
+size_t smtp_format_reject(const char *template, const char *addr,
+                          const char *lists, char *buf, size_t size);
 
 #endif

@@ -200,6 +200,23 @@ static void test_verb_name(void **state)
     }
 }
 
+static void test_format_reject(void **state)
+{
+    char buf[128];
+    (void)state;
+    size_t n = smtp_format_reject("5.7.1 Service unavailable; client [%a] blocked using %l",
+                                  "127.66.1.1", "bl.test,zen.test", buf, sizeof buf);
+    assert_string_equal(buf, "550 5.7.1 Service unavailable; client [127.66.1.1] "
+                             "blocked using bl.test,zen.test");
+    assert_int_equal(n, strlen(buf));
+    smtp_format_reject("100%% sure %a%", "::1", "-", buf, sizeof buf);
+    assert_string_equal(buf, "550 100% sure ::1%");
+    /* cut to fit, always terminated */
+    n = smtp_format_reject("%l", "x", "abcdefghij", buf, 10);
+    assert_string_equal(buf, "550 abcde");
+    assert_int_equal(n, 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_skip_line),
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_verb_name),
+        cmocka_unit_test(test_format_reject),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
