@@ -8,9 +8,12 @@ PKGS     = libcares
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-# Packages to build, test, fuzz and run (see README "Dependencies").
-DEB_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev libcmocka-dev \
-	clang libclang-rt-14-dev rbldnsd postfix swaks python3 iproute2
+# Debian packages (see README "Dependencies"). Building and running need
+# only the first list: `make run` on a mail server must never pull in an MTA
+# (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
+BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev
+TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils
+FUZZ_PACKAGES  = clang libclang-rt-14-dev
 
 VERSION  = 0.1.0
 CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
@@ -25,22 +28,33 @@ FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps run test unit integration test-plain test-asan fuzz bench clean
+.PHONY: all deps build-deps test-deps fuzz-deps run test unit integration \
+	test-plain test-asan fuzz clean
 
 all: $(B)/breakwater
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Installs whichever of the named packages are missing (as root, apt-get).
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
 
-$(B)/%.o: src/%.c $(wildcard src/*.h) | deps
+build-deps:
+	$(call install_missing,$(BUILD_PACKAGES))
+test-deps: build-deps
+	$(call install_missing,$(TEST_PACKAGES))
+fuzz-deps: build-deps
+	$(call install_missing,$(FUZZ_PACKAGES))
+deps: test-deps fuzz-deps
+
+$(B)/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/asan/%.o: src/%.c $(wildcard src/*.h) | deps
+$(B)/asan/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
@@ -62,7 +76,7 @@ UNIT_BIN      = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_ASAN = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
 # Starts the daemon on the shipped config, in front of an MTA on port 25.
-run: deps $(B)/breakwater
+run: build-deps $(B)/breakwater
 	$(B)/breakwater serve -c etc/breakwater.conf \
 		-o listen=127.0.0.1:2525 -o backend=127.0.0.1:25
 
@@ -80,13 +94,13 @@ test-asan: $(UNIT_BIN_ASAN) $(B)/asan/breakwater
 	@for t in $(UNIT_BIN_ASAN); do $$t || exit 1; done
 	python3 tests/integration/run.py --binary $(B)/asan/breakwater --sanitized
 
-test: deps
+test: test-deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 
 # libFuzzer on each parser for FUZZ_SECONDS each (not part of make test).
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: fuzz-deps
 	@mkdir -p $(B)/fuzz
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \

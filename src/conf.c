@@ -776,16 +776,6 @@ int conf_finish(struct conf *c, char *err)
     const char *origin = "configuration";
     size_t i;
 
-    if (c->backend_max_connections > c->max_connections) {
-        snprintf(err, CONF_ERR_MAX, "%s: backend_max_connections: %u is more than "
-                 "max_connections (%u)", origin, c->backend_max_connections, c->max_connections);
-        return -1;
-    }
-    if (c->max_connections_per_ip > c->max_connections) {
-        snprintf(err, CONF_ERR_MAX, "%s: max_connections_per_ip: %u is more than "
-                 "max_connections (%u)", origin, c->max_connections_per_ip, c->max_connections);
-        return -1;
-    }
     for (i = 0; i < c->listen_count; i++) {
         if (conf_loops_back(&c->listen[i], &c->backend)) {
             snprintf(err, CONF_ERR_MAX, "%s: backend: connects to breakwater's own listen "

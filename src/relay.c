@@ -141,6 +141,13 @@ static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void relay_connected(struct relay *r)
 {
     ev_timer_stop(r->loop, &r->connect_timer);
+    /* Bytes that came with or just after the verdict, in the same loop
+     * turn as the connect, were not seen yet: still a pregreet. */
+    char byte;
+    if (recv(r->client_io.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
+        return;
+    }
     uint8_t *buf = malloc(2 * RELAY_BUFFER_SIZE);
     if (buf == NULL) {
         relay_finish(r, RELAY_BACKEND_DOWN, "out of memory");
