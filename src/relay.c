@@ -36,11 +36,18 @@ struct relay {
     size_t proxy_len;
 };
 
+void relay_stats(const struct relay *r, struct relay_stats *out)
+{
+    *out = (struct relay_stats){r->up.bytes, r->down.bytes, NULL};
+}
+
 /* relay_finish - stop everything, free, then tell the caller */
 static void relay_finish(struct relay *r, enum relay_event event,
                          const char *problem)
 {
-    struct relay_stats stats = {r->up.bytes, r->down.bytes, problem};
+    struct relay_stats stats;
+    relay_stats(r, &stats);
+    stats.problem = problem;
     relay_done_fn done = r->done;
     void *arg = r->arg;
     relay_free(r);

@@ -4,6 +4,7 @@
  * bytes both ways until both sides have closed.
  *
  *   relay_start()  begin connecting; NULL if that failed at once
+ *   relay_stats()  bytes so far, for the log of a relay cut short
  *   relay_free()   abandon a relay (shutdown): closes the backend socket
  *
  * The relay reports once through its callback and has freed itself by
@@ -45,6 +46,7 @@ struct relay;
 struct relay *relay_start(struct ev_loop *loop, const struct conf *conf,
                           int client_fd, const struct addr *client,
                           uint16_t client_port, relay_done_fn done, void *arg);
+void relay_stats(const struct relay *r, struct relay_stats *out);
 void relay_free(struct relay *r);
 
 #endif

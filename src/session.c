@@ -212,13 +212,17 @@ static void session_close(struct session *s)
 {
     struct server *srv = s->srv;
     struct client *c = s->client;
-    session_log(s);
     ev_io_stop(srv->loop, &s->io);
     ev_timer_stop(srv->loop, &s->timer);
     if (s->relay != NULL) {
+        struct relay_stats stats;
+        relay_stats(s->relay, &stats);
+        s->bytes_in = stats.to_backend;
+        s->bytes_out = stats.to_client;
         relay_free(s->relay);
         srv->backend_connections--;
     }
+    session_log(s);
     close(s->fd);
     free(s->buf);
     free(s->reject_reply);

@@ -54,7 +54,7 @@ SANITIZED = os.environ.get("BREAKWATER_SANITIZED") == "1"
 
 # A sanitized build is slower; scale the generous waits (not the ones a
 # test measures against a configured timeout).
-SLOW = 3.0 if SANITIZED else 1.0
+SLOW = 2.0 if SANITIZED else 1.0
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
@@ -78,7 +78,7 @@ def configure(binary=None, sanitized=None):
         os.environ["BREAKWATER_BINARY"] = BINARY
     if sanitized is not None:
         SANITIZED = bool(sanitized)
-        SLOW = 3.0 if SANITIZED else 1.0
+        SLOW = 2.0 if SANITIZED else 1.0
         os.environ["BREAKWATER_SANITIZED"] = "1" if SANITIZED else "0"
         if SANITIZED:
             os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
@@ -284,6 +284,76 @@ class BlackholeDNS:
         self.sock.close()
 
 
+class DelayDNS:
+    """A UDP DNS proxy in front of an upstream server (rbldnsd) that holds
+    each query for a delay chosen by the name's zone suffix before passing
+    it on: a slow list. delays: {"bl2.test": 2.5, ...}; names matching no
+    suffix are passed on at once. .queries lists (name, qtype) received."""
+
+    def __init__(self, upstream_port, delays=None):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.delays = dict(delays or {})
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def resolver(self):
+        return "127.0.0.1:%d" % self.port
+
+    @staticmethod
+    def parse_question(pkt):
+        labels, i = [], 12
+        while i < len(pkt) and pkt[i] != 0:
+            n = pkt[i]
+            labels.append(pkt[i + 1:i + 1 + n].decode("ascii", "replace"))
+            i += 1 + n
+        qtype = struct.unpack("!H", pkt[i + 1:i + 3])[0] if i + 3 <= len(pkt) else 0
+        return ".".join(labels).lower(), qtype
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                r, _, _ = select.select([self.sock], [], [], 0.1)
+                if not r:
+                    continue
+                pkt, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            name, qtype = self.parse_question(pkt)
+            with self.lock:
+                self.queries.append((name, qtype))
+            delay = 0.0
+            for suffix, d in self.delays.items():
+                if name == suffix or name.endswith("." + suffix):
+                    delay = d
+            threading.Thread(target=self._forward, args=(pkt, peer, delay), daemon=True).start()
+
+    def _forward(self, pkt, peer, delay):
+        time.sleep(delay)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.settimeout(2)
+            u.sendto(pkt, self.upstream)
+            answer = u.recv(4096)
+            if not self.stopping:
+                self.sock.sendto(answer, peer)
+        except OSError:
+            pass
+        finally:
+            u.close()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(1)
+        self.sock.close()
+
+
 # --------------------------------------------------------------------------
 # smtp-sink
 
@@ -406,9 +476,10 @@ class RecordingBackend:
     side, it sends on_eof (if any) and closes."""
 
     def __init__(self, host="127.0.0.1", greeting=b"220 recorder.test ESMTP recorder\r\n",
-                 on_eof=b""):
+                 on_eof=b"", greeting_delay=0.0):
         self.host = host
         self.greeting = greeting
+        self.greeting_delay = greeting_delay
         self.on_eof = on_eof
         self.lsock = socket.socket(_family(host), socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -442,6 +513,8 @@ class RecordingBackend:
 
     def _serve(self, c):
         try:
+            if self.greeting_delay:
+                time.sleep(self.greeting_delay)
             if self.greeting:
                 c.sock.sendall(self.greeting)
             while not self.stopping:
@@ -522,12 +595,16 @@ class Closed(Exception):
 
 
 class SMTPClient:
-    def __init__(self, host, port, source=None, timeout=5.0, connect=True):
+    def __init__(self, host, port, source=None, timeout=5.0, connect=True, rcvbuf=None):
         self.host = host
         self.port = port
         self.timeout = timeout
         self.buf = b""
         self.sock = socket.socket(_family(host), socket.SOCK_STREAM)
+        if rcvbuf:
+            # before connect(): shrinking it on an established connection
+            # can stall loopback TCP in the kernel (window scaling)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if source:
             self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
@@ -900,6 +977,38 @@ class BreakwaterTestCase(unittest.TestCase):
         self._cleanups_extra.append(b.close)
         return b
 
+    def syn_dropping_backend(self):
+        """'ADDR:PORT' of a listener whose accept queue is full, so the
+        kernel drops further SYNs and a connect to it hangs; skips the test
+        when this kernel does not behave so."""
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        self._cleanups_extra.append(ls.close)
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(ls.getsockname())
+            self._cleanups_extra.append(f.close)
+        time.sleep(0.1)
+        probe = socket.socket()
+        probe.settimeout(0.5)
+        try:
+            probe.connect(ls.getsockname())
+            connected = True
+        except (socket.timeout, OSError):
+            connected = False
+        probe.close()
+        if connected:
+            self.skipTest("cannot make a backend that does not answer SYNs here")
+        return "127.0.0.1:%d" % ls.getsockname()[1]
+
+    def delay_dns(self, delays):
+        """A slow resolver in front of the shared rbldnsd (see DelayDNS)."""
+        p = DelayDNS(self.rbldnsd().port, delays)
+        self._cleanups_extra.append(p.close)
+        return p
+
     def dead_backend_address(self):
         """An address where nothing listens (connections are refused)."""
         return "127.0.0.1:%d" % free_port()
@@ -934,12 +1043,16 @@ class BreakwaterTestCase(unittest.TestCase):
             opts = list(opts.items())
         d = Daemon(self.tmp, conf, opts or (), name="bw%d" % len(self._daemons))
         self._daemons.append(d)
-        d.start(wait=wait, preexec_fn=preexec_fn)
+        try:
+            d.start(wait=wait, preexec_fn=preexec_fn)
+        except AssertionError:
+            d.expect_exit = True   # reported once, here
+            raise
         return d
 
-    def client(self, daemon, source, timeout=5.0, host=None, port=None):
+    def client(self, daemon, source, timeout=5.0, host=None, port=None, rcvbuf=None):
         c = SMTPClient(host or daemon.host, port or daemon.port, source=source,
-                       timeout=timeout * SLOW)
+                       timeout=timeout * SLOW, rcvbuf=rcvbuf)
         self._cleanups_extra.append(c.close)
         return c
 

@@ -14,6 +14,7 @@ when any test failed.
 import argparse
 import faulthandler
 import os
+import resource
 import sys
 import time
 import unittest
@@ -43,6 +44,11 @@ def main():
         print("integration: 0 passed, 1 failed")
         return 1
     harness.configure(binary=args.binary, sanitized=args.sanitized)
+    # Many client sockets in one test: use the whole open-file allowance.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
+                                                    else 65536, hard))
 
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
 

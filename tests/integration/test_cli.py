@@ -40,13 +40,19 @@ class CheckTest(BreakwaterTestCase):
         self.assertEqual(p.returncode, 1, self.describe(p))
         for needle in ("bl.test", "bl2.test", "wl.test", "127.0.0.3", "bl2: listed as 3"):
             self.assertIn(needle, p.stdout, self.describe(p))
-        self.assertRegex(p.stdout, r"\b5\b", "total score 5 not shown\n" + self.describe(p))
+        self.assertRegex(p.stdout, r"(?i)score\D{0,3}5\b", "total score 5 not shown\n" + self.describe(p))
 
     def test_check_clean(self):
         p = self.check("127.1.0.1")
         self.assertEqual(p.returncode, 0, self.describe(p))
         self.assertIn("bl.test", p.stdout, self.describe(p))
         self.assertRegex(p.stdout, r"(?i)\bclean\b", self.describe(p))
+
+    def test_check_several_addresses(self):
+        p = self.check("127.1.0.1", "127.66.1.1")
+        self.assertEqual(p.returncode, 1, self.describe(p))
+        self.assertIn("127.1.0.1", p.stdout, self.describe(p))
+        self.assertIn("127.66.1.1", p.stdout, self.describe(p))
 
     def test_check_ipv6(self):
         p = self.check("::1", sites="bl6.test")
@@ -55,6 +61,12 @@ class CheckTest(BreakwaterTestCase):
         self.assertIn("Listed v6, see http://example.invalid/", p.stdout, self.describe(p))
         p = self.check("2001:db8:77::1", sites="bl6.test")
         self.assertEqual(p.returncode, 0, self.describe(p))
+        p = self.check("2001:db8:66::25", sites="bl6.test")
+        self.assertEqual(p.returncode, 1, self.describe(p))
+        # an IPv4-mapped address is looked up as IPv4
+        p = self.check("::ffff:127.66.1.1", sites="bl.test")
+        self.assertEqual(p.returncode, 1, self.describe(p))
+        self.assertIn("Listed, see http://example.invalid/127.66.1.1", p.stdout, self.describe(p))
 
     def test_check_refusal_answer_not_listed(self):
         p = self.check("127.67.0.1")
@@ -72,6 +84,14 @@ class CheckTest(BreakwaterTestCase):
         p = self.check("127.66.1.1", resolver="127.0.0.1:%d" % free_udp_port(),
                        extra=["dnsbl_timeout=1s"])
         self.assertEqual(p.returncode, 3, self.describe(p))
+
+    def test_check_some_lists_failed(self):
+        # nosuch.test is not served (REFUSED): not every list failed
+        p = self.check("127.1.0.1", sites="bl.test, nosuch.test", extra=["dnsbl_timeout=1s"])
+        self.assertEqual(p.returncode, 0, self.describe(p))
+        self.assertIn("nosuch.test", p.stdout, self.describe(p))
+        p = self.check("127.66.1.1", sites="bl.test, nosuch.test", extra=["dnsbl_timeout=1s"])
+        self.assertEqual(p.returncode, 1, self.describe(p))
 
     def test_check_usage_errors(self):
         p = self.check()                        # no address
