@@ -58,7 +58,7 @@ static void check_done(void *arg, int status, const unsigned char *abuf, int ale
             check_txt(q->answer, abuf, alen);
     } else {
         q->answer->a_status = status;
-        dnsbl_parse_a(status, abuf, alen, &q->answer->a);
+        dnsbl_parse_a(status, abuf, alen, &q->answer->a, NULL);
     }
     if (--q->run->pending == 0)
         ev_break(q->run->loop, EVBREAK_ONE);

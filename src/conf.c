@@ -553,6 +553,9 @@ static const struct conf_key conf_keys[] = {
      "60s", 0.001, 86400},
     {"reject_message", conf_set_message, CONF_FIELD(reject_message),
      "5.7.1 Service unavailable; client [%a] blocked using %l", 1, 400},
+    {"cache_clean_ttl", conf_set_duration, CONF_FIELD(cache_clean_ttl), "24h", 60, 30 * 86400},
+    {"cache_listed_ttl", conf_set_duration, CONF_FIELD(cache_listed_ttl), "1h", 60, 30 * 86400},
+    {"cache_max_entries", conf_set_count, CONF_FIELD(cache_max_entries), "1000000", 0, 100000000},
     {"state_dir", conf_set_path, CONF_FIELD(state_dir), "/var/lib/breakwater", 1, CONF_PATH_MAX},
     {"log_level", conf_set_log_level, 0, "info", 0, 0},
 };

@@ -60,6 +60,9 @@ struct conf {
     double command_timeout;              /* seconds */
     double reject_session_timeout;       /* seconds */
     char *reject_message;                /* %a address, %l lists, %% percent */
+    double cache_clean_ttl;              /* seconds a clean verdict is kept */
+    double cache_listed_ttl;             /* seconds a listed verdict is kept */
+    unsigned cache_max_entries;          /* 0 = no verdict cache */
     char *state_dir;
     enum log_level log_level;
 };

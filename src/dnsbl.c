@@ -11,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "dnsbl.h"
 #include "log.h"
 
 #define DNSBL_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
+#define DNSBL_CACHE_TTL_MIN 60.0       /* seconds, whatever the DNS TTL */
+#define DNSBL_PURGE_INTERVAL 1.0       /* seconds between cache sweeps */
+#define DNSBL_PURGE_BUCKETS 4096       /* buckets looked at per sweep */
 
 enum { DNSBL_FAMILY_V4, DNSBL_FAMILY_V6, DNSBL_FAMILIES };
 
@@ -32,6 +36,9 @@ struct dnsbl {
     double health_interval;
     ev_timer health_timer;
     struct dnsbl_zone_state *zone; /* [sites->zone_count] */
+    struct cache *cache;           /* NULL: cache_max_entries = 0 */
+    double clean_ttl, listed_ttl;
+    ev_timer purge_timer;
 };
 
 /* One query's argument: which lookup and which zone. */
@@ -47,6 +54,10 @@ struct dnsbl_lookup {
     void *arg;
     unsigned pending;
     bool released;
+    bool starting;                     /* dnsbl_lookup_start() is sending */
+    bool cached;                       /* decided from the cache */
+    struct cache_verdict verdict;      /* when cached */
+    unsigned min_ttl;                  /* lowest TTL of the A answers, 0: none */
     struct dnsbl_zone_result *results; /* [zone_count], after query[] */
     struct dnsbl_query query[];        /* [zone_count] */
 };
@@ -80,9 +91,11 @@ static bool dnsbl_zone_suspended(const struct dnsbl *d, unsigned zone, int famil
 }
 
 void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
-                   struct dnsbl_zone_result *out)
+                   struct dnsbl_zone_result *out, unsigned *ttl)
 {
     memset(out, 0, sizeof *out);
+    if (ttl != NULL)
+        *ttl = 0;
     if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
         out->status = DNSBL_ZONE_ANSWERED;
         return;
@@ -96,8 +109,11 @@ void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
     }
     out->status = DNSBL_ZONE_ANSWERED;
     out->count = (uint8_t)n;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         memcpy(out->answer[i], &ttls[i].ipaddr, 4);
+        if (ttl != NULL && ttls[i].ttl >= 0 && (*ttl == 0 || (unsigned)ttls[i].ttl < *ttl))
+            *ttl = (unsigned)ttls[i].ttl;
+    }
 }
 
 /* dnsbl_log_problems - say once in a while that a list refuses us or fails */
@@ -126,6 +142,24 @@ static void dnsbl_log_problems(struct dnsbl *d, unsigned zone, int status,
     }
 }
 
+/* dnsbl_remember - every list answered: keep the verdict in the cache */
+static void dnsbl_remember(const struct dnsbl_lookup *lookup)
+{
+    struct dnsbl *d = lookup->d;
+    if (d->cache == NULL || d->sites->zone_count == 0)
+        return;
+    for (size_t z = 0; z < d->sites->zone_count; z++)
+        if (lookup->results[z].status != DNSBL_ZONE_ANSWERED)
+            return; /* failed or suspended: not a verdict to keep */
+    struct dnsbl_score score;
+    dnsbl_score(d->sites, lookup->results, d->threshold, &score);
+    double ttl = score.listed ? d->listed_ttl : d->clean_ttl;
+    if (lookup->min_ttl > 0 && lookup->min_ttl < ttl)
+        ttl = lookup->min_ttl < DNSBL_CACHE_TTL_MIN ? DNSBL_CACHE_TTL_MIN : lookup->min_ttl;
+    struct cache_verdict v = {score.listed, score.score, score.hits};
+    cache_put(d->cache, &lookup->addr, &v, ev_now(d->loop) + ttl);
+}
+
 /* dnsbl_lookup_done - one zone answered for a lookup */
 static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
                               int alen)
@@ -133,9 +167,15 @@ static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
     struct dnsbl_query *q = arg;
     struct dnsbl_lookup *lookup = q->lookup;
     struct dnsbl_zone_result *r = &lookup->results[q->zone];
-    dnsbl_parse_a(status, abuf, alen, r);
+    unsigned ttl;
+    dnsbl_parse_a(status, abuf, alen, r, &ttl);
+    if (ttl > 0 && (lookup->min_ttl == 0 || ttl < lookup->min_ttl))
+        lookup->min_ttl = ttl;
     dnsbl_log_problems(lookup->d, q->zone, status, r, &lookup->addr);
-    lookup->pending--;
+    if (--lookup->pending == 0 && !lookup->starting)
+        dnsbl_remember(lookup);
+    if (lookup->starting)
+        return; /* dnsbl_lookup_start() finishes the bookkeeping */
     if (lookup->released) {
         if (lookup->pending == 0)
             free(lookup);
@@ -154,10 +194,15 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     if (lookup == NULL)
         return NULL;
     *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
-                                    .arg = arg, .released = true};
+                                    .arg = arg, .starting = true};
     lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
-    /* Count every query first, so that one failing at once cannot free
-     * the lookup before the others are sent; no update calls until then. */
+    if (cache_get(d->cache, a, ev_now(d->loop), &lookup->verdict)) {
+        lookup->cached = true;
+        lookup->starting = false;
+        return lookup;
+    }
+    /* Count every query before sending any, so that one failing at once
+     * cannot look like the last; no update calls while starting. */
     int family = dnsbl_family_index(a);
     for (size_t z = 0; z < n; z++) {
         lookup->query[z] = (struct dnsbl_query){lookup, (unsigned)z};
@@ -166,32 +211,40 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
         else
             lookup->pending++;
     }
-    unsigned to_send = lookup->pending;
-    lookup->pending++; /* held until the loop below is done */
-    for (size_t z = 0; z < n && to_send > 0; z++) {
+    for (size_t z = 0; z < n; z++) {
         char name[DNSBL_NAME_MAX];
         if (lookup->results[z].status == DNSBL_ZONE_SUSPENDED)
             continue;
-        to_send--;
         if (addr_dnsbl_name(a, d->sites->zone[z], name, sizeof name) < 0)
             dnsbl_lookup_done(&lookup->query[z], ARES_EBADNAME, NULL, 0);
         else
             resolver_query(d->resolver, name, ns_t_a, dnsbl_lookup_done,
                            &lookup->query[z]);
     }
-    lookup->pending--;
-    lookup->released = false;
+    lookup->starting = false;
+    if (lookup->pending == 0)
+        dnsbl_remember(lookup);
     return lookup;
 }
 
 void dnsbl_lookup_score(const struct dnsbl_lookup *lookup, struct dnsbl_score *out)
 {
+    if (lookup->cached) {
+        *out = (struct dnsbl_score){lookup->verdict.score, lookup->verdict.hits,
+                                    true, lookup->verdict.listed};
+        return;
+    }
     dnsbl_score(lookup->d->sites, lookup->results, lookup->d->threshold, out);
+}
+
+bool dnsbl_lookup_cached(const struct dnsbl_lookup *lookup)
+{
+    return lookup->cached;
 }
 
 bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup)
 {
-    if (lookup->pending > 0)
+    if (lookup->pending > 0 || lookup->cached)
         return false;
     for (size_t z = 0; z < lookup->d->sites->zone_count; z++)
         if (lookup->results[z].status == DNSBL_ZONE_FAILED)
@@ -312,7 +365,7 @@ static void dnsbl_probe_done(void *arg, int status, const unsigned char *abuf,
 {
     struct dnsbl_probe_query *q = arg;
     struct dnsbl_probe *p = q->probe;
-    dnsbl_parse_a(status, abuf, alen, &p->result[q->which]);
+    dnsbl_parse_a(status, abuf, alen, &p->result[q->which], NULL);
     if (--p->pending > 0)
         return;
     if (status != ARES_EDESTRUCTION)
@@ -361,6 +414,14 @@ void dnsbl_health_start(struct dnsbl *d)
     ev_timer_start(d->loop, &d->health_timer);
 }
 
+/* dnsbl_purge_cb - drop some expired verdicts */
+static void dnsbl_purge_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct dnsbl *d = w->data;
+    cache_purge(d->cache, ev_now(loop), DNSBL_PURGE_BUCKETS);
+}
+
 struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
                         const struct conf *conf)
 {
@@ -379,6 +440,18 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     d->health_interval = conf->dnsbl_health_interval;
     ev_timer_init(&d->health_timer, dnsbl_health_cb, 0., 0.);
     d->health_timer.data = d;
+    d->clean_ttl = conf->cache_clean_ttl;
+    d->listed_ttl = conf->cache_listed_ttl;
+    d->cache = cache_new(conf->cache_max_entries);
+    if (d->cache == NULL && conf->cache_max_entries > 0) {
+        dnsbl_free(d);
+        return NULL;
+    }
+    ev_timer_init(&d->purge_timer, dnsbl_purge_cb, DNSBL_PURGE_INTERVAL,
+                  DNSBL_PURGE_INTERVAL);
+    d->purge_timer.data = d;
+    if (d->cache != NULL)
+        ev_timer_start(loop, &d->purge_timer);
     return d;
 }
 
@@ -387,6 +460,8 @@ void dnsbl_free(struct dnsbl *d)
     if (d == NULL)
         return;
     ev_timer_stop(d->loop, &d->health_timer);
+    ev_timer_stop(d->loop, &d->purge_timer);
+    cache_free(d->cache);
     free(d->zone);
     free(d);
 }

@@ -18,6 +18,12 @@
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
  *   dnsbl_health_evaluate(), dnsbl_health_text()
  *
+ * Verdicts are remembered in a cache (cache.h): a lookup of an address with
+ * an unexpired verdict sends no query. A verdict is stored once every list
+ * answered (never when one failed: a DNS failure must not stick), for
+ * cache_listed_ttl or cache_clean_ttl, shortened to the lowest TTL of the
+ * answers that made it, but not below 60 s.
+ *
  * A list that fails its health check (lists 127.0.0.1, or stops listing
  * 127.0.0.2) is suspended: its queries are not sent and its weight counts 0
  * until it passes again. IPv4 and IPv6 are checked separately, since many
@@ -52,15 +58,18 @@ void dnsbl_lookup_release(struct dnsbl_lookup *lookup);
 /* True once every query returned and at least one list failed: a later
  * session from the address should ask again rather than reuse it. */
 bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup);
+/* True when the verdict came from the cache, without queries. */
+bool dnsbl_lookup_cached(const struct dnsbl_lookup *lookup);
 
 /* Comma-separated names of the sites in hits, or "-" when none. */
 void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
                        char *buf, size_t size);
 
 /* Fills out from a c-ares status and A answer: NXDOMAIN and NODATA are an
- * answer with no addresses; any other error is DNSBL_ZONE_FAILED. */
+ * answer with no addresses; any other error is DNSBL_ZONE_FAILED. *ttl (if
+ * not NULL) gets the lowest TTL of the A records, 0 when there are none. */
 void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
-                   struct dnsbl_zone_result *out);
+                   struct dnsbl_zone_result *out, unsigned *ttl);
 
 enum dnsbl_health {
     DNSBL_HEALTH_UNKNOWN,           /* a test query failed: keep the old state */

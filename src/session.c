@@ -57,6 +57,7 @@ struct session {
     uint8_t state;                /* enum session_state */
     uint8_t verdict;              /* enum session_verdict */
     bool shut;                    /* CLOSING: our sending side is shut */
+    bool from_cache;              /* the verdict came from the cache */
     int score;
     uint64_t hits;
     double started;               /* accept time */
@@ -201,9 +202,9 @@ static void session_log(const struct session *s)
                  (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
     else if (s->engine.commands > 0)
         snprintf(extra, sizeof extra, " commands=%u", s->engine.commands);
-    log_info("session client=[%s]:%u verdict=%s score=%d lists=%s duration=%.3f%s%s%s%s",
+    log_info("session client=[%s]:%u verdict=%s score=%d lists=%s duration=%.3f%s%s%s%s%s",
              addr, s->port, session_verdict_names[s->verdict], s->score, lists,
-             duration, extra, s->reason ? " reason=\"" : "",
+             duration, s->from_cache ? " cache=hit" : "", extra, s->reason ? " reason=\"" : "",
              s->reason ? s->reason : "", s->reason ? "\"" : "");
 }
 
@@ -412,6 +413,7 @@ static void session_dnsbl_check(struct session *s)
     }
     if (!score.settled)
         s->reason = "dnsbl_timeout";
+    s->from_cache = dnsbl_lookup_cached(s->client->lookup);
     s->score = score.score;
     s->hits = score.hits;
     session_decide(s, score.listed ? VERDICT_LISTED : VERDICT_CLEAN);

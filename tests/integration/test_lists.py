@@ -379,6 +379,64 @@ class ListsTest(BreakwaterTestCase):
         self.quit(c)
         self.assertSession(d, c, "pregreet")
 
+    # -- the verdict cache
+
+    def test_verdict_cache_spares_queries(self):
+        rbl = Rbldnsd(self.tmp, {"bl.test": [("ip4set", "bl.zone")]})
+        rbl.start()
+        self._cleanups_extra.append(rbl.stop)
+        sink = self.smtp_sink()
+        d = self.start_daemon(sink, resolver=rbl.resolver,
+                              opts={"dnsbl_sites": "bl.test", "dnsbl_timeout": "2s",
+                                    "dnsbl_health_interval": "0"})
+        listed, clean = "127.66.7.7", "127.1.7.7"
+        c = self.client(d, listed)
+        engine_greeting(self, c)
+        rejected_dialogue(self, c, listed)
+        s = self.assertSession(d, c, "listed", ["bl.test"])
+        self.assertNotIn("cache", s, s["line"])
+        c = self.client(d, clean)
+        backend_greeting(self, c)
+        self.quit(c)
+        self.assertSession(d, c, "clean")
+        rbl.stop()                           # no DNS any more: only the cache can tell
+        t0 = time.monotonic()
+        c = self.client(d, listed)
+        engine_greeting(self, c)
+        self.assertLess(time.monotonic() - t0, 1.0 * SLOW, "a cached verdict waited for DNS")
+        rejected_dialogue(self, c, listed)
+        s = self.assertSession(d, c, "listed", ["bl.test"])
+        self.assertEqual(s.get("cache"), "hit", s["line"])
+        c = self.client(d, clean)
+        backend_greeting(self, c)
+        self.quit(c)
+        s = self.assertSession(d, c, "clean")
+        self.assertEqual(s.get("cache"), "hit", s["line"])
+        # an address never seen waits for the dead DNS and fails open
+        c = self.client(d, "127.66.7.8")
+        backend_greeting(self, c, timeout=4 * SLOW)
+        self.quit(c)
+        s = self.assertSession(d, c, "clean")
+        self.assertNotIn("cache", s, s["line"])
+
+    def test_verdict_cache_off(self):
+        rbl = Rbldnsd(self.tmp, {"bl.test": [("ip4set", "bl.zone")]})
+        rbl.start()
+        self._cleanups_extra.append(rbl.stop)
+        sink = self.smtp_sink()
+        d = self.start_daemon(sink, resolver=rbl.resolver,
+                              opts={"dnsbl_sites": "bl.test", "dnsbl_timeout": "1s",
+                                    "dnsbl_health_interval": "0", "cache_max_entries": "0"})
+        c = self.client(d, "127.66.7.9")
+        engine_greeting(self, c)
+        rejected_dialogue(self, c, "127.66.7.9")
+        self.assertSession(d, c, "listed", ["bl.test"])
+        rbl.stop()
+        c = self.client(d, "127.66.7.9")
+        backend_greeting(self, c, timeout=4 * SLOW)   # no cache: DNS down, fail open
+        self.quit(c)
+        self.assertSession(d, c, "clean")
+
 
 if __name__ == "__main__":
     unittest.main()
