@@ -40,7 +40,8 @@ static const char *const session_verdict_names[] = {
     [VERDICT_LIMIT] = "limit", [VERDICT_BACKEND_DOWN] = "backend-down",
 };
 
-/* I/O buffers, allocated only for sessions that speak SMTP themselves. */
+/* I/O buffers of a session that speaks SMTP itself, allocated only while
+ * bytes wait in them: an idle connection costs no buffer. */
 struct session_buffers {
     size_t in_len;
     uint8_t in[SESSION_IN_MAX];
@@ -65,10 +66,9 @@ struct session {
     double last_active;           /* last bytes from the client */
     ev_io io;
     ev_timer timer;
-    struct session_buffers *buf;
+    struct session_buffers *buf;  /* only while bytes wait in it */
     struct engine engine;
     struct relay *relay;
-    char *reject_reply;
     uint64_t bytes_in, bytes_out;
     const char *reason;           /* why it ended as it did, for the log */
 };
@@ -111,12 +111,21 @@ static struct session_buffers *session_buffers(struct session *s)
     return s->buf;
 }
 
+/* session_buffers_release - free the buffers if nothing waits in them */
+static void session_buffers_release(struct session *s)
+{
+    if (s->buf != NULL && s->buf->in_len == 0 && s->buf->out.len == 0) {
+        free(s->buf);
+        s->buf = NULL;
+    }
+}
+
 /* session_flush - write buffered output; -1 when the client is gone */
 static int session_flush(struct session *s)
 {
-    struct engine_output *out = &s->buf->out;
-    if (out->len == 0)
+    if (s->buf == NULL || s->buf->out.len == 0)
         return 0;
+    struct engine_output *out = &s->buf->out;
     ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL);
     if (n < 0)
         return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
@@ -130,7 +139,11 @@ static int session_flush(struct session *s)
  * -1 the client closed or failed */
 static int session_read(struct session *s)
 {
-    struct session_buffers *b = s->buf;
+    struct session_buffers *b = session_buffers(s);
+    if (b == NULL) {
+        s->reason = "out of memory";
+        return -1;
+    }
     size_t room = SESSION_IN_MAX - b->in_len;
     if (room == 0)
         return 0;
@@ -141,8 +154,10 @@ static int session_read(struct session *s)
         s->last_active = ev_now(s->srv->loop);
         return 1;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        session_buffers_release(s);
         return 0;
+    }
     return -1;
 }
 
@@ -168,25 +183,26 @@ static void session_say_and_close(struct session *s, const char *reply)
 /* session_closing_io - deliver the last reply, shut, wait for the client */
 static void session_closing_io(struct session *s)
 {
-    struct session_buffers *b = s->buf;
     if (session_flush(s) < 0) {
         session_close(s);
         return;
     }
-    if (b->out.len > 0) {
+    if (s->buf != NULL && s->buf->out.len > 0) {
         evutil_io_want(s->srv->loop, &s->io, EV_WRITE);
         return;
     }
+    free(s->buf); /* whatever the client still sends is dropped */
+    s->buf = NULL;
     if (!s->shut) {
         shutdown(s->fd, SHUT_WR);
         s->shut = true;
     }
-    b->in_len = 0; /* whatever the client still sends is dropped */
-    if (session_read(s) < 0) {
+    char scratch[512];
+    ssize_t n = recv(s->fd, scratch, sizeof scratch, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         session_close(s);
         return;
     }
-    b->in_len = 0;
     evutil_io_want(s->srv->loop, &s->io, EV_READ);
 }
 
@@ -226,7 +242,6 @@ static void session_close(struct session *s)
     session_log(s);
     close(s->fd);
     free(s->buf);
-    free(s->reject_reply);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -239,20 +254,32 @@ static void session_close(struct session *s)
     free(s);
 }
 
-/* session_reject_text - the RCPT reply for this client and these lists */
-static char *session_reject_text(const struct session *s, const char *lists)
+/* session_reject_reply - the RCPT reply for this client, made when needed
+ * rather than kept: an idle listed session holds no text */
+static void session_reject_reply(const struct session *s, char *text, size_t size)
 {
-    char addr[ADDR_TEXT_MAX], text[ENGINE_REPLY_MAX];
+    char addr[ADDR_TEXT_MAX], lists[SESSION_LISTS_MAX];
+    if (s->verdict == VERDICT_DENYLISTED)
+        snprintf(lists, sizeof lists, "local denylist");
+    else if (s->verdict == VERDICT_PREGREET)
+        snprintf(lists, sizeof lists, "pregreet test");
+    else
+        dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
     addr_format(&s->client->addr, addr, sizeof addr);
-    smtp_format_reject(s->srv->conf->reject_message, addr, lists, text, sizeof text);
-    return strdup(text);
+    smtp_format_reject(s->srv->conf->reject_message, addr, lists, text, size);
 }
 
 /* session_reject_pump - answer what the client sent, write what we can */
 static void session_reject_pump(struct session *s)
 {
     struct session_buffers *b = s->buf;
-    const struct engine_params params = {s->srv->conf->hostname, s->reject_reply};
+    if (b == NULL) { /* nothing came, nothing waits to go */
+        evutil_io_want(s->srv->loop, &s->io, EV_READ);
+        return;
+    }
+    char reply[ENGINE_REPLY_MAX];
+    session_reject_reply(s, reply, sizeof reply);
+    const struct engine_params params = {s->srv->conf->hostname, reply};
     for (;;) {
         size_t used = engine_input(&s->engine, &params, b->in, b->in_len, &b->out);
         memmove(b->in, b->in + used, b->in_len - used);
@@ -275,6 +302,7 @@ static void session_reject_pump(struct session *s)
     if (b->in_len < SESSION_IN_MAX && b->out.cap - b->out.len >= ENGINE_REPLY_MAX)
         want |= EV_READ;
     evutil_io_want(s->srv->loop, &s->io, want);
+    session_buffers_release(s);
 }
 
 /* session_reject_deadline - the idle or the whole-session limit, earlier */
@@ -290,15 +318,7 @@ static double session_reject_deadline(const struct session *s)
  * takes over the dialogue */
 static void session_reject_begin(struct session *s)
 {
-    char lists[SESSION_LISTS_MAX];
-    if (s->verdict == VERDICT_DENYLISTED)
-        snprintf(lists, sizeof lists, "local denylist");
-    else if (s->verdict == VERDICT_PREGREET)
-        snprintf(lists, sizeof lists, "pregreet test");
-    else
-        dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
-    s->reject_reply = session_reject_text(s, lists);
-    if (session_buffers(s) == NULL || s->reject_reply == NULL) {
+    if (session_buffers(s) == NULL) {
         s->reason = "out of memory";
         session_close(s);
         return;
@@ -307,7 +327,7 @@ static void session_reject_begin(struct session *s)
     s->reject_started = s->last_active = now;
     session_enter(s, SESSION_REJECT);
     engine_init(&s->engine);
-    const struct engine_params params = {s->srv->conf->hostname, s->reject_reply};
+    const struct engine_params params = {s->srv->conf->hostname, NULL};
     engine_greeting(&s->engine, &params, &s->buf->out);
     session_timer_at(s, session_reject_deadline(s));
     session_reject_pump(s);
@@ -434,11 +454,6 @@ static void session_dnsbl_update(void *arg)
 /* session_dnsbl_io - the client did something before we spoke */
 static void session_dnsbl_io(struct session *s)
 {
-    if (session_buffers(s) == NULL) {
-        s->reason = "out of memory";
-        session_close(s);
-        return;
-    }
     int got = session_read(s);
     if (got < 0) {
         session_close(s); /* verdict hangup */
