@@ -209,6 +209,20 @@ static int conf_set_count(struct conf *c, const struct conf_key *k,
     return 0;
 }
 
+/* conf_set_workers - a count, or "auto": one per online processor. */
+static int conf_set_workers(struct conf *c, const struct conf_key *k,
+                            const char *value, char *what, size_t size)
+{
+    char cores[32];
+
+    if (strcmp(value, "auto") == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(cores, sizeof cores, "%ld", n < 1 ? 1 : n > (long)k->max ? (long)k->max : n);
+        value = cores;
+    }
+    return conf_set_count(c, k, value, what, size);
+}
+
 /* conf_set_int - a signed int field: a number in min..max. */
 static int conf_set_int(struct conf *c, const struct conf_key *k,
                         const char *value, char *what, size_t size)
@@ -556,6 +570,7 @@ static const struct conf_key conf_keys[] = {
     {"cache_clean_ttl", conf_set_duration, CONF_FIELD(cache_clean_ttl), "24h", 60, 30 * 86400},
     {"cache_listed_ttl", conf_set_duration, CONF_FIELD(cache_listed_ttl), "1h", 60, 30 * 86400},
     {"cache_max_entries", conf_set_count, CONF_FIELD(cache_max_entries), "1000000", 0, 100000000},
+    {"workers", conf_set_workers, CONF_FIELD(workers), "1", 1, 64},
     {"state_dir", conf_set_path, CONF_FIELD(state_dir), "/var/lib/breakwater", 1, CONF_PATH_MAX},
     {"log_level", conf_set_log_level, 0, "info", 0, 0},
 };

@@ -63,6 +63,7 @@ struct conf {
     double cache_clean_ttl;              /* seconds a clean verdict is kept */
     double cache_listed_ttl;             /* seconds a listed verdict is kept */
     unsigned cache_max_entries;          /* 0 = no verdict cache */
+    unsigned workers;                    /* processes serving the ports */
     char *state_dir;
     enum log_level log_level;
 };

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "resolver.h"
 #include "server.h"
+#include "workers.h"
 
 #define MAIN_DEFAULT_CONF "/etc/breakwater/breakwater.conf"
 #define MAIN_EXIT_USAGE 2
@@ -113,25 +114,21 @@ static void main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static int main_serve(struct conf *conf)
+/* main_serve_worker - the daemon on these listeners until a signal */
+static int main_serve_worker(const struct conf *conf, const int *fds)
 {
     char err[512];
     struct server srv;
     struct ev_loop *loop = ev_default_loop(0);
     signal(SIGPIPE, SIG_IGN);
     struct resolver *resolver = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
-    if (resolver == NULL) {
-        log_error("%s", err);
-        return 1;
-    }
-    struct dnsbl *dnsbl = dnsbl_new(loop, resolver, conf);
-    if (dnsbl == NULL || server_start(&srv, loop, conf, dnsbl, err, sizeof err) < 0) {
-        log_error("%s", dnsbl == NULL ? "out of memory" : err);
+    struct dnsbl *dnsbl = resolver ? dnsbl_new(loop, resolver, conf) : NULL;
+    if (dnsbl == NULL || server_start(&srv, loop, conf, dnsbl, fds, err, sizeof err) < 0) {
+        log_error("%s", resolver == NULL || dnsbl != NULL ? err : "out of memory");
         resolver_free(resolver);
         dnsbl_free(dnsbl);
         return 1;
     }
-    main_announce(conf);
     dnsbl_health_start(dnsbl);
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, main_signal_cb, SIGTERM);
@@ -146,6 +143,23 @@ static int main_serve(struct conf *conf)
     ev_signal_stop(loop, &sigint);
     ev_loop_destroy(loop);
     return 0;
+}
+
+/* main_serve - one process, or `workers` processes on the same ports */
+static int main_serve(struct conf *conf)
+{
+    if (conf->workers > 1) {
+        main_announce(conf);
+        return workers_run(conf, main_serve_worker);
+    }
+    char err[512];
+    int fds[CONF_LISTEN_MAX];
+    if (server_open_listeners(conf, false, fds, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    main_announce(conf);
+    return main_serve_worker(conf, fds);
 }
 
 int main(int argc, char **argv)

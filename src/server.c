@@ -108,7 +108,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* server_listen - one listening socket */
-static int server_listen(const struct endpoint *e, char *err, size_t errsize)
+static int server_listen(const struct endpoint *e, bool reuseport, char *err,
+                         size_t errsize)
 {
     char text[ADDR_TEXT_MAX];
     struct sockaddr_storage ss;
@@ -117,6 +118,8 @@ static int server_listen(const struct endpoint *e, char *err, size_t errsize)
     int fd = socket(e->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         if (e->addr.family == AF_INET6) /* [::]:25 next to 0.0.0.0:25 */
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&ss, len) == 0 && listen(fd, SERVER_BACKLOG) == 0)
@@ -129,6 +132,20 @@ static int server_listen(const struct endpoint *e, char *err, size_t errsize)
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
+                          char *err, size_t errsize)
+{
+    for (size_t i = 0; i < conf->listen_count; i++) {
+        fds[i] = server_listen(&conf->listen[i], reuseport, err, errsize);
+        if (fds[i] < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* server_raise_fd_limit - each session takes a socket, a relay two */
@@ -152,11 +169,13 @@ static void server_raise_fd_limit(const struct conf *conf)
 }
 
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, char *err, size_t errsize)
+                 struct dnsbl *dnsbl, const int *fds, char *err, size_t errsize)
 {
     *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl};
     s->clients = clients_new();
     if (s->clients == NULL) {
+        for (size_t i = 0; i < conf->listen_count; i++)
+            close(fds[i]);
         snprintf(err, errsize, "out of memory");
         return -1;
     }
@@ -164,14 +183,9 @@ int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf
     s->accept_pause.data = s;
     server_raise_fd_limit(conf);
     for (size_t i = 0; i < conf->listen_count; i++) {
-        int fd = server_listen(&conf->listen[i], err, errsize);
-        if (fd < 0) {
-            server_stop(s);
-            return -1;
-        }
         struct listener *l = &s->listener[s->listener_count++];
         l->where = conf->listen[i];
-        ev_io_init(&l->io, server_accept_cb, fd, EV_READ);
+        ev_io_init(&l->io, server_accept_cb, fds[i], EV_READ);
         l->io.data = s;
         ev_io_start(loop, &l->io);
     }

@@ -3,8 +3,10 @@
  * session exists: max_connections, max_connections_per_ip, and running out
  * of file descriptors.
  *
- *   server_start()  raise RLIMIT_NOFILE as max_connections needs, bind and
- *                   listen on every `listen` address, start accepting
+ *   server_open_listeners()  bind and listen on every `listen` address
+ *                   (with SO_REUSEPORT when workers share the ports)
+ *   server_start()  raise RLIMIT_NOFILE as max_connections needs, start
+ *                   accepting on the listeners it is given (it owns them)
  *   server_stop()   close the listeners and every session
  *
  * struct server is the daemon's shared context: the sessions reach the
@@ -38,9 +40,14 @@ struct server {
     struct log_limit fd_log;
 };
 
-/* Returns 0, or -1 with err set (a listen address that cannot be bound). */
+/* Fills fds[0..conf->listen_count). Returns 0, or -1 with err set (an
+ * address that cannot be bound); then no socket is left open. */
+int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
+                          char *err, size_t errsize);
+/* fds: one listening socket per conf->listen entry. Returns 0, or -1 with
+ * err set; the listeners are closed either way on failure. */
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, char *err, size_t errsize);
+                 struct dnsbl *dnsbl, const int *fds, char *err, size_t errsize);
 void server_stop(struct server *s);
 
 /* Writes a one-line reply and closes: for clients turned away before a

@@ -1,0 +1,213 @@
+/*
+ * workers - several processes on the same ports. See workers.h.
+ */
+#include <errno.h>
+#include <linux/filter.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "workers.h"
+
+#define WORKERS_MAX 64
+#define WORKERS_QUICK_DEATH 2.0  /* seconds: a worker dying sooner ... */
+#define WORKERS_QUICK_DEATHS 5   /* ... this many times in a row: give up */
+
+struct workers {
+    const struct conf *conf;  /* the workers' share, see workers_share() */
+    workers_main_fn worker_main;
+    unsigned count;
+    int fds[WORKERS_MAX][CONF_LISTEN_MAX];
+    pid_t pid[WORKERS_MAX];
+    double started[WORKERS_MAX];
+    unsigned quick_deaths;
+    sigset_t old_mask;
+};
+
+static double workers_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* workers_steer - attach the address-hash program to one port's group */
+static int workers_steer(int fd, int family, unsigned count)
+{
+    /* the source address: IPv4 header offset 12, IPv6 offset 8 (we hash its
+     * last 32 bits, which vary most between clients) */
+    unsigned offset = family == AF_INET6 ? 8 + 12 : 12;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (unsigned)SKF_NET_OFF + offset),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 8),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
+}
+
+/* workers_open - every worker's listeners, in worker order, then steering */
+static int workers_open(struct workers *w)
+{
+    char err[256];
+    const struct conf *conf = w->conf;
+    for (unsigned i = 0; i < w->count; i++) {
+        if (server_open_listeners(conf, true, w->fds[i], err, sizeof err) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    for (size_t l = 0; l < conf->listen_count; l++) {
+        if (workers_steer(w->fds[0][l], conf->listen[l].addr.family, w->count) < 0) {
+            log_error("cannot attach the reuseport steering program: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* workers_spawn - start worker i on its sockets */
+static int workers_spawn(struct workers *w, unsigned i)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("cannot start worker %u: %s", i, strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+        for (unsigned j = 0; j < w->count; j++)
+            for (size_t l = 0; j != i && l < w->conf->listen_count; l++)
+                close(w->fds[j][l]);
+        _exit(w->worker_main(w->conf, w->fds[i]));
+    }
+    w->pid[i] = pid;
+    w->started[i] = workers_now();
+    return 0;
+}
+
+/* workers_signal_all - pass a signal on to every running worker */
+static void workers_signal_all(struct workers *w, int signo)
+{
+    for (unsigned i = 0; i < w->count; i++)
+        if (w->pid[i] > 0)
+            kill(w->pid[i], signo);
+}
+
+/* workers_reap - collect exited workers and restart them unless
+ * stopping; sets *give_up when they keep dying at start. Returns how many
+ * are still running. */
+static unsigned workers_reap(struct workers *w, bool stopping, bool *give_up,
+                             int *status)
+{
+    pid_t pid;
+    int st;
+    unsigned running = 0;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (unsigned i = 0; i < w->count; i++) {
+            if (w->pid[i] != pid)
+                continue;
+            w->pid[i] = 0;
+            if (stopping) { /* how it ended is the daemon's exit status */
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                    *status = 1;
+                break;
+            }
+            log_warning("worker %u (pid %d) ended (%s %d): starting it again", i,
+                        (int)pid, WIFEXITED(st) ? "exit status" : "signal",
+                        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            w->quick_deaths = workers_now() - w->started[i] < WORKERS_QUICK_DEATH
+                                  ? w->quick_deaths + 1 : 0;
+            if (w->quick_deaths >= WORKERS_QUICK_DEATHS || workers_spawn(w, i) < 0)
+                *give_up = true;
+        }
+    }
+    for (unsigned i = 0; i < w->count; i++)
+        running += w->pid[i] > 0;
+    return running;
+}
+
+/* workers_share - the per-worker limits */
+static void workers_share(struct conf *share, const struct conf *conf, unsigned n)
+{
+    *share = *conf;
+    share->max_connections = (conf->max_connections + n - 1) / n;
+    share->backend_max_connections = conf->backend_max_connections / n;
+    if (share->backend_max_connections == 0)
+        share->backend_max_connections = 1;
+}
+
+/* workers_supervise - wait for signals until every worker is gone */
+static int workers_supervise(struct workers *w, const sigset_t *set, bool stopping)
+{
+    int status = 0;
+    for (;;) {
+        int signo = sigwaitinfo(set, NULL);
+        if ((signo == SIGTERM || signo == SIGINT) && !stopping) {
+            log_info("signal %d: stopping %u workers", signo, w->count);
+            stopping = true;
+            workers_signal_all(w, SIGTERM);
+        }
+        bool give_up = false;
+        unsigned running = workers_reap(w, stopping, &give_up, &status);
+        if (give_up && !stopping) {
+            log_error("workers keep dying: stopping");
+            stopping = true;
+            status = 1;
+            workers_signal_all(w, SIGTERM);
+        }
+        if (stopping && running == 0)
+            return status;
+    }
+}
+
+int workers_run(const struct conf *conf, workers_main_fn worker_main)
+{
+    struct conf share;
+    struct workers *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return 1;
+    unsigned n = conf->workers > WORKERS_MAX ? WORKERS_MAX : conf->workers;
+    workers_share(&share, conf, n);
+    *w = (struct workers){.conf = &share, .worker_main = worker_main, .count = n};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &w->old_mask);
+    int status = 1;
+    if (workers_open(w) == 0) {
+        log_info("%u workers, each taking up to %u connections and %u relays", n,
+                 share.max_connections, share.backend_max_connections);
+        status = 0;
+        for (unsigned i = 0; i < n && status == 0; i++)
+            status = workers_spawn(w, i) < 0 ? 1 : 0;
+        if (status != 0)
+            workers_signal_all(w, SIGTERM);
+        if (w->pid[0] > 0) {
+            int supervised = workers_supervise(w, &set, status != 0);
+            status = status != 0 ? status : supervised;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        for (size_t l = 0; l < conf->listen_count; l++)
+            if (w->fds[i][l] > 0)
+                close(w->fds[i][l]);
+    sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+    free(w);
+    return status;
+}

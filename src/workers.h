@@ -1,0 +1,33 @@
+/*
+ * workers - `workers = N` (N > 1): N processes serve the same ports.
+ *
+ *   workers_run()  open every listener N times with SO_REUSEPORT, steer
+ *                  each client address to one worker, fork the workers,
+ *                  supervise them; returns the exit status
+ *
+ * Steering: a classic BPF program on each port's reuseport group picks the
+ * socket (= the worker) from a hash of the client's source address, so an
+ * address always meets the same worker: max_connections_per_ip, the shared
+ * DNSBL lookup and the verdict cache stay exact per address. The kernel
+ * numbers a group's sockets in the order they started listening: the
+ * parent opens worker 0's sockets first, then worker 1's, and keeps them
+ * all open, so a worker that dies is started again on the same sockets and
+ * the numbering never changes.
+ *
+ * Each worker gets its share of max_connections (rounded up) and of
+ * backend_max_connections (rounded down, at least 1: the MTA never sees
+ * more than the configured cap in all). SIGTERM/SIGINT to the parent is
+ * passed on to every worker; the parent exits when they all have.
+ */
+#ifndef BREAKWATER_WORKERS_H
+#define BREAKWATER_WORKERS_H
+
+#include "conf.h"
+
+/* What a worker runs: the daemon on these listeners (one per conf->listen
+ * entry, owned by it); returns its exit status. */
+typedef int (*workers_main_fn)(const struct conf *conf, const int *fds);
+
+int workers_run(const struct conf *conf, workers_main_fn worker_main);
+
+#endif
