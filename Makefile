@@ -29,7 +29,7 @@ B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all deps build-deps test-deps fuzz-deps run test unit integration \
-	test-plain test-asan fuzz clean
+	test-plain test-asan fuzz bench clean
 
 all: $(B)/breakwater
 
@@ -72,6 +72,14 @@ $(B)/asan/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/asan/%.o)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka
 
+# The wave generator (bench/README.md): load for benchmarks, and a tiny
+# bounded run in the integration tests.
+BENCH_SRC = bench/wave.c bench/wave_worker.c bench/wave_report.c
+
+$(B)/bench/wave: $(BENCH_SRC) bench/wave.h | build-deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_SRC) -lev -lm
+
 UNIT_BIN      = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_ASAN = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
@@ -83,14 +91,14 @@ run: build-deps $(B)/breakwater
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 
-integration: $(B)/breakwater
+integration: $(B)/breakwater $(B)/bench/wave
 	python3 tests/integration/run.py --binary $(B)/breakwater
 
-test-plain: $(UNIT_BIN) $(B)/breakwater
+test-plain: $(UNIT_BIN) $(B)/breakwater $(B)/bench/wave
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 	python3 tests/integration/run.py --binary $(B)/breakwater
 
-test-asan: $(UNIT_BIN_ASAN) $(B)/asan/breakwater
+test-asan: $(UNIT_BIN_ASAN) $(B)/asan/breakwater $(B)/bench/wave
 	@for t in $(UNIT_BIN_ASAN); do $$t || exit 1; done
 	python3 tests/integration/run.py --binary $(B)/asan/breakwater --sanitized
 
@@ -109,6 +117,8 @@ fuzz: fuzz-deps
 		mkdir -p $(B)/fuzz/$$n.corpus; \
 		$(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus fuzz/corpus/$$n || exit 1; \
 	done
+
+bench: $(B)/breakwater $(B)/bench/wave
 
 clean:
 	rm -rf $(B)

@@ -131,30 +131,28 @@ static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct relay *r = w->data;
-    if (r->connected) {
-        relay_copy(r, &r->up, &r->down, revents);
-        return;
+    /* Until the backend's first bytes (its greeting) have reached the
+     * client, the client has not been spoken to: talking now is a pregreet. */
+    if ((revents & EV_READ) && r->down.bytes == 0) {
+        char byte;
+        ssize_t n = recv(r->client_io.fd, &byte, 1, MSG_PEEK);
+        if (n > 0) {
+            relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
+            return;
+        }
+        if (!r->connected && (n == 0 || (errno != EAGAIN && errno != EINTR))) {
+            relay_finish(r, RELAY_FINISHED, "client left before the backend answered");
+            return;
+        }
     }
-    /* Still connecting: anything from the client now is a pregreet. */
-    char byte;
-    ssize_t n = recv(r->client_io.fd, &byte, 1, MSG_PEEK);
-    if (n > 0)
-        relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
-    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        relay_finish(r, RELAY_FINISHED, "client left before the backend answered");
+    if (r->connected)
+        relay_copy(r, &r->up, &r->down, revents);
 }
 
 /* relay_connected - the backend accepted: set up the copy */
 static void relay_connected(struct relay *r)
 {
     ev_timer_stop(r->loop, &r->connect_timer);
-    /* Bytes that came with or just after the verdict, in the same loop
-     * turn as the connect, were not seen yet: still a pregreet. */
-    char byte;
-    if (recv(r->client_io.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-        relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
-        return;
-    }
     uint8_t *buf = malloc(2 * RELAY_BUFFER_SIZE);
     if (buf == NULL) {
         relay_finish(r, RELAY_BACKEND_DOWN, "out of memory");

@@ -9,8 +9,9 @@
  *
  * The relay reports once through its callback and has freed itself by
  * then: RELAY_BACKEND_DOWN (connect refused or timed out), RELAY_CLIENT_SPOKE
- * (the client sent bytes before the backend answered the connect: a
- * pregreet; the bytes stay unread for the caller), RELAY_FINISHED (both
+ * (the client sent bytes before any byte of the backend, its greeting,
+ * reached it: a pregreet; the bytes stay unread for the caller; the backend
+ * connection is closed), RELAY_FINISHED (both
  * directions done, or a reset on either side). The client socket always
  * stays the caller's to close.
  *

@@ -379,6 +379,25 @@ class ListsTest(BreakwaterTestCase):
         self.quit(c)
         self.assertSession(d, c, "pregreet")
 
+    def test_pregreet_before_backend_greeting(self):
+        # Relayed, but the backend has not greeted yet: the client has still
+        # not been spoken to, so talking now is a pregreet; the backend gets
+        # none of its bytes.
+        backend = self.recording_backend(greeting=b"")
+        d = self.start_daemon(backend)
+        c = self.client(d, "127.1.7.9")
+        backend.wait_connections(1)
+        time.sleep(0.2)
+        c.send(b"EHLO bot.test\r\n")
+        engine_greeting(self, c)
+        c.send(b"MAIL FROM:<bot@spam.example>\r\nRCPT TO:<victim@example.org>\r\n")
+        codes = [c.read_reply().code for _ in range(3)]   # EHLO, MAIL, RCPT
+        self.assertEqual(codes, [250, 250, 550], "replies after pregreet: %s" % codes)
+        self.quit(c)
+        self.assertSession(d, c, "pregreet")
+        self.assertEqual(backend.wait_connections(1)[0].bytes(), b"",
+                         "the pregreeting client's bytes reached the backend")
+
     # -- the verdict cache
 
     def test_verdict_cache_spares_queries(self):
