@@ -13,9 +13,11 @@ struct cache_entry {
     double expires;
 };
 
+#define CACHE_INITIAL_BUCKETS 1024
+
 struct cache {
     struct cache_entry **bucket;
-    size_t buckets;        /* a power of two, >= max_entries */
+    size_t buckets;        /* a power of two; doubled as entries come */
     size_t count, max;
     size_t cursor;         /* next bucket cache_purge() looks at */
     struct cache_entry *oldest, *newest;
@@ -29,9 +31,7 @@ struct cache *cache_new(size_t max_entries)
     if (c == NULL)
         return NULL;
     c->max = max_entries;
-    c->buckets = 64;
-    while (c->buckets < max_entries)
-        c->buckets *= 2;
+    c->buckets = CACHE_INITIAL_BUCKETS;
     c->bucket = calloc(c->buckets, sizeof *c->bucket);
     if (c->bucket == NULL) {
         free(c);
@@ -82,6 +82,29 @@ bool cache_get(struct cache *c, const struct addr *a, double now,
     return true;
 }
 
+/* cache_grow - double the buckets once there are more entries than
+ * buckets; on failure keep the longer chains */
+static void cache_grow(struct cache *c)
+{
+    size_t n = c->buckets * 2;
+    struct cache_entry **bucket = calloc(n, sizeof *bucket);
+    if (bucket == NULL)
+        return;
+    for (size_t i = 0; i < c->buckets; i++) {
+        struct cache_entry *e = c->bucket[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->chain;
+            size_t b = addr_hash(&e->addr) & (n - 1);
+            e->chain = bucket[b];
+            bucket[b] = e;
+        }
+    }
+    free(c->bucket);
+    c->bucket = bucket;
+    c->buckets = n;
+    c->cursor = 0;
+}
+
 int cache_put(struct cache *c, const struct addr *a, const struct cache_verdict *v,
               double expires)
 {
@@ -105,7 +128,8 @@ int cache_put(struct cache *c, const struct addr *a, const struct cache_verdict 
     else
         c->oldest = e;
     c->newest = e;
-    c->count++;
+    if (++c->count > c->buckets)
+        cache_grow(c);
     return 0;
 }
 

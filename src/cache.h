@@ -13,8 +13,8 @@
  *                  from a timer, so no call ever scans the whole table)
  *   cache_count()
  *
- * A hash table with chaining, sized at creation for max_entries, plus a
- * list in insertion order for eviction. About 80 bytes per entry.
+ * A hash table with chaining that doubles as it fills, plus a list in
+ * insertion order for eviction. About 90 bytes per entry.
  */
 #ifndef BREAKWATER_CACHE_H
 #define BREAKWATER_CACHE_H

@@ -421,6 +421,19 @@ static void session_decide(struct session *s, enum session_verdict verdict)
         session_reject_begin(s);
 }
 
+/* session_lookup_done - s has its verdict: the client's lookup is let go
+ * unless another of its sessions still waits on it (a later session asks
+ * the cache, where the lookup leaves its verdict) */
+static void session_lookup_done(struct session *s)
+{
+    struct client *c = s->client;
+    for (struct session *o = c->first; o != NULL; o = o->next)
+        if (o != s && o->state == SESSION_DNSBL)
+            return;
+    dnsbl_lookup_release(c->lookup);
+    c->lookup = NULL;
+}
+
 /* session_dnsbl_check - decide if the score is settled or time is up */
 static void session_dnsbl_check(struct session *s)
 {
@@ -434,6 +447,7 @@ static void session_dnsbl_check(struct session *s)
     if (!score.settled)
         s->reason = "dnsbl_timeout";
     s->from_cache = dnsbl_lookup_cached(s->client->lookup);
+    session_lookup_done(s);
     s->score = score.score;
     s->hits = score.hits;
     session_decide(s, score.listed ? VERDICT_LISTED : VERDICT_CLEAN);
