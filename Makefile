@@ -19,7 +19,7 @@ VERSION  = 0.1.0
 CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 
 # Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
-PURE_SRC = src/addr.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/cache.c
+PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/cache.c
 SRC      = $(wildcard src/*.c)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)

@@ -3,22 +3,21 @@
  */
 #include <stdlib.h>
 
+#include "addrmap.h"
 #include "cache.h"
 
+#define CACHE_INITIAL_BUCKETS 1024
+
 struct cache_entry {
-    struct cache_entry *chain;             /* same bucket */
+    struct addrmap_node node;              /* first: address, hash chain */
     struct cache_entry *older, *newer;     /* insertion order */
-    struct addr addr;
     struct cache_verdict verdict;
     double expires;
 };
 
-#define CACHE_INITIAL_BUCKETS 1024
-
 struct cache {
-    struct cache_entry **bucket;
-    size_t buckets;        /* a power of two; doubled as entries come */
-    size_t count, max;
+    struct addrmap map;
+    size_t max;
     size_t cursor;         /* next bucket cache_purge() looks at */
     struct cache_entry *oldest, *newest;
 };
@@ -28,32 +27,20 @@ struct cache *cache_new(size_t max_entries)
     if (max_entries == 0)
         return NULL;
     struct cache *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->max = max_entries;
-    c->buckets = CACHE_INITIAL_BUCKETS;
-    c->bucket = calloc(c->buckets, sizeof *c->bucket);
-    if (c->bucket == NULL) {
+    if (c == NULL || addrmap_init(&c->map, CACHE_INITIAL_BUCKETS) < 0) {
         free(c);
         return NULL;
     }
+    c->max = max_entries;
     return c;
 }
 
-/* cache_slot - the link that points at a's entry (or at NULL) */
-static struct cache_entry **cache_slot(struct cache *c, const struct addr *a)
+/* cache_unlink - take the entry *link points at out of the table and the
+ * insertion order, and free it */
+static void cache_unlink(struct cache *c, struct addrmap_node **link)
 {
-    struct cache_entry **p = &c->bucket[addr_hash(a) & (c->buckets - 1)];
-    while (*p != NULL && !addr_equal(&(*p)->addr, a))
-        p = &(*p)->chain;
-    return p;
-}
-
-/* cache_unlink - take *slot's entry out of both lists and free it */
-static void cache_unlink(struct cache *c, struct cache_entry **slot)
-{
-    struct cache_entry *e = *slot;
-    *slot = e->chain;
+    struct cache_entry *e = (struct cache_entry *)*link;
+    addrmap_remove(&c->map, link);
     if (e->older != NULL)
         e->older->newer = e->newer;
     else
@@ -62,7 +49,6 @@ static void cache_unlink(struct cache *c, struct cache_entry **slot)
         e->newer->older = e->older;
     else
         c->newest = e->older;
-    c->count--;
     free(e);
 }
 
@@ -71,38 +57,16 @@ bool cache_get(struct cache *c, const struct addr *a, double now,
 {
     if (c == NULL)
         return false;
-    struct cache_entry **slot = cache_slot(c, a);
-    if (*slot == NULL)
+    struct addrmap_node **link = addrmap_find(&c->map, a);
+    if (*link == NULL)
         return false;
-    if ((*slot)->expires <= now) {
-        cache_unlink(c, slot);
+    struct cache_entry *e = (struct cache_entry *)*link;
+    if (e->expires <= now) {
+        cache_unlink(c, link);
         return false;
     }
-    *out = (*slot)->verdict;
+    *out = e->verdict;
     return true;
-}
-
-/* cache_grow - double the buckets once there are more entries than
- * buckets; on failure keep the longer chains */
-static void cache_grow(struct cache *c)
-{
-    size_t n = c->buckets * 2;
-    struct cache_entry **bucket = calloc(n, sizeof *bucket);
-    if (bucket == NULL)
-        return;
-    for (size_t i = 0; i < c->buckets; i++) {
-        struct cache_entry *e = c->bucket[i], *next;
-        for (; e != NULL; e = next) {
-            next = e->chain;
-            size_t b = addr_hash(&e->addr) & (n - 1);
-            e->chain = bucket[b];
-            bucket[b] = e;
-        }
-    }
-    free(c->bucket);
-    c->bucket = bucket;
-    c->buckets = n;
-    c->cursor = 0;
 }
 
 int cache_put(struct cache *c, const struct addr *a, const struct cache_verdict *v,
@@ -110,26 +74,22 @@ int cache_put(struct cache *c, const struct addr *a, const struct cache_verdict 
 {
     if (c == NULL)
         return 0;
-    struct cache_entry **slot = cache_slot(c, a);
-    if (*slot != NULL)
-        cache_unlink(c, slot); /* a replaced verdict counts as new */
-    if (c->count >= c->max)
-        cache_unlink(c, cache_slot(c, &c->oldest->addr));
+    struct addrmap_node **link = addrmap_find(&c->map, a);
+    if (*link != NULL)
+        cache_unlink(c, link); /* a replaced verdict counts as new */
+    if (c->map.count >= c->max)
+        cache_unlink(c, addrmap_find(&c->map, &c->oldest->node.addr));
     struct cache_entry *e = malloc(sizeof *e);
     if (e == NULL)
         return -1;
-    *e = (struct cache_entry){.addr = *a, .verdict = *v, .expires = expires,
+    *e = (struct cache_entry){.node.addr = *a, .verdict = *v, .expires = expires,
                               .older = c->newest};
-    slot = cache_slot(c, a); /* the chain may have changed above */
-    e->chain = *slot;
-    *slot = e;
+    addrmap_add(&c->map, &e->node);
     if (c->newest != NULL)
         c->newest->newer = e;
     else
         c->oldest = e;
     c->newest = e;
-    if (++c->count > c->buckets)
-        cache_grow(c);
     return 0;
 }
 
@@ -138,24 +98,24 @@ size_t cache_purge(struct cache *c, double now, size_t buckets)
     size_t dropped = 0;
     if (c == NULL)
         return 0;
-    for (size_t i = 0; i < buckets && i < c->buckets; i++) {
-        struct cache_entry **p = &c->bucket[c->cursor];
-        while (*p != NULL) {
-            if ((*p)->expires <= now) {
-                cache_unlink(c, p);
+    for (size_t i = 0; i < buckets && i < c->map.buckets; i++) {
+        c->cursor &= c->map.buckets - 1;
+        struct addrmap_node **link = addrmap_bucket(&c->map, c->cursor++);
+        while (*link != NULL) {
+            if (((struct cache_entry *)*link)->expires <= now) {
+                cache_unlink(c, link);
                 dropped++;
             } else {
-                p = &(*p)->chain;
+                link = &(*link)->chain;
             }
         }
-        c->cursor = (c->cursor + 1) & (c->buckets - 1);
     }
     return dropped;
 }
 
 size_t cache_count(const struct cache *c)
 {
-    return c == NULL ? 0 : c->count;
+    return c == NULL ? 0 : c->map.count;
 }
 
 void cache_free(struct cache *c)
@@ -163,7 +123,7 @@ void cache_free(struct cache *c)
     if (c == NULL)
         return;
     while (c->oldest != NULL)
-        cache_unlink(c, cache_slot(c, &c->oldest->addr));
-    free(c->bucket);
+        cache_unlink(c, addrmap_find(&c->map, &c->oldest->node.addr));
+    addrmap_free(&c->map);
     free(c);
 }

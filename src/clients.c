@@ -9,19 +9,13 @@
 #define CLIENTS_INITIAL_BUCKETS 1024
 
 struct clients {
-    struct client **bucket;
-    size_t buckets; /* a power of two */
-    size_t count;
+    struct addrmap map;
 };
 
 struct clients *clients_new(void)
 {
-    struct clients *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return NULL;
-    t->buckets = CLIENTS_INITIAL_BUCKETS;
-    t->bucket = calloc(t->buckets, sizeof *t->bucket);
-    if (t->bucket == NULL) {
+    struct clients *t = malloc(sizeof *t);
+    if (t == NULL || addrmap_init(&t->map, CLIENTS_INITIAL_BUCKETS) < 0) {
         free(t);
         return NULL;
     }
@@ -32,45 +26,20 @@ void clients_free(struct clients *t)
 {
     if (t == NULL)
         return;
-    free(t->bucket);
+    addrmap_free(&t->map);
     free(t);
-}
-
-/* clients_grow - double the buckets; on failure keep the longer chains */
-static void clients_grow(struct clients *t)
-{
-    size_t n = t->buckets * 2;
-    struct client **bucket = calloc(n, sizeof *bucket);
-    if (bucket == NULL)
-        return;
-    for (size_t i = 0; i < t->buckets; i++) {
-        struct client *c = t->bucket[i], *next;
-        for (; c != NULL; c = next) {
-            next = c->next;
-            size_t b = addr_hash(&c->addr) & (n - 1);
-            c->next = bucket[b];
-            bucket[b] = c;
-        }
-    }
-    free(t->bucket);
-    t->bucket = bucket;
-    t->buckets = n;
 }
 
 struct client *clients_get(struct clients *t, const struct addr *a)
 {
-    size_t b = addr_hash(a) & (t->buckets - 1);
-    for (struct client *c = t->bucket[b]; c != NULL; c = c->next)
-        if (addr_equal(&c->addr, a))
-            return c;
+    struct addrmap_node **link = addrmap_find(&t->map, a);
+    if (*link != NULL)
+        return (struct client *)*link;
     struct client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->addr = *a;
-    c->next = t->bucket[b];
-    t->bucket[b] = c;
-    if (++t->count > t->buckets)
-        clients_grow(t);
+    c->node.addr = *a;
+    addrmap_add(&t->map, &c->node);
     return c;
 }
 
@@ -78,11 +47,7 @@ void clients_put(struct clients *t, struct client *c)
 {
     if (c->sessions > 0)
         return;
-    struct client **p = &t->bucket[addr_hash(&c->addr) & (t->buckets - 1)];
-    while (*p != c)
-        p = &(*p)->next;
-    *p = c->next;
-    t->count--;
+    addrmap_remove(&t->map, addrmap_find(&t->map, &c->node.addr));
     dnsbl_lookup_release(c->lookup);
     free(c);
 }
@@ -90,11 +55,11 @@ void clients_put(struct clients *t, struct client *c)
 void clients_foreach(struct clients *t, void (*fn)(struct client *c, void *arg),
                      void *arg)
 {
-    for (size_t i = 0; i < t->buckets; i++) {
-        struct client *c = t->bucket[i], *next;
-        for (; c != NULL; c = next) {
-            next = c->next; /* fn may free c */
-            fn(c, arg);
+    for (size_t i = 0; i < t->map.buckets; i++) {
+        struct addrmap_node *node = *addrmap_bucket(&t->map, i), *next;
+        for (; node != NULL; node = next) {
+            next = node->chain; /* fn may free the client */
+            fn((struct client *)node, arg);
         }
     }
 }

@@ -9,20 +9,19 @@
  *   clients_put()       drop an entry that has no sessions left
  *   clients_foreach()   visit every entry (shutdown)
  *
- * A hash table with chaining, doubled when it gets full, so finding an
- * address stays O(1) at tens of thousands of connections.
+ * An addrmap (addrmap.h): finding an address stays O(1) at tens of
+ * thousands of connections.
  */
 #ifndef BREAKWATER_CLIENTS_H
 #define BREAKWATER_CLIENTS_H
 
-#include "addr.h"
+#include "addrmap.h"
 
 struct session;
 struct dnsbl_lookup;
 
 struct client {
-    struct client *next;          /* hash chain */
-    struct addr addr;
+    struct addrmap_node node;     /* first: the address and the hash chain */
     unsigned sessions;            /* open sessions from this address */
     struct session *first;        /* those sessions, linked through them */
     struct dnsbl_lookup *lookup;  /* NULL until the first lookup starts */

@@ -81,7 +81,7 @@ static void session_enter(struct session *s, enum session_state state)
 {
     if (log_enabled(LOG_LEVEL_DEBUG)) {
         char text[ADDR_TEXT_MAX];
-        addr_format(&s->client->addr, text, sizeof text);
+        addr_format(&s->client->node.addr, text, sizeof text);
         log_debug("session [%s]:%u state %s -> %s", text, s->port,
                   session_state_names[s->state], session_state_names[state]);
     }
@@ -210,7 +210,7 @@ static void session_closing_io(struct session *s)
 static void session_log(const struct session *s)
 {
     char addr[ADDR_TEXT_MAX], lists[SESSION_LISTS_MAX], extra[160] = "";
-    addr_format(&s->client->addr, addr, sizeof addr);
+    addr_format(&s->client->node.addr, addr, sizeof addr);
     dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
     double duration = ev_now(s->srv->loop) - s->started;
     if (s->verdict == VERDICT_CLEAN || s->verdict == VERDICT_ALLOWLISTED)
@@ -265,7 +265,7 @@ static void session_reject_reply(const struct session *s, char *text, size_t siz
         snprintf(lists, sizeof lists, "pregreet test");
     else
         dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
-    addr_format(&s->client->addr, addr, sizeof addr);
+    addr_format(&s->client->node.addr, addr, sizeof addr);
     smtp_format_reject(s->srv->conf->reject_message, addr, lists, text, size);
 }
 
@@ -400,7 +400,7 @@ static void session_relay_begin(struct session *s)
     ev_io_stop(srv->loop, &s->io);
     ev_timer_stop(srv->loop, &s->timer);
     session_enter(s, SESSION_RELAY);
-    s->relay = relay_start(srv->loop, conf, s->fd, &s->client->addr, s->port,
+    s->relay = relay_start(srv->loop, conf, s->fd, &s->client->node.addr, s->port,
                            session_relay_done, s);
     if (s->relay == NULL) {
         s->verdict = VERDICT_BACKEND_DOWN;
@@ -527,7 +527,7 @@ static struct dnsbl_lookup *session_lookup(struct server *srv, struct client *c)
         c->lookup = NULL;
     }
     if (c->lookup == NULL)
-        c->lookup = dnsbl_lookup_start(srv->dnsbl, &c->addr, session_dnsbl_update, c);
+        c->lookup = dnsbl_lookup_start(srv->dnsbl, &c->node.addr, session_dnsbl_update, c);
     return c->lookup;
 }
 
@@ -554,11 +554,11 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
     s->io.data = s->timer.data = s;
 
     const struct conf *conf = srv->conf;
-    if (cidr_set_contains(&conf->allowlist, &c->addr)) {
+    if (cidr_set_contains(&conf->allowlist, &c->node.addr)) {
         session_decide(s, VERDICT_ALLOWLISTED);
         return;
     }
-    if (cidr_set_contains(&conf->denylist, &c->addr)) {
+    if (cidr_set_contains(&conf->denylist, &c->node.addr)) {
         session_decide(s, VERDICT_DENYLISTED);
         return;
     }
