@@ -29,7 +29,7 @@ B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all deps build-deps test-deps fuzz-deps run test unit integration \
-	test-plain test-asan fuzz bench clean
+	test-plain test-asan fuzz bench demo clean
 
 all: $(B)/breakwater
 
@@ -119,6 +119,11 @@ fuzz: fuzz-deps
 	done
 
 bench: $(B)/breakwater $(B)/bench/wave
+
+# A spam wave against breakwater in front of smtp-sink, in under a minute
+# (bench/demo.py; not part of make test).
+demo: test-deps $(B)/breakwater $(B)/bench/wave
+	python3 bench/demo.py --binary $(B)/breakwater --wave $(B)/bench/wave
 
 clean:
 	rm -rf $(B)
