@@ -14,6 +14,7 @@ CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
+BENCH_PACKAGES = gnuplot-nox iproute2
 
 VERSION  = 0.1.0
 CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
@@ -49,6 +50,7 @@ test-deps: build-deps
 fuzz-deps: build-deps
 	$(call install_missing,$(FUZZ_PACKAGES))
 deps: test-deps fuzz-deps
+	$(call install_missing,$(BENCH_PACKAGES))
 
 $(B)/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
@@ -118,7 +120,11 @@ fuzz: fuzz-deps
 		$(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus fuzz/corpus/$$n || exit 1; \
 	done
 
-bench: $(B)/breakwater $(B)/bench/wave
+# The side-by-side benchmark (bench/bench.py, about 10 minutes; writes
+# BENCHMARKS.md and bench/wave-replay.png). Not part of make test.
+bench: test-deps $(B)/breakwater $(B)/bench/wave
+	$(call install_missing,$(BENCH_PACKAGES))
+	python3 bench/bench.py
 
 # A spam wave against breakwater in front of smtp-sink, in under a minute
 # (bench/demo.py; not part of make test).
