@@ -45,4 +45,4 @@ echo "daemon RSS growth $((rss1 - rss0)) KiB = $(( (rss1 - rss0) * 1024 / held )
 echo "daemon PSS growth $((pss1 - pss0)) KiB = $(( (pss1 - pss0) * 1024 / held )) B per connection"
 echo "kernel slab growth $((slab1 - slab0)) KiB = $(( (slab1 - slab0) * 1024 / held )) B per connection (both ends of each loopback connection)"
 grep '^TCP:' /proc/net/sockstat
-grep -c . "$tmp/bw.log" | xargs echo "daemon log lines (warnings/errors):"
+echo "daemon warnings and errors:"; sed "s/^/  /" "$tmp/bw.log"

@@ -43,6 +43,7 @@ struct resolver {
     ev_timer timer;
     double timeout;
     unsigned inflight;
+    unsigned inflight_max;  /* this process's share of RESOLVER_INFLIGHT_MAX */
     struct resolver_pending *head, *tail;
     struct resolver_socket sockets[RESOLVER_SOCKETS_MAX];
 };
@@ -145,6 +146,10 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct conf *conf,
     }
     r->loop = loop;
     r->timeout = timeout;
+    /* workers share the DNS server: each gets its part of the cap */
+    r->inflight_max = RESOLVER_INFLIGHT_MAX / (conf->workers > 0 ? conf->workers : 1);
+    if (r->inflight_max < RESOLVER_INFLIGHT_MIN)
+        r->inflight_max = RESOLVER_INFLIGHT_MIN;
     struct ares_options opts = {
         .flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES,
         /* two tries: c-ares doubles the wait, so the total is 3 x this */
@@ -205,7 +210,7 @@ static void resolver_send(struct resolver *r, const char *name, int type,
 static void resolver_start_waiting(struct resolver *r)
 {
     double now = ev_now(r->loop);
-    while (r->head != NULL && r->inflight < RESOLVER_INFLIGHT_MAX) {
+    while (r->head != NULL && r->inflight < r->inflight_max) {
         struct resolver_pending *p = r->head;
         r->head = p->next;
         if (r->head == NULL)
@@ -221,7 +226,7 @@ static void resolver_start_waiting(struct resolver *r)
 void resolver_query(struct resolver *r, const char *name, int type,
                     resolver_callback cb, void *arg)
 {
-    if (r->inflight < RESOLVER_INFLIGHT_MAX && r->head == NULL) {
+    if (r->inflight < r->inflight_max && r->head == NULL) {
         resolver_send(r, name, type, cb, arg);
         return;
     }

@@ -12,7 +12,8 @@
  *
  * Why a cap: a DNSBL server such as rbldnsd drops packets when hundreds of
  * queries arrive at once, and a dropped query costs the whole c-ares
- * back-off. Queries beyond RESOLVER_INFLIGHT_MAX wait in a FIFO; one that
+ * back-off. Queries beyond RESOLVER_INFLIGHT_MAX (divided among the
+ * workers, each keeping at least RESOLVER_INFLIGHT_MIN) wait in a FIFO; one that
  * waited longer than the query timeout fails with ARES_ETIMEOUT unsent.
  */
 #ifndef BREAKWATER_RESOLVER_H
@@ -23,6 +24,7 @@
 #include "conf.h"
 
 #define RESOLVER_INFLIGHT_MAX 200
+#define RESOLVER_INFLIGHT_MIN 16
 
 struct resolver;
 
