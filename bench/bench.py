@@ -530,7 +530,17 @@ class Bench:
                    if l.strip() and not l.startswith("#"))
         scale = a.wave_peak / peak
         series = os.path.join(self.tmp, "wave-%s.tsv" % system)
-        opts = ["--profile", PROFILE, "--scale", "%.3f" % scale, "--time-scale", str(a.time_scale),
+        # The measured wave ends at its peak: add a calm after it (no new
+        # clients) so that the sessions under way can finish and every
+        # polite message can be counted as delivered or failed.
+        profile = os.path.join(self.tmp, "wave-with-calm.tsv")
+        points = [l.split() for l in open(PROFILE) if l.strip() and not l.startswith("#")]
+        end = float(points[-1][0])
+        calm = 40 / a.time_scale          # 40 s of real time, in profile seconds
+        with open(profile, "w") as f:
+            f.writelines("%s\t%s\n" % (t, n) for t, n in points)
+            f.write("%g\t0\n%g\t0\n" % (end + 1, end + calm))
+        opts = ["--profile", profile, "--scale", "%.3f" % scale, "--time-scale", str(a.time_scale),
                 "--think", str(a.think), "--mix", "listed=95,polite=5", "--procs", "2",
                 "--pool", "20000", "--series", series]
         port = {"breakwater": BW_PORT, "postscreen": PS_PORT, "mta": MTA_PORT}[system]
@@ -558,7 +568,7 @@ class Bench:
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         try:
-            j = self.wave(port, int(330 * a.time_scale) + 30, opts, "f wave replay %s" % system,
+            j = self.wave(port, int((end + calm) * a.time_scale) + 30, opts, "f wave replay %s" % system,
                           self.cpu_fns({"breakwater": "bw", "postscreen": "ps", "mta": "mta"}[system]))
         finally:
             stop.set()
