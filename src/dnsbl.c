@@ -330,9 +330,10 @@ const char *dnsbl_health_text(enum dnsbl_health health)
     case DNSBL_HEALTH_OK:
         return "passes its RFC 5782 test points";
     case DNSBL_HEALTH_LISTS_EVERYTHING:
-        return "lists the test point 127.0.0.1 (a dead list answering for every address)";
+        return "lists the test point 127.0.0.1 or ::ffff:127.0.0.1 (a dead list "
+               "answering for every address)";
     case DNSBL_HEALTH_MISSES_TEST_POINT:
-        return "does not list the test point 127.0.0.2";
+        return "does not list the test point 127.0.0.2 or ::ffff:127.0.0.2";
     case DNSBL_HEALTH_UNKNOWN:
         break;
     }
