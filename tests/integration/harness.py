@@ -165,6 +165,17 @@ def new_tmpdir(prefix="bw-"):
 # --------------------------------------------------------------------------
 # rbldnsd
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL if it has not gone within 5 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def dig(port, name, qtype="A", server="127.0.0.1"):
     """Answers (list of strings) from dig +short, or None when dig failed."""
     try:
@@ -220,13 +231,7 @@ class Rbldnsd:
         raise RuntimeError("rbldnsd did not start: " + open(self.errpath).read())
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -419,13 +424,7 @@ class SmtpSink:
         return wait_until(find, timeout, what="message %r in smtp-sink's dump" % needle[:40])
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 
