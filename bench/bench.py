@@ -66,23 +66,8 @@ def stat_fields(pid):
         return f.read().rsplit(")", 1)[1].split()
 
 
-def session_pids(sid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = stat_fields(int(d))
-            except (OSError, IndexError):
-                continue
-            if int(f[3]) == sid and f[0] not in "ZX":
-                out.append(int(d))
-    return out
-
-
-def tree_pids(root):
-    """root and all its live descendants (Postfix daemons call setsid(), so
-    sessions do not group them; the parent links do)."""
-    kids = {}
+def live_procs():
+    """(pid, /proc/PID/stat fields after the name) of every live process."""
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
@@ -90,7 +75,19 @@ def tree_pids(root):
             except (OSError, IndexError):
                 continue
             if f[0] not in "ZX":
-                kids.setdefault(int(f[1]), []).append(int(d))
+                yield int(d), f
+
+
+def session_pids(sid):
+    return [pid for pid, f in live_procs() if int(f[3]) == sid]
+
+
+def tree_pids(root):
+    """root and all its live descendants (Postfix daemons call setsid(), so
+    sessions do not group them; the parent links do)."""
+    kids = {}
+    for pid, f in live_procs():
+        kids.setdefault(int(f[1]), []).append(pid)
     out, todo = [], [root]
     while todo:
         p = todo.pop()

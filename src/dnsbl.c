@@ -242,16 +242,6 @@ bool dnsbl_lookup_cached(const struct dnsbl_lookup *lookup)
     return lookup->cached;
 }
 
-bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup)
-{
-    if (lookup->pending > 0 || lookup->cached)
-        return false;
-    for (size_t z = 0; z < lookup->d->sites->zone_count; z++)
-        if (lookup->results[z].status == DNSBL_ZONE_FAILED)
-            return true;
-    return false;
-}
-
 void dnsbl_lookup_release(struct dnsbl_lookup *lookup)
 {
     if (lookup == NULL)

@@ -8,7 +8,6 @@
  *   dnsbl_lookup_start()   query every list about one address; `update` is
  *                          called from the loop after each answer
  *   dnsbl_lookup_score()   the score so far (settled or not)
- *   dnsbl_lookup_failed()  finished, but some list did not answer
  *   dnsbl_lookup_release() the caller is done: no more `update` calls; the
  *                          lookup frees itself when its last query returns
  *                          (c-ares 1.18 cannot cancel one query)
@@ -55,9 +54,6 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
                                         dnsbl_update_fn update, void *arg);
 void dnsbl_lookup_score(const struct dnsbl_lookup *lookup, struct dnsbl_score *out);
 void dnsbl_lookup_release(struct dnsbl_lookup *lookup);
-/* True once every query returned and at least one list failed: a later
- * session from the address should ask again rather than reuse it. */
-bool dnsbl_lookup_failed(const struct dnsbl_lookup *lookup);
 /* True when the verdict came from the cache, without queries. */
 bool dnsbl_lookup_cached(const struct dnsbl_lookup *lookup);
 

@@ -47,7 +47,7 @@ static void server_admit(struct server *s, int fd, const struct addr *a, uint16_
     }
     struct client *c = clients_get(s->clients, a);
     if (c == NULL) {
-        server_refuse(fd, "421 4.3.2 Service temporarily unavailable, try again later");
+        server_refuse(fd, SERVER_REPLY_TRY_LATER);
         return;
     }
     if (c->sessions >= conf->max_connections_per_ip) {

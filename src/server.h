@@ -50,6 +50,10 @@ int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf
                  struct dnsbl *dnsbl, const int *fds, char *err, size_t errsize);
 void server_stop(struct server *s);
 
+/* The reply to a client whose mail cannot be taken now (backend down or
+ * full, out of memory): the sender retries later, nothing is lost. */
+#define SERVER_REPLY_TRY_LATER "421 4.3.2 Service temporarily unavailable, try again later"
+
 /* Writes a one-line reply and closes: for clients turned away before a
  * session exists (the reply may be lost if the client already sent data). */
 void server_refuse(int fd, const char *reply);

@@ -372,7 +372,7 @@ static void session_relay_done(void *arg, enum relay_event event,
     switch (event) {
     case RELAY_BACKEND_DOWN:
         s->verdict = VERDICT_BACKEND_DOWN;
-        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        session_say_and_close(s, SERVER_REPLY_TRY_LATER);
         break;
     case RELAY_CLIENT_SPOKE:
         s->verdict = VERDICT_PREGREET;
@@ -394,7 +394,7 @@ static void session_relay_begin(struct session *s)
     if (srv->backend_connections >= conf->backend_max_connections) {
         s->verdict = VERDICT_LIMIT;
         s->reason = "backend_max_connections";
-        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        session_say_and_close(s, SERVER_REPLY_TRY_LATER);
         return;
     }
     ev_io_stop(srv->loop, &s->io);
@@ -405,7 +405,7 @@ static void session_relay_begin(struct session *s)
     if (s->relay == NULL) {
         s->verdict = VERDICT_BACKEND_DOWN;
         s->reason = strerror(errno);
-        session_say_and_close(s, "421 4.3.2 Service temporarily unavailable, try again later");
+        session_say_and_close(s, SERVER_REPLY_TRY_LATER);
         return;
     }
     srv->backend_connections++;
@@ -519,13 +519,9 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* session_lookup - the client's shared lookup, started if there is none
- * (or if the last one ended with lists failing: ask again) */
+ * (one is kept only while a session of the client waits on it) */
 static struct dnsbl_lookup *session_lookup(struct server *srv, struct client *c)
 {
-    if (c->lookup != NULL && dnsbl_lookup_failed(c->lookup)) {
-        dnsbl_lookup_release(c->lookup);
-        c->lookup = NULL;
-    }
     if (c->lookup == NULL)
         c->lookup = dnsbl_lookup_start(srv->dnsbl, &c->node.addr, session_dnsbl_update, c);
     return c->lookup;
@@ -535,7 +531,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
 {
     struct session *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        server_refuse(fd, "421 4.3.2 Service temporarily unavailable, try again later");
+        server_refuse(fd, SERVER_REPLY_TRY_LATER);
         return;
     }
     s->srv = srv;
