@@ -4,15 +4,17 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc
-PKGS     = libcares
+PKGS     = libcares lmdb libnftables libipset libcap
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 # Debian packages (see README "Dependencies"). Building and running need
 # only the first list: `make run` on a mail server must never pull in an MTA
 # (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
-BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev
-TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils
+BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev \
+		 libnftables-dev libipset-dev libcap-dev
+TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
+		 iptables iproute2 lmdb-utils
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 BENCH_PACKAGES = gnuplot-nox iproute2
 
@@ -20,7 +22,9 @@ VERSION  = 0.1.0
 CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 
 # Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
-PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/cache.c
+PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c
+# Unit-tested too, against the real library they wrap (LMDB in a temp dir).
+UNIT_LIB_SRC = src/store.c src/log.c
 SRC      = $(wildcard src/*.c)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
@@ -66,13 +70,13 @@ $(B)/breakwater: $(SRC:src/%.c=$(B)/%.o)
 $(B)/asan/breakwater: $(SRC:src/%.c=$(B)/asan/%.o)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/%.o)
+$(B)/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/%.o) $(UNIT_LIB_SRC:src/%.c=$(B)/%.o)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(B)/asan/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/asan/%.o)
+$(B)/asan/tests/%: tests/unit/%.c $(PURE_SRC:src/%.c=$(B)/asan/%.o) $(UNIT_LIB_SRC:src/%.c=$(B)/asan/%.o)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The wave generator (bench/README.md): load for benchmarks, and a tiny
 # bounded run in the integration tests.

@@ -288,6 +288,10 @@ class Bench:
             f.write("command_timeout = 10m\n")
             f.write("reject_session_timeout = 10m\n")
             f.write("workers = %d\n" % workers)
+            f.write("state_dir = %s\n" % os.path.join(self.tmp, "state-%d" % port))
+            f.write("control_socket = %s\n" % os.path.join(self.tmp, "control-%d" % port))
+            f.write("user = nobody\n")
+            f.write("ban_backend = none\n")
         argv = [BW, "serve", "-c", conf]
         for kv in extra:
             argv += ["-o", kv]

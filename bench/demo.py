@@ -301,7 +301,7 @@ class Breakwater:
     """breakwater serve at log_level=info; a thread reads its stderr and
     counts the session lines by verdict."""
 
-    def __init__(self, procs, binary, sink_port, dns_port):
+    def __init__(self, procs, binary, sink_port, dns_port, tmp):
         self.verdicts = {}
         self.busy = 0             # clean clients told 421: the MTA was full
         self.other = []
@@ -319,6 +319,10 @@ class Breakwater:
                 "-o", "max_connections_per_ip=1000",
                 "-o", "backend_max_connections=%d" % BACKEND_MAX,
                 "-o", "hostname=demo.test",
+                "-o", "state_dir=%s" % os.path.join(tmp, "state"),
+                "-o", "control_socket=%s" % os.path.join(tmp, "control"),
+                "-o", "user=nobody",
+                "-o", "ban_backend=none",
                 "-o", "log_level=info"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             self.thread = threading.Thread(target=self._read, daemon=True)
@@ -408,7 +412,7 @@ def main():
 def run(args, procs, tmp):
     dns_port = start_rbldnsd(procs, tmp)
     sink_port, dump = start_sink(procs, tmp)
-    bw = Breakwater(procs, os.path.abspath(args.binary), sink_port, dns_port)
+    bw = Breakwater(procs, os.path.abspath(args.binary), sink_port, dns_port, tmp)
     log("rbldnsd on 127.0.0.1:%d (bl.test: 127.66.0.0/16, 127.0.0.2), smtp-sink (the MTA) "
         "on 127.0.0.1:%d, breakwater on 127.0.0.1:%d relaying to it"
         % (dns_port, sink_port, bw.port))

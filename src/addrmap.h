@@ -1,7 +1,6 @@
 /*
- * addrmap - a hash table of entries keyed by client address, the one
- * mechanism under the per-address table (clients.c) and the verdict cache
- * (cache.c).
+ * addrmap - a hash table of entries keyed by client address, under the
+ * per-address table (clients.c).
  *
  * Intrusive: an entry embeds a struct addrmap_node as its first member and
  * the owner allocates and frees it; the table only links nodes. Chaining,

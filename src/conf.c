@@ -63,6 +63,11 @@ static const struct conf_name conf_proxy_names[] = {
     {"none", PROXY_NONE}, {"v1", PROXY_V1}, {"v2", PROXY_V2},
 };
 
+static const struct conf_name conf_ban_backend_names[] = {
+    {"nft", BAN_BACKEND_NFT}, {"ipset", BAN_BACKEND_IPSET},
+    {"recent", BAN_BACKEND_RECENT}, {"none", BAN_BACKEND_NONE},
+};
+
 static const struct conf_name conf_log_names[] = {
     {"error", LOG_LEVEL_ERROR}, {"warning", LOG_LEVEL_WARNING},
     {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG},
@@ -323,7 +328,7 @@ static int conf_check_length(const struct conf_key *k, const char *value,
 {
     size_t n = strlen(value);
 
-    if (n == 0) {
+    if (n == 0 && k->min > 0) {
         snprintf(what, size, "must not be empty");
         return -1;
     }
@@ -538,6 +543,82 @@ static int conf_set_dnsbl_sites(struct conf *c, const struct conf_key *k,
     return 0;
 }
 
+/* conf_set_ban_backend - one of conf_ban_backend_names. */
+static int conf_set_ban_backend(struct conf *c, const struct conf_key *k,
+                                const char *value, char *what, size_t size)
+{
+    int v;
+
+    (void)k;
+    if (conf_choice(value, conf_ban_backend_names,
+                    sizeof conf_ban_backend_names / sizeof conf_ban_backend_names[0],
+                    &v, what, size) != 0)
+        return -1;
+    c->ban_backend = (enum ban_backend)v;
+    return 0;
+}
+
+/* conf_set_ban_set - words of letters, digits, '_', '-' and '.' separated
+ * by single spaces (they go into firewall commands and file names, so
+ * nothing else may get in); "" = the backend's default. */
+static int conf_set_ban_set(struct conf *c, const struct conf_key *k,
+                            const char *value, char *what, size_t size)
+{
+    char words[CONF_ITEM_MAX * 3] = "", word[CONF_ITEM_MAX];
+    const char *p = value;
+    int n;
+
+    if (conf_check_length(k, value, what, size) != 0)
+        return -1;
+    while ((n = conf_next_item(&p, word, sizeof word)) > 0) {
+        if (strspn(word, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789_-.") != (size_t)n || word[0] == '-')
+            return conf_error(what, size, "names may hold only letters, digits, _ - .", value);
+        snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s",
+                 words[0] ? " " : "", word);
+    }
+    return conf_replace_text(c, k, words, what, size);
+}
+
+/* conf_set_ban_ports - TCP ports ("" = the listen ports). */
+static int conf_set_ban_ports(struct conf *c, const struct conf_key *k,
+                              const char *value, char *what, size_t size)
+{
+    uint16_t ports[CONF_BAN_PORTS_MAX];
+    char item[CONF_ITEM_MAX];
+    const char *p = value;
+    size_t count = 0;
+    char *end;
+    int n;
+
+    (void)k;
+    while ((n = conf_next_item(&p, item, sizeof item)) != 0) {
+        if (count == CONF_BAN_PORTS_MAX)
+            return conf_error(what, size, "more than 16 ports", value);
+        unsigned long port = n > 0 && conf_is_digit(item[0]) ? strtoul(item, &end, 10) : 0;
+        if (n < 0 || *end != '\0' || port < 1 || port > 65535)
+            return conf_error(what, size, "not a port number", item);
+        ports[count++] = (uint16_t)port;
+    }
+    memcpy(c->ban_ports, ports, count * sizeof ports[0]);
+    c->ban_port_count = count;
+    return 0;
+}
+
+/* conf_set_user - a user name as useradd takes them. */
+static int conf_set_user(struct conf *c, const struct conf_key *k,
+                         const char *value, char *what, size_t size)
+{
+    size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "0123456789_-.");
+
+    if (conf_check_length(k, value, what, size) != 0)
+        return -1;
+    if (value[n] != '\0' || value[0] == '-')
+        return conf_error(what, size, "not a user name", value);
+    return conf_replace_text(c, k, value, what, size);
+}
+
 #define CONF_FIELD(name) offsetof(struct conf, name)
 
 static const struct conf_key conf_keys[] = {
@@ -573,6 +654,14 @@ static const struct conf_key conf_keys[] = {
     {"workers", conf_set_workers, CONF_FIELD(workers), "1", 1, 64},
     {"state_dir", conf_set_path, CONF_FIELD(state_dir), "/var/lib/breakwater", 1, CONF_PATH_MAX},
     {"log_level", conf_set_log_level, 0, "info", 0, 0},
+    {"ban_backend", conf_set_ban_backend, 0, "nft", 0, 0},
+    {"ban_set", conf_set_ban_set, CONF_FIELD(ban_set), "", 0, 200},
+    {"ban_time", conf_set_duration, CONF_FIELD(ban_time), "10m", 1, 365 * 86400},
+    {"ban_time_max", conf_set_duration, CONF_FIELD(ban_time_max), "24h", 1, 365 * 86400},
+    {"ban_ports", conf_set_ban_ports, 0, "", 0, 0},
+    {"control_socket", conf_set_path, CONF_FIELD(control_socket), "/run/breakwater/control",
+     1, 107 /* sun_path */},
+    {"user", conf_set_user, CONF_FIELD(user), "breakwater", 1, 32},
 };
 
 /* conf_key_find - the table entry named name, or NULL. */
@@ -788,6 +877,57 @@ static long conf_positive_weights(const struct dnsbl_sites *sites)
     return sum;
 }
 
+/* conf_finish_bans - the ban keys' defaults that depend on other keys, and
+ * their checks. */
+static int conf_finish_bans(struct conf *c, char *err)
+{
+    static const char *const default_set[] = {
+        [BAN_BACKEND_NONE] = "", [BAN_BACKEND_NFT] = "inet breakwater banned",
+        [BAN_BACKEND_IPSET] = "breakwater-banned", [BAN_BACKEND_RECENT] = "breakwater",
+    };
+    static const char *const example[] = {
+        [BAN_BACKEND_NONE] = "", [BAN_BACKEND_NFT] = "'inet breakwater banned'",
+        [BAN_BACKEND_IPSET] = "'breakwater-banned'", [BAN_BACKEND_RECENT] = "'breakwater'",
+    };
+    size_t words = 0, i, j;
+    char *p;
+
+    if (c->ban_time_max < c->ban_time) {
+        snprintf(err, CONF_ERR_MAX, "configuration: ban_time_max: shorter than ban_time");
+        return -1;
+    }
+    if (c->ban_set[0] == '\0') {
+        free(c->ban_set);
+        c->ban_set = strdup(default_set[c->ban_backend]);
+        if (c->ban_set == NULL) {
+            snprintf(err, CONF_ERR_MAX, "configuration: out of memory");
+            return -1;
+        }
+    }
+    for (p = c->ban_set; *p != '\0'; p++)
+        words += (p == c->ban_set || p[-1] == ' ');
+    if (c->ban_backend != BAN_BACKEND_NONE &&
+        words != (c->ban_backend == BAN_BACKEND_NFT ? 3u : 1u)) {
+        snprintf(err, CONF_ERR_MAX, "configuration: ban_set: '%s' does not name a set for "
+                 "this ban_backend (like %s)", c->ban_set, example[c->ban_backend]);
+        return -1;
+    }
+    if (c->ban_backend == BAN_BACKEND_NFT && strncmp(c->ban_set, "inet ", 5) != 0) {
+        snprintf(err, CONF_ERR_MAX, "configuration: ban_set: '%s': the nft table's family "
+                 "must be inet (one table for IPv4 and IPv6)", c->ban_set);
+        return -1;
+    }
+    if (c->ban_port_count == 0) {
+        for (i = 0; i < c->listen_count; i++) {
+            for (j = 0; j < c->ban_port_count && c->ban_ports[j] != c->listen[i].port; j++)
+                ;
+            if (j == c->ban_port_count)
+                c->ban_ports[c->ban_port_count++] = c->listen[i].port;
+        }
+    }
+    return 0;
+}
+
 /* conf_finish - checks that involve more than one key. */
 int conf_finish(struct conf *c, char *err)
 {
@@ -812,7 +952,7 @@ int conf_finish(struct conf *c, char *err)
                  conf_positive_weights(&c->dnsbl_sites));
         return -1;
     }
-    return 0;
+    return conf_finish_bans(c, err);
 }
 
 /* conf_free - frees every owned value and zeroes c; repeatable. */
@@ -821,6 +961,9 @@ void conf_free(struct conf *c)
     free(c->hostname);
     free(c->reject_message);
     free(c->state_dir);
+    free(c->ban_set);
+    free(c->control_socket);
+    free(c->user);
     dnsbl_sites_free(&c->dnsbl_sites);
     cidr_set_free(&c->allowlist);
     cidr_set_free(&c->denylist);

@@ -31,6 +31,12 @@
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
+/* Where bans go (fw.h): an nftables set, an ipset, an xt_recent list, or
+ * nowhere. */
+enum ban_backend { BAN_BACKEND_NONE, BAN_BACKEND_NFT, BAN_BACKEND_IPSET, BAN_BACKEND_RECENT };
+
+#define CONF_BAN_PORTS_MAX 16
+
 struct endpoint {
     struct addr addr;
     uint16_t port;
@@ -66,6 +72,17 @@ struct conf {
     unsigned workers;                    /* processes serving the ports */
     char *state_dir;
     enum log_level log_level;
+    enum ban_backend ban_backend;
+    /* nft: "family table set-prefix" (sets <prefix>4 and <prefix>6);
+     * ipset: a set-name prefix (sets <prefix>4 and <prefix>6); recent: the
+     * list name. conf_finish() puts the backend's default in when empty. */
+    char *ban_set;
+    double ban_time;                     /* seconds of a first ban */
+    double ban_time_max;                 /* seconds: escalation stops here */
+    uint16_t ban_ports[CONF_BAN_PORTS_MAX];
+    size_t ban_port_count;               /* conf_finish(): the listen ports when 0 */
+    char *control_socket;
+    char *user;                          /* serve started as root runs as this user */
 };
 
 void conf_init(struct conf *c);

@@ -11,14 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
+#include "store.h"
 #include "dnsbl.h"
 #include "log.h"
 
 #define DNSBL_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
 #define DNSBL_CACHE_TTL_MIN 60.0       /* seconds, whatever the DNS TTL */
-#define DNSBL_PURGE_INTERVAL 1.0       /* seconds between cache sweeps */
-#define DNSBL_PURGE_BUCKETS 4096       /* buckets looked at per sweep */
 
 enum { DNSBL_FAMILY_V4, DNSBL_FAMILY_V6, DNSBL_FAMILIES };
 
@@ -36,9 +34,8 @@ struct dnsbl {
     double health_interval;
     ev_timer health_timer;
     struct dnsbl_zone_state *zone; /* [sites->zone_count] */
-    struct cache *cache;           /* NULL: cache_max_entries = 0 */
+    struct store *store;           /* the verdict cache; NULL: none */
     double clean_ttl, listed_ttl;
-    ev_timer purge_timer;
 };
 
 /* One query's argument: which lookup and which zone. */
@@ -56,7 +53,7 @@ struct dnsbl_lookup {
     bool released;
     bool starting;                     /* dnsbl_lookup_start() is sending */
     bool cached;                       /* decided from the cache */
-    struct cache_verdict verdict;      /* when cached */
+    struct store_verdict verdict;      /* when cached */
     unsigned min_ttl;                  /* lowest TTL of the A answers, 0: none */
     struct dnsbl_zone_result *results; /* [zone_count], after query[] */
     struct dnsbl_query query[];        /* [zone_count] */
@@ -146,7 +143,7 @@ static void dnsbl_log_problems(struct dnsbl *d, unsigned zone, int status,
 static void dnsbl_remember(const struct dnsbl_lookup *lookup)
 {
     struct dnsbl *d = lookup->d;
-    if (d->cache == NULL || d->sites->zone_count == 0)
+    if (d->store == NULL || d->sites->zone_count == 0)
         return;
     for (size_t z = 0; z < d->sites->zone_count; z++)
         if (lookup->results[z].status != DNSBL_ZONE_ANSWERED)
@@ -156,8 +153,8 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
     double ttl = score.listed ? d->listed_ttl : d->clean_ttl;
     if (lookup->min_ttl > 0 && lookup->min_ttl < ttl)
         ttl = lookup->min_ttl < DNSBL_CACHE_TTL_MIN ? DNSBL_CACHE_TTL_MIN : lookup->min_ttl;
-    struct cache_verdict v = {score.listed, score.score, score.hits};
-    cache_put(d->cache, &lookup->addr, &v, ev_now(d->loop) + ttl);
+    struct store_verdict v = {score.listed, score.score, score.hits};
+    store_verdict_put(d->store, &lookup->addr, &v, ev_now(d->loop) + ttl);
 }
 
 /* dnsbl_lookup_done - one zone answered for a lookup */
@@ -196,7 +193,7 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
                                     .arg = arg, .starting = true};
     lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
-    if (cache_get(d->cache, a, ev_now(d->loop), &lookup->verdict)) {
+    if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), &lookup->verdict)) {
         lookup->cached = true;
         lookup->starting = false;
         return lookup;
@@ -405,16 +402,8 @@ void dnsbl_health_start(struct dnsbl *d)
     ev_timer_start(d->loop, &d->health_timer);
 }
 
-/* dnsbl_purge_cb - drop some expired verdicts */
-static void dnsbl_purge_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    struct dnsbl *d = w->data;
-    cache_purge(d->cache, ev_now(loop), DNSBL_PURGE_BUCKETS);
-}
-
 struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
-                        const struct conf *conf)
+                        const struct conf *conf, struct store *store)
 {
     struct dnsbl *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -433,16 +422,7 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     d->health_timer.data = d;
     d->clean_ttl = conf->cache_clean_ttl;
     d->listed_ttl = conf->cache_listed_ttl;
-    d->cache = cache_new(conf->cache_max_entries);
-    if (d->cache == NULL && conf->cache_max_entries > 0) {
-        dnsbl_free(d);
-        return NULL;
-    }
-    ev_timer_init(&d->purge_timer, dnsbl_purge_cb, DNSBL_PURGE_INTERVAL,
-                  DNSBL_PURGE_INTERVAL);
-    d->purge_timer.data = d;
-    if (d->cache != NULL)
-        ev_timer_start(loop, &d->purge_timer);
+    d->store = store;
     return d;
 }
 
@@ -451,8 +431,6 @@ void dnsbl_free(struct dnsbl *d)
     if (d == NULL)
         return;
     ev_timer_stop(d->loop, &d->health_timer);
-    ev_timer_stop(d->loop, &d->purge_timer);
-    cache_free(d->cache);
     free(d->zone);
     free(d);
 }

@@ -17,7 +17,7 @@
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
  *   dnsbl_health_evaluate(), dnsbl_health_text()
  *
- * Verdicts are remembered in a cache (cache.h): a lookup of an address with
+ * Verdicts are remembered in the store (store.h): a lookup of an address with
  * an unexpired verdict sends no query. A verdict is stored once every list
  * answered (never when one failed: a DNS failure must not stick), for
  * cache_listed_ttl or cache_clean_ttl, shortened to the lowest TTL of the
@@ -37,14 +37,16 @@
 #include "conf.h"
 #include "dnsbl_spec.h"
 #include "resolver.h"
+#include "store.h"
 
 struct dnsbl;
 struct dnsbl_lookup;
 
 typedef void (*dnsbl_update_fn)(void *arg);
 
+/* store: where verdicts are cached (NULL: nowhere). */
 struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
-                        const struct conf *conf);
+                        const struct conf *conf, struct store *store);
 void dnsbl_health_start(struct dnsbl *d);
 void dnsbl_free(struct dnsbl *d);
 

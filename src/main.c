@@ -10,12 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "banhelper.h"
+#include "bans.h"
 #include "check.h"
+#include "control.h"
 #include "conf.h"
 #include "dnsbl.h"
 #include "log.h"
+#include "privsep.h"
+#include "rules.h"
 #include "resolver.h"
 #include "server.h"
+#include "store.h"
+#include "upkeep.h"
 #include "workers.h"
 
 #define MAIN_DEFAULT_CONF "/etc/breakwater/breakwater.conf"
@@ -26,10 +35,15 @@ static void main_usage(FILE *out)
     fprintf(out,
             "usage: breakwater serve [-c FILE] [-o key=value]...\n"
             "       breakwater check [-c FILE] [-o key=value]... ADDRESS...\n"
+            "       breakwater rules [-c FILE] [-o key=value]...\n"
+            "       breakwater ctl [-c FILE] [-o key=value]... COMMAND [ARGUMENT]...\n"
             "       breakwater help | --version\n"
             "\n"
             "serve  run the SMTP front end in the foreground (logs to stderr)\n"
             "check  look addresses up in the configured DNSBLs and show the verdict\n"
+            "rules  print the firewall rules that ban_backend needs (nft: pipe to nft -f -)\n"
+            "ctl    talk to the running daemon: ban ADDRESS [DURATION], unban ADDRESS,\n"
+            "       bans, flush (the verdict cache), stats\n"
             "\n"
             "-c FILE       configuration file (default " MAIN_DEFAULT_CONF ")\n"
             "-o key=value  override one configuration key\n");
@@ -114,43 +128,194 @@ static void main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* main_serve_worker - the daemon on these listeners until a signal */
-static int main_serve_worker(const struct conf *conf, const int *fds)
+/* What every serving process is handed, made by main_serve() while root. */
+struct main_serve_ctx {
+    int helper_fd[WORKERS_MAX]; /* one per worker; -1: ban_backend = none */
+    int control_fd;
+};
+
+/* main_sites_text - the dnsbl_sites as one line, to tell the store when
+ * they changed */
+static void main_sites_text(const struct conf *conf, char *buf, size_t size)
 {
-    char err[512];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < conf->dnsbl_sites.count && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
+                                 conf->dnsbl_sites.site[i].spec);
+}
+
+/* The pieces of one serving process, made and freed in order. */
+struct main_daemon {
+    struct store *store;
+    struct resolver *resolver;
+    struct dnsbl *dnsbl;
+    struct bans *bans;
     struct server srv;
+    bool serving;
+    struct control *control;
+    struct upkeep upkeep;
+};
+
+/* main_daemon_start - store, resolver, lists, bans, listeners, control */
+static int main_daemon_start(struct main_daemon *d, struct ev_loop *loop,
+                             const struct conf *conf, const struct main_serve_ctx *ctx,
+                             const int *fds, unsigned index)
+{
+    char err[1024], sites[4096];
+    main_sites_text(conf, sites, sizeof sites);
+    d->store = store_open(conf->state_dir, conf->cache_max_entries, sites, err, sizeof err);
+    if (d->store == NULL)
+        goto fail;
+    d->resolver = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
+    if (d->resolver == NULL)
+        goto fail;
+    d->dnsbl = dnsbl_new(loop, d->resolver, conf, d->store);
+    d->bans = d->dnsbl ? bans_new(loop, conf, d->store, ctx->helper_fd[index]) : NULL;
+    if (d->bans == NULL) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    if (server_start(&d->srv, loop, conf, d->dnsbl, d->bans, fds, err, sizeof err) < 0)
+        return log_error("%s", err), -1;
+    d->serving = true;
+    d->control = control_start(loop, ctx->control_fd, conf, d->store, d->bans);
+    if (d->control == NULL) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    upkeep_start(&d->upkeep, loop, conf, d->store);
+    return 0;
+fail:
+    log_error("%s", err);
+    for (size_t i = 0; !d->serving && i < conf->listen_count; i++)
+        close(fds[i]);
+    return -1;
+}
+
+/* main_daemon_stop - everything main_daemon_start() made, in reverse */
+static void main_daemon_stop(struct main_daemon *d)
+{
+    if (d->control != NULL) {
+        control_stop(d->control);
+        upkeep_stop(&d->upkeep);
+    }
+    if (d->serving)
+        server_stop(&d->srv);
+    bans_free(d->bans);
+    resolver_free(d->resolver); /* ends every query, before dnsbl goes */
+    dnsbl_free(d->dnsbl);
+    if (d->store != NULL)
+        store_close(d->store);
+}
+
+/* main_serve_worker - the daemon on these listeners until a signal */
+static int main_serve_worker(void *arg, const struct conf *conf, const int *fds,
+                             unsigned index, bool first)
+{
+    const struct main_serve_ctx *ctx = arg;
+    struct main_daemon d = {0};
     struct ev_loop *loop = ev_default_loop(0);
     signal(SIGPIPE, SIG_IGN);
-    struct resolver *resolver = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
-    struct dnsbl *dnsbl = resolver ? dnsbl_new(loop, resolver, conf) : NULL;
-    if (dnsbl == NULL || server_start(&srv, loop, conf, dnsbl, fds, err, sizeof err) < 0) {
-        log_error("%s", resolver == NULL || dnsbl != NULL ? err : "out of memory");
-        resolver_free(resolver);
-        dnsbl_free(dnsbl);
+    if (main_daemon_start(&d, loop, conf, ctx, fds, index) < 0) {
+        main_daemon_stop(&d);
         return 1;
     }
-    dnsbl_health_start(dnsbl);
+    dnsbl_health_start(d.dnsbl);
+    if (index == 0 && first && conf->ban_backend != BAN_BACKEND_NONE)
+        log_info("put %zu stored bans back into the firewall", bans_restore(d.bans));
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, main_signal_cb, SIGTERM);
     ev_signal_init(&sigint, main_signal_cb, SIGINT);
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sigint);
     ev_run(loop, 0);
-    server_stop(&srv);
-    resolver_free(resolver); /* ends every query, before dnsbl goes */
-    dnsbl_free(dnsbl);
+    main_daemon_stop(&d);
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sigint);
     ev_loop_destroy(loop);
     return 0;
 }
 
-/* main_serve - one process, or `workers` processes on the same ports */
+/* main_control_dir - the control socket's directory: created for the user
+ * when missing (/run is emptied at boot); one that exists is left as is */
+static int main_control_dir(const struct conf *conf, const struct privsep_user *as,
+                            char *err, size_t errsize)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", conf->control_socket);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        return 0;
+    *slash = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, err, errsize);
+}
+
+/* main_prepare - while root: the helper, the state and control directory,
+ * the control socket; then give up root. Returns 0 or -1 (logged). */
+static int main_prepare(const struct conf *conf, struct main_serve_ctx *ctx, unsigned workers)
+{
+    char err[1024];
+    struct privsep_user user, *as = NULL;
+    if (privsep_is_root()) {
+        if (privsep_lookup(conf->user, &user, err, sizeof err) < 0)
+            goto fail;
+        as = &user;
+    }
+    if (privsep_own_dir(conf->state_dir, as, 0750, err, sizeof err) < 0 ||
+        main_control_dir(conf, as, err, sizeof err) < 0)
+        goto fail;
+    if (conf->ban_backend != BAN_BACKEND_NONE &&
+        banhelper_start(conf, as, ctx->helper_fd, workers, err, sizeof err) < 0)
+        goto fail;
+    ctx->control_fd = control_listen(conf->control_socket, as, err, sizeof err);
+    if (ctx->control_fd < 0)
+        goto fail;
+    if (as != NULL && privsep_drop(as, false, err, sizeof err) < 0)
+        goto fail;
+    if (as != NULL)
+        log_info("running as user %s", conf->user);
+    return 0;
+fail:
+    log_error("%s", err);
+    return -1;
+}
+
+/* main_check_store - open and close the store once, so that a broken one
+ * is one clear error at start rather than workers dying */
+static int main_check_store(const struct conf *conf)
+{
+    char err[1024], sites[4096];
+    main_sites_text(conf, sites, sizeof sites);
+    struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
+                                     sizeof err);
+    if (store == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    store_close(store);
+    return 0;
+}
+
+/* main_serve - listeners and privileges first, then one process or
+ * `workers` processes on the same ports */
 static int main_serve(struct conf *conf)
 {
-    if (conf->workers > 1) {
+    struct main_serve_ctx ctx = {.control_fd = -1};
+    unsigned n = workers_count(conf);
+    for (unsigned i = 0; i < WORKERS_MAX; i++)
+        ctx.helper_fd[i] = -1;
+    if (n > 1) {
+        struct workers *w = workers_open(conf);
+        if (w == NULL)
+            return 1;
+        if (main_prepare(conf, &ctx, n) < 0 || main_check_store(conf) < 0) {
+            workers_close(w);
+            return 1;
+        }
         main_announce(conf);
-        return workers_run(conf, main_serve_worker);
+        return workers_run(w, main_serve_worker, &ctx);
     }
     char err[512];
     int fds[CONF_LISTEN_MAX];
@@ -158,9 +323,67 @@ static int main_serve(struct conf *conf)
         log_error("%s", err);
         return 1;
     }
+    if (main_prepare(conf, &ctx, 1) < 0) {
+        for (size_t i = 0; i < conf->listen_count; i++)
+            close(fds[i]);
+        return 1;
+    }
     main_announce(conf);
-    return main_serve_worker(conf, fds);
+    return main_serve_worker(&ctx, conf, fds, 0, true);
 }
+
+/* main_rules - print the firewall rules for the configured backend */
+static int main_rules(struct conf *conf, char **operands, int count)
+{
+    (void)operands, (void)count;
+    size_t need = rules_format(conf, NULL, 0) + 1;
+    char *text = malloc(need);
+    if (text == NULL)
+        return 1;
+    rules_format(conf, text, need);
+    fputs(text, stdout);
+    free(text);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* main_ctl - one control command to the running daemon */
+static int main_ctl(struct conf *conf, char **operands, int count)
+{
+    char line[CONTROL_LINE_MAX] = "";
+    size_t used = 0;
+    for (int i = 0; i < count; i++) {
+        int n = snprintf(line + used, sizeof line - used, "%s%s", i ? " " : "", operands[i]);
+        if (n < 0 || (size_t)n >= sizeof line - used || strpbrk(operands[i], "\r\n")) {
+            fprintf(stderr, "breakwater: ctl: command too long or with a line break\n");
+            return MAIN_EXIT_USAGE;
+        }
+        used += (size_t)n;
+    }
+    return control_request(conf->control_socket, line, stdout, stderr);
+}
+
+static int main_check(struct conf *conf, char **operands, int count)
+{
+    return check_run(conf, operands, count);
+}
+
+static int main_serve_command(struct conf *conf, char **operands, int count)
+{
+    (void)operands, (void)count;
+    return main_serve(conf);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(struct conf *conf, char **operands, int count);
+    int min, max;          /* operands after the options */
+    const char *need;      /* said when there are too few or too many */
+} main_commands[] = {
+    {"serve", main_serve_command, 0, 0, "takes no operands"},
+    {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS"},
+    {"rules", main_rules, 0, 0, "takes no operands"},
+    {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments"},
+};
 
 int main(int argc, char **argv)
 {
@@ -178,22 +401,22 @@ int main(int argc, char **argv)
         printf("breakwater %s\n", BREAKWATER_VERSION);
         return 0;
     }
-    bool serve = strcmp(command, "serve") == 0, check = strcmp(command, "check") == 0;
-    if (!serve && !check) {
+    size_t c = 0, count = sizeof main_commands / sizeof main_commands[0];
+    while (c < count && strcmp(command, main_commands[c].name) != 0)
+        c++;
+    if (c == count) {
         fprintf(stderr, "breakwater: unknown command '%s'\n", command);
         main_usage(stderr);
         return MAIN_EXIT_USAGE;
     }
     struct conf conf;
     int operand, status = main_configure(&conf, argc, argv, &operand);
-    if (status == 0 && serve && operand < argc) {
-        fprintf(stderr, "breakwater: serve takes no operands ('%s')\n", argv[operand]);
-        status = MAIN_EXIT_USAGE;
-    } else if (status == 0 && check && operand >= argc) {
-        fprintf(stderr, "breakwater: check needs at least one ADDRESS\n");
+    int operands = argc - operand;
+    if (status == 0 && (operands < main_commands[c].min || operands > main_commands[c].max)) {
+        fprintf(stderr, "breakwater: %s %s\n", command, main_commands[c].need);
         status = MAIN_EXIT_USAGE;
     } else if (status == 0) {
-        status = serve ? main_serve(&conf) : check_run(&conf, argv + operand, argc - operand);
+        status = main_commands[c].run(&conf, argv + operand, operands);
     }
     conf_free(&conf);
     return status;

@@ -169,9 +169,10 @@ static void server_raise_fd_limit(const struct conf *conf)
 }
 
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, const int *fds, char *err, size_t errsize)
+                 struct dnsbl *dnsbl, struct bans *bans, const int *fds, char *err,
+                 size_t errsize)
 {
-    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl};
+    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl, .bans = bans};
     s->clients = clients_new();
     if (s->clients == NULL) {
         for (size_t i = 0; i < conf->listen_count; i++)

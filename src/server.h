@@ -17,6 +17,7 @@
 
 #include <ev.h>
 
+#include "bans.h"
 #include "clients.h"
 #include "conf.h"
 #include "dnsbl.h"
@@ -31,6 +32,7 @@ struct server {
     struct ev_loop *loop;
     const struct conf *conf;
     struct dnsbl *dnsbl;
+    struct bans *bans;
     struct clients *clients;
     unsigned connections;          /* open client sessions */
     unsigned backend_connections;  /* relays connecting or copying */
@@ -47,7 +49,8 @@ int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
 /* fds: one listening socket per conf->listen entry. Returns 0, or -1 with
  * err set; the listeners are closed either way on failure. */
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, const int *fds, char *err, size_t errsize);
+                 struct dnsbl *dnsbl, struct bans *bans, const int *fds, char *err,
+                 size_t errsize);
 void server_stop(struct server *s);
 
 /* The reply to a client whose mail cannot be taken now (backend down or

@@ -59,6 +59,7 @@ struct session {
     uint8_t verdict;              /* enum session_verdict */
     bool shut;                    /* CLOSING: our sending side is shut */
     bool from_cache;              /* the verdict came from the cache */
+    bool banned;                  /* handed to the firewall already */
     int score;
     uint64_t hits;
     double started;               /* accept time */
@@ -74,6 +75,7 @@ struct session {
 };
 
 static void session_close(struct session *s);
+static void session_ban(struct session *s);
 static void session_reject_begin(struct session *s);
 
 /* session_enter - the one place where a session changes state */
@@ -191,6 +193,8 @@ static void session_closing_io(struct session *s)
         evutil_io_want(s->srv->loop, &s->io, EV_WRITE);
         return;
     }
+    if (s->engine.sent_5xx)
+        session_ban(s);
     free(s->buf); /* whatever the client still sends is dropped */
     s->buf = NULL;
     if (!s->shut) {
@@ -224,6 +228,22 @@ static void session_log(const struct session *s)
              s->reason ? s->reason : "", s->reason ? "\"" : "");
 }
 
+/* session_ban - a refused client goes to the firewall: once its first 5xx
+ * has been written (a false positive must learn why), or at the end for a
+ * denylisted or pregreeting client that never got that far */
+static void session_ban(struct session *s)
+{
+    static const enum store_ban_reason reason[] = {
+        [VERDICT_LISTED] = STORE_BAN_DNSBL, [VERDICT_DENYLISTED] = STORE_BAN_DENYLIST,
+        [VERDICT_PREGREET] = STORE_BAN_PREGREET,
+    };
+    if (s->banned || (s->verdict != VERDICT_LISTED && s->verdict != VERDICT_DENYLISTED &&
+                      s->verdict != VERDICT_PREGREET))
+        return;
+    s->banned = true;
+    bans_offender(s->srv->bans, &s->client->node.addr, reason[s->verdict]);
+}
+
 /* session_close - log, release everything, free */
 static void session_close(struct session *s)
 {
@@ -239,6 +259,8 @@ static void session_close(struct session *s)
         relay_free(s->relay);
         srv->backend_connections--;
     }
+    if (s->verdict != VERDICT_LISTED) /* listed: only after a 5xx went out */
+        session_ban(s);
     session_log(s);
     close(s->fd);
     free(s->buf);
@@ -289,6 +311,8 @@ static void session_reject_pump(struct session *s)
             session_close(s);
             return;
         }
+        if (s->engine.sent_5xx && b->out.len == 0)
+            session_ban(s);
         if (used == 0 || b->out.len > 0 || s->engine.closing)
             break;
     }

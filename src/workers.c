@@ -16,13 +16,15 @@
 #include "server.h"
 #include "workers.h"
 
-#define WORKERS_MAX 64
 #define WORKERS_QUICK_DEATH 2.0  /* seconds: a worker dying sooner ... */
 #define WORKERS_QUICK_DEATHS 5   /* ... this many times in a row: give up */
 
 struct workers {
-    const struct conf *conf;  /* the workers' share, see workers_share() */
+    const struct conf *conf;  /* the whole config */
+    struct conf share;        /* each worker's share, see workers_share() */
     workers_main_fn worker_main;
+    void *arg;
+    bool started_once[WORKERS_MAX];
     unsigned count;
     int fds[WORKERS_MAX][CONF_LISTEN_MAX];
     pid_t pid[WORKERS_MAX];
@@ -59,8 +61,9 @@ static int workers_steer(int fd, int family, unsigned count)
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
 }
 
-/* workers_open - every worker's listeners, in worker order, then steering */
-static int workers_open(struct workers *w)
+/* workers_open_listeners - every worker's listeners, in worker order, then
+ * steering */
+static int workers_open_listeners(struct workers *w)
 {
     char err[256];
     const struct conf *conf = w->conf;
@@ -79,6 +82,16 @@ static int workers_open(struct workers *w)
     return 0;
 }
 
+/* workers_close - close every listener and free w */
+void workers_close(struct workers *w)
+{
+    for (unsigned i = 0; i < w->count; i++)
+        for (size_t l = 0; l < w->conf->listen_count; l++)
+            if (w->fds[i][l] > 0)
+                close(w->fds[i][l]);
+    free(w);
+}
+
 /* workers_spawn - start worker i on its sockets */
 static int workers_spawn(struct workers *w, unsigned i)
 {
@@ -92,8 +105,9 @@ static int workers_spawn(struct workers *w, unsigned i)
         for (unsigned j = 0; j < w->count; j++)
             for (size_t l = 0; j != i && l < w->conf->listen_count; l++)
                 close(w->fds[j][l]);
-        _exit(w->worker_main(w->conf, w->fds[i]));
+        _exit(w->worker_main(w->arg, &w->share, w->fds[i], i, !w->started_once[i]));
     }
+    w->started_once[i] = true;
     w->pid[i] = pid;
     w->started[i] = workers_now();
     return 0;
@@ -174,40 +188,50 @@ static int workers_supervise(struct workers *w, const sigset_t *set, bool stoppi
     }
 }
 
-int workers_run(const struct conf *conf, workers_main_fn worker_main)
+unsigned workers_count(const struct conf *conf)
 {
-    struct conf share;
+    return conf->workers > WORKERS_MAX ? WORKERS_MAX : conf->workers;
+}
+
+struct workers *workers_open(const struct conf *conf)
+{
     struct workers *w = calloc(1, sizeof *w);
     if (w == NULL)
-        return 1;
-    unsigned n = conf->workers > WORKERS_MAX ? WORKERS_MAX : conf->workers;
-    workers_share(&share, conf, n);
-    *w = (struct workers){.conf = &share, .worker_main = worker_main, .count = n};
+        return NULL;
+    unsigned n = workers_count(conf);
+    w->conf = conf;
+    w->count = n;
+    workers_share(&w->share, conf, n);
+    if (workers_open_listeners(w) < 0) {
+        workers_close(w);
+        return NULL;
+    }
+    return w;
+}
+
+int workers_run(struct workers *w, workers_main_fn worker_main, void *arg)
+{
+    unsigned n = w->count;
+    w->worker_main = worker_main;
+    w->arg = arg;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &w->old_mask);
-    int status = 1;
-    if (workers_open(w) == 0) {
-        log_info("%u workers, each taking up to %u connections and %u relays", n,
-                 share.max_connections, share.backend_max_connections);
-        status = 0;
-        for (unsigned i = 0; i < n && status == 0; i++)
-            status = workers_spawn(w, i) < 0 ? 1 : 0;
-        if (status != 0)
-            workers_signal_all(w, SIGTERM);
-        if (w->pid[0] > 0) {
-            int supervised = workers_supervise(w, &set, status != 0);
-            status = status != 0 ? status : supervised;
-        }
+    log_info("%u workers, each taking up to %u connections and %u relays", n,
+             w->share.max_connections, w->share.backend_max_connections);
+    int status = 0;
+    for (unsigned i = 0; i < n && status == 0; i++)
+        status = workers_spawn(w, i) < 0 ? 1 : 0;
+    if (status != 0)
+        workers_signal_all(w, SIGTERM);
+    if (w->pid[0] > 0) {
+        int supervised = workers_supervise(w, &set, status != 0);
+        status = status != 0 ? status : supervised;
     }
-    for (unsigned i = 0; i < n; i++)
-        for (size_t l = 0; l < conf->listen_count; l++)
-            if (w->fds[i][l] > 0)
-                close(w->fds[i][l]);
     sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
-    free(w);
+    workers_close(w);
     return status;
 }

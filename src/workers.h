@@ -1,9 +1,11 @@
 /*
  * workers - `workers = N` (N > 1): N processes serve the same ports.
  *
- *   workers_run()  open every listener N times with SO_REUSEPORT, steer
- *                  each client address to one worker, fork the workers,
- *                  supervise them; returns the exit status
+ *   workers_open() open every listener N times with SO_REUSEPORT and steer
+ *                  each client address to one worker (while still root)
+ *   workers_run()  fork the workers, supervise them; returns the exit
+ *                  status
+ *   workers_close() instead of workers_run(), when start-up failed
  *
  * Steering: a classic BPF program on each port's reuseport group picks the
  * socket (= the worker) from a hash of the client's source address, so an
@@ -22,12 +24,27 @@
 #ifndef BREAKWATER_WORKERS_H
 #define BREAKWATER_WORKERS_H
 
+#include <stdbool.h>
+
 #include "conf.h"
 
-/* What a worker runs: the daemon on these listeners (one per conf->listen
- * entry, owned by it); returns its exit status. */
-typedef int (*workers_main_fn)(const struct conf *conf, const int *fds);
+#define WORKERS_MAX 64
 
-int workers_run(const struct conf *conf, workers_main_fn worker_main);
+/* What a worker runs: the daemon on these listeners (one per conf->listen
+ * entry, owned by it) as worker `index`, `first` the first time that index
+ * starts; returns its exit status. */
+typedef int (*workers_main_fn)(void *arg, const struct conf *conf, const int *fds,
+                               unsigned index, bool first);
+
+struct workers;
+
+/* NULL when a listener cannot be opened (logged). */
+struct workers *workers_open(const struct conf *conf);
+/* Closes the listeners and frees w, when the workers will not be run. */
+void workers_close(struct workers *w);
+/* Frees w. */
+int workers_run(struct workers *w, workers_main_fn worker_main, void *arg);
+/* The number of workers (conf->workers, at most WORKERS_MAX). */
+unsigned workers_count(const struct conf *conf);
 
 #endif

@@ -1025,6 +1025,11 @@ class BreakwaterTestCase(unittest.TestCase):
             "dnsbl_timeout": "3s",
             "log_level": "info",
             "state_dir": state,
+            # serve started as root drops to this user (privsep); firewall
+            # tests set ban_backend themselves, in a network namespace
+            "user": "nobody",
+            "ban_backend": "none",
+            "control_socket": os.path.join(self.tmp, "control"),
         }
 
     def start_daemon(self, backend=None, opts=None, listen=None, resolver=None,

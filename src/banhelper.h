@@ -1,0 +1,36 @@
+/*
+ * banhelper - the only process that touches the firewall. Forked by serve
+ * while still root: it opens the firewall backend (fw.h), drops to `user`
+ * keeping CAP_NET_ADMIN alone, then applies the bans that arrive on its
+ * sockets until they all close.
+ *
+ *   banhelper_start()  fork the helper with one socket per worker; returns
+ *                      once it has opened the firewall (or with the error
+ *                      that stopped it: a missing set names the command
+ *                      that creates it)
+ *
+ * Protocol (banproto.h): fixed-size requests over SOCK_SEQPACKET, each
+ * checked; a malformed one is refused, logged and counted in the reply,
+ * never applied. Batching: the helper takes every request waiting on a
+ * socket (up to BANHELPER_BATCH) and applies them in one firewall
+ * transaction, so a wave of bans costs few transactions while a single ban
+ * goes in at once.
+ */
+#ifndef BREAKWATER_BANHELPER_H
+#define BREAKWATER_BANHELPER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "privsep.h"
+
+#define BANHELPER_BATCH 1024
+
+/* user: NULL when not started as root (no switch). Fills fds[0..count)
+ * with the daemon's ends (non-blocking, close-on-exec). Returns the
+ * helper's pid, or -1 with err set. */
+pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user,
+                      int *fds, size_t count, char *err, size_t errsize);
+
+#endif

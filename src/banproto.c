@@ -1,0 +1,88 @@
+/*
+ * banproto - the ban helper's message format. See banproto.h.
+ */
+#include <string.h>
+
+#include "banproto.h"
+
+/* banproto_request_make - fill every byte, so no stack garbage crosses */
+void banproto_request_make(struct banproto_request *r, const struct addr *a,
+                           uint32_t seconds, uint32_t seq)
+{
+    memset(r, 0, sizeof *r);
+    r->version = BANPROTO_VERSION;
+    r->op = seconds > 0 ? BANPROTO_BAN : BANPROTO_UNBAN;
+    r->family = a->family;
+    memcpy(r->addr, a->bytes, a->family == AF_INET ? 4 : 16);
+    r->seconds = seconds;
+    r->seq = seq;
+}
+
+/* banproto_all_zero - n bytes of p are zero */
+static int banproto_all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* banproto_request_parse - trust nothing: every field is checked */
+int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
+                           struct fw_ban *ban, uint32_t *seq, const char **why)
+{
+    struct banproto_request r;
+
+    if (len != sizeof r) {
+        *why = "wrong size";
+        return -1;
+    }
+    memcpy(&r, buf, sizeof r);
+    if (r.version != BANPROTO_VERSION) {
+        *why = "unknown version";
+        return -1;
+    }
+    if (r.family != AF_INET && r.family != AF_INET6) {
+        *why = "unknown address family";
+        return -1;
+    }
+    size_t alen = r.family == AF_INET ? 4 : 16;
+    if (!banproto_all_zero(r.addr + alen, 16 - alen) || banproto_all_zero(r.addr, alen)) {
+        *why = "not a single address";
+        return -1;
+    }
+    if (r.op == BANPROTO_BAN ? r.seconds < 1 || r.seconds > max_seconds
+                             : r.op != BANPROTO_UNBAN || r.seconds != 0) {
+        *why = r.op == BANPROTO_BAN || r.op == BANPROTO_UNBAN ? "duration out of bounds"
+                                                              : "unknown operation";
+        return -1;
+    }
+    memset(ban, 0, sizeof *ban);
+    ban->addr.family = (uint8_t)r.family;
+    memcpy(ban->addr.bytes, r.addr, alen);
+    ban->seconds = r.seconds;
+    *seq = r.seq;
+    return 0;
+}
+
+void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
+                         uint32_t failed, const char *error)
+{
+    memset(r, 0, sizeof *r);
+    r->version = BANPROTO_VERSION;
+    r->seq = seq;
+    r->applied = applied;
+    r->failed = failed;
+    if (error != NULL)
+        strncpy(r->error, error, sizeof r->error - 1);
+}
+
+int banproto_reply_parse(const void *buf, size_t len, struct banproto_reply *out)
+{
+    if (len != sizeof *out)
+        return -1;
+    memcpy(out, buf, sizeof *out);
+    if (out->version != BANPROTO_VERSION || memchr(out->error, '\0', sizeof out->error) == NULL)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * banproto - the messages between the network-facing process and the
+ * privileged ban helper: fixed-size structs, one per SOCK_SEQPACKET
+ * message, checked field by field on arrival. Pure: no I/O.
+ *
+ *   banproto_request_make()  a ban (seconds > 0) or an unban (seconds 0)
+ *   banproto_request_parse() the helper's check of what arrived: exactly one
+ *                            request, known version and operation, one
+ *                            address of a known family (not the unspecified
+ *                            address), a duration within 1..max_seconds for
+ *                            a ban and 0 for an unban
+ *   banproto_reply_make(), banproto_reply_parse()
+ *
+ * The helper answers every batch it applied with one reply carrying the
+ * sequence number of the batch's last request, so the sender learns which
+ * bans are in the kernel and how long they took.
+ */
+#ifndef BREAKWATER_BANPROTO_H
+#define BREAKWATER_BANPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "fw.h"
+
+#define BANPROTO_VERSION 1
+
+enum banproto_op { BANPROTO_BAN = 1, BANPROTO_UNBAN = 2 };
+
+struct banproto_request {
+    uint32_t version;
+    uint32_t op;         /* enum banproto_op */
+    uint32_t family;     /* AF_INET or AF_INET6 */
+    uint8_t addr[16];    /* network order; IPv4 in the first 4, rest zero */
+    uint32_t seconds;    /* BAN: 1..max; UNBAN: 0 */
+    uint32_t seq;        /* the sender's counter, echoed in replies */
+};
+
+struct banproto_reply {
+    uint32_t version;
+    uint32_t seq;        /* the last request of the batch */
+    uint32_t applied;
+    uint32_t failed;     /* refused as malformed or failed in the kernel */
+    char error[FW_ERR_MAX]; /* the first failure, NUL-terminated, or "" */
+};
+
+void banproto_request_make(struct banproto_request *r, const struct addr *a,
+                           uint32_t seconds, uint32_t seq);
+/* Returns 0 and fills *ban and *seq, or -1 with *why saying what is wrong. */
+int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
+                           struct fw_ban *ban, uint32_t *seq, const char **why);
+
+void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
+                         uint32_t failed, const char *error);
+/* Returns 0, or -1 when buf is not one well-formed reply. */
+int banproto_reply_parse(const void *buf, size_t len, struct banproto_reply *out);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * bans - ban decisions, records and the queue to the helper. See bans.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "banpolicy.h"
+#include "banproto.h"
+#include "bans.h"
+#include "evutil.h"
+#include "log.h"
+
+#define BANS_QUEUE_INITIAL 1024
+
+const double bans_latency_bounds[BANS_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+    0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1.0, 1e300,
+};
+
+struct bans_entry {
+    struct banproto_request req;
+    double queued;
+};
+
+/* A ring of requests: [head, sent) went to the helper and wait for its
+ * reply, [sent, tail) wait for room in the socket. Indexes grow without
+ * wrapping back; the slot is index & (cap - 1). */
+struct bans {
+    struct ev_loop *loop;
+    const struct conf *conf;
+    struct store *store;
+    int fd;
+    ev_io io;
+    struct bans_entry *ring;
+    size_t cap, head, sent, tail;
+    uint32_t seq;
+    struct bans_stats stats;
+    struct log_limit fail_log, drop_log;
+};
+
+static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct store *store,
+                      int helper_fd)
+{
+    struct bans *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->loop = loop;
+    b->conf = conf;
+    b->store = store;
+    b->fd = helper_fd;
+    if (helper_fd >= 0) {
+        ev_io_init(&b->io, bans_io_cb, helper_fd, EV_READ);
+        ev_io_start(loop, &b->io);
+    }
+    return b;
+}
+
+/* bans_entry_at - the slot of index i */
+static struct bans_entry *bans_entry_at(struct bans *b, size_t i)
+{
+    return &b->ring[i & (b->cap - 1)];
+}
+
+/* bans_grow - double the ring; -1 at BANS_QUEUE_MAX or out of memory */
+static int bans_grow(struct bans *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : BANS_QUEUE_INITIAL;
+    if (cap > BANS_QUEUE_MAX)
+        return -1;
+    struct bans_entry *ring = malloc(cap * sizeof *ring);
+    if (ring == NULL)
+        return -1;
+    for (size_t i = b->head; i < b->tail; i++)
+        ring[i & (cap - 1)] = *bans_entry_at(b, i);
+    free(b->ring);
+    b->ring = ring;
+    b->cap = cap;
+    return 0;
+}
+
+/* bans_pump - send what waits, as far as the socket takes it */
+static void bans_pump(struct bans *b)
+{
+    while (b->sent < b->tail) {
+        struct bans_entry *e = bans_entry_at(b, b->sent);
+        if (send(b->fd, &e->req, sizeof e->req, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_limited(&b->fail_log, ev_now(b->loop), LOG_LEVEL_ERROR,
+                            "firewall: the ban helper is gone (%s): bans are not applied",
+                            strerror(errno));
+            break;
+        }
+        b->sent++;
+    }
+    evutil_io_want(b->loop, &b->io, EV_READ | (b->sent < b->tail ? EV_WRITE : 0));
+}
+
+/* bans_request - queue one request for the helper (seconds 0 = unban) */
+static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds)
+{
+    if (b->tail - b->head == b->cap && bans_grow(b) < 0) {
+        b->stats.dropped++;
+        log_limited(&b->drop_log, ev_now(b->loop), LOG_LEVEL_ERROR,
+                    "firewall: %zu bans wait for the helper: dropping new ones",
+                    b->tail - b->head);
+        return;
+    }
+    struct bans_entry *e = bans_entry_at(b, b->tail++);
+    banproto_request_make(&e->req, a, seconds, ++b->seq);
+    e->queued = ev_time();
+    b->stats.requested++;
+    if (b->sent + 1 == b->tail)
+        bans_pump(b);
+}
+
+/* bans_record_latency - one request answered */
+static void bans_record_latency(struct bans *b, double seconds)
+{
+    size_t i = 0;
+    while (seconds > bans_latency_bounds[i])
+        i++;
+    b->stats.latency[i]++;
+    b->stats.latency_sum += seconds;
+}
+
+/* bans_reply - the helper applied a batch ending at reply->seq */
+static void bans_reply(struct bans *b, const struct banproto_reply *reply)
+{
+    double now = ev_time();
+    while (b->head < b->sent &&
+           (int32_t)(reply->seq - bans_entry_at(b, b->head)->req.seq) >= 0) {
+        bans_record_latency(b, now - bans_entry_at(b, b->head)->queued);
+        b->head++;
+    }
+    b->stats.applied += reply->applied;
+    b->stats.failed += reply->failed;
+    if (reply->failed > 0)
+        log_limited(&b->fail_log, ev_now(b->loop), LOG_LEVEL_ERROR,
+                    "firewall: %u bans failed: %s", reply->failed, reply->error);
+}
+
+/* bans_helper_gone - count everything still queued as failed */
+static void bans_helper_gone(struct bans *b)
+{
+    log_error("firewall: the ban helper is gone: bans are no longer applied");
+    b->stats.failed += b->tail - b->head;
+    b->head = b->sent = b->tail = 0;
+    ev_io_stop(b->loop, &b->io);
+    close(b->fd);
+    b->fd = -1;
+}
+
+static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct bans *b = (struct bans *)((char *)w - offsetof(struct bans, io));
+    struct banproto_reply reply;
+    (void)loop;
+    if (revents & EV_READ) {
+        for (;;) {
+            ssize_t n = recv(b->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_TRUNC);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                bans_helper_gone(b);
+                return;
+            }
+            if (n < 0)
+                break;
+            if (banproto_reply_parse(&reply, (size_t)n, &reply) == 0)
+                bans_reply(b, &reply);
+        }
+    }
+    bans_pump(b);
+}
+
+/* bans_apply - decide with the policy, remember, request; 0 or -1 */
+static int bans_apply(struct bans *b, const struct addr *a, double seconds, unsigned reason)
+{
+    struct store_ban prev, next;
+    double now = ev_now(b->loop);
+    bool known = store_ban_get(b->store, a, &prev);
+    if (banpolicy_next(known ? &prev : NULL, now, b->conf->ban_time, b->conf->ban_time_max,
+                       seconds, reason, &next) == BANPOLICY_NOTHING)
+        return 0;
+    store_ban_put(b->store, a, &next); /* a store error is logged there */
+    double length = next.until - now;
+    bans_request(b, a, length < 1 ? 1 : (uint32_t)(length + 0.5));
+    return 0;
+}
+
+void bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason)
+{
+    if (b->fd < 0 || cidr_set_contains(&b->conf->allowlist, a))
+        return;
+    bans_apply(b, a, 0, reason);
+}
+
+/* bans_usable - can a ban be made by hand now? */
+static int bans_usable(struct bans *b, const struct addr *a, char *err, size_t errsize)
+{
+    if (b->conf->ban_backend == BAN_BACKEND_NONE) {
+        snprintf(err, errsize, "ban_backend is none: nothing to ban in");
+        return -1;
+    }
+    if (b->fd < 0) {
+        snprintf(err, errsize, "the ban helper is gone");
+        return -1;
+    }
+    if (a != NULL && cidr_set_contains(&b->conf->allowlist, a)) {
+        snprintf(err, errsize, "the address is in the allowlist");
+        return -1;
+    }
+    return 0;
+}
+
+int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
+                size_t errsize)
+{
+    if (bans_usable(b, a, err, errsize) < 0)
+        return -1;
+    if (seconds > b->conf->ban_time_max) {
+        snprintf(err, errsize, "longer than ban_time_max (%gs)", b->conf->ban_time_max);
+        return -1;
+    }
+    return bans_apply(b, a, seconds, STORE_BAN_MANUAL);
+}
+
+int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize)
+{
+    if (bans_usable(b, NULL, err, errsize) < 0)
+        return -1;
+    /* removed from the firewall even without a record: it may predate it */
+    store_ban_delete(b->store, a);
+    bans_request(b, a, 0);
+    return 0;
+}
+
+struct bans_restore_walk {
+    struct bans *b;
+    double now;
+    size_t count;
+};
+
+/* bans_restore_one - one stored ban, back with its remaining time */
+static int bans_restore_one(const struct addr *a, const struct store_ban *ban, void *arg)
+{
+    struct bans_restore_walk *walk = arg;
+    double left = ban->until - walk->now;
+    if (left >= 1 && !cidr_set_contains(&walk->b->conf->allowlist, a)) {
+        if (left > walk->b->conf->ban_time_max)
+            left = walk->b->conf->ban_time_max;
+        bans_request(walk->b, a, (uint32_t)left);
+        walk->count++;
+    }
+    return 0;
+}
+
+size_t bans_restore(struct bans *b)
+{
+    struct bans_restore_walk walk = {b, ev_now(b->loop), 0};
+    if (b->fd >= 0)
+        store_ban_foreach(b->store, bans_restore_one, &walk);
+    return walk.count;
+}
+
+void bans_stats(const struct bans *b, struct bans_stats *out)
+{
+    *out = b->stats;
+}
+
+double bans_latency_quantile(const struct bans_stats *s, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (size_t i = 0; i < BANS_LATENCY_BUCKETS; i++)
+        total += s->latency[i];
+    if (total == 0)
+        return 0;
+    for (size_t i = 0; i < BANS_LATENCY_BUCKETS; i++) {
+        seen += s->latency[i];
+        if ((double)seen >= q * (double)total)
+            return bans_latency_bounds[i];
+    }
+    return bans_latency_bounds[BANS_LATENCY_BUCKETS - 1];
+}
+
+void bans_free(struct bans *b)
+{
+    if (b == NULL)
+        return;
+    if (b->fd >= 0) {
+        ev_io_stop(b->loop, &b->io);
+        close(b->fd);
+    }
+    free(b->ring);
+    free(b);
+}

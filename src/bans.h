@@ -1,0 +1,63 @@
+/*
+ * bans - the network-facing side of banning: decides (banpolicy.h),
+ * remembers (store.h) and hands the firewall work to the privileged helper
+ * (banhelper.h) without ever blocking the event loop.
+ *
+ *   bans_new()       on the socket to the helper (-1: ban_backend = none,
+ *                    then nothing is banned)
+ *   bans_offender()  a client was refused (after its first 5xx went out)
+ *   bans_manual()    ctl ban ADDRESS [DURATION]
+ *   bans_unban()     ctl unban ADDRESS
+ *   bans_restore()   at start: every unexpired ban back into the firewall
+ *                    with its remaining time
+ *   bans_stats()     counters and the 5xx-to-firewall latency
+ *   bans_free()
+ *
+ * Requests go to the helper at once; when its socket is full they wait in
+ * a queue (bounded: BANS_QUEUE_MAX, beyond which they are dropped and
+ * counted) that drains as the socket becomes writable. Allowlisted
+ * addresses are never banned.
+ */
+#ifndef BREAKWATER_BANS_H
+#define BREAKWATER_BANS_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "store.h"
+
+#define BANS_QUEUE_MAX (1u << 20)
+#define BANS_LATENCY_BUCKETS 16
+
+/* Upper bounds (seconds) of the latency buckets; the last is +Inf. */
+extern const double bans_latency_bounds[BANS_LATENCY_BUCKETS];
+
+struct bans_stats {
+    uint64_t requested;   /* bans and unbans handed to the helper */
+    uint64_t applied;     /* the helper put them in the firewall */
+    uint64_t failed;      /* the firewall refused them, or the helper is gone */
+    uint64_t dropped;     /* the queue was full */
+    uint64_t latency[BANS_LATENCY_BUCKETS]; /* request to applied */
+    double latency_sum;
+};
+
+struct bans;
+
+struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct store *store,
+                      int helper_fd);
+void bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason);
+/* seconds 0 = the policy's length. Returns 0, or -1 with err set. */
+int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
+                size_t errsize);
+int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize);
+/* Returns how many bans were put back. */
+size_t bans_restore(struct bans *b);
+void bans_stats(const struct bans *b, struct bans_stats *out);
+/* The latency below which fraction q (0..1] of the applied bans fell: a
+ * bucket's upper bound; 0 when none was applied. */
+double bans_latency_quantile(const struct bans_stats *s, double q);
+void bans_free(struct bans *b);
+
+#endif

@@ -1,0 +1,410 @@
+/*
+ * control - the control socket's server and client. See control.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "log.h"
+
+#define CONTROL_TIMEOUT 10.0   /* seconds a client has to ask and read */
+#define CONTROL_ARGS_MAX 4
+#define CONTROL_OUT_MAX (256u << 20)
+
+struct control {
+    struct ev_loop *loop;
+    const struct conf *conf;
+    struct store *store;
+    struct bans *bans;
+    ev_io io;
+};
+
+/* One client connection: the command line in, the whole answer out. */
+struct control_conn {
+    struct control *ctl;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    size_t in_len;
+    char in[CONTROL_LINE_MAX];
+    char *out;
+    size_t out_len, out_cap, out_sent;
+    bool out_failed;           /* out of memory: answer with an error */
+};
+
+typedef void control_handler(struct control_conn *cc, char **argv, int argc);
+
+/* control_say - append a formatted line to the answer */
+__attribute__((format(printf, 2, 3)))
+static void control_say(struct control_conn *cc, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        size_t room = cc->out_cap - cc->out_len;
+        va_start(ap, fmt);
+        int n = vsnprintf(cc->out ? cc->out + cc->out_len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0 || cc->out_failed)
+            return;
+        if ((size_t)n + 2 <= room) {
+            cc->out_len += (size_t)n;
+            cc->out[cc->out_len++] = '\n';
+            cc->out[cc->out_len] = '\0';
+            return;
+        }
+        size_t cap = cc->out_cap ? cc->out_cap * 2 : 4096;
+        while (cap < cc->out_len + (size_t)n + 2)
+            cap *= 2;
+        char *grown = cap <= CONTROL_OUT_MAX ? realloc(cc->out, cap) : NULL;
+        if (grown == NULL) {
+            cc->out_failed = true;
+            return;
+        }
+        cc->out = grown;
+        cc->out_cap = cap;
+    }
+}
+
+/* control_parse_addr - the ADDRESS argument, or an error answer */
+static int control_parse_addr(struct control_conn *cc, const char *text, struct addr *a)
+{
+    if (addr_parse(text, a) == 0)
+        return 0;
+    control_say(cc, "error: not an IP address: '%.64s'", text);
+    return -1;
+}
+
+static void control_ban(struct control_conn *cc, char **argv, int argc)
+{
+    struct addr a;
+    double seconds = 0;
+    char err[256];
+    if (control_parse_addr(cc, argv[1], &a) < 0)
+        return;
+    if (argc > 2 && (conf_parse_duration(argv[2], &seconds) < 0 || seconds < 1)) {
+        control_say(cc, "error: not a duration of at least 1s: '%.64s'", argv[2]);
+        return;
+    }
+    if (bans_manual(cc->ctl->bans, &a, seconds, err, sizeof err) < 0)
+        control_say(cc, "error: %s", err);
+    else
+        control_say(cc, "ok");
+}
+
+static void control_unban(struct control_conn *cc, char **argv, int argc)
+{
+    struct addr a;
+    char err[256];
+    (void)argc;
+    if (control_parse_addr(cc, argv[1], &a) < 0)
+        return;
+    if (bans_unban(cc->ctl->bans, &a, err, sizeof err) < 0)
+        control_say(cc, "error: %s", err);
+    else
+        control_say(cc, "ok");
+}
+
+/* control_ban_line - one active ban of `bans` */
+static int control_ban_line(const struct addr *a, const struct store_ban *b, void *arg)
+{
+    static const char *const reasons[] = {
+        [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
+        [STORE_BAN_PREGREET] = "pregreet", [STORE_BAN_MANUAL] = "manual",
+    };
+    struct control_conn *cc = arg;
+    char text[ADDR_TEXT_MAX];
+    double left = b->until - ev_now(cc->ctl->loop);
+    if (left < 1)
+        return 0;
+    addr_format(a, text, sizeof text);
+    control_say(cc, "address=%s remaining=%.0f reason=%s count=%u", text, left,
+                b->reason < sizeof reasons / sizeof reasons[0] && reasons[b->reason]
+                    ? reasons[b->reason] : "unknown", b->count);
+    return 0;
+}
+
+static void control_bans(struct control_conn *cc, char **argv, int argc)
+{
+    (void)argv, (void)argc;
+    if (store_ban_foreach(cc->ctl->store, control_ban_line, cc) < 0)
+        control_say(cc, "error: the state store cannot be read");
+    else
+        control_say(cc, "ok");
+}
+
+static void control_flush(struct control_conn *cc, char **argv, int argc)
+{
+    (void)argv, (void)argc;
+    if (store_verdict_flush(cc->ctl->store) < 0)
+        control_say(cc, "error: the verdict cache could not be emptied");
+    else
+        control_say(cc, "ok");
+}
+
+static void control_stats(struct control_conn *cc, char **argv, int argc)
+{
+    struct bans_stats s;
+    (void)argv, (void)argc;
+    bans_stats(cc->ctl->bans, &s);
+    control_say(cc, "verdicts_cached %zu", store_verdict_count(cc->ctl->store));
+    control_say(cc, "bans_requested %llu", (unsigned long long)s.requested);
+    control_say(cc, "bans_applied %llu", (unsigned long long)s.applied);
+    control_say(cc, "bans_failed %llu", (unsigned long long)s.failed);
+    control_say(cc, "bans_dropped %llu", (unsigned long long)s.dropped);
+    control_say(cc, "ban_latency_p50_seconds %g", bans_latency_quantile(&s, 0.5));
+    control_say(cc, "ban_latency_p99_seconds %g", bans_latency_quantile(&s, 0.99));
+    control_say(cc, "ok");
+}
+
+static const struct {
+    const char *name;
+    control_handler *handler;
+    int min_args, max_args;   /* not counting the name */
+    const char *usage;
+} control_commands[] = {
+    {"ban", control_ban, 1, 2, "ban ADDRESS [DURATION]"},
+    {"unban", control_unban, 1, 1, "unban ADDRESS"},
+    {"bans", control_bans, 0, 0, "bans"},
+    {"flush", control_flush, 0, 0, "flush"},
+    {"stats", control_stats, 0, 0, "stats"},
+};
+
+/* control_execute - split the line into words and run its command */
+static void control_execute(struct control_conn *cc, char *line)
+{
+    char *argv[CONTROL_ARGS_MAX + 1], *save = NULL;
+    int argc = 0;
+    for (char *w = strtok_r(line, " \t\r", &save); w != NULL; w = strtok_r(NULL, " \t\r", &save)) {
+        if (argc == CONTROL_ARGS_MAX + 1) {
+            control_say(cc, "error: too many words");
+            return;
+        }
+        argv[argc++] = w;
+    }
+    for (size_t i = 0; argc > 0 && i < sizeof control_commands / sizeof control_commands[0]; i++) {
+        if (strcmp(argv[0], control_commands[i].name) != 0)
+            continue;
+        if (argc - 1 < control_commands[i].min_args || argc - 1 > control_commands[i].max_args)
+            control_say(cc, "error: usage: %s", control_commands[i].usage);
+        else
+            control_commands[i].handler(cc, argv, argc);
+        return;
+    }
+    control_say(cc, "error: unknown command '%.64s' (commands: ban, unban, bans, flush, stats)",
+                argc > 0 ? argv[0] : "");
+}
+
+/* control_conn_close - done with one client */
+static void control_conn_close(struct control_conn *cc)
+{
+    ev_io_stop(cc->ctl->loop, &cc->io);
+    ev_timer_stop(cc->ctl->loop, &cc->timer);
+    close(cc->fd);
+    free(cc->out);
+    free(cc);
+}
+
+/* control_conn_write - send the answer; close when it is all out */
+static void control_conn_write(struct control_conn *cc)
+{
+    if (cc->out_failed) {
+        static const char oom[] = "error: out of memory\n";
+        (void)send(cc->fd, oom, sizeof oom - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        control_conn_close(cc);
+        return;
+    }
+    while (cc->out_sent < cc->out_len) {
+        ssize_t n = send(cc->fd, cc->out + cc->out_sent, cc->out_len - cc->out_sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            ev_io_stop(cc->ctl->loop, &cc->io);
+            ev_io_set(&cc->io, cc->fd, EV_WRITE);
+            ev_io_start(cc->ctl->loop, &cc->io);
+            return;
+        }
+        if (n < 0)
+            break;
+        cc->out_sent += (size_t)n;
+    }
+    control_conn_close(cc);
+}
+
+/* control_conn_read - gather the command line; run it at its newline */
+static void control_conn_read(struct control_conn *cc)
+{
+    ssize_t n = recv(cc->fd, cc->in + cc->in_len, sizeof cc->in - 1 - cc->in_len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        control_conn_close(cc);
+        return;
+    }
+    cc->in_len += (size_t)n;
+    cc->in[cc->in_len] = '\0';
+    char *nl = memchr(cc->in, '\n', cc->in_len);
+    if (nl == NULL && cc->in_len < sizeof cc->in - 1)
+        return;
+    if (nl == NULL || memchr(cc->in, '\0', (size_t)(nl - cc->in)) != NULL)
+        control_say(cc, "error: %s", nl == NULL ? "line too long" : "NUL byte in line");
+    else {
+        *nl = '\0';
+        control_execute(cc, cc->in);
+    }
+    control_conn_write(cc);
+}
+
+static void control_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct control_conn *cc = w->data;
+    (void)loop;
+    if (revents & EV_WRITE)
+        control_conn_write(cc);
+    else
+        control_conn_read(cc);
+}
+
+static void control_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    control_conn_close(w->data);
+}
+
+/* control_peer_allowed - root or our own user */
+static bool control_peer_allowed(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static void control_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct control *ctl = w->data;
+    (void)revents;
+    int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return; /* another worker took it, or out of fds: the client retries */
+    if (!control_peer_allowed(fd)) {
+        static const char refused[] = "error: permission denied\n";
+        (void)send(fd, refused, sizeof refused - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        close(fd);
+        return;
+    }
+    struct control_conn *cc = calloc(1, sizeof *cc);
+    if (cc == NULL) {
+        close(fd);
+        return;
+    }
+    cc->ctl = ctl;
+    cc->fd = fd;
+    ev_io_init(&cc->io, control_conn_cb, fd, EV_READ);
+    cc->io.data = cc;
+    ev_timer_init(&cc->timer, control_timeout_cb, CONTROL_TIMEOUT, 0);
+    cc->timer.data = cc;
+    ev_io_start(loop, &cc->io);
+    ev_timer_start(loop, &cc->timer);
+}
+
+/* control_address - path into a sockaddr_un; -1 when it does not fit */
+static socklen_t control_address(const char *path, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path)
+        return 0;
+    strcpy(sun->sun_path, path);
+    return (socklen_t)sizeof *sun;
+}
+
+int control_listen(const char *path, const struct privsep_user *user, char *err,
+                   size_t errsize)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    socklen_t len = control_address(path, &sun);
+    if (len == 0) {
+        snprintf(err, errsize, "%s: control socket path too long", path);
+        return -1;
+    }
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* left over from a daemon that did not stop cleanly */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177);
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sun, len);
+    umask(old);
+    if (rc == 0 && user != NULL)
+        rc = chown(path, user->uid, user->gid);
+    if (rc == 0)
+        rc = listen(fd, 64);
+    if (rc < 0) {
+        snprintf(err, errsize, "%s: cannot create the control socket: %s", path,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
+                              struct store *store, struct bans *bans)
+{
+    struct control *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    *c = (struct control){.loop = loop, .conf = conf, .store = store, .bans = bans};
+    ev_io_init(&c->io, control_accept_cb, fd, EV_READ);
+    c->io.data = c;
+    ev_io_start(loop, &c->io);
+    return c;
+}
+
+void control_stop(struct control *c)
+{
+    if (c == NULL)
+        return;
+    ev_io_stop(c->loop, &c->io);
+    free(c);
+}
+
+int control_request(const char *path, const char *line, FILE *out, FILE *err)
+{
+    struct sockaddr_un sun;
+    socklen_t len = control_address(path, &sun);
+    int fd = len == 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, len) < 0 ||
+        send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+        fprintf(err, "breakwater: cannot reach the daemon at %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 2;
+    }
+    FILE *in = fdopen(fd, "r");
+    char answer[CONTROL_LINE_MAX * 2];
+    int status = 2;
+    while (in != NULL && fgets(answer, sizeof answer, in) != NULL) {
+        if (strcmp(answer, "ok\n") == 0)
+            status = 0;
+        else if (strncmp(answer, "error: ", 7) == 0) {
+            fprintf(err, "breakwater: %s", answer + 7);
+            status = 1;
+        } else
+            fputs(answer, out);
+    }
+    if (status == 2)
+        fprintf(err, "breakwater: the daemon at %s gave no answer\n", path);
+    if (in != NULL)
+        fclose(in);
+    else
+        close(fd);
+    return status;
+}

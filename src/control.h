@@ -1,0 +1,50 @@
+/*
+ * control - the daemon's control socket (`control_socket`, a Unix stream
+ * socket, mode 0600): one command line per connection, answered with zero
+ * or more lines and then "ok" or "error: WHAT", then closed. Only root and
+ * the daemon's own user may talk to it (peer credentials are checked).
+ *
+ *   ban ADDRESS [DURATION]   ban now (DURATION as in the config, default
+ *                            the policy's length)
+ *   unban ADDRESS
+ *   bans                     address=A remaining=S reason=R count=N, one
+ *                            line per active ban
+ *   flush                    empty the verdict cache
+ *   stats                    key value lines
+ *
+ *   control_listen()  create the socket (before privileges are dropped)
+ *   control_start()   serve it on the loop; control_stop()
+ *   control_request() the client side, for `breakwater ctl`
+ *
+ * With workers, every worker serves the same listening socket: the store
+ * and the helper are shared, so any of them can answer.
+ */
+#ifndef BREAKWATER_CONTROL_H
+#define BREAKWATER_CONTROL_H
+
+#include <ev.h>
+#include <stdio.h>
+
+#include "bans.h"
+#include "conf.h"
+#include "privsep.h"
+#include "store.h"
+
+#define CONTROL_LINE_MAX 512
+
+struct control;
+
+/* user: the socket's owner (NULL: leave it to the current user). Returns
+ * the listening fd, or -1 with err set. */
+int control_listen(const char *path, const struct privsep_user *user, char *err,
+                   size_t errsize);
+struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
+                              struct store *store, struct bans *bans);
+void control_stop(struct control *c);
+
+/* Sends line to the daemon at path and copies the answer to out (without
+ * the final "ok"); an "error: ..." answer goes to err. Returns 0 for ok, 1
+ * for an error answer, 2 when the daemon cannot be reached. */
+int control_request(const char *path, const char *line, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * fw_recent - the xt_recent backend of fw.h: bans are entries of the list
+ * /proc/net/xt_recent/NAME (NAME = conf->ban_set), which iptables and
+ * ip6tables rules with `-m recent --name NAME --rcheck --seconds N -j DROP`
+ * test. The kernel creates the file when the first such rule is loaded;
+ * `breakwater rules` (rules.c) prints those rules. One list holds both
+ * IPv4 and IPv6 entries.
+ *
+ *   fw_recent_open()   opens the list file for writing and keeps the
+ *                      descriptor: the file belongs to root, and the ban
+ *                      helper drops its privileges after opening
+ *   fw_recent_apply()  one write per entry, "+ADDR\n" to add (an entry that
+ *                      is there gets its last-seen time refreshed) and
+ *                      "-ADDR\n" to remove (an absent one is no error);
+ *                      every write at offset 0, as xt_recent requires
+ *   fw_recent_close()
+ *
+ * Limits of this backend, said again by `breakwater rules`: entries have
+ * no timeout of their own, so a ban lasts the rule's --seconds (ban_time)
+ * whatever fw_ban.seconds asks, and bans cannot escalate; and a list keeps
+ * at most ip_list_tot entries (an xt_recent module parameter, 100 on this
+ * kernel), the oldest going silently when a new one comes.
+ *
+ * The state owns the descriptor.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fw.h"
+
+#define FW_RECENT_DIR "/proc/net/xt_recent/"
+
+struct fw_recent {
+    int fd;
+    char path[PATH_MAX];
+};
+
+/* fw_recent_write - one command line at offset 0; 0 or an errno value */
+static int fw_recent_write(struct fw_recent *recent, const char *line, size_t len)
+{
+    ssize_t n;
+
+    if (lseek(recent->fd, 0, SEEK_SET) < 0)
+        return errno;
+    do
+        n = write(recent->fd, line, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno;
+    return (size_t)n == len ? 0 : EIO;
+}
+
+/* fw_recent_apply - each entry written; returns how many failed */
+static size_t fw_recent_apply(void *state, const struct fw_ban *bans, size_t count,
+                              char *err, size_t errsize)
+{
+    struct fw_recent *recent = state;
+    char line[ADDR_TEXT_MAX + 2];
+    size_t i, failed = 0;
+    int len, e;
+
+    for (i = 0; i < count; i++) {
+        if (bans[i].addr.family != AF_INET && bans[i].addr.family != AF_INET6) {
+            if (failed++ == 0)
+                snprintf(err, errsize, "entry %zu: not an IPv4 or IPv6 address", i);
+            continue;
+        }
+        line[0] = bans[i].seconds > 0 ? '+' : '-';
+        addr_format(&bans[i].addr, line + 1, sizeof line - 2);
+        len = (int)strlen(line);
+        line[len++] = '\n';
+        e = fw_recent_write(recent, line, (size_t)len);
+        if (e != 0 && failed++ == 0)
+            snprintf(err, errsize, "%s: writing %.*s: %s", recent->path, len - 1, line,
+                     strerror(e));
+    }
+    return failed;
+}
+
+/* fw_recent_close - close the list file */
+static void fw_recent_close(void *state)
+{
+    struct fw_recent *recent = state;
+
+    if (recent == NULL)
+        return;
+    if (recent->fd >= 0)
+        close(recent->fd);
+    free(recent);
+}
+
+/* fw_recent_open - the list file opened for writing; NULL with err set,
+ * naming the command that loads the rules when the list does not exist */
+static void *fw_recent_open(const struct conf *conf, char *err, size_t errsize)
+{
+    struct fw_recent *recent = calloc(1, sizeof *recent);
+
+    if (recent == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    recent->fd = -1;
+    if (conf->ban_set[0] == '\0' || strchr(conf->ban_set, '/') != NULL ||
+        strlen(conf->ban_set) + sizeof FW_RECENT_DIR > sizeof recent->path) {
+        snprintf(err, errsize, "ban_set '%s' is not an xt_recent list name", conf->ban_set);
+        fw_recent_close(recent);
+        return NULL;
+    }
+    snprintf(recent->path, sizeof recent->path, FW_RECENT_DIR "%s", conf->ban_set);
+    recent->fd = open(recent->path, O_WRONLY | O_CLOEXEC);
+    if (recent->fd < 0) {
+        if (errno == ENOENT)
+            snprintf(err, errsize, "xt_recent list %s does not exist (no %s): load its "
+                     "rules with `breakwater rules -o ban_backend=recent | sh`",
+                     conf->ban_set, recent->path);
+        else
+            snprintf(err, errsize, "%s: %s", recent->path, strerror(errno));
+        fw_recent_close(recent);
+        return NULL;
+    }
+    return recent;
+}
+
+const struct fw_backend_ops fw_recent_ops = {
+    .open = fw_recent_open,
+    .apply = fw_recent_apply,
+    .close = fw_recent_close,
+};

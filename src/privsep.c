@@ -1,0 +1,144 @@
+/*
+ * privsep - dropping root, keeping at most CAP_NET_ADMIN. See privsep.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "privsep.h"
+
+bool privsep_is_root(void)
+{
+    return geteuid() == 0;
+}
+
+int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t errsize)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (pw == NULL) {
+        snprintf(err, errsize, "user '%s' does not exist: create it with `make install` "
+                 "or `useradd --system --no-create-home --shell /usr/sbin/nologin %s`, "
+                 "or set user to an existing one", name, name);
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, errsize, "user '%s' is root: breakwater must not serve as root", name);
+        return -1;
+    }
+    out->uid = pw->pw_uid;
+    out->gid = pw->pw_gid;
+    return 0;
+}
+
+/* privsep_chown_entries - give the files directly in path to the user */
+static int privsep_chown_entries(const char *path, const struct privsep_user *user,
+                                 char *err, size_t errsize)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
+    if (dir == NULL) {
+        snprintf(err, errsize, "%s: cannot read: %s", path, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
+            continue;
+        if (fchownat(dfd, e->d_name, user->uid, user->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+            snprintf(err, errsize, "%s/%s: cannot give it to uid %u: %s", path, e->d_name,
+                     (unsigned)user->uid, strerror(errno));
+            rc = -1;
+        }
+    }
+    closedir(dir);
+    return rc;
+}
+
+int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
+                    char *err, size_t errsize)
+{
+    struct stat st;
+    if (mkdir(path, mode) < 0 && errno != EEXIST) {
+        snprintf(err, errsize, "%s: cannot create the directory: %s", path, strerror(errno));
+        return -1;
+    }
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errsize, "%s: not a directory", path);
+        return -1;
+    }
+    if (user == NULL)
+        return 0;
+    if (chown(path, user->uid, user->gid) < 0 || chmod(path, mode) < 0) {
+        snprintf(err, errsize, "%s: cannot give it to uid %u: %s", path,
+                 (unsigned)user->uid, strerror(errno));
+        return -1;
+    }
+    return privsep_chown_entries(path, user, err, errsize);
+}
+
+/* privsep_set_caps - exactly CAP_NET_ADMIN (permitted and effective), or
+ * nothing */
+static int privsep_set_caps(bool keep_net_admin, char *err, size_t errsize)
+{
+    cap_t caps = cap_init();
+    cap_value_t net_admin = CAP_NET_ADMIN;
+    int rc = caps == NULL ? -1 : 0;
+    if (rc == 0 && keep_net_admin)
+        rc = cap_set_flag(caps, CAP_PERMITTED, 1, &net_admin, CAP_SET) |
+             cap_set_flag(caps, CAP_EFFECTIVE, 1, &net_admin, CAP_SET);
+    if (rc == 0)
+        rc = cap_set_proc(caps);
+    if (rc != 0)
+        snprintf(err, errsize, "cannot set capabilities: %s", strerror(errno));
+    if (caps != NULL)
+        cap_free(caps);
+    return rc == 0 ? 0 : -1;
+}
+
+int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
+                 char *err, size_t errsize)
+{
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+
+    if (setgroups(1, &user->gid) < 0 || setresgid(user->gid, user->gid, user->gid) < 0) {
+        snprintf(err, errsize, "cannot switch to gid %u: %s", (unsigned)user->gid,
+                 strerror(errno));
+        return -1;
+    }
+    if (keep_net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+        snprintf(err, errsize, "cannot keep capabilities: %s", strerror(errno));
+        return -1;
+    }
+    if (setresuid(user->uid, user->uid, user->uid) < 0) {
+        snprintf(err, errsize, "cannot switch to uid %u: %s", (unsigned)user->uid,
+                 strerror(errno));
+        return -1;
+    }
+    if (privsep_set_caps(keep_net_admin, err, errsize) < 0)
+        return -1;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(err, errsize, "cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+    /* check, rather than trust, that root is gone for good */
+    if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0 ||
+        ruid != user->uid || euid != user->uid || suid != user->uid ||
+        rgid != user->gid || egid != user->gid || sgid != user->gid || setuid(0) == 0) {
+        snprintf(err, errsize, "privileges were not dropped");
+        return -1;
+    }
+    return 0;
+}

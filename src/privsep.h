@@ -1,0 +1,38 @@
+/*
+ * privsep - giving up root: the network-facing processes run as `user`
+ * with no capabilities at all; the ban helper runs as `user` with only
+ * CAP_NET_ADMIN. Every step is checked; a failed step is an error the
+ * caller treats as fatal (never go on as root by accident).
+ *
+ *   privsep_lookup()   the user's uid and gid; a missing user is an error
+ *                      that names the fix
+ *   privsep_own_dir()  create a directory if missing and give it to the
+ *                      user (with the files directly in it), so that a
+ *                      worker restarted after the drop can open them
+ *   privsep_drop()     switch to the user, keeping CAP_NET_ADMIN or nothing
+ *
+ * Started as another user than root, nothing is switched: the process
+ * keeps what it was given (a systemd unit may grant CAP_NET_ADMIN).
+ */
+#ifndef BREAKWATER_PRIVSEP_H
+#define BREAKWATER_PRIVSEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct privsep_user {
+    uid_t uid;
+    gid_t gid;
+};
+
+/* True when running as root: the only case in which we switch users. */
+bool privsep_is_root(void);
+int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t errsize);
+/* user NULL: only create the directory. */
+int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
+                    char *err, size_t errsize);
+int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
+                 char *err, size_t errsize);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * rules - the firewall setup text for `breakwater rules`. See rules.h.
+ *
+ * The text is built by appending to a struct rules_out that counts the
+ * whole length even after the buffer is full (snprintf semantics).
+ *
+ * nft: the set names come from ban_set "inet TABLE PREFIX". The chain is
+ * called "bans", not "input", so that pointing ban_set at a table of one's
+ * own can never flush that table's input chain. Idempotence comes from
+ * `add` (a no-op for what exists, elements kept) and `flush chain` before
+ * the rules are added again.
+ *
+ * ipset and recent: shell lines; `iptables -C ... || iptables -I ...` puts
+ * a rule in once. iptables' multiport takes at most 15 ports, so more ban
+ * ports make more rules.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rules.h"
+
+#define RULES_MULTIPORT_MAX 15
+#define RULES_IPSET_MAXELEM 1048576
+
+struct rules_out {
+    char *buf;
+    size_t size;
+    size_t len; /* of the whole text, even past size */
+};
+
+/* rules_printf - append formatted text, counting what does not fit */
+static void rules_printf(struct rules_out *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void rules_printf(struct rules_out *out, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    if (out->len < out->size)
+        n = vsnprintf(out->buf + out->len, out->size - out->len, fmt, ap);
+    else
+        n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        out->len += (size_t)n;
+}
+
+/* rules_seconds - a duration as whole seconds, rounded up, at least 1 */
+static unsigned long rules_seconds(double seconds)
+{
+    unsigned long whole = (unsigned long)seconds;
+
+    if ((double)whole < seconds)
+        whole++;
+    return whole > 0 ? whole : 1;
+}
+
+/* rules_nft_ports - " tcp dport { 25, 587 }", or " meta l4proto tcp" when
+ * no port is set, into buf */
+static void rules_nft_ports(const struct conf *conf, char *buf, size_t size)
+{
+    size_t i, len;
+
+    if (conf->ban_port_count == 0) {
+        snprintf(buf, size, " meta l4proto tcp");
+        return;
+    }
+    len = (size_t)snprintf(buf, size, " tcp dport {");
+    for (i = 0; i < conf->ban_port_count && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s %u", i > 0 ? "," : "",
+                                (unsigned)conf->ban_ports[i]);
+    if (len < size)
+        snprintf(buf + len, size - len, " }");
+}
+
+/* rules_nft_ratelimit - the optional per-source rate limit, commented out */
+static void rules_nft_ratelimit(struct rules_out *out, int table_len, const char *table,
+                                const char *ports)
+{
+    static const char *const family[][2] = {{"4", "ip"}, {"6", "ip6"}};
+    size_t f;
+
+    rules_printf(out, "#\n"
+                 "# Optional: a limit of 20 new connections a minute from one source\n"
+                 "# to the ban ports, kept in sets that forget a source after a quiet\n"
+                 "# minute. To use it, remove the '# ' before the next four lines.\n");
+    for (f = 0; f < 2; f++)
+        rules_printf(out, "# add set %.*s ratelimit%s { type %s_addr; "
+                     "flags dynamic,timeout; timeout 1m; }\n", table_len, table,
+                     family[f][0], f == 0 ? "ipv4" : "ipv6");
+    for (f = 0; f < 2; f++)
+        rules_printf(out, "# add rule %.*s bans%s ct state new add @ratelimit%s "
+                     "{ %s saddr limit rate over 20/minute } drop\n", table_len, table,
+                     ports, family[f][0], family[f][1]);
+}
+
+/* rules_nft - the script for `nft -f -` */
+static void rules_nft(struct rules_out *out, const struct conf *conf)
+{
+    const char *set = conf->ban_set, *space = strrchr(set, ' ');
+    int table_len = space != NULL ? (int)(space - set) : (int)strlen(set);
+    const char *prefix = space != NULL ? space + 1 : "banned";
+    char ports[CONF_BAN_PORTS_MAX * 8 + 32];
+
+    rules_nft_ports(conf, ports, sizeof ports);
+    rules_printf(out, "# breakwater: nftables sets and rules for ban_backend = nft,\n"
+                 "# ban_set = \"%s\". Load with: breakwater rules | nft -f -\n"
+                 "# Safe to load again: what exists stays, banned addresses too, and\n"
+                 "# the rules of chain bans are replaced. breakwater adds and removes\n"
+                 "# the elements of %s4 and %s6 itself.\n",
+                 set, prefix, prefix);
+    rules_printf(out, "add table %.*s\n", table_len, set);
+    rules_printf(out, "add set %.*s %s4 { type ipv4_addr; flags timeout; }\n",
+                 table_len, set, prefix);
+    rules_printf(out, "add set %.*s %s6 { type ipv6_addr; flags timeout; }\n",
+                 table_len, set, prefix);
+    rules_printf(out, "add chain %.*s bans { type filter hook input priority filter - 10; "
+                 "policy accept; }\n", table_len, set);
+    rules_printf(out, "flush chain %.*s bans\n", table_len, set);
+    rules_printf(out, "add rule %.*s bans ip saddr @%s4%s drop\n", table_len, set, prefix,
+                 ports);
+    rules_printf(out, "add rule %.*s bans ip6 saddr @%s6%s drop\n", table_len, set, prefix,
+                 ports);
+    rules_nft_ratelimit(out, table_len, set, ports);
+}
+
+/* rules_iptables - `CMD -C ... || CMD -I ...` for the match, one rule per
+ * group of at most RULES_MULTIPORT_MAX ports */
+static void rules_iptables(struct rules_out *out, const struct conf *conf,
+                           const char *cmd, const char *match)
+{
+    char spec[RULES_MULTIPORT_MAX * 6 + 64];
+    size_t first = 0, i, len;
+
+    do {
+        len = (size_t)snprintf(spec, sizeof spec, "-p tcp");
+        for (i = first; i < conf->ban_port_count && i < first + RULES_MULTIPORT_MAX; i++)
+            len += (size_t)snprintf(spec + len, sizeof spec - len, "%s%u",
+                                    i == first ? " -m multiport --dports " : ",",
+                                    (unsigned)conf->ban_ports[i]);
+        rules_printf(out, "%s -C INPUT %s %s -j DROP 2>/dev/null ||\n"
+                     "    %s -I INPUT %s %s -j DROP\n", cmd, spec, match, cmd, spec, match);
+        first += RULES_MULTIPORT_MAX;
+    } while (first < conf->ban_port_count);
+}
+
+/* rules_ipset - the sets and the iptables rules that match them */
+static void rules_ipset(struct rules_out *out, const struct conf *conf)
+{
+    const char *set = conf->ban_set;
+    char match[256];
+
+    rules_printf(out, "#!/bin/sh\n"
+                 "# breakwater: ipsets and iptables rules for ban_backend = ipset,\n"
+                 "# ban_set = \"%s\". Run with: breakwater rules -o ban_backend=ipset | sh\n"
+                 "# Safe to run again: -exist keeps the sets and their entries, and a\n"
+                 "# rule goes in only when iptables -C does not find it.\n"
+                 "# timeout 0: entries take their own timeouts (breakwater gives each\n"
+                 "# one); maxelem: room for %d bans per family.\n"
+                 "set -e\n", set, RULES_IPSET_MAXELEM);
+    rules_printf(out, "ipset create %s4 hash:ip family inet timeout 0 maxelem %d -exist\n",
+                 set, RULES_IPSET_MAXELEM);
+    rules_printf(out, "ipset create %s6 hash:ip family inet6 timeout 0 maxelem %d -exist\n",
+                 set, RULES_IPSET_MAXELEM);
+    snprintf(match, sizeof match, "-m set --match-set %s4 src", set);
+    rules_iptables(out, conf, "iptables", match);
+    snprintf(match, sizeof match, "-m set --match-set %s6 src", set);
+    rules_iptables(out, conf, "ip6tables", match);
+}
+
+/* rules_recent - the iptables rules that create and test the xt_recent
+ * list, and what this backend cannot do */
+static void rules_recent(struct rules_out *out, const struct conf *conf)
+{
+    unsigned long seconds = rules_seconds(conf->ban_time);
+    char match[300];
+
+    rules_printf(out, "#!/bin/sh\n"
+                 "# breakwater: iptables rules for ban_backend = recent, xt_recent list\n"
+                 "# \"%s\". Run with: breakwater rules -o ban_backend=recent | sh\n"
+                 "# The first rule creates /proc/net/xt_recent/%s, one list for IPv4\n"
+                 "# and IPv6. Safe to run again: a rule goes in only when iptables -C\n"
+                 "# does not find it; after a change of ban_time, delete the old rule\n"
+                 "# (iptables -D) yourself.\n", conf->ban_set, conf->ban_set);
+    rules_printf(out, "# Limits of this backend:\n"
+                 "# - entries have no timeout of their own: a ban lasts --seconds %lu\n"
+                 "#   (ban_time) after breakwater last listed the address, so bans\n"
+                 "#   cannot escalate towards ban_time_max;\n"
+                 "# - a list keeps at most ip_list_tot entries, an xt_recent module\n"
+                 "#   parameter (100 unless the module is loaded with more; see\n"
+                 "#   /sys/module/xt_recent/parameters/ip_list_tot): when it is full\n"
+                 "#   the oldest entry goes, silently.\n"
+                 "set -e\n", seconds);
+    snprintf(match, sizeof match, "-m recent --name %s --rcheck --seconds %lu",
+             conf->ban_set, seconds);
+    rules_iptables(out, conf, "iptables", match);
+    rules_iptables(out, conf, "ip6tables", match);
+}
+
+/* rules_format - the setup text for the configured backend */
+size_t rules_format(const struct conf *conf, char *buf, size_t size)
+{
+    struct rules_out out = {buf, size, 0};
+
+    if (size > 0)
+        buf[0] = '\0';
+    switch (conf->ban_backend) {
+    case BAN_BACKEND_NFT:
+        rules_nft(&out, conf);
+        break;
+    case BAN_BACKEND_IPSET:
+        rules_ipset(&out, conf);
+        break;
+    case BAN_BACKEND_RECENT:
+        rules_recent(&out, conf);
+        break;
+    case BAN_BACKEND_NONE:
+        rules_printf(&out, "# breakwater: ban_backend = none: bans stay inside breakwater\n"
+                     "# and go into no firewall, so there is nothing to install.\n");
+        break;
+    }
+    return out.len;
+}

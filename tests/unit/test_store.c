@@ -1,0 +1,654 @@
+/*
+ * test_store - src/store.c against real LMDB in a fresh directory under /tmp
+ * per test (removed after): verdict round trips and expiry, persistence,
+ * the dnsbl_sites rule, the max_verdicts bound, incremental purges that
+ * wrap around, ban records and their key order, reads that see uncommitted
+ * writes, two processes sharing one store, flush, and a corrupt file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+
+#define SITES "zen.example:2, bl.example"
+#define MAX_VERDICTS 1000
+
+struct test_dir {
+    char path[64];
+};
+
+/* test_setup - a fresh empty directory per test */
+static int test_setup(void **state)
+{
+    struct test_dir *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -1;
+    snprintf(d->path, sizeof d->path, "/tmp/test_store.XXXXXX");
+    if (mkdtemp(d->path) == NULL) {
+        free(d);
+        return -1;
+    }
+    *state = d;
+    return 0;
+}
+
+/* test_teardown - removes the directory and every file in it */
+static int test_teardown(void **state)
+{
+    struct test_dir *d = *state;
+    char file[512];
+    DIR *dir = opendir(d->path);
+    struct dirent *e;
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%s", d->path, e->d_name);
+        unlink(file);
+    }
+    if (dir != NULL)
+        closedir(dir);
+    int rc = rmdir(d->path);
+    free(d);
+    return rc;
+}
+
+/* test_open - opens the store in the test's directory, failing the test if
+ * it cannot */
+static struct store *test_open(void **state, size_t max_verdicts, const char *sites)
+{
+    struct test_dir *d = *state;
+    char err[512] = "";
+    struct store *s = store_open(d->path, max_verdicts, sites, err, sizeof err);
+    if (s == NULL)
+        fail_msg("store_open: %s", err);
+    return s;
+}
+
+/* test_addr - parses text, failing the test if it is not an address */
+static struct addr test_addr(const char *text)
+{
+    struct addr a;
+    assert_int_equal(addr_parse(text, &a), 0);
+    return a;
+}
+
+/* test_addr_n - the n-th address of 10.0.0.0/8 */
+static struct addr test_addr_n(unsigned n)
+{
+    char text[32];
+    snprintf(text, sizeof text, "10.%u.%u.%u", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+    return test_addr(text);
+}
+
+static void test_verdict_round_trip(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr v4 = test_addr("192.0.2.7"), v6 = test_addr("2001:db8::7");
+    /* the same first bytes in the other family: another key */
+    struct addr v6_like = test_addr("c000:207::");
+    struct store_verdict listed = {true, 7, 0x8000000000000005ull};
+    struct store_verdict clean = {false, -3, 0};
+    struct store_verdict got;
+
+    assert_false(store_verdict_get(s, &v4, 0, &got));
+    assert_int_equal(store_verdict_put(s, &v4, &listed, 1000), 0);
+    assert_int_equal(store_verdict_put(s, &v6, &clean, 1000), 0);
+    assert_int_equal(store_commit(s), 0);
+
+    assert_true(store_verdict_get(s, &v4, 10, &got));
+    assert_true(got.listed);
+    assert_int_equal(got.score, 7);
+    assert_true(got.hits == 0x8000000000000005ull);
+    assert_true(store_verdict_get(s, &v6, 10, &got));
+    assert_false(got.listed);
+    assert_int_equal(got.score, -3);
+    assert_true(got.hits == 0);
+    assert_false(store_verdict_get(s, &v6_like, 10, &got));
+    assert_int_equal(store_verdict_count(s), 2);
+    store_close(s);
+}
+
+static void test_verdict_expiry(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr a = test_addr("198.51.100.1");
+    struct store_verdict v = {true, 1, 1}, got;
+    assert_int_equal(store_verdict_put(s, &a, &v, 100.0), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_true(store_verdict_get(s, &a, 99.9, &got));
+    assert_false(store_verdict_get(s, &a, 100.0, &got));
+    assert_false(store_verdict_get(s, &a, 5000.0, &got));
+    /* absent to readers, still counted until a purge */
+    assert_int_equal(store_verdict_count(s), 1);
+    store_close(s);
+}
+
+static void test_persistence(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr a = test_addr("203.0.113.9"), b = test_addr("2001:db8:1::9");
+    struct store_verdict v = {true, 4, 2}, got;
+    struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET}, gotban;
+    assert_int_equal(store_verdict_put(s, &a, &v, 2e9), 0);
+    assert_int_equal(store_ban_put(s, &b, &ban), 0);
+    store_close(s); /* commits */
+
+    s = test_open(state, MAX_VERDICTS, SITES);
+    assert_true(store_verdict_get(s, &a, 1e9, &got));
+    assert_int_equal(got.score, 4);
+    assert_true(got.hits == 2);
+    assert_true(store_ban_get(s, &b, &gotban));
+    assert_true(gotban.until == ban.until);
+    assert_true(gotban.last == ban.last);
+    assert_int_equal(gotban.count, 3);
+    assert_int_equal(gotban.reason, STORE_BAN_PREGREET);
+    assert_false(store_ban_get(s, &a, &gotban));
+    store_close(s);
+}
+
+static void test_sites_change(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr a = test_addr("192.0.2.1"), b = test_addr("192.0.2.2");
+    struct store_verdict v = {true, 1, 1}, got;
+    struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL}, gotban;
+    assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
+    assert_int_equal(store_ban_put(s, &b, &ban), 0);
+    store_close(s);
+
+    /* same text: kept */
+    s = test_open(state, MAX_VERDICTS, SITES);
+    assert_true(store_verdict_get(s, &a, 0, &got));
+    store_close(s);
+
+    /* other text: verdicts emptied, bans kept */
+    s = test_open(state, MAX_VERDICTS, "bl.example, zen.example:2");
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_ban_get(s, &b, &gotban));
+    assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
+    store_close(s);
+
+    /* the new text was recorded: a reopen with it keeps the new verdict */
+    s = test_open(state, MAX_VERDICTS, "bl.example, zen.example:2");
+    assert_true(store_verdict_get(s, &a, 0, &got));
+    store_close(s);
+
+    /* no cache (max_verdicts 0): nothing kept, nothing read */
+    s = test_open(state, 0, "bl.example, zen.example:2");
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
+    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_true(store_ban_get(s, &b, &gotban));
+    store_close(s);
+}
+
+/* test_raw_verdicts - writes n verdict-like records straight with LMDB,
+ * without a "sites" meta record, as a store of unknown origin */
+static void test_raw_verdicts(const char *dir, unsigned n)
+{
+    char path[512];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t key[5] = {AF_INET, 10, 0, 0, 0}, value[24] = {0};
+    snprintf(path, sizeof path, "%s/breakwater.mdb", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "verdicts", MDB_CREATE, &dbi), 0);
+    for (unsigned i = 0; i < n; i++) {
+        key[4] = (uint8_t)i;
+        MDB_val k = {sizeof key, key}, v = {sizeof value, value};
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_sites_absent(void **state)
+{
+    struct test_dir *d = *state;
+    test_raw_verdicts(d->path, 5);
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    assert_int_equal(store_verdict_count(s), 0);
+    store_close(s);
+}
+
+static void test_max_verdicts(void **state)
+{
+    struct store *s = test_open(state, 3, SITES);
+    struct store_verdict v = {false, 0, 0}, w = {true, 9, 4}, got;
+    struct addr a[4] = {test_addr_n(1), test_addr_n(2), test_addr_n(3), test_addr_n(4)};
+    assert_int_equal(store_verdict_put(s, &a[0], &v, 100), 0);
+    assert_int_equal(store_verdict_put(s, &a[1], &v, 1000), 0);
+    assert_int_equal(store_verdict_put(s, &a[2], &v, 1000), 0);
+    /* full: a new address is refused, before and after a commit */
+    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
+    assert_false(store_verdict_get(s, &a[3], 0, &got));
+    /* a replacement is always allowed */
+    assert_int_equal(store_verdict_put(s, &a[1], &w, 1000), 0);
+    assert_true(store_verdict_get(s, &a[1], 0, &got));
+    assert_int_equal(got.score, 9);
+    assert_int_equal(store_verdict_count(s), 3);
+    /* the refusals dropped none of the pending writes */
+    assert_true(store_verdict_get(s, &a[0], 0, &got));
+    /* a purge makes room */
+    assert_int_equal(store_verdict_purge(s, 500, 10), 1);
+    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), 0);
+    assert_true(store_verdict_get(s, &a[3], 0, &got));
+    assert_int_equal(store_verdict_count(s), 3);
+    assert_int_equal(store_commit(s), 0);
+    store_close(s);
+}
+
+static void test_verdict_purge(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct store_verdict v = {false, 0, 0}, got;
+    /* 0..9: the even ones expire at 50, the odd ones at 500 */
+    for (unsigned i = 0; i < 10; i++) {
+        struct addr a = test_addr_n(i);
+        assert_int_equal(store_verdict_put(s, &a, &v, i % 2 ? 500 : 50), 0);
+    }
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_verdict_purge(s, 100, 0), 0);
+    assert_int_equal(store_verdict_purge(s, 100, 4), 2);  /* visits 0 1 2 3 */
+    assert_int_equal(store_verdict_count(s), 8);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_verdict_purge(s, 100, 4), 2);  /* 4 5 6 7 */
+    assert_int_equal(store_verdict_purge(s, 100, 4), 1);  /* 8 9, wraps: 1 3 */
+    assert_int_equal(store_verdict_count(s), 5);
+    struct addr eight = test_addr_n(8), nine = test_addr_n(9);
+    assert_false(store_verdict_get(s, &eight, 0, &got));
+    assert_true(store_verdict_get(s, &nine, 0, &got));
+    assert_int_equal(store_verdict_purge(s, 100, 4), 0);  /* 5 7 9 1 */
+    /* more visits than records: each is visited once */
+    assert_int_equal(store_verdict_purge(s, 1000, 100), 5);
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_int_equal(store_verdict_purge(s, 1000, 100), 0);
+    assert_int_equal(store_commit(s), 0);
+    store_close(s);
+}
+
+/* test_purge_resumes_after_deleted - the position survives the deletion of
+ * the record it names (its key no longer exists on the next call) */
+static void test_purge_resumes_after_deleted(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct store_verdict v = {false, 0, 0};
+    for (unsigned i = 0; i < 6; i++) {
+        struct addr a = test_addr_n(i);
+        assert_int_equal(store_verdict_put(s, &a, &v, i == 1 || i >= 4 ? 50 : 500), 0);
+    }
+    assert_int_equal(store_verdict_purge(s, 100, 2), 1); /* 0 1 (deleted) */
+    assert_int_equal(store_verdict_purge(s, 100, 2), 0); /* 2 3 */
+    assert_int_equal(store_verdict_purge(s, 100, 2), 2); /* 4 5 */
+    assert_int_equal(store_verdict_count(s), 3);
+    store_close(s);
+}
+
+/* test_purge_visits_each_once - more visits than records stop at the
+ * record before the first visited, so the next purge starts there */
+static void test_purge_visits_each_once(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct store_verdict v = {false, 0, 0}, got;
+    struct addr a[3] = {test_addr_n(0), test_addr_n(1), test_addr_n(2)};
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(store_verdict_put(s, &a[i], &v, 100), 0);
+    assert_int_equal(store_verdict_purge(s, 50, 5), 0); /* 0 1 2, not 0 1 2 0 1 */
+    assert_int_equal(store_verdict_purge(s, 200, 1), 1); /* wraps to 0 */
+    assert_false(store_verdict_get(s, &a[0], 0, &got));
+    assert_true(store_verdict_get(s, &a[1], 0, &got));
+    assert_true(store_verdict_get(s, &a[2], 0, &got));
+    store_close(s);
+}
+
+struct test_ban_list {
+    char text[8][ADDR_TEXT_MAX];
+    struct store_ban ban[8];
+    unsigned count;
+    unsigned stop_at; /* return 7 at this record (1-based); 0: never */
+};
+
+/* test_ban_collect - store_ban_foreach() callback: notes each record */
+static int test_ban_collect(const struct addr *a, const struct store_ban *b, void *arg)
+{
+    struct test_ban_list *list = arg;
+    if (list->count >= 8)
+        return -2;
+    addr_format(a, list->text[list->count], ADDR_TEXT_MAX);
+    list->ban[list->count] = *b;
+    list->count++;
+    return list->count == list->stop_at ? 7 : 0;
+}
+
+static void test_ban_records(void **state)
+{
+    static const char *const inserted[] = {
+        "2001:db8::1", "10.0.0.2", "9.255.255.255", "10.0.0.1", "::1", "255.255.255.255",
+    };
+    static const char *const sorted[] = {
+        "9.255.255.255", "10.0.0.1", "10.0.0.2", "255.255.255.255", "::1", "2001:db8::1",
+    };
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    for (unsigned i = 0; i < 6; i++) {
+        struct addr a = test_addr(inserted[i]);
+        struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL};
+        assert_int_equal(store_ban_put(s, &a, &b), 0);
+    }
+    for (int pass = 0; pass < 2; pass++) { /* pending, then committed */
+        struct test_ban_list list = {.count = 0};
+        assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
+        assert_int_equal(list.count, 6);
+        for (unsigned i = 0; i < 6; i++) {
+            assert_string_equal(list.text[i], sorted[i]);
+            unsigned n = list.ban[i].count; /* its place in inserted[] */
+            assert_string_equal(inserted[n], sorted[i]);
+            assert_true(list.ban[i].until == 1000 + n);
+            assert_true(list.ban[i].last == 900 + n);
+            assert_int_equal(list.ban[i].reason, STORE_BAN_MANUAL);
+        }
+        assert_int_equal(store_commit(s), 0);
+    }
+    /* a non-zero return stops the walk and is returned */
+    struct test_ban_list list = {.stop_at = 3};
+    assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 7);
+    assert_int_equal(list.count, 3);
+
+    struct addr a = test_addr("10.0.0.1"), absent = test_addr("10.9.9.9");
+    struct store_ban b;
+    assert_int_equal(store_ban_delete(s, &a), 0);
+    assert_int_equal(store_ban_delete(s, &absent), 0);
+    assert_false(store_ban_get(s, &a, &b));
+    assert_int_equal(store_commit(s), 0);
+    assert_false(store_ban_get(s, &a, &b));
+    list = (struct test_ban_list){.count = 0};
+    assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
+    assert_int_equal(list.count, 5);
+    assert_string_equal(list.text[1], "10.0.0.2");
+    store_close(s);
+}
+
+struct test_nested {
+    struct store *s;
+    unsigned found;
+};
+
+/* test_ban_reread - store_ban_foreach() callback that reads the store */
+static int test_ban_reread(const struct addr *a, const struct store_ban *b, void *arg)
+{
+    struct test_nested *n = arg;
+    struct store_ban again;
+    if (store_ban_get(n->s, a, &again) && again.count == b->count)
+        n->found++;
+    return 0;
+}
+
+static void test_ban_foreach_nested_read(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    for (unsigned i = 0; i < 3; i++) {
+        struct addr a = test_addr_n(i);
+        struct store_ban b = {100, 50, i, STORE_BAN_DNSBL};
+        assert_int_equal(store_ban_put(s, &a, &b), 0);
+    }
+    assert_int_equal(store_commit(s), 0);
+    struct test_nested n = {s, 0};
+    assert_int_equal(store_ban_foreach(s, test_ban_reread, &n), 0);
+    assert_int_equal(n.found, 3);
+    /* the read transaction was reset after the walk: a write, then reads */
+    struct addr a = test_addr_n(7);
+    struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL}, got;
+    assert_int_equal(store_ban_put(s, &a, &b), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_true(store_ban_get(s, &a, &got));
+    store_close(s);
+}
+
+static void test_ban_purge_keep(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    double until[] = {100, 200, 249, 250, 300};
+    for (unsigned i = 0; i < 5; i++) {
+        struct addr a = test_addr_n(i);
+        struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL};
+        assert_int_equal(store_ban_put(s, &a, &b), 0);
+    }
+    assert_int_equal(store_commit(s), 0);
+    /* now 400, keep 150: those that ended before 250 go */
+    assert_int_equal(store_ban_purge(s, 400, 150, 2), 2);
+    assert_int_equal(store_ban_purge(s, 400, 150, 2), 1);
+    assert_int_equal(store_ban_purge(s, 400, 150, 10), 0);
+    assert_int_equal(store_commit(s), 0);
+    struct store_ban b;
+    for (unsigned i = 0; i < 5; i++) {
+        struct addr a = test_addr_n(i);
+        assert_int_equal(store_ban_get(s, &a, &b), until[i] >= 250);
+    }
+    store_close(s);
+}
+
+static void test_reads_see_pending_writes(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr a = test_addr("192.0.2.50");
+    struct store_verdict v = {true, 2, 1}, got;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST}, gotban;
+    /* a read first, so the read transaction has seen an older state */
+    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_int_equal(store_verdict_put(s, &a, &v, 100), 0);
+    assert_int_equal(store_ban_put(s, &a, &b), 0);
+    assert_true(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_ban_get(s, &a, &gotban));
+    assert_int_equal(store_verdict_count(s), 1);
+    assert_int_equal(store_commit(s), 0);
+    /* a pending delete hides the committed record */
+    assert_int_equal(store_ban_delete(s, &a), 0);
+    assert_false(store_ban_get(s, &a, &gotban));
+    assert_int_equal(store_commit(s), 0);
+    assert_false(store_ban_get(s, &a, &gotban));
+    assert_true(store_verdict_get(s, &a, 0, &got));
+    store_close(s);
+}
+
+/* test_child - in a forked child: its own store, which must see what the
+ * parent committed, then a verdict of its own; the exit code says which
+ * step failed */
+static void test_child(const char *dir)
+{
+    char err[512];
+    struct addr parents = test_addr("192.0.2.1"), mine = test_addr("2001:db8::2");
+    struct store_verdict v = {true, 5, 3}, got;
+    struct store *s = store_open(dir, MAX_VERDICTS, SITES, err, sizeof err);
+    if (s == NULL)
+        _exit(2);
+    if (!store_verdict_get(s, &parents, 0, &got) || got.score != 1)
+        _exit(3);
+    if (store_verdict_put(s, &mine, &v, 1000) != 0 || store_commit(s) != 0)
+        _exit(4);
+    store_close(s);
+    _exit(0);
+}
+
+static void test_two_processes(void **state)
+{
+    struct test_dir *d = *state;
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr parents = test_addr("192.0.2.1"), childs = test_addr("2001:db8::2");
+    struct store_verdict v = {false, 1, 0}, got;
+    assert_int_equal(store_verdict_put(s, &parents, &v, 1000), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_false(store_verdict_get(s, &childs, 0, &got));
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        test_child(d->path); /* never the parent's handle */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    /* the parent's handle, opened before, sees the child's commit */
+    assert_true(store_verdict_get(s, &childs, 0, &got));
+    assert_true(got.listed);
+    assert_int_equal(got.score, 5);
+    assert_true(got.hits == 3);
+    assert_int_equal(store_verdict_count(s), 2);
+    store_close(s);
+}
+
+/* test_addr6_n - the n-th address of 2001:db8::/64 */
+static struct addr test_addr6_n(unsigned n)
+{
+    struct addr a = test_addr("2001:db8::");
+    for (int i = 0; i < 4; i++)
+        a.bytes[15 - i] = (uint8_t)(n >> (8 * i));
+    return a;
+}
+
+/* test_map_full - writes beyond the map fail and are dropped, the store
+ * goes on: what was committed stays, the next writes work */
+static void test_map_full(void **state)
+{
+    struct store *s = test_open(state, 10, SITES); /* the smallest map */
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, got;
+    struct addr kept = test_addr("192.0.2.1"), lost = test_addr("192.0.2.2");
+    assert_int_equal(store_ban_put(s, &kept, &b), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_ban_put(s, &lost, &b), 0);
+    unsigned n = 0;
+    while (n < 4000000) {
+        struct addr a = test_addr6_n(n++);
+        if (store_ban_put(s, &a, &b) != 0)
+            break;
+    }
+    assert_true(n < 4000000);
+    assert_false(store_ban_get(s, &lost, &got));
+    assert_true(store_ban_get(s, &kept, &got));
+    assert_int_equal(store_commit(s), 0); /* nothing pending */
+    assert_int_equal(store_ban_put(s, &lost, &b), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_true(store_ban_get(s, &lost, &got));
+    store_close(s);
+}
+
+static void test_flush(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct store_verdict v = {true, 1, 1}, got;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, gotban;
+    for (unsigned i = 0; i < 20; i++) {
+        struct addr a = test_addr_n(i);
+        assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
+    }
+    struct addr banned = test_addr_n(3);
+    assert_int_equal(store_ban_put(s, &banned, &b), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_verdict_purge(s, 0, 5), 0); /* a purge position */
+    assert_int_equal(store_verdict_flush(s), 0);
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_false(store_verdict_get(s, &banned, 0, &got));
+    assert_true(store_ban_get(s, &banned, &gotban));
+    /* the table works after a flush, purge included */
+    assert_int_equal(store_verdict_put(s, &banned, &v, 10), 0);
+    assert_int_equal(store_verdict_purge(s, 100, 5), 1);
+    store_close(s);
+
+    s = test_open(state, MAX_VERDICTS, SITES);
+    assert_int_equal(store_verdict_count(s), 0);
+    assert_true(store_ban_get(s, &banned, &gotban));
+    store_close(s);
+}
+
+static void test_commit_sync_path(void **state)
+{
+    struct test_dir *d = *state;
+    char expected[128];
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    snprintf(expected, sizeof expected, "%s/breakwater.mdb", d->path);
+    assert_string_equal(store_path(s), expected);
+    assert_int_equal(store_commit(s), 0); /* nothing pending */
+    assert_int_equal(store_sync(s), 0);
+    struct stat st;
+    assert_int_equal(stat(expected, &st), 0);
+    strcat(expected, "-lock");
+    assert_int_equal(stat(expected, &st), 0);
+    store_close(s);
+    store_close(NULL);
+}
+
+static void test_corrupt_file(void **state)
+{
+    struct test_dir *d = *state;
+    char path[128], err[512] = "", garbage[16384];
+    snprintf(path, sizeof path, "%s/breakwater.mdb", d->path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    memset(garbage, 'x', sizeof garbage);
+    assert_int_equal(write(fd, garbage, sizeof garbage), (ssize_t)sizeof garbage);
+    close(fd);
+    assert_null(store_open(d->path, MAX_VERDICTS, SITES, err, sizeof err));
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "cannot open the state store: "));
+}
+
+static void test_missing_dir(void **state)
+{
+    struct test_dir *d = *state;
+    char dir[128], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/absent", d->path);
+    assert_null(store_open(dir, MAX_VERDICTS, SITES, err, sizeof err));
+    assert_non_null(strstr(err, dir));
+    assert_non_null(strstr(err, "No such file or directory"));
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
+
+int main(void)
+{
+    log_set_level(LOG_LEVEL_ERROR); /* the refusals tested log warnings */
+    const struct CMUnitTest tests[] = {
+        TEST(test_verdict_round_trip),
+        TEST(test_verdict_expiry),
+        TEST(test_persistence),
+        TEST(test_sites_change),
+        TEST(test_sites_absent),
+        TEST(test_max_verdicts),
+        TEST(test_verdict_purge),
+        TEST(test_purge_resumes_after_deleted),
+        TEST(test_purge_visits_each_once),
+        TEST(test_ban_records),
+        TEST(test_ban_foreach_nested_read),
+        TEST(test_ban_purge_keep),
+        TEST(test_reads_see_pending_writes),
+        TEST(test_two_processes),
+        TEST(test_map_full),
+        TEST(test_flush),
+        TEST(test_commit_sync_path),
+        TEST(test_corrupt_file),
+        TEST(test_missing_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
