@@ -13,6 +13,7 @@ CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
 BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev \
 		 libnftables-dev libipset-dev libcap-dev
+RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
 		 iptables iproute2 lmdb-utils
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
@@ -33,7 +34,7 @@ FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps build-deps test-deps fuzz-deps run test unit integration \
+.PHONY: all deps build-deps test-deps fuzz-deps run user install test unit integration \
 	test-plain test-asan fuzz bench demo clean
 
 all: $(B)/breakwater
@@ -54,7 +55,7 @@ test-deps: build-deps
 fuzz-deps: build-deps
 	$(call install_missing,$(FUZZ_PACKAGES))
 deps: test-deps fuzz-deps
-	$(call install_missing,$(BENCH_PACKAGES))
+	$(call install_missing,$(RUN_PACKAGES) $(BENCH_PACKAGES))
 
 $(B)/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
@@ -89,10 +90,29 @@ $(B)/bench/wave: $(BENCH_SRC) bench/wave.h | build-deps
 UNIT_BIN      = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_ASAN = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
-# Starts the daemon on the shipped config, in front of an MTA on port 25.
-run: build-deps $(B)/breakwater
-	$(B)/breakwater serve -c etc/breakwater.conf \
-		-o listen=127.0.0.1:2525 -o backend=127.0.0.1:25
+# Starts the daemon on the shipped config, in front of an MTA on port 25:
+# the user it runs as, and the nftables table its bans go to (table inet
+# breakwater, dropping banned addresses on port 2525 only), come first.
+RUN_OPTS = -o listen=127.0.0.1:2525 -o backend=127.0.0.1:25
+run: build-deps $(B)/breakwater user
+	$(call install_missing,$(RUN_PACKAGES))
+	$(B)/breakwater rules -c etc/breakwater.conf $(RUN_OPTS) | nft -f -
+	$(B)/breakwater serve -c etc/breakwater.conf $(RUN_OPTS)
+
+# The system user serve runs as once it has bound its ports.
+user:
+	@id -u breakwater >/dev/null 2>&1 || \
+		useradd --system --no-create-home --home-dir /var/lib/breakwater \
+			--shell /usr/sbin/nologin breakwater
+
+# Installs the binary, the config (never over an existing one) and the user.
+PREFIX ?= /usr/local
+install: $(B)/breakwater user
+	$(call install_missing,$(RUN_PACKAGES))
+	install -D -m 0755 $(B)/breakwater $(DESTDIR)$(PREFIX)/sbin/breakwater
+	install -d -m 0755 $(DESTDIR)/etc/breakwater
+	[ -e $(DESTDIR)/etc/breakwater/breakwater.conf ] || \
+		install -m 0644 etc/breakwater.conf $(DESTDIR)/etc/breakwater/breakwater.conf
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done

@@ -22,78 +22,109 @@
 #define BANHELPER_SOCKETS_MAX 64
 #define BANHELPER_SOCKBUF (1 << 20)
 
-/* banhelper_batch - read what waits on fd, apply it, answer; returns -1
- * when the other end is gone */
-static int banhelper_batch(struct fw *fw, int fd, uint32_t max_seconds,
-                           struct fw_ban *bans, struct log_limit *refused)
+/* One worker's socket and the requests gathered from it. */
+struct banhelper_conn {
+    int fd;                 /* -1 once closed */
+    struct fw_ban *bans;    /* [BANHELPER_BATCH] */
+    size_t count, malformed;
+    uint32_t seq;           /* of the last well-formed request */
+    const char *why;        /* of the last malformed one */
+};
+
+struct banhelper {
+    struct fw *fw;
+    uint32_t max_seconds;
+    struct banhelper_conn conn[BANHELPER_SOCKETS_MAX];
+    struct pollfd pfd[BANHELPER_SOCKETS_MAX];
+    size_t count, open;
+    struct log_limit refused;
+};
+
+static double banhelper_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* banhelper_read - gather what waits on one socket; -1 when it is gone */
+static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
 {
     struct banproto_request req;
-    size_t count = 0, malformed = 0;
-    uint32_t seq = 0;
-    const char *why = NULL;
-    bool any = false;
-
-    while (count + malformed < BANHELPER_BATCH) {
-        ssize_t n = recv(fd, &req, sizeof req, MSG_DONTWAIT | MSG_TRUNC);
+    while (c->count + c->malformed < BANHELPER_BATCH) {
+        ssize_t n = recv(c->fd, &req, sizeof req, MSG_DONTWAIT | MSG_TRUNC);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return any ? 0 : -1;
+            return -1;
         if (n < 0)
-            break;
-        any = true;
-        uint32_t s;
-        if (banproto_request_parse(&req, (size_t)n, max_seconds, &bans[count], &s, &why) == 0) {
-            seq = s;
-            count++;
+            return 0;
+        uint32_t seq;
+        if (banproto_request_parse(&req, (size_t)n, h->max_seconds, &c->bans[c->count], &seq,
+                                   &c->why) == 0) {
+            c->seq = seq;
+            c->count++;
         } else {
-            malformed++;
-            log_limited(refused, (double)time(NULL), LOG_LEVEL_ERROR,
-                        "ban helper: refused a malformed request: %s", why);
+            c->malformed++;
+            log_limited(&h->refused, banhelper_now(), LOG_LEVEL_ERROR,
+                        "ban helper: refused a malformed request: %s", c->why);
         }
     }
-    if (!any)
-        return 0;
-    char err[FW_ERR_MAX] = "";
-    size_t failed = count > 0 ? fw_apply(fw, bans, count, err, sizeof err) : 0;
-    if (malformed > 0 && err[0] == '\0')
-        snprintf(err, sizeof err, "malformed request: %s", why);
-    struct banproto_reply reply;
-    banproto_reply_make(&reply, seq, (uint32_t)(count - failed), (uint32_t)(failed + malformed),
-                        err);
-    (void)send(fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
     return 0;
 }
 
-/* banhelper_serve - the helper's loop: until every socket has closed */
-static int banhelper_serve(struct fw *fw, const struct conf *conf, int *fds, size_t count)
+/* banhelper_apply - one socket's gathered requests into the firewall (one
+ * transaction), and the answer */
+static void banhelper_apply(struct banhelper *h, struct banhelper_conn *c)
 {
-    struct pollfd pfd[BANHELPER_SOCKETS_MAX];
-    struct fw_ban *bans = malloc(BANHELPER_BATCH * sizeof *bans);
-    struct log_limit refused = {0};
-    size_t open = count;
+    char err[FW_ERR_MAX] = "";
+    size_t failed = c->count > 0 ? fw_apply(h->fw, c->bans, c->count, err, sizeof err) : 0;
+    if (c->malformed > 0 && err[0] == '\0')
+        snprintf(err, sizeof err, "malformed request: %s", c->why);
+    struct banproto_reply reply;
+    banproto_reply_make(&reply, c->seq, (uint32_t)(c->count - failed),
+                        (uint32_t)(failed + c->malformed), err);
+    if (c->fd >= 0)
+        (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
+    c->count = c->malformed = 0;
+}
 
-    if (bans == NULL)
-        return 1;
-    for (size_t i = 0; i < count; i++)
-        pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-    while (open > 0) {
-        if (poll(pfd, count, -1) < 0) {
+/* banhelper_drain - apply everything waiting on one socket, a batch at a
+ * time */
+static void banhelper_drain(struct banhelper *h, size_t i)
+{
+    struct banhelper_conn *c = &h->conn[i];
+    for (;;) {
+        bool gone = banhelper_read(h, c) < 0;
+        bool full = c->count + c->malformed == BANHELPER_BATCH;
+        if (c->count + c->malformed > 0)
+            banhelper_apply(h, c);
+        if (gone) {
+            close(c->fd);
+            c->fd = h->pfd[i].fd = -1;
+            h->open--;
+        }
+        if (gone || !full)
+            return;
+    }
+}
+
+/* banhelper_serve - the helper's loop, until every socket has closed:
+ * woken by a first request, it lets BANHELPER_GATHER pass so that the
+ * requests behind it go in with it, then empties every socket */
+static int banhelper_serve(struct banhelper *h)
+{
+    const struct timespec gather = {0, (long)(BANHELPER_GATHER * 1e9)};
+    while (h->open > 0) {
+        if (poll(h->pfd, h->count, -1) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("ban helper: poll: %s", strerror(errno));
-            break;
+            return 1;
         }
-        for (size_t i = 0; i < count; i++) {
-            if (pfd[i].fd < 0 || pfd[i].revents == 0)
-                continue;
-            if (banhelper_batch(fw, pfd[i].fd, (uint32_t)conf->ban_time_max, bans,
-                                &refused) < 0) {
-                close(pfd[i].fd);
-                pfd[i].fd = -1;
-                open--;
-            }
-        }
+        nanosleep(&gather, NULL);
+        for (size_t i = 0; i < h->count; i++)
+            if (h->conn[i].fd >= 0)
+                banhelper_drain(h, i);
     }
-    free(bans);
     return 0;
 }
 
@@ -114,7 +145,17 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     if (fw == NULL)
         _exit(1);
     signal(SIGINT, SIG_IGN); /* the daemon decides when we stop: our sockets close */
-    int status = banhelper_serve(fw, conf, fds, count);
+    static struct banhelper h;
+    h = (struct banhelper){.fw = fw, .max_seconds = (uint32_t)conf->ban_time_max,
+                           .count = count, .open = count};
+    for (size_t i = 0; i < count; i++) {
+        h.conn[i] = (struct banhelper_conn){.fd = fds[i],
+                                            .bans = malloc(BANHELPER_BATCH * sizeof(struct fw_ban))};
+        h.pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        if (h.conn[i].bans == NULL)
+            _exit(1);
+    }
+    int status = banhelper_serve(&h);
     fw_close(fw);
     _exit(status);
 }

@@ -11,10 +11,11 @@
  *
  * Protocol (banproto.h): fixed-size requests over SOCK_SEQPACKET, each
  * checked; a malformed one is refused, logged and counted in the reply,
- * never applied. Batching: the helper takes every request waiting on a
- * socket (up to BANHELPER_BATCH) and applies them in one firewall
- * transaction, so a wave of bans costs few transactions while a single ban
- * goes in at once.
+ * never applied. Batching: the requests that arrive within BANHELPER_GATHER
+ * of the first one (at most BANHELPER_BATCH per socket) go into the
+ * firewall in one transaction per socket, so a wave of thousands of bans a
+ * second costs a few hundred transactions, and a single ban waits at most
+ * BANHELPER_GATHER.
  */
 #ifndef BREAKWATER_BANHELPER_H
 #define BREAKWATER_BANHELPER_H
@@ -26,6 +27,7 @@
 #include "privsep.h"
 
 #define BANHELPER_BATCH 1024
+#define BANHELPER_GATHER 0.005 /* seconds */
 
 /* user: NULL when not started as root (no switch). Fills fds[0..count)
  * with the daemon's ends (non-blocking, close-on-exec). Returns the

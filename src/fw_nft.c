@@ -18,7 +18,9 @@
  * and a delete of an absent element fails the whole transaction; adding
  * first makes a removal succeed whether or not the address is still in the
  * set (an expired ban is gone either way). Adding an element that is there
- * refreshes its timeout on this kernel. So, within one batch, removals
+ * with the same timeout changes nothing on this kernel, so every addition
+ * says `timeout Ns expires Ns`: a refresh then starts the ban's time
+ * again (and a changed length takes effect). Within one batch, removals
  * come after additions: give each address at most once per batch.
  *
  * A buffer is all or nothing. When the batch fails, every entry is tried
@@ -162,12 +164,13 @@ static void fw_nft_group(struct fw_nft *nft, const struct fw_ban *bans, size_t c
                                    pass == 0 ? "add" : "delete", nft->table,
                                    nft->prefix, fw_nft_set_char(family));
             addr_format(&bans[i].addr, text, sizeof text);
+            unsigned long seconds = removals ? (unsigned long)FW_NFT_REMOVE_TIMEOUT
+                                             : (unsigned long)bans[i].seconds;
             if (pass == 1)
                 fw_nft_text_printf(&nft->text, "%s%s", sep, text);
             else
-                fw_nft_text_printf(&nft->text, "%s%s timeout %lus", sep, text,
-                                   removals ? (unsigned long)FW_NFT_REMOVE_TIMEOUT
-                                            : (unsigned long)bans[i].seconds);
+                fw_nft_text_printf(&nft->text, "%s%s timeout %lus expires %lus", sep, text,
+                                   seconds, seconds);
             sep = ", ";
         }
         if (sep[0] != '\0')

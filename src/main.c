@@ -93,6 +93,34 @@ static void main_endpoint_text(const struct endpoint *e, char *buf, size_t size)
     snprintf(buf, size, e->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", text, e->port);
 }
 
+/* main_announce_bans - where bans go, and what a backend cannot do */
+static void main_announce_bans(const struct conf *conf)
+{
+    static const char *const backend[] = {
+        [BAN_BACKEND_NONE] = "none", [BAN_BACKEND_NFT] = "nft",
+        [BAN_BACKEND_IPSET] = "ipset", [BAN_BACKEND_RECENT] = "recent",
+    };
+    if (conf->ban_backend == BAN_BACKEND_NONE) {
+        log_info("ban_backend = none: refused clients are not banned in the firewall");
+        return;
+    }
+    log_info("banning refused clients in %s '%s' for %gs, doubling for repeat "
+             "offenders up to %gs", backend[conf->ban_backend], conf->ban_set,
+             conf->ban_time, conf->ban_time_max);
+    if (conf->ban_backend != BAN_BACKEND_RECENT)
+        return;
+    char limit[32] = "?";
+    FILE *f = fopen("/sys/module/xt_recent/parameters/ip_list_tot", "re");
+    if (f != NULL) {
+        if (fgets(limit, sizeof limit, f) != NULL)
+            limit[strcspn(limit, "\n")] = '\0';
+        fclose(f);
+    }
+    log_warning("ban_backend = recent: an xt_recent list keeps at most %s addresses "
+                "(module parameter ip_list_tot; older ones are dropped silently) and "
+                "every ban lasts the rule's --seconds: no escalation", limit);
+}
+
 /* main_announce - say where we listen, where we relay, which lists */
 static void main_announce(const struct conf *conf)
 {
@@ -113,6 +141,7 @@ static void main_announce(const struct conf *conf)
         log_info("dnsbl site %s (weight %d)", sites->site[i].spec, sites->site[i].weight);
     log_info("listed at score >= %d; decision within %.1fs", conf->dnsbl_threshold,
              conf->dnsbl_timeout);
+    main_announce_bans(conf);
     if (conf->backend_proxy_protocol == PROXY_NONE)
         log_warning("backend_proxy_protocol = none: the MTA sees every relayed "
                     "client as this host's address%s; it must not grant that "

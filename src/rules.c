@@ -22,6 +22,13 @@
 
 #define RULES_MULTIPORT_MAX 15
 #define RULES_IPSET_MAXELEM 1048576
+/* Only connection attempts are dropped: a connection that was open when its
+ * address was banned goes on to the end of breakwater's reply and QUIT
+ * rather than hanging until a timeout with its packets dropped. */
+#define RULES_NFT_SYN "tcp flags & (syn | ack) == syn"
+#define RULES_SYN_NOTE \
+    "# Only new connections (SYN) from a banned address are dropped: one\n" \
+    "# already open when the ban came ends normally.\n"
 
 struct rules_out {
     char *buf;
@@ -109,7 +116,8 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
                  "# ban_set = \"%s\". Load with: breakwater rules | nft -f -\n"
                  "# Safe to load again: what exists stays, banned addresses too, and\n"
                  "# the rules of chain bans are replaced. breakwater adds and removes\n"
-                 "# the elements of %s4 and %s6 itself.\n",
+                 "# the elements of %s4 and %s6 itself.\n"
+                 RULES_SYN_NOTE,
                  set, prefix, prefix);
     rules_printf(out, "add table %.*s\n", table_len, set);
     rules_printf(out, "add set %.*s %s4 { type ipv4_addr; flags timeout; }\n",
@@ -119,10 +127,10 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
     rules_printf(out, "add chain %.*s bans { type filter hook input priority filter - 10; "
                  "policy accept; }\n", table_len, set);
     rules_printf(out, "flush chain %.*s bans\n", table_len, set);
-    rules_printf(out, "add rule %.*s bans ip saddr @%s4%s drop\n", table_len, set, prefix,
-                 ports);
-    rules_printf(out, "add rule %.*s bans ip6 saddr @%s6%s drop\n", table_len, set, prefix,
-                 ports);
+    rules_printf(out, "add rule %.*s bans ip saddr @%s4%s %s drop\n", table_len, set, prefix,
+                 ports, RULES_NFT_SYN);
+    rules_printf(out, "add rule %.*s bans ip6 saddr @%s6%s %s drop\n", table_len, set, prefix,
+                 ports, RULES_NFT_SYN);
     rules_nft_ratelimit(out, table_len, set, ports);
 }
 
@@ -135,7 +143,7 @@ static void rules_iptables(struct rules_out *out, const struct conf *conf,
     size_t first = 0, i, len;
 
     do {
-        len = (size_t)snprintf(spec, sizeof spec, "-p tcp");
+        len = (size_t)snprintf(spec, sizeof spec, "-p tcp --syn");
         for (i = first; i < conf->ban_port_count && i < first + RULES_MULTIPORT_MAX; i++)
             len += (size_t)snprintf(spec + len, sizeof spec - len, "%s%u",
                                     i == first ? " -m multiport --dports " : ",",
@@ -157,6 +165,7 @@ static void rules_ipset(struct rules_out *out, const struct conf *conf)
                  "# ban_set = \"%s\". Run with: breakwater rules -o ban_backend=ipset | sh\n"
                  "# Safe to run again: -exist keeps the sets and their entries, and a\n"
                  "# rule goes in only when iptables -C does not find it.\n"
+                 RULES_SYN_NOTE
                  "# timeout 0: entries take their own timeouts (breakwater gives each\n"
                  "# one); maxelem: room for %d bans per family.\n"
                  "set -e\n", set, RULES_IPSET_MAXELEM);

@@ -91,8 +91,8 @@ static void test_nft_default(void **state)
         "add chain inet breakwater bans { type filter hook input priority filter - 10; "
         "policy accept; }",
         "flush chain inet breakwater bans",
-        "add rule inet breakwater bans ip saddr @banned4 tcp dport { 25 } drop",
-        "add rule inet breakwater bans ip6 saddr @banned6 tcp dport { 25 } drop",
+        "add rule inet breakwater bans ip saddr @banned4 tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
+        "add rule inet breakwater bans ip6 saddr @banned6 tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         NULL,
     };
     char *text = test_rules(options);
@@ -116,8 +116,8 @@ static void test_nft_custom(void **state)
         "add set inet fw bad4 { type ipv4_addr; flags timeout; }",
         "add set inet fw bad6 { type ipv6_addr; flags timeout; }",
         "flush chain inet fw bans",
-        "add rule inet fw bans ip saddr @bad4 tcp dport { 25, 587, 465 } drop",
-        "add rule inet fw bans ip6 saddr @bad6 tcp dport { 25, 587, 465 } drop",
+        "add rule inet fw bans ip saddr @bad4 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
+        "add rule inet fw bans ip6 saddr @bad6 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
         NULL,
     };
     char *text = test_rules(options);
@@ -138,7 +138,7 @@ static void test_nft_listen_ports(void **state)
 
     (void)state;
     assert_true(test_has_line(text, "add rule inet breakwater bans ip saddr @banned4 "
-                                    "tcp dport { 2526, 587 } drop"));
+                                    "tcp dport { 2526, 587 } tcp flags & (syn | ack) == syn drop"));
     free(text);
 }
 
@@ -200,13 +200,13 @@ static void test_ipset(void **state)
         "ipset create breakwater-banned4 hash:ip family inet timeout 0 maxelem 1048576 -exist",
         "ipset create breakwater-banned6 hash:ip family inet6 timeout 0 maxelem 1048576 "
         "-exist",
-        "iptables -C INPUT -p tcp -m multiport --dports 25,587 -m set --match-set "
+        "iptables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m set --match-set "
         "breakwater-banned4 src -j DROP 2>/dev/null ||",
-        "    iptables -I INPUT -p tcp -m multiport --dports 25,587 -m set --match-set "
+        "    iptables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m set --match-set "
         "breakwater-banned4 src -j DROP",
-        "ip6tables -C INPUT -p tcp -m multiport --dports 25,587 -m set --match-set "
+        "ip6tables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m set --match-set "
         "breakwater-banned6 src -j DROP 2>/dev/null ||",
-        "    ip6tables -I INPUT -p tcp -m multiport --dports 25,587 -m set --match-set "
+        "    ip6tables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m set --match-set "
         "breakwater-banned6 src -j DROP",
         NULL,
     };
@@ -231,7 +231,7 @@ static void test_ipset_custom_set(void **state)
     (void)state;
     assert_true(test_has_line(text, "ipset create bw4 hash:ip family inet timeout 0 "
                                     "maxelem 1048576 -exist"));
-    assert_true(test_has_line(text, "    ip6tables -I INPUT -p tcp -m multiport --dports 25 "
+    assert_true(test_has_line(text, "    ip6tables -I INPUT -p tcp --syn -m multiport --dports 25 "
                                     "-m set --match-set bw6 src -j DROP"));
     free(text);
 }
@@ -244,13 +244,13 @@ static void test_recent(void **state)
     static const char *const want[] = {
         "#!/bin/sh",
         "set -e",
-        "iptables -C INPUT -p tcp -m multiport --dports 25,587 -m recent --name breakwater "
+        "iptables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name breakwater "
         "--rcheck --seconds 3600 -j DROP 2>/dev/null ||",
-        "    iptables -I INPUT -p tcp -m multiport --dports 25,587 -m recent --name "
+        "    iptables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name "
         "breakwater --rcheck --seconds 3600 -j DROP",
-        "ip6tables -C INPUT -p tcp -m multiport --dports 25,587 -m recent --name breakwater "
+        "ip6tables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name breakwater "
         "--rcheck --seconds 3600 -j DROP 2>/dev/null ||",
-        "    ip6tables -I INPUT -p tcp -m multiport --dports 25,587 -m recent --name "
+        "    ip6tables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name "
         "breakwater --rcheck --seconds 3600 -j DROP",
         NULL,
     };
@@ -301,16 +301,16 @@ static void test_sixteen_ports(void **state)
     char *text = test_rules(options);
 
     (void)state;
-    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp -m multiport --dports "
+    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp --syn -m multiport --dports "
                                     "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -m set "
                                     "--match-set breakwater-banned4 src -j DROP"));
-    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp -m multiport --dports 16 "
+    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp --syn -m multiport --dports 16 "
                                     "-m set --match-set breakwater-banned4 src -j DROP"));
     assert_int_equal(test_count(text, " -I INPUT "), 4);
     free(text);
     text = test_rules(nft_options);
     assert_non_null(strstr(text, "tcp dport { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, "
-                                 "14, 15, 16 } drop"));
+                                 "14, 15, 16 } tcp flags & (syn | ack) == syn drop"));
     free(text);
 }
 
@@ -326,12 +326,12 @@ static void test_no_ports(void **state)
     c.ban_port_count = 0;
     assert_true(rules_format(&c, text, sizeof text) < sizeof text);
     assert_true(test_has_line(text, "add rule inet breakwater bans ip saddr @banned4 "
-                                    "meta l4proto tcp drop"));
+                                    "meta l4proto tcp tcp flags & (syn | ack) == syn drop"));
     c.ban_backend = BAN_BACKEND_RECENT;
     free(c.ban_set);
     c.ban_set = strdup("breakwater");
     assert_true(rules_format(&c, text, sizeof text) < sizeof text);
-    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp -m recent --name breakwater "
+    assert_true(test_has_line(text, "    iptables -I INPUT -p tcp --syn -m recent --name breakwater "
                                     "--rcheck --seconds 600 -j DROP"));
     conf_free(&c);
 }
