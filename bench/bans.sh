@@ -3,7 +3,9 @@
 # a second, each from a new address, against breakwater with ban_backend =
 # nft, in a network namespace of its own; reports the bans applied, the
 # time from each 5xx to its address being in the nft set (the daemon's
-# histogram, `breakwater ctl stats`), and the set's size. Needs
+# histogram, `breakwater ctl stats`), and the set's size. Then the restore:
+# stop breakwater, flush the set, start it again, and time until every
+# ban is back in the set. Needs
 # build/breakwater, build/bench/wave, nftables, iproute2; run as root.
 # Bounded: the generator runs SECONDS (at most 6: 65,024 fresh addresses
 # in 127.66.0.0/16 must not run out), everything is stopped after.
@@ -30,7 +32,7 @@ command_timeout = 30s
 state_dir = $tmp/state
 control_socket = $tmp/control
 user = nobody
-log_level = warning
+log_level = info
 CONF
 [ "$BACKEND" = none ] || in_ns sh -c "'$top/build/breakwater' rules -c '$tmp/bw.conf' | nft -f -"
 ip netns exec "$ns" "$top/build/breakwater" serve -c "$tmp/bw.conf" 2> "$tmp/bw.log" & BW=$!   # exec: $! is the daemon
@@ -46,4 +48,18 @@ in_ns "$top/build/breakwater" ctl -c "$tmp/bw.conf" stats | grep ban | sed 's/^/
     inet breakwater banned4 | grep -o 'timeout' | wc -l)"
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 echo "CPU seconds: serving process $(cpu $BW), ban helper $(cpu "$(pgrep -P $BW | head -1)")"
-echo "daemon warnings and errors:"; sed "s/^/  /" "$tmp/bw.log"
+[ "$BACKEND" = none ] && exit 0
+count() { in_ns nft list set inet breakwater banned4 | grep -o 'timeout' | wc -l; }
+kill $BW; wait $BW
+before=$(count); in_ns nft flush set inet breakwater banned4
+t0=$(date +%s.%N)
+ip netns exec "$ns" "$top/build/breakwater" serve -c "$tmp/bw.conf" 2>> "$tmp/bw.log" & BW=$!
+for _ in $(seq 200); do   # bounded: 20 s
+    [ "$(count)" -ge "$before" ] && break
+    sleep 0.1
+done
+t1=$(date +%s.%N)
+echo "restore: $(count) of $before bans back in the flushed set" \
+     "$(echo "$t1 - $t0" | bc) s after the start (polled every 0.1 s); the daemon says:"
+grep "stored bans" "$tmp/bw.log" | tail -2 | sed 's/^/  /'
+echo "daemon warnings and errors:"; grep -E "warning|error" "$tmp/bw.log" | sed "s/^/  /"
