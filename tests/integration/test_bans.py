@@ -324,6 +324,36 @@ class RestartTest(BanTestCase):
         self.assertEqual(s.get("cache"), "hit", "verdict not from the store: %s" % s["line"])
 
 
+    def test_kill9_keeps_a_ban_and_flush_empties_the_cache(self):
+        t = self.topo
+        d = self.make_daemon(ban_time="10m")
+        self.load_rules(d)
+        self.start(d)
+        # ctl flush: the verdict cache empties, the next lookup asks DNS
+        c = self.relay(t.clean)
+        self.assertSession(d, c, "clean")
+        self.assertGreaterEqual(self.ctl_stats(d)["verdicts_cached"], 1)
+        p = self.ctl(d, "flush")
+        self.assertEqual(p.returncode, 0, "ctl flush: %r" % p.stderr)
+        self.assertEqual(self.ctl_stats(d)["verdicts_cached"], 0)
+        c = self.relay(t.clean)
+        s = self.assertSession(d, c, "clean")
+        self.assertNotEqual(s.get("cache"), "hit", "cache not flushed: %s" % s["line"])
+
+        # a ban made just before a kill -9 is not lost
+        p = self.ctl(d, "ban", t.listed2, "5m")
+        self.assertEqual(p.returncode, 0, "ctl ban: %r" % p.stderr)
+        d.proc.kill()
+        d.proc.wait(timeout=5)
+        d.expect_exit = True
+        self.S.check(["nft", "flush", "set"] + NFT_TABLE.split() + ["banned4"])
+        d2 = self.make_daemon(ban_time="10m", name="bw-after-kill")
+        self.assertEqual(self.start(d2), 1, "the ban made before kill -9 was not restored")
+        timeout, _ = self.wait_nft(t.listed2, timeout=2 * slow())
+        self.assertAbout(timeout, 300, 5, "restored manual ban")
+        self.assertEqual(self.ctl_bans(d2)[t.listed2]["reason"], "manual")
+
+
 class IpsetBanTest(BanTestCase):
 
     def test_ipset_ban(self):

@@ -185,6 +185,58 @@ class ConfigErrorTest(BreakwaterTestCase):
         self.assertIn(str(port), p.stderr)
 
 
+class StartErrorTest(BreakwaterTestCase):
+    """Problems only serve meets at start: one clear line, exit 1."""
+
+    def serve_fails(self, opts, needles):
+        argv = ["serve", "-c", "/dev/null", "-o", "listen=127.0.0.1:%d" % free_port(),
+                "-o", "ban_backend=none", "-o", "control_socket=%s/control" % self.tmp]
+        for o in opts:
+            argv += ["-o", o]
+        p = self.run_bw(argv, timeout=10 * SLOW)
+        self.assertEqual(p.returncode, 1, "exit %d\n%s" % (p.returncode, p.stderr))
+        for n in needles:
+            self.assertIn(n, p.stderr)
+        return p
+
+    def test_missing_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("the user switch happens only as root")
+        self.serve_fails(["user=bw-no-such-user", "state_dir=%s" % self.tmp],
+                         ["bw-no-such-user", "useradd"])
+
+    def test_corrupt_store(self):
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state)
+        path = os.path.join(state, "breakwater.mdb")
+        with open(path, "wb") as f:
+            f.write(b"this is not an LMDB file" * 1000)
+        self.serve_fails(["user=nobody", "state_dir=%s" % state],
+                         [path, "cannot open the state store"])
+
+    def test_runs_unprivileged_without_bans(self):
+        """Started as nobody with ban_backend = none it simply serves."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to start it as another user")
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state)
+        os.chown(state, 65534, 65534)
+        os.chown(self.tmp, 65534, 65534)   # the control socket goes here
+
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        d = self.start_daemon(opts={"state_dir": state}, preexec_fn=as_nobody)
+        c = self.client(d, "127.66.0.9")
+        greeting = c.read_reply()
+        self.assertEqual(greeting.code, 220, greeting)
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            status = f.read()
+        self.assertRegex(status, r"Uid:\s+65534\s")
+        self.assertNotIn("running as user", d.log())
+
+
 class CommandLineTest(BreakwaterTestCase):
     def test_help_and_version(self):
         p = self.run_bw(["help"])
