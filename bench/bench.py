@@ -289,7 +289,10 @@ class Bench:
             f.write("command_timeout = 10m\n")
             f.write("reject_session_timeout = 10m\n")
             f.write("workers = %d\n" % workers)
-            f.write("state_dir = %s\n" % os.path.join(self.tmp, "state-%d" % port))
+            # a fresh store: a restarted breakwater starts with a cold cache
+            state = os.path.join(self.tmp, "state-%d" % port)
+            shutil.rmtree(state, ignore_errors=True)
+            f.write("state_dir = %s\n" % state)
             f.write("control_socket = %s\n" % os.path.join(self.tmp, "control-%d" % port))
             f.write("user = nobody\n")
             f.write("ban_backend = none\n")

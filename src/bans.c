@@ -39,6 +39,9 @@ struct bans {
     size_t cap, head, sent, tail;
     uint32_t seq;
     struct bans_stats stats;
+    size_t restoring;           /* bans put back at start, not yet applied */
+    uint32_t restore_seq;       /* the last of them */
+    double restore_started;
     struct log_limit fail_log, drop_log;
 };
 
@@ -142,6 +145,11 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
     }
     b->stats.applied += reply->applied;
     b->stats.failed += reply->failed;
+    if (b->restoring > 0 && (int32_t)(reply->seq - b->restore_seq) >= 0) {
+        log_info("%zu stored bans are back in the firewall after %.3f s", b->restoring,
+                 ev_time() - b->restore_started);
+        b->restoring = 0;
+    }
     if (reply->failed > 0)
         log_limited(&b->fail_log, ev_now(b->loop), LOG_LEVEL_ERROR,
                     "firewall: %u bans failed: %s", reply->failed, reply->error);
@@ -264,8 +272,11 @@ static int bans_restore_one(const struct addr *a, const struct store_ban *ban, v
 size_t bans_restore(struct bans *b)
 {
     struct bans_restore_walk walk = {b, ev_now(b->loop), 0};
+    b->restore_started = ev_time();
     if (b->fd >= 0)
         store_ban_foreach(b->store, bans_restore_one, &walk);
+    b->restoring = walk.count;
+    b->restore_seq = b->seq;
     return walk.count;
 }
 

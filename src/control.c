@@ -325,6 +325,16 @@ static socklen_t control_address(const char *path, struct sockaddr_un *sun)
     return (socklen_t)sizeof *sun;
 }
 
+/* control_answers - does a daemon listen on this socket? */
+static bool control_answers(const struct sockaddr_un *sun, socklen_t len)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool answers = fd >= 0 && connect(fd, (const struct sockaddr *)sun, len) == 0;
+    if (fd >= 0)
+        close(fd);
+    return answers;
+}
+
 int control_listen(const char *path, const struct privsep_user *user, char *err,
                    size_t errsize)
 {
@@ -335,8 +345,14 @@ int control_listen(const char *path, const struct privsep_user *user, char *err,
         snprintf(err, errsize, "%s: control socket path too long", path);
         return -1;
     }
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        if (control_answers(&sun, len)) {
+            snprintf(err, errsize, "%s: another breakwater answers on this control socket "
+                     "(set control_socket to run a second one)", path);
+            return -1;
+        }
         unlink(path); /* left over from a daemon that did not stop cleanly */
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
     int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sun, len);

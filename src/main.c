@@ -278,7 +278,7 @@ static int main_control_dir(const struct conf *conf, const struct privsep_user *
         return 0;
     *slash = '\0';
     struct stat st;
-    return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, err, errsize);
+    return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, NULL, err, errsize);
 }
 
 /* main_prepare - while root: the helper, the state and control directory,
@@ -292,7 +292,7 @@ static int main_prepare(const struct conf *conf, struct main_serve_ctx *ctx, uns
             goto fail;
         as = &user;
     }
-    if (privsep_own_dir(conf->state_dir, as, 0750, err, sizeof err) < 0 ||
+    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0 ||
         main_control_dir(conf, as, err, sizeof err) < 0)
         goto fail;
     if (conf->ban_backend != BAN_BACKEND_NONE &&

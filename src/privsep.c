@@ -1,9 +1,7 @@
 /*
  * privsep - dropping root, keeping at most CAP_NET_ADMIN. See privsep.h.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -39,35 +37,25 @@ int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t
     return 0;
 }
 
-/* privsep_chown_entries - give the files directly in path to the user */
-static int privsep_chown_entries(const char *path, const struct privsep_user *user,
-                                 char *err, size_t errsize)
+/* privsep_chown_files - give the named files in path, if there, to the
+ * user; nothing else in the directory is touched */
+static int privsep_chown_files(const char *path, const char *const *files,
+                               const struct privsep_user *user, char *err, size_t errsize)
 {
-    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
-    if (dir == NULL) {
-        snprintf(err, errsize, "%s: cannot read: %s", path, strerror(errno));
-        if (dfd >= 0)
-            close(dfd);
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
-            continue;
-        if (fchownat(dfd, e->d_name, user->uid, user->gid, AT_SYMLINK_NOFOLLOW) < 0) {
-            snprintf(err, errsize, "%s/%s: cannot give it to uid %u: %s", path, e->d_name,
+    char file[4096];
+    for (; files != NULL && *files != NULL; files++) {
+        snprintf(file, sizeof file, "%s/%s", path, *files);
+        if (lchown(file, user->uid, user->gid) < 0 && errno != ENOENT) {
+            snprintf(err, errsize, "%s: cannot give it to uid %u: %s", file,
                      (unsigned)user->uid, strerror(errno));
-            rc = -1;
+            return -1;
         }
     }
-    closedir(dir);
-    return rc;
+    return 0;
 }
 
 int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
-                    char *err, size_t errsize)
+                    const char *const *files, char *err, size_t errsize)
 {
     struct stat st;
     if (mkdir(path, mode) < 0 && errno != EEXIST) {
@@ -85,7 +73,7 @@ int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mo
                  (unsigned)user->uid, strerror(errno));
         return -1;
     }
-    return privsep_chown_entries(path, user, err, errsize);
+    return privsep_chown_files(path, files, user, err, errsize);
 }
 
 /* privsep_set_caps - exactly CAP_NET_ADMIN (permitted and effective), or

@@ -6,9 +6,9 @@
  *
  *   privsep_lookup()   the user's uid and gid; a missing user is an error
  *                      that names the fix
- *   privsep_own_dir()  create a directory if missing and give it to the
- *                      user (with the files directly in it), so that a
- *                      worker restarted after the drop can open them
+ *   privsep_own_dir()  create a directory if missing and give it, and the
+ *                      named files in it, to the user, so that a worker
+ *                      restarted after the drop can open them
  *   privsep_drop()     switch to the user, keeping CAP_NET_ADMIN or nothing
  *
  * Started as another user than root, nothing is switched: the process
@@ -29,9 +29,10 @@ struct privsep_user {
 /* True when running as root: the only case in which we switch users. */
 bool privsep_is_root(void);
 int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t errsize);
-/* user NULL: only create the directory. */
+/* user NULL: only create the directory. files: NULL-terminated names in
+ * it to give to the user too (those that exist), or NULL. */
 int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
-                    char *err, size_t errsize);
+                    const char *const *files, char *err, size_t errsize);
 int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
                  char *err, size_t errsize);
 

@@ -46,6 +46,8 @@
 #include "store.h"
 
 #define STORE_FILE "breakwater.mdb"
+
+const char *const store_files[] = {STORE_FILE, STORE_FILE "-lock", NULL};
 #define STORE_MODE 0640
 #define STORE_MAX_DBS 4
 #define STORE_MAP_BASE ((size_t)64 << 20)  /* address space, not disk */

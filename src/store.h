@@ -40,6 +40,9 @@
 
 struct store;
 
+/* The files of a store in state_dir, NULL-terminated. */
+extern const char *const store_files[];
+
 struct store_verdict {
     bool listed;
     int score;

@@ -1041,6 +1041,9 @@ class BreakwaterTestCase(unittest.TestCase):
         if hasattr(backend, "address"):
             backend = backend.address
         conf = self.base_conf(backend, listen=listen, resolver=resolver)
+        # one control socket per daemon: a second daemon on the same path
+        # is refused while the first answers
+        conf["control_socket"] = os.path.join(self.tmp, "control%d" % len(self._daemons))
         if conf_extra:
             conf.update(conf_extra)
         if isinstance(opts, dict):
