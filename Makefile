@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc
-PKGS     = libcares lmdb libnftables libipset libcap
+PKGS     = libcares lmdb libnftables libipset libcap libpcre2-8
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
@@ -12,7 +12,7 @@ CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # only the first list: `make run` on a mail server must never pull in an MTA
 # (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
 BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev \
-		 libnftables-dev libipset-dev libcap-dev
+		 libnftables-dev libipset-dev libcap-dev libpcre2-dev
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
 		 iptables iproute2
@@ -23,9 +23,10 @@ VERSION  = 0.1.0
 CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 
 # Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
-PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c
+PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c \
+	   src/logrules.c
 # Unit-tested too, against the real library they wrap (LMDB in a temp dir).
-UNIT_LIB_SRC = src/store.c src/log.c
+UNIT_LIB_SRC = src/store.c src/log.c src/follow.c
 SRC      = $(wildcard src/*.c)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
@@ -139,7 +140,7 @@ fuzz: fuzz-deps
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-			-o $(B)/fuzz/$$n $$f $(PURE_SRC) || exit 1; \
+			-o $(B)/fuzz/$$n $$f $(PURE_SRC) -lpcre2-8 || exit 1; \
 		mkdir -p $(B)/fuzz/$$n.corpus; \
 		$(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus fuzz/corpus/$$n || exit 1; \
 	done

@@ -249,6 +249,11 @@ class Bench:
         self.res = {"config": vars(args).copy(), "started": time.strftime(
             "%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         self.resfile = os.path.join(ROOT, "build", "bench", "results.json")
+        if args.keep and os.path.exists(self.resfile):   # re-run some figures only
+            with open(self.resfile) as f:
+                kept = json.load(f)
+            kept.update({k: v for k, v in self.res.items() if k == "config"})
+            self.res = kept
 
     # -- peers
     def start_rbldnsd(self):
@@ -622,7 +627,8 @@ class Bench:
                 self.res.setdefault("failed", {})[fig] = repr(e)[-3000:]
                 self.save()
             log("figure %s took %.0fs" % (fig, time.monotonic() - t))
-        self.res["elapsed_s"] = time.monotonic() - T0
+        if not a.keep:
+            self.res["elapsed_s"] = time.monotonic() - T0
         self.save()
 
 
@@ -673,6 +679,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2,
                     help="figure a: each system this many times, taking turns; the best is kept")
     ap.add_argument("--procs", type=int, default=2, help="wave processes for figures a, c, d, g")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the other figures of the last run (build/bench/results.json)")
     ap.add_argument("--figures", default="agcdefi", help="which figures, in order (b comes with a)")
     ap.add_argument("--mem-steps", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1000, 10000, 18000])

@@ -24,13 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct banproto_request again;
     struct banproto_reply reply;
     uint32_t seq;
+    bool kill;
     const char *why = NULL;
 
-    if (banproto_request_parse(data, size, FUZZ_MAX_SECONDS, &ban, &seq, &why) == 0) {
+    if (banproto_request_parse(data, size, FUZZ_MAX_SECONDS, &ban, &seq, &kill, &why) == 0) {
         assert(size == sizeof again);
         assert(ban.addr.family == AF_INET || ban.addr.family == AF_INET6);
         assert(ban.seconds <= FUZZ_MAX_SECONDS);
-        banproto_request_make(&again, &ban.addr, ban.seconds, seq);
+        banproto_request_make(&again, &ban.addr, ban.seconds, seq, kill);
         assert(memcmp(&again, data, sizeof again) == 0);
     } else {
         assert(why != NULL);

@@ -17,6 +17,7 @@
 #include "banhelper.h"
 #include "banproto.h"
 #include "fw.h"
+#include "killconn.h"
 #include "log.h"
 
 #define BANHELPER_SOCKETS_MAX 64
@@ -29,10 +30,12 @@ struct banhelper_conn {
     size_t count, malformed;
     uint32_t seq;           /* of the last well-formed request */
     const char *why;        /* of the last malformed one */
+    bool *kill;             /* [BANHELPER_BATCH]: end bans[i]'s connections too */
 };
 
 struct banhelper {
     struct fw *fw;
+    const struct conf *conf;
     uint32_t max_seconds;
     struct banhelper_conn conn[BANHELPER_SOCKETS_MAX];
     struct pollfd pfd[BANHELPER_SOCKETS_MAX];
@@ -59,7 +62,7 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
             return 0;
         uint32_t seq;
         if (banproto_request_parse(&req, (size_t)n, h->max_seconds, &c->bans[c->count], &seq,
-                                   &c->why) == 0) {
+                                   &c->kill[c->count], &c->why) == 0) {
             c->seq = seq;
             c->count++;
         } else {
@@ -71,17 +74,43 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
     return 0;
 }
 
+/* banhelper_kill - end the live connections of the addresses banned with
+ * BAN_KILL (once they can no longer reconnect); returns how many ended */
+static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c, char *err,
+                               size_t errsize)
+{
+    const struct conf *conf = h->conf;
+    char why[FW_ERR_MAX - 32];
+    uint32_t killed = 0;
+    for (size_t i = 0; i < c->count && conf->watch_kill != WATCH_KILL_NONE; i++) {
+        if (!c->kill[i])
+            continue;
+        int n = conf->watch_kill == WATCH_KILL_SOCKET
+                    ? killconn_sockets(&c->bans[i].addr, conf->watch_ports,
+                                       conf->watch_port_count, why, sizeof why)
+                    : killconn_processes(&c->bans[i].addr, conf->watch_ports,
+                                         conf->watch_port_count, why, sizeof why);
+        if (n > 0)
+            killed += (uint32_t)n;
+        else if (n < 0 && err[0] == '\0')
+            snprintf(err, errsize, "ending connections: %s", why);
+    }
+    return killed;
+}
+
 /* banhelper_apply - one socket's gathered requests into the firewall (one
- * transaction), and the answer */
+ * transaction), connections ended where asked, and the answer */
 static void banhelper_apply(struct banhelper *h, struct banhelper_conn *c)
 {
     char err[FW_ERR_MAX] = "";
     size_t failed = c->count > 0 ? fw_apply(h->fw, c->bans, c->count, err, sizeof err) : 0;
+    uint64_t applied_ns = (uint64_t)(banhelper_now() * 1e9);
+    uint32_t killed = banhelper_kill(h, c, err, sizeof err);
     if (c->malformed > 0 && err[0] == '\0')
         snprintf(err, sizeof err, "malformed request: %s", c->why);
     struct banproto_reply reply;
     banproto_reply_make(&reply, c->seq, (uint32_t)(c->count - failed),
-                        (uint32_t)(failed + c->malformed), err);
+                        (uint32_t)(failed + c->malformed), killed, applied_ns, err);
     if (c->fd >= 0)
         (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
     c->count = c->malformed = 0;
@@ -130,11 +159,13 @@ static int banhelper_serve(struct banhelper *h)
 
 /* banhelper_child - runs in the forked helper; never returns */
 static void banhelper_child(const struct conf *conf, const struct privsep_user *user,
-                            int *fds, size_t count, int status_fd)
+                            bool kills, int *fds, size_t count, int status_fd)
 {
     char err[512] = "";
     struct fw *fw = fw_open(conf, err, sizeof err);
-    if (fw != NULL && user != NULL && privsep_drop(user, true, err, sizeof err) < 0) {
+    enum privsep_keep keep = conf->watch_kill == WATCH_KILL_PROCESS && kills
+                                 ? PRIVSEP_KEEP_NET_ADMIN_KILL : PRIVSEP_KEEP_NET_ADMIN;
+    if (fw != NULL && user != NULL && privsep_drop(user, keep, err, sizeof err) < 0) {
         fw_close(fw);
         fw = NULL;
     }
@@ -146,13 +177,14 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
         _exit(1);
     signal(SIGINT, SIG_IGN); /* the daemon decides when we stop: our sockets close */
     static struct banhelper h;
-    h = (struct banhelper){.fw = fw, .max_seconds = (uint32_t)conf->ban_time_max,
+    h = (struct banhelper){.fw = fw, .conf = conf, .max_seconds = (uint32_t)conf->ban_time_max,
                            .count = count, .open = count};
     for (size_t i = 0; i < count; i++) {
-        h.conn[i] = (struct banhelper_conn){.fd = fds[i],
-                                            .bans = malloc(BANHELPER_BATCH * sizeof(struct fw_ban))};
+        h.conn[i] = (struct banhelper_conn){
+            .fd = fds[i], .bans = malloc(BANHELPER_BATCH * sizeof(struct fw_ban)),
+            .kill = calloc(BANHELPER_BATCH, sizeof(bool))};
         h.pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-        if (h.conn[i].bans == NULL)
+        if (h.conn[i].bans == NULL || h.conn[i].kill == NULL)
             _exit(1);
     }
     int status = banhelper_serve(&h);
@@ -182,7 +214,7 @@ static int banhelper_pairs(int (*pair)[2], size_t count, char *err, size_t errsi
     return 0;
 }
 
-pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user,
+pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user, bool kills,
                       int *fds, size_t count, char *err, size_t errsize)
 {
     int pair[BANHELPER_SOCKETS_MAX][2], status[2];
@@ -196,7 +228,7 @@ pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user,
             close(pair[i][0]);
             theirs[i] = pair[i][1];
         }
-        banhelper_child(conf, user, theirs, count, status[1]);
+        banhelper_child(conf, user, kills, theirs, count, status[1]);
     }
     for (size_t i = 0; i < count; i++) {
         close(pair[i][1]);

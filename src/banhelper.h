@@ -20,6 +20,7 @@
 #ifndef BREAKWATER_BANHELPER_H
 #define BREAKWATER_BANHELPER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -29,10 +30,12 @@
 #define BANHELPER_BATCH 1024
 #define BANHELPER_GATHER 0.005 /* seconds */
 
-/* user: NULL when not started as root (no switch). Fills fds[0..count)
- * with the daemon's ends (non-blocking, close-on-exec). Returns the
- * helper's pid, or -1 with err set. */
-pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user,
+/* user: NULL when not started as root (no switch). kills: the helper of
+ * `watch`, which ends banned addresses' connections (watch_kill; with
+ * `process` it keeps CAP_KILL and CAP_SYS_PTRACE as well). Fills
+ * fds[0..count) with the daemon's ends (non-blocking, close-on-exec).
+ * Returns the helper's pid, or -1 with err set. */
+pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user, bool kills,
                       int *fds, size_t count, char *err, size_t errsize);
 
 #endif

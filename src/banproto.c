@@ -7,11 +7,11 @@
 
 /* banproto_request_make - fill every byte, so no stack garbage crosses */
 void banproto_request_make(struct banproto_request *r, const struct addr *a,
-                           uint32_t seconds, uint32_t seq)
+                           uint32_t seconds, uint32_t seq, bool kill)
 {
     memset(r, 0, sizeof *r);
     r->version = BANPROTO_VERSION;
-    r->op = seconds > 0 ? BANPROTO_BAN : BANPROTO_UNBAN;
+    r->op = seconds == 0 ? BANPROTO_UNBAN : kill ? BANPROTO_BAN_KILL : BANPROTO_BAN;
     r->family = a->family;
     memcpy(r->addr, a->bytes, a->family == AF_INET ? 4 : 16);
     r->seconds = seconds;
@@ -29,7 +29,7 @@ static int banproto_all_zero(const uint8_t *p, size_t n)
 
 /* banproto_request_parse - trust nothing: every field is checked */
 int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
-                           struct fw_ban *ban, uint32_t *seq, const char **why)
+                           struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why)
 {
     struct banproto_request r;
 
@@ -51,10 +51,13 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
         *why = "not a single address";
         return -1;
     }
-    if (r.op == BANPROTO_BAN ? r.seconds < 1 || r.seconds > max_seconds
-                             : r.op != BANPROTO_UNBAN || r.seconds != 0) {
-        *why = r.op == BANPROTO_BAN || r.op == BANPROTO_UNBAN ? "duration out of bounds"
-                                                              : "unknown operation";
+    bool is_ban = r.op == BANPROTO_BAN || r.op == BANPROTO_BAN_KILL;
+    if (!is_ban && r.op != BANPROTO_UNBAN) {
+        *why = "unknown operation";
+        return -1;
+    }
+    if (is_ban ? r.seconds < 1 || r.seconds > max_seconds : r.seconds != 0) {
+        *why = "duration out of bounds";
         return -1;
     }
     memset(ban, 0, sizeof *ban);
@@ -62,17 +65,21 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
     memcpy(ban->addr.bytes, r.addr, alen);
     ban->seconds = r.seconds;
     *seq = r.seq;
+    *kill = r.op == BANPROTO_BAN_KILL;
     return 0;
 }
 
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
-                         uint32_t failed, const char *error)
+                         uint32_t failed, uint32_t killed, uint64_t applied_ns,
+                         const char *error)
 {
     memset(r, 0, sizeof *r);
     r->version = BANPROTO_VERSION;
     r->seq = seq;
     r->applied = applied;
     r->failed = failed;
+    r->killed = killed;
+    r->applied_ns = applied_ns;
     if (error != NULL)
         strncpy(r->error, error, sizeof r->error - 1);
 }

@@ -3,7 +3,8 @@
  * privileged ban helper: fixed-size structs, one per SOCK_SEQPACKET
  * message, checked field by field on arrival. Pure: no I/O.
  *
- *   banproto_request_make()  a ban (seconds > 0) or an unban (seconds 0)
+ *   banproto_request_make()  a ban (seconds > 0, with or without ending the
+ *                            address's connections) or an unban (seconds 0)
  *   banproto_request_parse() the helper's check of what arrived: exactly one
  *                            request, known version and operation, one
  *                            address of a known family (not the unspecified
@@ -12,12 +13,15 @@
  *   banproto_reply_make(), banproto_reply_parse()
  *
  * The helper answers every batch it applied with one reply carrying the
- * sequence number of the batch's last request, so the sender learns which
- * bans are in the kernel and how long they took.
+ * sequence number of the batch's last request and the moment (monotonic
+ * clock, the same in both processes) the firewall took it, so the sender
+ * learns which bans are in the kernel and how long each took, however late
+ * its own loop reads the reply.
  */
 #ifndef BREAKWATER_BANPROTO_H
 #define BREAKWATER_BANPROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +30,9 @@
 
 #define BANPROTO_VERSION 1
 
-enum banproto_op { BANPROTO_BAN = 1, BANPROTO_UNBAN = 2 };
+/* BAN_KILL: a ban, then the address's live connections to watch_ports are
+ * ended (killconn.h); what `watch` asks for. */
+enum banproto_op { BANPROTO_BAN = 1, BANPROTO_UNBAN = 2, BANPROTO_BAN_KILL = 3 };
 
 struct banproto_request {
     uint32_t version;
@@ -42,17 +48,21 @@ struct banproto_reply {
     uint32_t seq;        /* the last request of the batch */
     uint32_t applied;
     uint32_t failed;     /* refused as malformed or failed in the kernel */
+    uint32_t killed;     /* connections (or processes) ended for BAN_KILL */
+    uint64_t applied_ns; /* CLOCK_MONOTONIC when the firewall took the batch */
     char error[FW_ERR_MAX]; /* the first failure, NUL-terminated, or "" */
 };
 
 void banproto_request_make(struct banproto_request *r, const struct addr *a,
-                           uint32_t seconds, uint32_t seq);
-/* Returns 0 and fills *ban and *seq, or -1 with *why saying what is wrong. */
+                           uint32_t seconds, uint32_t seq, bool kill);
+/* Returns 0 and fills *ban, *seq and *kill, or -1 with *why saying what is
+ * wrong. */
 int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
-                           struct fw_ban *ban, uint32_t *seq, const char **why);
+                           struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why);
 
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
-                         uint32_t failed, const char *error);
+                         uint32_t failed, uint32_t killed, uint64_t applied_ns,
+                         const char *error);
 /* Returns 0, or -1 when buf is not one well-formed reply. */
 int banproto_reply_parse(const void *buf, size_t len, struct banproto_reply *out);
 

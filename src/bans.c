@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "banpolicy.h"
@@ -23,7 +24,7 @@ const double bans_latency_bounds[BANS_LATENCY_BUCKETS] = {
 
 struct bans_entry {
     struct banproto_request req;
-    double queued;
+    double queued;   /* CLOCK_MONOTONIC seconds, the clock the helper answers in */
 };
 
 /* A ring of requests: [head, sent) went to the helper and wait for its
@@ -46,6 +47,13 @@ struct bans {
 };
 
 static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static double bans_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct store *store,
                       int helper_fd)
@@ -107,7 +115,7 @@ static void bans_pump(struct bans *b)
 }
 
 /* bans_request - queue one request for the helper (seconds 0 = unban) */
-static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds)
+static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds, bool kill)
 {
     if (b->tail - b->head == b->cap && bans_grow(b) < 0) {
         b->stats.dropped++;
@@ -117,8 +125,8 @@ static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds)
         return;
     }
     struct bans_entry *e = bans_entry_at(b, b->tail++);
-    banproto_request_make(&e->req, a, seconds, ++b->seq);
-    e->queued = ev_time();
+    banproto_request_make(&e->req, a, seconds, ++b->seq, kill);
+    e->queued = bans_monotonic();
     b->stats.requested++;
     if (b->sent + 1 == b->tail)
         bans_pump(b);
@@ -137,7 +145,7 @@ static void bans_record_latency(struct bans *b, double seconds)
 /* bans_reply - the helper applied a batch ending at reply->seq */
 static void bans_reply(struct bans *b, const struct banproto_reply *reply)
 {
-    double now = ev_time();
+    double now = (double)reply->applied_ns / 1e9;
     while (b->head < b->sent &&
            (int32_t)(reply->seq - bans_entry_at(b, b->head)->req.seq) >= 0) {
         bans_record_latency(b, now - bans_entry_at(b, b->head)->queued);
@@ -147,7 +155,7 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
     b->stats.failed += reply->failed;
     if (b->restoring > 0 && (int32_t)(reply->seq - b->restore_seq) >= 0) {
         log_info("%zu stored bans are back in the firewall after %.3f s", b->restoring,
-                 ev_time() - b->restore_started);
+                 now - b->restore_started);
         b->restoring = 0;
     }
     if (reply->failed > 0)
@@ -187,26 +195,29 @@ static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     bans_pump(b);
 }
 
-/* bans_apply - decide with the policy, remember, request; 0 or -1 */
-static int bans_apply(struct bans *b, const struct addr *a, double seconds, unsigned reason)
+/* bans_apply - decide with the policy, remember, request; true when a
+ * ban was requested */
+static bool bans_apply(struct bans *b, const struct addr *a, double seconds, unsigned reason,
+                       bool kill)
 {
     struct store_ban prev, next;
     double now = ev_now(b->loop);
     bool known = store_ban_get(b->store, a, &prev);
     if (banpolicy_next(known ? &prev : NULL, now, b->conf->ban_time, b->conf->ban_time_max,
                        seconds, reason, &next) == BANPOLICY_NOTHING)
-        return 0;
+        return false;
     store_ban_put(b->store, a, &next); /* a store error is logged there */
     double length = next.until - now;
-    bans_request(b, a, length < 1 ? 1 : (uint32_t)(length + 0.5));
-    return 0;
+    bans_request(b, a, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
+    return true;
 }
 
-void bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason)
+bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason,
+                   bool kill)
 {
     if (b->fd < 0 || cidr_set_contains(&b->conf->allowlist, a))
-        return;
-    bans_apply(b, a, 0, reason);
+        return false;
+    return bans_apply(b, a, 0, reason, kill);
 }
 
 /* bans_usable - can a ban be made by hand now? */
@@ -236,7 +247,8 @@ int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
         snprintf(err, errsize, "longer than ban_time_max (%gs)", b->conf->ban_time_max);
         return -1;
     }
-    return bans_apply(b, a, seconds, STORE_BAN_MANUAL);
+    bans_apply(b, a, seconds, STORE_BAN_MANUAL, false);
+    return 0;
 }
 
 int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize)
@@ -245,7 +257,7 @@ int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize)
         return -1;
     /* removed from the firewall even without a record: it may predate it */
     store_ban_delete(b->store, a);
-    bans_request(b, a, 0);
+    bans_request(b, a, 0, false);
     return 0;
 }
 
@@ -263,7 +275,7 @@ static int bans_restore_one(const struct addr *a, const struct store_ban *ban, v
     if (left >= 1 && !cidr_set_contains(&walk->b->conf->allowlist, a)) {
         if (left > walk->b->conf->ban_time_max)
             left = walk->b->conf->ban_time_max;
-        bans_request(walk->b, a, (uint32_t)left);
+        bans_request(walk->b, a, (uint32_t)left, false);
         walk->count++;
     }
     return 0;
@@ -272,7 +284,7 @@ static int bans_restore_one(const struct addr *a, const struct store_ban *ban, v
 size_t bans_restore(struct bans *b)
 {
     struct bans_restore_walk walk = {b, ev_now(b->loop), 0};
-    b->restore_started = ev_time();
+    b->restore_started = bans_monotonic();
     if (b->fd >= 0)
         store_ban_foreach(b->store, bans_restore_one, &walk);
     b->restoring = walk.count;

@@ -5,7 +5,9 @@
  *
  *   bans_new()       on the socket to the helper (-1: ban_backend = none,
  *                    then nothing is banned)
- *   bans_offender()  a client was refused (after its first 5xx went out)
+ *   bans_offender()  a client was refused (after its first 5xx went out),
+ *                    or the MTA's log says it refused it (watch: then its
+ *                    live connections to watch_ports are ended too)
  *   bans_manual()    ctl ban ADDRESS [DURATION]
  *   bans_unban()     ctl unban ADDRESS
  *   bans_restore()   at start: every unexpired ban back into the firewall
@@ -22,6 +24,7 @@
 #define BREAKWATER_BANS_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -47,7 +50,10 @@ struct bans;
 
 struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct store *store,
                       int helper_fd);
-void bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason);
+/* Returns true when a ban was requested (false: allowlisted, banned a
+ * moment ago, or no backend). */
+bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason,
+                   bool kill);
 /* seconds 0 = the policy's length. Returns 0, or -1 with err set. */
 int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
                 size_t errsize);

@@ -68,6 +68,14 @@ static const struct conf_name conf_ban_backend_names[] = {
     {"recent", BAN_BACKEND_RECENT}, {"none", BAN_BACKEND_NONE},
 };
 
+static const struct conf_name conf_watch_kill_names[] = {
+    {"socket", WATCH_KILL_SOCKET}, {"process", WATCH_KILL_PROCESS}, {"none", WATCH_KILL_NONE},
+};
+
+static const struct conf_name conf_bool_names[] = {
+    {"no", 0}, {"yes", 1}, {"false", 0}, {"true", 1}, {"off", 0}, {"on", 1},
+};
+
 static const struct conf_name conf_log_names[] = {
     {"error", LOG_LEVEL_ERROR}, {"warning", LOG_LEVEL_WARNING},
     {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG},
@@ -580,9 +588,16 @@ static int conf_set_ban_set(struct conf *c, const struct conf_key *k,
     return conf_replace_text(c, k, words, what, size);
 }
 
-/* conf_set_ban_ports - TCP ports ("" = the listen ports). */
-static int conf_set_ban_ports(struct conf *c, const struct conf_key *k,
-                              const char *value, char *what, size_t size)
+/* conf_set_ports - a list of TCP ports into the key's field, whose count
+ * (a size_t) follows the array */
+_Static_assert(offsetof(struct conf, ban_port_count) ==
+               offsetof(struct conf, ban_ports) + sizeof(uint16_t[CONF_BAN_PORTS_MAX]),
+               "ban_port_count follows ban_ports");
+_Static_assert(offsetof(struct conf, watch_port_count) ==
+               offsetof(struct conf, watch_ports) + sizeof(uint16_t[CONF_BAN_PORTS_MAX]),
+               "watch_port_count follows watch_ports");
+static int conf_set_ports(struct conf *c, const struct conf_key *k,
+                          const char *value, char *what, size_t size)
 {
     uint16_t ports[CONF_BAN_PORTS_MAX];
     char item[CONF_ITEM_MAX];
@@ -600,8 +615,77 @@ static int conf_set_ban_ports(struct conf *c, const struct conf_key *k,
             return conf_error(what, size, "not a port number", item);
         ports[count++] = (uint16_t)port;
     }
-    memcpy(c->ban_ports, ports, count * sizeof ports[0]);
-    c->ban_port_count = count;
+    uint16_t *field = conf_field(c, k);
+    memcpy(field, ports, count * sizeof ports[0]);
+    *(size_t *)((char *)field + sizeof ports) = count;
+    return 0;
+}
+
+/* conf_set_watch_logs - absolute paths of log files */
+static int conf_set_watch_logs(struct conf *c, const struct conf_key *k,
+                               const char *value, char *what, size_t size)
+{
+    char *paths[CONF_WATCH_LOGS_MAX], item[CONF_PATH_MAX + 1];
+    const char *p = value;
+    size_t count = 0;
+    int n;
+
+    (void)k;
+    while ((n = conf_next_item(&p, item, sizeof item)) != 0) {
+        const char *why = n < 0 ? "path too long" : item[0] != '/' ? "not an absolute path"
+                          : count == CONF_WATCH_LOGS_MAX ? "more than 16 files" : NULL;
+        if (why == NULL && (paths[count] = strdup(item)) == NULL)
+            why = "out of memory";
+        if (why != NULL) {
+            while (count > 0)
+                free(paths[--count]);
+            return conf_error(what, size, why, item);
+        }
+        count++;
+    }
+    for (size_t i = 0; i < c->watch_log_count; i++)
+        free(c->watch_logs[i]);
+    memcpy(c->watch_logs, paths, count * sizeof paths[0]);
+    c->watch_log_count = count;
+    return 0;
+}
+
+/* conf_set_watch_kill - one of conf_watch_kill_names */
+static int conf_set_watch_kill(struct conf *c, const struct conf_key *k,
+                               const char *value, char *what, size_t size)
+{
+    int v;
+
+    (void)k;
+    if (conf_choice(value, conf_watch_kill_names,
+                    sizeof conf_watch_kill_names / sizeof conf_watch_kill_names[0],
+                    &v, what, size) != 0)
+        return -1;
+    c->watch_kill = (enum watch_kill)v;
+    return 0;
+}
+
+/* conf_set_bool - yes/no, true/false, on/off */
+static int conf_set_bool(struct conf *c, const struct conf_key *k,
+                         const char *value, char *what, size_t size)
+{
+    int v;
+
+    if (conf_choice(value, conf_bool_names, sizeof conf_bool_names / sizeof conf_bool_names[0],
+                    &v, what, size) != 0)
+        return -1;
+    *(bool *)conf_field(c, k) = v != 0;
+    return 0;
+}
+
+/* conf_set_optional_path - an absolute path, or "" for none */
+static int conf_set_optional_path(struct conf *c, const struct conf_key *k,
+                                  const char *value, char *what, size_t size)
+{
+    if (value[0] != '\0')
+        return conf_set_path(c, k, value, what, size);
+    free(*(char **)conf_field(c, k));
+    *(char **)conf_field(c, k) = NULL;
     return 0;
 }
 
@@ -658,10 +742,17 @@ static const struct conf_key conf_keys[] = {
     {"ban_set", conf_set_ban_set, CONF_FIELD(ban_set), "", 0, 200},
     {"ban_time", conf_set_duration, CONF_FIELD(ban_time), "10m", 1, 365 * 86400},
     {"ban_time_max", conf_set_duration, CONF_FIELD(ban_time_max), "24h", 1, 365 * 86400},
-    {"ban_ports", conf_set_ban_ports, 0, "", 0, 0},
+    {"ban_ports", conf_set_ports, CONF_FIELD(ban_ports), "", 0, 0},
     {"control_socket", conf_set_path, CONF_FIELD(control_socket), "/run/breakwater/control",
      1, 107 /* sun_path */},
     {"user", conf_set_user, CONF_FIELD(user), "breakwater", 1, 32},
+    {"watch_logs", conf_set_watch_logs, 0, "/var/log/mail.log", 0, 0},
+    {"watch_rules", conf_set_optional_path, CONF_FIELD(watch_rules), "", 1, CONF_PATH_MAX},
+    {"watch_rules_only", conf_set_bool, CONF_FIELD(watch_rules_only), "no", 0, 0},
+    {"watch_max_hits", conf_set_count, CONF_FIELD(watch_max_hits), "1", 1, 1000},
+    {"watch_window", conf_set_duration, CONF_FIELD(watch_window), "10m", 1, 7 * 86400},
+    {"watch_ports", conf_set_ports, CONF_FIELD(watch_ports), "25, 465, 587", 0, 0},
+    {"watch_kill", conf_set_watch_kill, 0, "socket", 0, 0},
 };
 
 /* conf_key_find - the table entry named name, or NULL. */
@@ -964,6 +1055,9 @@ void conf_free(struct conf *c)
     free(c->ban_set);
     free(c->control_socket);
     free(c->user);
+    free(c->watch_rules);
+    for (size_t i = 0; i < c->watch_log_count; i++)
+        free(c->watch_logs[i]);
     dnsbl_sites_free(&c->dnsbl_sites);
     cidr_set_free(&c->allowlist);
     cidr_set_free(&c->denylist);

@@ -36,6 +36,10 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 enum ban_backend { BAN_BACKEND_NONE, BAN_BACKEND_NFT, BAN_BACKEND_IPSET, BAN_BACKEND_RECENT };
 
 #define CONF_BAN_PORTS_MAX 16
+#define CONF_WATCH_LOGS_MAX 16
+
+/* How `watch` ends the live connections of an address it banned. */
+enum watch_kill { WATCH_KILL_NONE, WATCH_KILL_SOCKET, WATCH_KILL_PROCESS };
 
 struct endpoint {
     struct addr addr;
@@ -83,6 +87,15 @@ struct conf {
     size_t ban_port_count;               /* conf_finish(): the listen ports when 0 */
     char *control_socket;
     char *user;                          /* serve started as root runs as this user */
+    char *watch_logs[CONF_WATCH_LOGS_MAX]; /* files `watch` follows */
+    size_t watch_log_count;
+    char *watch_rules;                   /* file of extra patterns, or NULL */
+    bool watch_rules_only;               /* no built-in rules */
+    unsigned watch_max_hits;             /* hits within watch_window make a ban */
+    double watch_window;                 /* seconds */
+    uint16_t watch_ports[CONF_BAN_PORTS_MAX];
+    size_t watch_port_count;
+    enum watch_kill watch_kill;
 };
 
 void conf_init(struct conf *c);

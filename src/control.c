@@ -117,6 +117,7 @@ static int control_ban_line(const struct addr *a, const struct store_ban *b, voi
     static const char *const reasons[] = {
         [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
         [STORE_BAN_PREGREET] = "pregreet", [STORE_BAN_MANUAL] = "manual",
+        [STORE_BAN_LOG] = "log",
     };
     struct control_conn *cc = arg;
     char text[ADDR_TEXT_MAX];

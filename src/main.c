@@ -5,6 +5,7 @@
  * exists), then every -o key=value in order; anything wrong is one line on
  * stderr and exit status 2, before anything starts.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,12 @@
 #include "server.h"
 #include "store.h"
 #include "upkeep.h"
+#include "watch.h"
 #include "workers.h"
 
 #define MAIN_DEFAULT_CONF "/etc/breakwater/breakwater.conf"
 #define MAIN_EXIT_USAGE 2
+#define MAIN_RULES_MAX 65536   /* bytes of a watch_rules file */
 
 static void main_usage(FILE *out)
 {
@@ -37,6 +40,7 @@ static void main_usage(FILE *out)
             "       breakwater check [-c FILE] [-o key=value]... ADDRESS...\n"
             "       breakwater rules [-c FILE] [-o key=value]...\n"
             "       breakwater ctl [-c FILE] [-o key=value]... COMMAND [ARGUMENT]...\n"
+            "       breakwater watch [-c FILE] [-o key=value]... [--from-start] [LOGFILE]...\n"
             "       breakwater help | --version\n"
             "\n"
             "serve  run the SMTP front end in the foreground (logs to stderr)\n"
@@ -44,6 +48,8 @@ static void main_usage(FILE *out)
             "rules  print the firewall rules that ban_backend needs (nft: pipe to nft -f -)\n"
             "ctl    talk to the running daemon: ban ADDRESS [DURATION], unban ADDRESS,\n"
             "       bans, flush (the verdict cache), stats\n"
+            "watch  follow an exposed MTA's log: ban the clients it refused for a DNSBL\n"
+            "       and end their connections (default: watch_logs)\n"
             "\n"
             "-c FILE       configuration file (default " MAIN_DEFAULT_CONF ")\n"
             "-o key=value  override one configuration key\n");
@@ -282,8 +288,11 @@ static int main_control_dir(const struct conf *conf, const struct privsep_user *
 }
 
 /* main_prepare - while root: the helper, the state and control directory,
- * the control socket; then give up root. Returns 0 or -1 (logged). */
-static int main_prepare(const struct conf *conf, struct main_serve_ctx *ctx, unsigned workers)
+ * the control socket (serve only: watch leaves ctl to serve, and its helper
+ * also ends banned clients' connections); then give up root. Returns 0 or
+ * -1 (logged). */
+static int main_prepare(const struct conf *conf, struct main_serve_ctx *ctx, unsigned workers,
+                        bool watch)
 {
     char err[1024];
     struct privsep_user user, *as = NULL;
@@ -293,15 +302,15 @@ static int main_prepare(const struct conf *conf, struct main_serve_ctx *ctx, uns
         as = &user;
     }
     if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0 ||
-        main_control_dir(conf, as, err, sizeof err) < 0)
+        (!watch && main_control_dir(conf, as, err, sizeof err) < 0))
         goto fail;
     if (conf->ban_backend != BAN_BACKEND_NONE &&
-        banhelper_start(conf, as, ctx->helper_fd, workers, err, sizeof err) < 0)
+        banhelper_start(conf, as, watch, ctx->helper_fd, workers, err, sizeof err) < 0)
         goto fail;
-    ctx->control_fd = control_listen(conf->control_socket, as, err, sizeof err);
-    if (ctx->control_fd < 0)
+    ctx->control_fd = watch ? -1 : control_listen(conf->control_socket, as, err, sizeof err);
+    if (!watch && ctx->control_fd < 0)
         goto fail;
-    if (as != NULL && privsep_drop(as, false, err, sizeof err) < 0)
+    if (as != NULL && privsep_drop(as, PRIVSEP_KEEP_NOTHING, err, sizeof err) < 0)
         goto fail;
     if (as != NULL)
         log_info("running as user %s", conf->user);
@@ -339,7 +348,7 @@ static int main_serve(struct conf *conf)
         struct workers *w = workers_open(conf);
         if (w == NULL)
             return 1;
-        if (main_prepare(conf, &ctx, n) < 0 || main_check_store(conf) < 0) {
+        if (main_prepare(conf, &ctx, n, false) < 0 || main_check_store(conf) < 0) {
             workers_close(w);
             return 1;
         }
@@ -352,7 +361,7 @@ static int main_serve(struct conf *conf)
         log_error("%s", err);
         return 1;
     }
-    if (main_prepare(conf, &ctx, 1) < 0) {
+    if (main_prepare(conf, &ctx, 1, false) < 0) {
         for (size_t i = 0; i < conf->listen_count; i++)
             close(fds[i]);
         return 1;
@@ -396,6 +405,115 @@ static int main_check(struct conf *conf, char **operands, int count)
     return check_run(conf, operands, count);
 }
 
+/* main_read_file - a whole small text file (the watch rules); NULL with
+ * err set */
+static char *main_read_file(const char *path, char *err, size_t errsize)
+{
+    FILE *f = fopen(path, "re");
+    char *text = f ? calloc(1, MAIN_RULES_MAX + 1) : NULL;
+    size_t n = text ? fread(text, 1, MAIN_RULES_MAX + 1, f) : 0;
+    if (text == NULL || ferror(f) || n > MAIN_RULES_MAX || memchr(text, '\0', n)) {
+        snprintf(err, errsize, "%s: %s", path, f == NULL ? strerror(errno)
+                 : n > MAIN_RULES_MAX ? "larger than 64 KiB" : "cannot read it as text");
+        free(text);
+        text = NULL;
+    }
+    if (f != NULL)
+        fclose(f);
+    return text;
+}
+
+/* main_watch_rules - the built-in rules and those of watch_rules */
+static struct logrules *main_watch_rules(const struct conf *conf)
+{
+    char err[LOGRULES_ERR_MAX + 256];
+    char *custom = conf->watch_rules ? main_read_file(conf->watch_rules, err, sizeof err) : NULL;
+    struct logrules *rules = conf->watch_rules && custom == NULL ? NULL
+        : logrules_new(conf->watch_rules_only, custom, conf->watch_rules, err, sizeof err);
+    free(custom);
+    if (rules == NULL)
+        fprintf(stderr, "breakwater: watch_rules: %s\n", err);
+    return rules;
+}
+
+/* main_watch_loop - follow, match, ban until a signal */
+static int main_watch_loop(const struct conf *conf, const struct logrules *rules,
+                           int helper_fd, char *const *paths, size_t count, bool from_start)
+{
+    char err[1024], sites[4096];
+    struct ev_loop *loop = ev_default_loop(0);
+    main_sites_text(conf, sites, sizeof sites); /* the store serve shares */
+    struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
+                                     sizeof err);
+    struct bans *bans = store ? bans_new(loop, conf, store, helper_fd) : NULL;
+    struct watch *w = bans ? watch_start(loop, conf, rules, bans, paths, count, from_start)
+                           : NULL;
+    if (w == NULL) {
+        log_error("%s", store == NULL ? err : "out of memory");
+        bans_free(bans);
+        if (store != NULL)
+            store_close(store);
+        return 1;
+    }
+    struct upkeep upkeep;
+    upkeep_start(&upkeep, loop, conf, store);
+    ev_signal sigterm, sigint;
+    ev_signal_init(&sigterm, main_signal_cb, SIGTERM);
+    ev_signal_init(&sigint, main_signal_cb, SIGINT);
+    ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sigint);
+    ev_run(loop, 0);
+    struct watch_stats ws;
+    struct bans_stats bs;
+    watch_stats(w, &ws);
+    bans_stats(bans, &bs);
+    log_info("watch: %llu lines, %llu rejects, %llu bans asked, %llu applied, %llu failed; "
+             "ban latency p50 %gs p99 %gs", (unsigned long long)ws.lines,
+             (unsigned long long)ws.rejects, (unsigned long long)ws.bans,
+             (unsigned long long)bs.applied, (unsigned long long)bs.failed,
+             bans_latency_quantile(&bs, 0.5), bans_latency_quantile(&bs, 0.99));
+    watch_stop(w);
+    upkeep_stop(&upkeep);
+    bans_free(bans);
+    store_close(store);
+    ev_signal_stop(loop, &sigterm);
+    ev_signal_stop(loop, &sigint);
+    ev_loop_destroy(loop);
+    return 0;
+}
+
+/* main_watch - breakwater watch [--from-start] [LOGFILE...] */
+static int main_watch(struct conf *conf, char **operands, int count)
+{
+    bool from_start = count > 0 && strcmp(operands[0], "--from-start") == 0;
+    operands += from_start;
+    count -= from_start;
+    for (int i = 0; i < count; i++)
+        if (operands[i][0] != '/' && operands[i][0] != '.') {
+            fprintf(stderr, "breakwater: watch: not a log file path: '%s'\n", operands[i]);
+            return MAIN_EXIT_USAGE;
+        }
+    char *const *paths = count > 0 ? operands : conf->watch_logs;
+    size_t files = count > 0 ? (size_t)count : conf->watch_log_count;
+    if (files == 0 || files > CONF_WATCH_LOGS_MAX) {
+        fprintf(stderr, "breakwater: watch: give 1 to 16 log files\n");
+        return MAIN_EXIT_USAGE;
+    }
+    struct logrules *rules = main_watch_rules(conf);
+    if (rules == NULL)
+        return MAIN_EXIT_USAGE;
+    struct main_serve_ctx ctx = {.helper_fd = {-1}, .control_fd = -1};
+    int status = 1;
+    if (main_prepare(conf, &ctx, 1, true) == 0) {
+        main_announce_bans(conf);
+        log_info("watch: %zu rules; %u reject(s) within %gs make a ban", logrules_count(rules),
+                 conf->watch_max_hits, conf->watch_window);
+        status = main_watch_loop(conf, rules, ctx.helper_fd[0], paths, files, from_start);
+    }
+    logrules_free(rules);
+    return status;
+}
+
 static int main_serve_command(struct conf *conf, char **operands, int count)
 {
     (void)operands, (void)count;
@@ -412,6 +530,7 @@ static const struct {
     {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS"},
     {"rules", main_rules, 0, 0, "takes no operands"},
     {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments"},
+    {"watch", main_watch, 0, CONF_WATCH_LOGS_MAX + 1, "takes at most 16 log files"},
 };
 
 int main(int argc, char **argv)

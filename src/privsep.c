@@ -76,16 +76,16 @@ int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mo
     return privsep_chown_files(path, files, user, err, errsize);
 }
 
-/* privsep_set_caps - exactly CAP_NET_ADMIN (permitted and effective), or
- * nothing */
-static int privsep_set_caps(bool keep_net_admin, char *err, size_t errsize)
+/* privsep_set_caps - exactly what keep names (permitted and effective) */
+static int privsep_set_caps(enum privsep_keep keep, char *err, size_t errsize)
 {
+    static const cap_value_t kept[] = {CAP_NET_ADMIN, CAP_KILL, CAP_SYS_PTRACE};
+    int n = keep == PRIVSEP_KEEP_NOTHING ? 0 : keep == PRIVSEP_KEEP_NET_ADMIN ? 1 : 3;
     cap_t caps = cap_init();
-    cap_value_t net_admin = CAP_NET_ADMIN;
     int rc = caps == NULL ? -1 : 0;
-    if (rc == 0 && keep_net_admin)
-        rc = cap_set_flag(caps, CAP_PERMITTED, 1, &net_admin, CAP_SET) |
-             cap_set_flag(caps, CAP_EFFECTIVE, 1, &net_admin, CAP_SET);
+    if (rc == 0 && n > 0)
+        rc = cap_set_flag(caps, CAP_PERMITTED, n, kept, CAP_SET) |
+             cap_set_flag(caps, CAP_EFFECTIVE, n, kept, CAP_SET);
     if (rc == 0)
         rc = cap_set_proc(caps);
     if (rc != 0)
@@ -95,7 +95,7 @@ static int privsep_set_caps(bool keep_net_admin, char *err, size_t errsize)
     return rc == 0 ? 0 : -1;
 }
 
-int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
+int privsep_drop(const struct privsep_user *user, enum privsep_keep keep,
                  char *err, size_t errsize)
 {
     uid_t ruid, euid, suid;
@@ -106,7 +106,7 @@ int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
                  strerror(errno));
         return -1;
     }
-    if (keep_net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+    if (keep != PRIVSEP_KEEP_NOTHING && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
         snprintf(err, errsize, "cannot keep capabilities: %s", strerror(errno));
         return -1;
     }
@@ -115,7 +115,7 @@ int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
                  strerror(errno));
         return -1;
     }
-    if (privsep_set_caps(keep_net_admin, err, errsize) < 0)
+    if (privsep_set_caps(keep, err, errsize) < 0)
         return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         snprintf(err, errsize, "cannot set no_new_privs: %s", strerror(errno));

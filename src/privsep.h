@@ -1,7 +1,8 @@
 /*
  * privsep - giving up root: the network-facing processes run as `user`
  * with no capabilities at all; the ban helper runs as `user` with only
- * CAP_NET_ADMIN. Every step is checked; a failed step is an error the
+ * CAP_NET_ADMIN (and, for watch_kill = process, what killing an MTA's
+ * processes takes). Every step is checked; a failed step is an error the
  * caller treats as fatal (never go on as root by accident).
  *
  *   privsep_lookup()   the user's uid and gid; a missing user is an error
@@ -33,7 +34,13 @@ int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t
  * it to give to the user too (those that exist), or NULL. */
 int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
                     const char *const *files, char *err, size_t errsize);
-int privsep_drop(const struct privsep_user *user, bool keep_net_admin,
+/* What a process keeps once it is the user: nothing (the network-facing
+ * processes), CAP_NET_ADMIN (the ban helper), or CAP_NET_ADMIN with what
+ * ending an MTA's processes needs (the helper of watch_kill = process:
+ * CAP_KILL, and CAP_SYS_PTRACE to read other users' /proc/PID/fd). */
+enum privsep_keep { PRIVSEP_KEEP_NOTHING, PRIVSEP_KEEP_NET_ADMIN, PRIVSEP_KEEP_NET_ADMIN_KILL };
+
+int privsep_drop(const struct privsep_user *user, enum privsep_keep keep,
                  char *err, size_t errsize);
 
 #endif

@@ -241,7 +241,7 @@ static void session_ban(struct session *s)
                       s->verdict != VERDICT_PREGREET))
         return;
     s->banned = true;
-    bans_offender(s->srv->bans, &s->client->node.addr, reason[s->verdict]);
+    bans_offender(s->srv->bans, &s->client->node.addr, reason[s->verdict], false);
 }
 
 /* session_close - log, release everything, free */

@@ -54,6 +54,7 @@ enum store_ban_reason {
     STORE_BAN_DENYLIST = 2, /* refused: in the denylist */
     STORE_BAN_PREGREET = 3, /* talked before the greeting */
     STORE_BAN_MANUAL = 4,   /* ctl ban */
+    STORE_BAN_LOG = 5,      /* watch: the MTA's log showed a DNSBL reject */
 };
 
 struct store_ban {

@@ -26,7 +26,8 @@ static struct addr test_addr(const char *text)
 static int test_parse(const struct banproto_request *r, struct fw_ban *ban, const char **why)
 {
     uint32_t seq = 0;
-    return banproto_request_parse(r, sizeof *r, MAX_SECONDS, ban, &seq, why);
+    bool kill;
+    return banproto_request_parse(r, sizeof *r, MAX_SECONDS, ban, &seq, &kill, why);
 }
 
 static void test_request_round_trip(void **state)
@@ -38,12 +39,15 @@ static void test_request_round_trip(void **state)
         struct banproto_request r;
         struct fw_ban ban;
         uint32_t seq = 0;
+        bool kill = true;
         const char *why = NULL;
-        banproto_request_make(&r, &a, 600, 41 + (uint32_t)i);
-        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &seq, &why), 0);
+        banproto_request_make(&r, &a, 600, 41 + (uint32_t)i, i == 1);
+        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &seq, &kill,
+                                                &why), 0);
         assert_true(addr_equal(&ban.addr, &a));
         assert_int_equal(ban.seconds, 600);
         assert_int_equal(seq, 41 + i);
+        assert_int_equal(kill, i == 1);  /* only the one made with kill */
     }
 }
 
@@ -54,8 +58,8 @@ static void test_request_unban(void **state)
     struct fw_ban ban;
     const char *why;
     (void)state;
-    banproto_request_make(&r, &a, 0, 1);
-    assert_int_equal(r.op, BANPROTO_UNBAN);
+    banproto_request_make(&r, &a, 0, 1, true);
+    assert_int_equal(r.op, BANPROTO_UNBAN); /* nothing to kill for an unban */
     assert_int_equal(test_parse(&r, &ban, &why), 0);
     assert_int_equal(ban.seconds, 0);
 }
@@ -66,13 +70,16 @@ static void test_request_malformed(void **state)
     struct banproto_request good, r;
     struct fw_ban ban;
     uint32_t seq;
+    bool kill;
     const char *why = NULL;
     (void)state;
-    banproto_request_make(&good, &a, 60, 1);
+    banproto_request_make(&good, &a, 60, 1, false);
 
-    assert_int_equal(banproto_request_parse(&good, sizeof good - 1, MAX_SECONDS, &ban, &seq, &why), -1);
+    assert_int_equal(banproto_request_parse(&good, sizeof good - 1, MAX_SECONDS, &ban, &seq,
+                                            &kill, &why), -1);
     assert_string_equal(why, "wrong size");
-    assert_int_equal(banproto_request_parse(&good, sizeof good + 1, MAX_SECONDS, &ban, &seq, &why), -1);
+    assert_int_equal(banproto_request_parse(&good, sizeof good + 1, MAX_SECONDS, &ban, &seq,
+                                            &kill, &why), -1);
 
     r = good; r.version = 2;
     assert_int_equal(test_parse(&r, &ban, &why), -1);
@@ -85,9 +92,11 @@ static void test_request_malformed(void **state)
     assert_string_equal(why, "not a single address");
     r = good; memset(r.addr, 0, sizeof r.addr); /* 0.0.0.0 */
     assert_int_equal(test_parse(&r, &ban, &why), -1);
-    r = good; r.op = 3;
+    r = good; r.op = 4;
     assert_int_equal(test_parse(&r, &ban, &why), -1);
     assert_string_equal(why, "unknown operation");
+    r = good; r.op = BANPROTO_BAN_KILL; r.seconds = 0; /* a ban and kill needs a length */
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
     r = good; r.seconds = 0;   /* a ban needs a length */
     assert_int_equal(test_parse(&r, &ban, &why), -1);
     assert_string_equal(why, "duration out of bounds");
@@ -106,11 +115,13 @@ static void test_reply_round_trip(void **state)
     (void)state;
     memset(longer, 'x', sizeof longer - 1);
     longer[sizeof longer - 1] = '\0';
-    banproto_reply_make(&r, 9, 7, 2, longer);
+    banproto_reply_make(&r, 9, 7, 2, 3, 123456789, longer);
     assert_int_equal(banproto_reply_parse(&r, sizeof r, &out), 0);
     assert_int_equal(out.seq, 9);
     assert_int_equal(out.applied, 7);
     assert_int_equal(out.failed, 2);
+    assert_int_equal(out.killed, 3);
+    assert_int_equal(out.applied_ns, 123456789);
     assert_int_equal(strlen(out.error), sizeof out.error - 1);
     memset(r.error, 'y', sizeof r.error); /* no terminator */
     assert_int_equal(banproto_reply_parse(&r, sizeof r, &out), -1);

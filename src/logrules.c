@@ -1,0 +1,199 @@
+/*
+ * logrules - DNSBL rejects in MTA log lines. See logrules.h.
+ *
+ * Each rule is a PCRE2 pattern (JIT-compiled when the platform allows) with
+ * a group named addr and maybe one named list. A built-in rule also has a
+ * needle, a literal its lines always contain: a line without it is passed
+ * over with a memmem(), so the common line (a delivery, a connect) costs no
+ * regex at all.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logrules.h"
+
+#define LOGRULES_MAX 64
+#define LOGRULES_ADDR_MAX 64    /* the addr group's text, with a zone or brackets */
+
+struct logrules_builtin {
+    const char *name;
+    const char *needle;
+    const char *pattern;
+};
+
+static const struct logrules_builtin logrules_builtin[] = {
+    {"postfix-smtpd", "blocked using ",
+     "/smtpd\\[\\d+\\]: (?:NOQUEUE|[0-9A-Za-z]+): reject: RCPT from [^\\[\\s]*\\["
+     "(?<addr>[^\\]]+)\\](?::\\d+)?: 5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;]*; "
+     "Client host \\[[^\\]]*\\] blocked using (?<list>[^\\s;]+)"},
+    {"postscreen", "blocked using ",
+     "/postscreen\\[\\d+\\]: NOQUEUE: reject: RCPT from \\[(?<addr>[^\\]]+)\\]:\\d+: "
+     "5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;]*; client \\[[^\\]]*\\] blocked using "
+     "(?<list>[^\\s;]+)"},
+    {"postscreen", "DNSBL rank ",
+     "/postscreen\\[\\d+\\]: DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+"},
+    {"courier", ": 511 ",
+     "courieresmtpd(?:\\[\\d+\\])?: error,relay=(?<addr>[0-9A-Fa-f:.]+),[^:]*(?::[^:]*)*?: 511 "},
+    {"courier", "dropped blocked connection from ",
+     "courieresmtpd(?:\\[\\d+\\])?: dropped blocked connection from (?<addr>[0-9A-Fa-f:.]+)"},
+    {"exim", "rejected RCPT <",
+     "\\[(?<addr>[0-9A-Fa-f:.]+)\\](?::\\d+)? (?:I=\\[[^\\]]*\\](?::\\d+)? )?"
+     "(?:F=<[^>]*> )?rejected RCPT <[^>]*>: .*?(?:is in a black list at|is listed at|"
+     "blocked using) (?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)"},
+};
+
+struct logrules_rule {
+    char name[32];
+    const char *needle;   /* NULL: always try the pattern */
+    pcre2_code *code;
+    int addr_group, list_group;
+};
+
+struct logrules {
+    struct logrules_rule rule[LOGRULES_MAX];
+    size_t count;
+    pcre2_match_data *match;
+};
+
+/* logrules_add - compile one pattern; -1 with err set */
+static int logrules_add(struct logrules *r, const char *name, const char *needle,
+                        const char *pattern, size_t len, char *err, size_t errsize)
+{
+    int code;
+    PCRE2_SIZE offset;
+    char message[256];
+    if (r->count == LOGRULES_MAX) {
+        snprintf(err, errsize, "more than %d rules", LOGRULES_MAX);
+        return -1;
+    }
+    struct logrules_rule *rule = &r->rule[r->count];
+    rule->code = pcre2_compile((PCRE2_SPTR)pattern, len, 0, &code, &offset, NULL);
+    if (rule->code == NULL) {
+        pcre2_get_error_message(code, (PCRE2_UCHAR *)message, sizeof message);
+        snprintf(err, errsize, "pattern does not compile at offset %zu: %s",
+                 (size_t)offset, message);
+        return -1;
+    }
+    rule->addr_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "addr");
+    rule->list_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "list");
+    if (rule->addr_group < 0) {
+        pcre2_code_free(rule->code);
+        snprintf(err, errsize, "pattern has no group named addr: (?<addr>...)");
+        return -1;
+    }
+    (void)pcre2_jit_compile(rule->code, PCRE2_JIT_COMPLETE); /* else: interpreted */
+    snprintf(rule->name, sizeof rule->name, "%s", name);
+    rule->needle = needle;
+    r->count++;
+    return 0;
+}
+
+/* logrules_add_custom - one pattern per line of text; blank lines and
+ * lines starting with '#' are skipped */
+static int logrules_add_custom(struct logrules *r, const char *text, const char *origin,
+                               char *err, size_t errsize)
+{
+    char what[LOGRULES_ERR_MAX], name[32];
+    unsigned number = 0;
+    for (const char *line = text; *line != '\0';) {
+        size_t len = strcspn(line, "\n");
+        number++;
+        size_t skip = strspn(line, " \t");
+        if (len > skip && line[skip] != '#' && line[skip] != '\r') {
+            size_t end = len;
+            while (end > skip && (line[end - 1] == '\r' || line[end - 1] == ' '))
+                end--;
+            snprintf(name, sizeof name, "custom:%u", number);
+            if (logrules_add(r, name, NULL, line + skip, end - skip, what, sizeof what) < 0) {
+                snprintf(err, errsize, "%s:%u: %s", origin, number, what);
+                return -1;
+            }
+        }
+        line += len + (line[len] == '\n');
+    }
+    return 0;
+}
+
+struct logrules *logrules_new(bool only_custom, const char *custom, const char *origin,
+                              char *err, size_t errsize)
+{
+    struct logrules *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    size_t n = only_custom ? 0 : sizeof logrules_builtin / sizeof logrules_builtin[0];
+    for (size_t i = 0; i < n; i++) {
+        const struct logrules_builtin *b = &logrules_builtin[i];
+        if (logrules_add(r, b->name, b->needle, b->pattern, PCRE2_ZERO_TERMINATED, err,
+                         errsize) < 0)
+            goto fail; /* a bug in the table: the tests compile it */
+    }
+    if (custom != NULL && logrules_add_custom(r, custom, origin, err, errsize) < 0)
+        goto fail;
+    if (r->count == 0) {
+        snprintf(err, errsize, "no rules: watch_rules_only is set but %s holds no pattern",
+                 custom ? origin : "watch_rules");
+        goto fail;
+    }
+    r->match = pcre2_match_data_create(LOGRULES_MAX, NULL);
+    if (r->match != NULL)
+        return r;
+    snprintf(err, errsize, "out of memory");
+fail:
+    logrules_free(r);
+    return NULL;
+}
+
+/* logrules_group - copy group g of the last match into buf; false if unset
+ * or too long */
+static bool logrules_group(const struct logrules *r, int g, const char *line, char *buf,
+                           size_t size)
+{
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->match);
+    if (g < 0 || ov[2 * g] == PCRE2_UNSET || ov[2 * g + 1] - ov[2 * g] >= size)
+        return false;
+    size_t n = ov[2 * g + 1] - ov[2 * g];
+    memcpy(buf, line + ov[2 * g], n);
+    buf[n] = '\0';
+    return true;
+}
+
+bool logrules_match(const struct logrules *r, const char *line, size_t len,
+                    struct logrules_hit *hit)
+{
+    char text[LOGRULES_ADDR_MAX];
+    for (size_t i = 0; i < r->count; i++) {
+        const struct logrules_rule *rule = &r->rule[i];
+        if (rule->needle != NULL && memmem(line, len, rule->needle, strlen(rule->needle)) == NULL)
+            continue;
+        if (pcre2_match(rule->code, (PCRE2_SPTR)line, len, 0, 0, r->match, NULL) < 0)
+            continue;
+        if (!logrules_group(r, rule->addr_group, line, text, sizeof text) ||
+            addr_parse(text, &hit->addr) < 0)
+            continue;
+        hit->rule = rule->name;
+        if (!logrules_group(r, rule->list_group, line, hit->list, sizeof hit->list))
+            hit->list[0] = '\0';
+        return true;
+    }
+    return false;
+}
+
+size_t logrules_count(const struct logrules *r)
+{
+    return r->count;
+}
+
+void logrules_free(struct logrules *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->count; i++)
+        pcre2_code_free(r->rule[i].code);
+    pcre2_match_data_free(r->match);
+    free(r);
+}

@@ -1,0 +1,43 @@
+/*
+ * watch - `breakwater watch`: for an MTA that stays exposed on port 25.
+ * Follows the MTA's log files (follow.h), finds the DNSBL rejects in them
+ * (logrules.h), and bans each such client through the same path as serve
+ * (bans.h: policy, escalation, state store, allowlist, the privileged
+ * helper), asking the helper to end its live connections to watch_ports as
+ * well, so that the MTA's process for it goes away at once.
+ *
+ *   watch_start()  follow every file; watch_stop()
+ *   watch_stats()  lines read, rejects found, bans asked for
+ *
+ * watch_max_hits > 1: an address is banned once that many rejects of it
+ * were seen within watch_window (one reject is proof enough by default).
+ * Each reject found is logged:
+ *   watch client=[ADDR] rule=RULE list=LIST hits=N action=ban|count|none
+ */
+#ifndef BREAKWATER_WATCH_H
+#define BREAKWATER_WATCH_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bans.h"
+#include "conf.h"
+#include "logrules.h"
+
+struct watch;
+
+struct watch_stats {
+    uint64_t lines;
+    uint64_t rejects;   /* lines a rule matched */
+    uint64_t bans;      /* bans asked for */
+};
+
+/* paths[0..count): the files to follow. Returns NULL when out of memory. */
+struct watch *watch_start(struct ev_loop *loop, const struct conf *conf,
+                          const struct logrules *rules, struct bans *bans,
+                          char *const *paths, size_t count, bool from_start);
+void watch_stats(const struct watch *w, struct watch_stats *out);
+void watch_stop(struct watch *w);
+
+#endif
