@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc
-PKGS     = libcares lmdb libnftables libipset libcap libpcre2-8
+PKGS     = libcares lmdb libnftables libipset libcap libpcre2-8 libsystemd
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
@@ -12,10 +12,10 @@ CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # only the first list: `make run` on a mail server must never pull in an MTA
 # (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
 BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev \
-		 libnftables-dev libipset-dev libcap-dev libpcre2-dev
+		 libnftables-dev libipset-dev libcap-dev libpcre2-dev libsystemd-dev
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
-		 iptables iproute2
+		 iptables iproute2 systemd-journal-remote
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 BENCH_PACKAGES = gnuplot-nox iproute2
 

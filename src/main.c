@@ -40,7 +40,8 @@ static void main_usage(FILE *out)
             "       breakwater check [-c FILE] [-o key=value]... ADDRESS...\n"
             "       breakwater rules [-c FILE] [-o key=value]...\n"
             "       breakwater ctl [-c FILE] [-o key=value]... COMMAND [ARGUMENT]...\n"
-            "       breakwater watch [-c FILE] [-o key=value]... [--from-start] [LOGFILE]...\n"
+            "       breakwater watch [-c FILE] [-o key=value]... [--from-start]\n"
+            "                        [--journal[=DIR]] [LOGFILE]...\n"
             "       breakwater help | --version\n"
             "\n"
             "serve  run the SMTP front end in the foreground (logs to stderr)\n"
@@ -438,7 +439,7 @@ static struct logrules *main_watch_rules(const struct conf *conf)
 
 /* main_watch_loop - follow, match, ban until a signal */
 static int main_watch_loop(const struct conf *conf, const struct logrules *rules,
-                           int helper_fd, char *const *paths, size_t count, bool from_start)
+                           int helper_fd, const struct watch_sources *from)
 {
     char err[1024], sites[4096];
     struct ev_loop *loop = ev_default_loop(0);
@@ -446,10 +447,11 @@ static int main_watch_loop(const struct conf *conf, const struct logrules *rules
     struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
                                      sizeof err);
     struct bans *bans = store ? bans_new(loop, conf, store, helper_fd) : NULL;
-    struct watch *w = bans ? watch_start(loop, conf, rules, bans, paths, count, from_start)
-                           : NULL;
+    if (store != NULL && bans == NULL)
+        snprintf(err, sizeof err, "out of memory");
+    struct watch *w = bans ? watch_start(loop, conf, rules, bans, from, err, sizeof err) : NULL;
     if (w == NULL) {
-        log_error("%s", store == NULL ? err : "out of memory");
+        log_error("%s", err);
         bans_free(bans);
         if (store != NULL)
             store_close(store);
@@ -482,23 +484,47 @@ static int main_watch_loop(const struct conf *conf, const struct logrules *rules
     return 0;
 }
 
-/* main_watch - breakwater watch [--from-start] [LOGFILE...] */
-static int main_watch(struct conf *conf, char **operands, int count)
+/* main_watch_sources - [--from-start] [--journal[=DIR]] [LOGFILE...]; the
+ * files default to watch_logs unless the journal is asked for. Returns 0
+ * or an exit status. */
+static int main_watch_sources(const struct conf *conf, char **operands, int count,
+                              struct watch_sources *from)
 {
-    bool from_start = count > 0 && strcmp(operands[0], "--from-start") == 0;
-    operands += from_start;
-    count -= from_start;
+    *from = (struct watch_sources){0};
+    for (; count > 0 && strncmp(operands[0], "--", 2) == 0; operands++, count--) {
+        if (strcmp(operands[0], "--from-start") == 0)
+            from->from_start = true;
+        else if (strcmp(operands[0], "--journal") == 0)
+            from->journal = true;
+        else if (strncmp(operands[0], "--journal=", 10) == 0 && operands[0][10] == '/')
+            from->journal = true, from->journal_dir = operands[0] + 10;
+        else {
+            fprintf(stderr, "breakwater: watch: unknown option '%s'\n", operands[0]);
+            return MAIN_EXIT_USAGE;
+        }
+    }
     for (int i = 0; i < count; i++)
         if (operands[i][0] != '/' && operands[i][0] != '.') {
             fprintf(stderr, "breakwater: watch: not a log file path: '%s'\n", operands[i]);
             return MAIN_EXIT_USAGE;
         }
-    char *const *paths = count > 0 ? operands : conf->watch_logs;
-    size_t files = count > 0 ? (size_t)count : conf->watch_log_count;
-    if (files == 0 || files > CONF_WATCH_LOGS_MAX) {
-        fprintf(stderr, "breakwater: watch: give 1 to 16 log files\n");
+    bool defaults = count == 0 && !from->journal;
+    from->paths = defaults ? conf->watch_logs : operands;
+    from->count = defaults ? conf->watch_log_count : (size_t)count;
+    if ((from->count == 0 && !from->journal) || from->count > CONF_WATCH_LOGS_MAX) {
+        fprintf(stderr, "breakwater: watch: give 1 to 16 log files, or --journal\n");
         return MAIN_EXIT_USAGE;
     }
+    return 0;
+}
+
+/* main_watch - breakwater watch */
+static int main_watch(struct conf *conf, char **operands, int count)
+{
+    struct watch_sources from;
+    int usage = main_watch_sources(conf, operands, count, &from);
+    if (usage != 0)
+        return usage;
     struct logrules *rules = main_watch_rules(conf);
     if (rules == NULL)
         return MAIN_EXIT_USAGE;
@@ -508,7 +534,7 @@ static int main_watch(struct conf *conf, char **operands, int count)
         main_announce_bans(conf);
         log_info("watch: %zu rules; %u reject(s) within %gs make a ban", logrules_count(rules),
                  conf->watch_max_hits, conf->watch_window);
-        status = main_watch_loop(conf, rules, ctx.helper_fd[0], paths, files, from_start);
+        status = main_watch_loop(conf, rules, ctx.helper_fd[0], &from);
     }
     logrules_free(rules);
     return status;
@@ -530,7 +556,7 @@ static const struct {
     {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS"},
     {"rules", main_rules, 0, 0, "takes no operands"},
     {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments"},
-    {"watch", main_watch, 0, CONF_WATCH_LOGS_MAX + 1, "takes at most 16 log files"},
+    {"watch", main_watch, 0, CONF_WATCH_LOGS_MAX + 2, "takes at most 16 log files"},
 };
 
 int main(int argc, char **argv)

@@ -1,10 +1,12 @@
 /*
  * watch - the log watcher. See watch.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "addrmap.h"
 #include "follow.h"
+#include "journal.h"
 #include "log.h"
 #include "watch.h"
 
@@ -25,6 +27,7 @@ struct watch {
     struct bans *bans;
     struct follow *follow[WATCH_FILES_MAX];
     size_t files;
+    struct journal *journal;
     struct addrmap hits;
     ev_timer sweep;
     struct watch_stats stats;
@@ -103,23 +106,36 @@ static void watch_sweep_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 
 struct watch *watch_start(struct ev_loop *loop, const struct conf *conf,
                           const struct logrules *rules, struct bans *bans,
-                          char *const *paths, size_t count, bool from_start)
+                          const struct watch_sources *from, char *err, size_t errsize)
 {
     struct watch *w = calloc(1, sizeof *w);
     if (w == NULL || addrmap_init(&w->hits, 64) < 0) {
         free(w);
+        snprintf(err, errsize, "out of memory");
         return NULL;
     }
     *w = (struct watch){.loop = loop, .conf = conf, .rules = rules, .bans = bans,
                         .hits = w->hits};
-    for (size_t i = 0; i < count && i < WATCH_FILES_MAX; i++) {
-        w->follow[i] = follow_start(loop, paths[i], from_start, watch_line, w);
+    const char *start = from->from_start ? " from its start" : "";
+    for (size_t i = 0; i < from->count && i < WATCH_FILES_MAX; i++) {
+        w->follow[i] = follow_start(loop, from->paths[i], from->from_start, watch_line, w);
         if (w->follow[i] == NULL) {
             watch_stop(w);
+            snprintf(err, errsize, "out of memory");
             return NULL;
         }
         w->files++;
-        log_info("watching %s%s", paths[i], from_start ? " from its start" : "");
+        log_info("watching %s%s", from->paths[i], start);
+    }
+    if (from->journal) {
+        w->journal = journal_start(loop, from->journal_dir, from->from_start, watch_line, w,
+                                   err, errsize);
+        if (w->journal == NULL) {
+            watch_stop(w);
+            return NULL;
+        }
+        log_info("watching the journal%s%s%s", from->journal_dir ? " in " : "",
+                 from->journal_dir ? from->journal_dir : "", start);
     }
     ev_timer_init(&w->sweep, watch_sweep_cb, WATCH_SWEEP_INTERVAL, WATCH_SWEEP_INTERVAL);
     w->sweep.data = w;
@@ -138,6 +154,7 @@ void watch_stop(struct watch *w)
         return;
     for (size_t i = 0; i < w->files; i++)
         follow_stop(w->follow[i]);
+    journal_stop(w->journal);
     ev_timer_stop(w->loop, &w->sweep);
     for (size_t i = 0; i < w->hits.buckets; i++) {
         struct addrmap_node *n = *addrmap_bucket(&w->hits, i), *next;

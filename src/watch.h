@@ -1,6 +1,7 @@
 /*
  * watch - `breakwater watch`: for an MTA that stays exposed on port 25.
- * Follows the MTA's log files (follow.h), finds the DNSBL rejects in them
+ * Follows the MTA's log files (follow.h) or the systemd journal
+ * (journal.h), finds the DNSBL rejects in them
  * (logrules.h), and bans each such client through the same path as serve
  * (bans.h: policy, escalation, state store, allowlist, the privileged
  * helper), asking the helper to end its live connections to watch_ports as
@@ -33,10 +34,20 @@ struct watch_stats {
     uint64_t bans;      /* bans asked for */
 };
 
-/* paths[0..count): the files to follow. Returns NULL when out of memory. */
+/* What to follow: paths[0..count) and, with journal, the systemd journal
+ * (journal_dir NULL: the local one). */
+struct watch_sources {
+    char *const *paths;
+    size_t count;
+    bool journal;
+    const char *journal_dir;
+    bool from_start;
+};
+
+/* Returns NULL with err set. */
 struct watch *watch_start(struct ev_loop *loop, const struct conf *conf,
                           const struct logrules *rules, struct bans *bans,
-                          char *const *paths, size_t count, bool from_start);
+                          const struct watch_sources *from, char *err, size_t errsize);
 void watch_stats(const struct watch *w, struct watch_stats *out);
 void watch_stop(struct watch *w);
 
