@@ -1,0 +1,200 @@
+/*
+ * cmd_serve - `breakwater serve`: the listeners and privileges first
+ * (startup.h), then one process or `workers` processes (workers.h), each
+ * with its store, resolver, DNSBL lookups, bans, sessions and control
+ * socket, until SIGTERM or SIGINT.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "bans.h"
+#include "cmd.h"
+#include "control.h"
+#include "dnsbl.h"
+#include "log.h"
+#include "resolver.h"
+#include "server.h"
+#include "startup.h"
+#include "store.h"
+#include "upkeep.h"
+#include "workers.h"
+
+/* serve_endpoint_text - "127.0.0.1:25" or "[::1]:25" */
+static void serve_endpoint_text(const struct endpoint *e, char *buf, size_t size)
+{
+    char text[ADDR_TEXT_MAX];
+    addr_format(&e->addr, text, sizeof text);
+    snprintf(buf, size, e->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", text, e->port);
+}
+
+/* serve_announce - say where we listen, where we relay, which lists */
+static void serve_announce(const struct conf *conf)
+{
+    static const char *const proxy[] = {"none", "v1", "v2"};
+    char text[64];
+    for (size_t i = 0; i < conf->listen_count; i++) {
+        serve_endpoint_text(&conf->listen[i], text, sizeof text);
+        log_info("listening on %s", text);
+    }
+    serve_endpoint_text(&conf->backend, text, sizeof text);
+    log_info("relaying clean clients to %s (PROXY protocol: %s, at most %u at once)",
+             text, proxy[conf->backend_proxy_protocol], conf->backend_max_connections);
+    const struct dnsbl_sites *sites = &conf->dnsbl_sites;
+    if (sites->count == 0)
+        log_warning("no dnsbl_sites configured: every client that is not "
+                    "denylisted is relayed");
+    for (size_t i = 0; i < sites->count; i++)
+        log_info("dnsbl site %s (weight %d)", sites->site[i].spec, sites->site[i].weight);
+    log_info("listed at score >= %d; decision within %.1fs", conf->dnsbl_threshold,
+             conf->dnsbl_timeout);
+    startup_announce_bans(conf);
+    if (conf->backend_proxy_protocol == PROXY_NONE)
+        log_warning("backend_proxy_protocol = none: the MTA sees every relayed "
+                    "client as this host's address%s; it must not grant that "
+                    "address relay rights (see README, \"Never an open relay\")",
+                    conf->has_backend_source ? " (backend_source)" : "");
+}
+
+/* The pieces of one serving process, made and freed in order. */
+struct serve_daemon {
+    struct store *store;
+    struct resolver *resolver;
+    struct dnsbl *dnsbl;
+    struct bans *bans;
+    struct server srv;
+    bool serving;
+    struct control *control;
+    struct upkeep upkeep;
+};
+
+/* serve_daemon_start - store, resolver, lists, bans, listeners, control */
+static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
+                             const struct conf *conf, const struct startup *ctx,
+                             const int *fds, unsigned index)
+{
+    char err[1024], sites[4096];
+    startup_sites_text(conf, sites, sizeof sites);
+    d->store = store_open(conf->state_dir, conf->cache_max_entries, sites, err, sizeof err);
+    if (d->store == NULL)
+        goto fail;
+    d->resolver = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
+    if (d->resolver == NULL)
+        goto fail;
+    d->dnsbl = dnsbl_new(loop, d->resolver, conf, d->store);
+    d->bans = d->dnsbl ? bans_new(loop, conf, d->store, ctx->helper_fd[index]) : NULL;
+    if (d->bans == NULL) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    if (server_start(&d->srv, loop, conf, d->dnsbl, d->bans, fds, err, sizeof err) < 0)
+        return log_error("%s", err), -1;
+    d->serving = true;
+    d->control = control_start(loop, ctx->control_fd, conf, d->store, d->bans);
+    if (d->control == NULL) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    upkeep_start(&d->upkeep, loop, conf, d->store);
+    return 0;
+fail:
+    log_error("%s", err);
+    for (size_t i = 0; !d->serving && i < conf->listen_count; i++)
+        close(fds[i]);
+    return -1;
+}
+
+/* serve_daemon_stop - everything serve_daemon_start() made, in reverse */
+static void serve_daemon_stop(struct serve_daemon *d)
+{
+    if (d->control != NULL) {
+        control_stop(d->control);
+        upkeep_stop(&d->upkeep);
+    }
+    if (d->serving)
+        server_stop(&d->srv);
+    bans_free(d->bans);
+    resolver_free(d->resolver); /* ends every query, before dnsbl goes */
+    dnsbl_free(d->dnsbl);
+    if (d->store != NULL)
+        store_close(d->store);
+}
+
+/* serve_worker - the daemon on these listeners until a signal */
+static int serve_worker(void *arg, const struct conf *conf, const int *fds,
+                             unsigned index, bool first)
+{
+    const struct startup *ctx = arg;
+    struct serve_daemon d = {0};
+    struct ev_loop *loop = ev_default_loop(0);
+    signal(SIGPIPE, SIG_IGN);
+    if (serve_daemon_start(&d, loop, conf, ctx, fds, index) < 0) {
+        serve_daemon_stop(&d);
+        return 1;
+    }
+    dnsbl_health_start(d.dnsbl);
+    if (index == 0 && first && conf->ban_backend != BAN_BACKEND_NONE)
+        log_info("put %zu stored bans back into the firewall", bans_restore(d.bans));
+    ev_signal sigterm, sigint;
+    ev_signal_init(&sigterm, startup_signal_cb, SIGTERM);
+    ev_signal_init(&sigint, startup_signal_cb, SIGINT);
+    ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sigint);
+    ev_run(loop, 0);
+    serve_daemon_stop(&d);
+    ev_signal_stop(loop, &sigterm);
+    ev_signal_stop(loop, &sigint);
+    ev_loop_destroy(loop);
+    return 0;
+}
+
+/* serve_check_store - open and close the store once, so that a broken one
+ * is one clear error at start rather than workers dying */
+static int serve_check_store(const struct conf *conf)
+{
+    char err[1024], sites[4096];
+    startup_sites_text(conf, sites, sizeof sites);
+    struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
+                                     sizeof err);
+    if (store == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    store_close(store);
+    return 0;
+}
+
+/* cmd_serve - listeners and privileges first, then one process or
+ * `workers` processes on the same ports */
+int cmd_serve(struct conf *conf)
+{
+    struct startup ctx = {.control_fd = -1};
+    unsigned n = workers_count(conf);
+    for (unsigned i = 0; i < WORKERS_MAX; i++)
+        ctx.helper_fd[i] = -1;
+    if (n > 1) {
+        struct workers *w = workers_open(conf);
+        if (w == NULL)
+            return 1;
+        if (startup_prepare(conf, &ctx, n, false) < 0 || serve_check_store(conf) < 0) {
+            workers_close(w);
+            return 1;
+        }
+        serve_announce(conf);
+        return workers_run(w, serve_worker, &ctx);
+    }
+    char err[512];
+    int fds[CONF_LISTEN_MAX];
+    if (server_open_listeners(conf, false, fds, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (startup_prepare(conf, &ctx, 1, false) < 0) {
+        for (size_t i = 0; i < conf->listen_count; i++)
+            close(fds[i]);
+        return 1;
+    }
+    serve_announce(conf);
+    return serve_worker(&ctx, conf, fds, 0, true);
+}
+

@@ -1,0 +1,109 @@
+/*
+ * startup - start-up steps shared by serve and watch. See startup.h.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "banhelper.h"
+#include "control.h"
+#include "log.h"
+#include "privsep.h"
+#include "startup.h"
+#include "store.h"
+
+/* startup_announce_bans - where bans go, and what a backend cannot do */
+void startup_announce_bans(const struct conf *conf)
+{
+    static const char *const backend[] = {
+        [BAN_BACKEND_NONE] = "none", [BAN_BACKEND_NFT] = "nft",
+        [BAN_BACKEND_IPSET] = "ipset", [BAN_BACKEND_RECENT] = "recent",
+    };
+    if (conf->ban_backend == BAN_BACKEND_NONE) {
+        log_info("ban_backend = none: refused clients are not banned in the firewall");
+        return;
+    }
+    log_info("banning refused clients in %s '%s' for %gs, doubling for repeat "
+             "offenders up to %gs", backend[conf->ban_backend], conf->ban_set,
+             conf->ban_time, conf->ban_time_max);
+    if (conf->ban_backend != BAN_BACKEND_RECENT)
+        return;
+    char limit[32] = "?";
+    FILE *f = fopen("/sys/module/xt_recent/parameters/ip_list_tot", "re");
+    if (f != NULL) {
+        if (fgets(limit, sizeof limit, f) != NULL)
+            limit[strcspn(limit, "\n")] = '\0';
+        fclose(f);
+    }
+    log_warning("ban_backend = recent: an xt_recent list keeps at most %s addresses "
+                "(module parameter ip_list_tot; older ones are dropped silently) and "
+                "every ban lasts the rule's --seconds: no escalation", limit);
+}
+
+/* startup_signal_cb - SIGTERM or SIGINT: leave the loop */
+void startup_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    log_info("signal %d: shutting down", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* startup_sites_text - the dnsbl_sites as one line, to tell the store when
+ * they changed */
+void startup_sites_text(const struct conf *conf, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < conf->dnsbl_sites.count && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
+                                 conf->dnsbl_sites.site[i].spec);
+}
+
+/* startup_control_dir - the control socket's directory: created for the user
+ * when missing (/run is emptied at boot); one that exists is left as is */
+static int startup_control_dir(const struct conf *conf, const struct privsep_user *as,
+                            char *err, size_t errsize)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", conf->control_socket);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        return 0;
+    *slash = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, NULL, err, errsize);
+}
+
+/* main_prepare - while root: the helper, the state and control directory,
+ * the control socket (serve only: watch leaves ctl to serve, and its helper
+ * also ends banned clients' connections); then give up root. Returns 0 or
+ * -1 (logged). */
+int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned workers,
+                    bool watch)
+{
+    char err[1024];
+    struct privsep_user user, *as = NULL;
+    if (privsep_is_root()) {
+        if (privsep_lookup(conf->user, &user, err, sizeof err) < 0)
+            goto fail;
+        as = &user;
+    }
+    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0 ||
+        (!watch && startup_control_dir(conf, as, err, sizeof err) < 0))
+        goto fail;
+    if (conf->ban_backend != BAN_BACKEND_NONE &&
+        banhelper_start(conf, as, watch, ctx->helper_fd, workers, err, sizeof err) < 0)
+        goto fail;
+    ctx->control_fd = watch ? -1 : control_listen(conf->control_socket, as, err, sizeof err);
+    if (!watch && ctx->control_fd < 0)
+        goto fail;
+    if (as != NULL && privsep_drop(as, PRIVSEP_KEEP_NOTHING, err, sizeof err) < 0)
+        goto fail;
+    if (as != NULL)
+        log_info("running as user %s", conf->user);
+    return 0;
+fail:
+    log_error("%s", err);
+    return -1;
+}
+

@@ -1,0 +1,38 @@
+/*
+ * startup - what serve and watch do alike when they start, while still
+ * root, and a few things both print or need.
+ *
+ *   startup_prepare()        the state directory (and, for serve, the
+ *                            control socket's) given to `user`, the ban
+ *                            helper forked, the control socket made
+ *                            (serve), then root given up (privsep.h)
+ *   startup_sites_text()     the dnsbl_sites as one line: the store empties
+ *                            its verdicts when they change
+ *   startup_announce_bans()  where bans go, and what a backend cannot do
+ *   startup_signal_cb()      SIGTERM, SIGINT: leave the loop
+ */
+#ifndef BREAKWATER_STARTUP_H
+#define BREAKWATER_STARTUP_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "workers.h"
+
+/* What every serving process is handed, made while root. */
+struct startup {
+    int helper_fd[WORKERS_MAX]; /* one per worker; -1: ban_backend = none */
+    int control_fd;             /* -1: none (watch leaves ctl to serve) */
+};
+
+/* workers: how many sockets to the helper. watch: no control socket, and
+ * a helper that also ends banned clients' connections. Returns 0 or -1
+ * (logged). */
+int startup_prepare(const struct conf *conf, struct startup *s, unsigned workers, bool watch);
+void startup_sites_text(const struct conf *conf, char *buf, size_t size);
+void startup_announce_bans(const struct conf *conf);
+void startup_signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
+
+#endif
