@@ -75,9 +75,10 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
 }
 
 /* banhelper_kill - end the live connections of the addresses banned with
- * BAN_KILL (once they can no longer reconnect); returns how many ended */
-static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c, char *err,
-                               size_t errsize)
+ * BAN_KILL (once they can no longer reconnect); returns how many ended,
+ * and counts the addresses it failed for in *failed */
+static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c,
+                               uint32_t *failed, char *err, size_t errsize)
 {
     const struct conf *conf = h->conf;
     char why[FW_ERR_MAX - 32];
@@ -92,7 +93,7 @@ static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c, ch
                                          conf->watch_port_count, why, sizeof why);
         if (n > 0)
             killed += (uint32_t)n;
-        else if (n < 0 && err[0] == '\0')
+        if (n < 0 && ++*failed == 1 && err[0] == '\0')
             snprintf(err, errsize, "ending connections: %s", why);
     }
     return killed;
@@ -105,12 +106,14 @@ static void banhelper_apply(struct banhelper *h, struct banhelper_conn *c)
     char err[FW_ERR_MAX] = "";
     size_t failed = c->count > 0 ? fw_apply(h->fw, c->bans, c->count, err, sizeof err) : 0;
     uint64_t applied_ns = (uint64_t)(banhelper_now() * 1e9);
-    uint32_t killed = banhelper_kill(h, c, err, sizeof err);
+    uint32_t kill_failed = 0;
+    uint32_t killed = banhelper_kill(h, c, &kill_failed, err, sizeof err);
     if (c->malformed > 0 && err[0] == '\0')
         snprintf(err, sizeof err, "malformed request: %s", c->why);
     struct banproto_reply reply;
     banproto_reply_make(&reply, c->seq, (uint32_t)(c->count - failed),
-                        (uint32_t)(failed + c->malformed), killed, applied_ns, err);
+                        (uint32_t)(failed + c->malformed), killed, kill_failed, applied_ns,
+                        err);
     if (c->fd >= 0)
         (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
     c->count = c->malformed = 0;

@@ -32,7 +32,8 @@
 
 /* user: NULL when not started as root (no switch). kills: the helper of
  * `watch`, which ends banned addresses' connections (watch_kill; with
- * `process` it keeps CAP_KILL and CAP_SYS_PTRACE as well). Fills
+ * `process` it keeps CAP_KILL, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH as
+ * well). Fills
  * fds[0..count) with the daemon's ends (non-blocking, close-on-exec).
  * Returns the helper's pid, or -1 with err set. */
 pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user, bool kills,

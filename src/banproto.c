@@ -70,8 +70,8 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
 }
 
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
-                         uint32_t failed, uint32_t killed, uint64_t applied_ns,
-                         const char *error)
+                         uint32_t failed, uint32_t killed, uint32_t kill_failed,
+                         uint64_t applied_ns, const char *error)
 {
     memset(r, 0, sizeof *r);
     r->version = BANPROTO_VERSION;
@@ -79,6 +79,7 @@ void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applie
     r->applied = applied;
     r->failed = failed;
     r->killed = killed;
+    r->kill_failed = kill_failed;
     r->applied_ns = applied_ns;
     if (error != NULL)
         strncpy(r->error, error, sizeof r->error - 1);

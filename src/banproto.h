@@ -49,6 +49,7 @@ struct banproto_reply {
     uint32_t applied;
     uint32_t failed;     /* refused as malformed or failed in the kernel */
     uint32_t killed;     /* connections (or processes) ended for BAN_KILL */
+    uint32_t kill_failed; /* BAN_KILL addresses whose connections could not be ended */
     uint64_t applied_ns; /* CLOCK_MONOTONIC when the firewall took the batch */
     char error[FW_ERR_MAX]; /* the first failure, NUL-terminated, or "" */
 };
@@ -61,8 +62,8 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
                            struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why);
 
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
-                         uint32_t failed, uint32_t killed, uint64_t applied_ns,
-                         const char *error);
+                         uint32_t failed, uint32_t killed, uint32_t kill_failed,
+                         uint64_t applied_ns, const char *error);
 /* Returns 0, or -1 when buf is not one well-formed reply. */
 int banproto_reply_parse(const void *buf, size_t len, struct banproto_reply *out);
 

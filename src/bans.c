@@ -153,14 +153,17 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
     }
     b->stats.applied += reply->applied;
     b->stats.failed += reply->failed;
+    b->stats.killed += reply->killed;
+    b->stats.kill_failed += reply->kill_failed;
     if (b->restoring > 0 && (int32_t)(reply->seq - b->restore_seq) >= 0) {
         log_info("%zu stored bans are back in the firewall after %.3f s", b->restoring,
                  now - b->restore_started);
         b->restoring = 0;
     }
-    if (reply->failed > 0)
+    if (reply->failed > 0 || reply->kill_failed > 0)
         log_limited(&b->fail_log, ev_now(b->loop), LOG_LEVEL_ERROR,
-                    "firewall: %u bans failed: %s", reply->failed, reply->error);
+                    "firewall: %u bans failed, connections of %u banned addresses not "
+                    "ended: %s", reply->failed, reply->kill_failed, reply->error);
 }
 
 /* bans_helper_gone - count everything still queued as failed */

@@ -42,6 +42,8 @@ struct bans_stats {
     uint64_t applied;     /* the helper put them in the firewall */
     uint64_t failed;      /* the firewall refused them, or the helper is gone */
     uint64_t dropped;     /* the queue was full */
+    uint64_t killed;      /* connections (or processes) of banned addresses ended */
+    uint64_t kill_failed; /* banned addresses whose connections could not be ended */
     uint64_t latency[BANS_LATENCY_BUCKETS]; /* request to applied */
     double latency_sum;
 };

@@ -84,10 +84,12 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     struct bans_stats bs;
     watch_stats(w, &ws);
     bans_stats(bans, &bs);
-    log_info("watch: %llu lines, %llu rejects, %llu bans asked, %llu applied, %llu failed; "
-             "ban latency p50 %gs p99 %gs", (unsigned long long)ws.lines,
-             (unsigned long long)ws.rejects, (unsigned long long)ws.bans,
-             (unsigned long long)bs.applied, (unsigned long long)bs.failed,
+    log_info("watch: %llu lines, %llu rejects, %llu bans asked, %llu applied, %llu failed, "
+             "%llu connections ended, %llu addresses not ended; ban latency p50 %gs p99 %gs",
+             (unsigned long long)ws.lines, (unsigned long long)ws.rejects,
+             (unsigned long long)ws.bans, (unsigned long long)bs.applied,
+             (unsigned long long)bs.failed, (unsigned long long)bs.killed,
+             (unsigned long long)bs.kill_failed,
              bans_latency_quantile(&bs, 0.5), bans_latency_quantile(&bs, 0.99));
     watch_stop(w);
     upkeep_stop(&upkeep);

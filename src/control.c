@@ -159,6 +159,7 @@ static void control_stats(struct control_conn *cc, char **argv, int argc)
     control_say(cc, "bans_applied %llu", (unsigned long long)s.applied);
     control_say(cc, "bans_failed %llu", (unsigned long long)s.failed);
     control_say(cc, "bans_dropped %llu", (unsigned long long)s.dropped);
+    control_say(cc, "connections_ended %llu", (unsigned long long)s.killed);
     control_say(cc, "ban_latency_p50_seconds %g", bans_latency_quantile(&s, 0.5));
     control_say(cc, "ban_latency_p99_seconds %g", bans_latency_quantile(&s, 0.99));
     control_say(cc, "ok");

@@ -5,11 +5,12 @@
  * State: at most one open descriptor (fd, its dev/ino, offset = bytes of it
  * read so far), the piece of a line read without its newline yet
  * (pending[], at most FOLLOW_LINE_MAX bytes), and `skipping` while the rest
- * of a line that was too long is being dropped. Lines that come whole in
- * one read are handed over from the read buffer without a copy.
+ * of a line that was too long is being dropped (also the rest of the line
+ * that follow_start() found the file's end in the middle of: a fragment is
+ * not a line). Lines that come whole in one read are handed over from the
+ * read buffer without a copy.
  *
- * Every event (ev_stat on the path, the FOLLOW_POLL_INTERVAL timer) runs
- * one check:
+ * Every event (ev_stat on the path, or the timer) runs one check:
  *   1. no file open: open the path (waiting quietly while it is missing)
  *      and read from its start;
  *   2. fstat the descriptor: smaller than the offset means copytruncate:
@@ -29,6 +30,15 @@
  *      was deleted. The path is gone: a deleted file (no links) is
  *      finished and closed and the path waited for; a file renamed away
  *      with no new one yet is kept and read.
+ *
+ * Pacing: a quiet file is watched by ev_stat (a line comes at once) with
+ * the timer every FOLLOW_POLL_INTERVAL as the safety net. But libev turns
+ * each inotify event into about eight system calls (stat twice, statfs,
+ * inotify_rm_watch, inotify_add_watch, ...): a writer doing one write() per
+ * line at 100,000 lines/s would cost half a CPU. So once a check finds
+ * something, ev_stat is stopped and the timer checks every
+ * FOLLOW_BUSY_INTERVAL instead, until a check finds nothing new.
+ *
  * Only regular files are followed: anything else at the path is an error,
  * logged rate-limited and retried, as are permission and read errors.
  *
@@ -49,12 +59,19 @@
 #define FOLLOW_CHUNK ((size_t)64 << 10)   /* bytes per read() */
 #define FOLLOW_BUDGET ((off_t)1 << 20)    /* bytes per check */
 #define FOLLOW_SWITCHES_MAX 4             /* new files taken up per check */
+#define FOLLOW_BUSY_INTERVAL 0.02         /* seconds between checks while busy */
 
 enum follow_read_result {
     FOLLOW_READ_END,     /* read up to the file's current end */
     FOLLOW_READ_MORE,    /* the budget ran out first */
     FOLLOW_READ_FAILED,  /* logged; retried at the next check */
     FOLLOW_READ_STOPPED, /* the line callback called follow_stop() */
+};
+
+enum follow_next {
+    FOLLOW_NEXT_NOW,     /* more to read: check again at once */
+    FOLLOW_NEXT_BUSY,    /* the check had something: poll briefly */
+    FOLLOW_NEXT_IDLE,    /* nothing new: wait for ev_stat or the poll */
 };
 
 enum follow_path_state {
@@ -102,7 +119,7 @@ static void follow_emit(struct follow *f, const char *line, size_t len)
  * newline, those bytes are the whole line anyway) */
 static void follow_keep(struct follow *f, const char *data, size_t len)
 {
-    size_t room = sizeof f->pending - f->pending_len;
+    size_t room = FOLLOW_LINE_MAX - f->pending_len;
     if (len <= room) {
         memcpy(f->pending + f->pending_len, data, len);
         f->pending_len += len;
@@ -158,6 +175,17 @@ static void follow_close(struct follow *f)
     follow_flush(f);
 }
 
+/* follow_at_end - start reading at the file's end; when it ends in the
+ * middle of a line, the rest of that line is skipped (not a line of its
+ * own: whatever matches lines would see a fragment) */
+static void follow_at_end(struct follow *f, off_t size)
+{
+    char last = '\n';
+    f->offset = size;
+    if (size > 0 && pread(f->fd, &last, 1, size - 1) == 1 && last != '\n')
+        f->skipping = true;
+}
+
 /* follow_open - open the path, to read it from its start or its end; false
  * when it is missing or unusable (a missing path is only noted, anything
  * else logged) */
@@ -189,7 +217,9 @@ static bool follow_open(struct follow *f, bool at_end)
     f->fd = fd;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
-    f->offset = at_end ? st.st_size : 0;
+    f->offset = 0;
+    if (at_end)
+        follow_at_end(f, st.st_size);
     return true;
 }
 
@@ -197,9 +227,6 @@ static bool follow_open(struct follow *f, bool at_end)
  * read of it, so start over at its beginning */
 static void follow_truncated(struct follow *f)
 {
-    struct stat st;
-    if (fstat(f->fd, &st) < 0 || st.st_size >= f->offset)
-        return;
     log_info("follow %s: truncated; reading it again from its start", f->path);
     follow_flush(f);
     f->offset = 0;
@@ -231,72 +258,105 @@ static enum follow_read_result follow_read(struct follow *f, off_t *budget)
     return FOLLOW_READ_MORE;
 }
 
-/* follow_path_state - after the open file was read to its end: does the
- * path still name it, and if not, what now */
-static enum follow_path_state follow_path_state(struct follow *f)
+/* follow_path_state - after the open file (fstat in open_st) was read to
+ * its end: does the path still name it, and if not, what now */
+static enum follow_path_state follow_path_state(struct follow *f,
+                                                const struct stat *open_st)
 {
-    struct stat open_st, path_st;
-    if (fstat(f->fd, &open_st) < 0)
-        return FOLLOW_PATH_GONE;
+    struct stat path_st;
     if (stat(f->path, &path_st) < 0) {
         if (errno != ENOENT && errno != ENOTDIR) {
             log_limited(&f->error_log, ev_now(f->loop), LOG_LEVEL_WARNING,
                         "follow %s: %s (retrying)", f->path, strerror(errno));
             return FOLLOW_PATH_KEEP;
         }
-        return open_st.st_nlink == 0 ? FOLLOW_PATH_GONE : FOLLOW_PATH_KEEP;
+        return open_st->st_nlink == 0 ? FOLLOW_PATH_GONE : FOLLOW_PATH_KEEP;
     }
-    if (path_st.st_dev == f->dev && path_st.st_ino == f->ino && open_st.st_nlink > 0)
+    if (path_st.st_dev == f->dev && path_st.st_ino == f->ino && open_st->st_nlink > 0)
         return FOLLOW_PATH_SAME;
-    if (path_st.st_size > 0 || open_st.st_nlink == 0)
+    if (path_st.st_size > 0 || open_st->st_nlink == 0)
         return FOLLOW_PATH_NEW;
     return FOLLOW_PATH_KEEP;
 }
 
-/* follow_kick - check again on the next loop iteration, then every
- * FOLLOW_POLL_INTERVAL */
-static void follow_kick(struct follow *f)
+/* follow_read_new - truncation, then whatever the open file has beyond
+ * the offset; *read is set when it had something */
+static enum follow_read_result follow_read_new(struct follow *f, off_t *budget,
+                                               struct stat *open_st, bool *read)
 {
-    ev_timer_stop(f->loop, &f->timer);
-    ev_timer_set(&f->timer, 0., FOLLOW_POLL_INTERVAL);
-    ev_timer_start(f->loop, &f->timer);
+    if (fstat(f->fd, open_st) < 0) {
+        log_limited(&f->error_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                    "follow %s: fstat: %s (retrying)", f->path, strerror(errno));
+        return FOLLOW_READ_FAILED;
+    }
+    if (open_st->st_size < f->offset) {
+        follow_truncated(f);
+        *read = true;
+        if (f->stopped)
+            return FOLLOW_READ_STOPPED;
+    }
+    if (open_st->st_size == f->offset)
+        return FOLLOW_READ_END;
+    *read = true;
+    return follow_read(f, budget);
 }
 
 /* follow_check - one look at the file and the path (see the top of this
  * file): read what is new, follow rotation and truncation */
-static void follow_check(struct follow *f)
+static enum follow_next follow_check(struct follow *f)
 {
     off_t budget = FOLLOW_BUDGET;
+    bool read = false;
     for (int opened = 0; opened <= FOLLOW_SWITCHES_MAX; opened++) {
+        struct stat open_st;
         if (f->fd < 0 && !follow_open(f, false))
-            return;
-        follow_truncated(f);
-        if (f->stopped)
-            return;
-        switch (follow_read(f, &budget)) {
-        case FOLLOW_READ_END:
             break;
-        case FOLLOW_READ_MORE:
-            follow_kick(f);
-            return;
-        case FOLLOW_READ_FAILED:
-        case FOLLOW_READ_STOPPED:
-            return;
-        }
-        enum follow_path_state state = follow_path_state(f);
+        enum follow_read_result result = follow_read_new(f, &budget, &open_st, &read);
+        if (result == FOLLOW_READ_MORE)
+            return FOLLOW_NEXT_NOW;
+        if (result != FOLLOW_READ_END)
+            break;
+        enum follow_path_state state = follow_path_state(f, &open_st);
         if (state == FOLLOW_PATH_SAME || state == FOLLOW_PATH_KEEP)
-            return;
+            break;
         if (state == FOLLOW_PATH_NEW)
             log_info("follow %s: rotated; reading the new file from its start", f->path);
         follow_close(f);
+        read = true;
         if (f->stopped)
-            return;
+            break;
         if (state == FOLLOW_PATH_GONE) {
             log_info("follow %s: deleted; waiting for it to come back", f->path);
             f->waiting = true;
         }
+        if (opened == FOLLOW_SWITCHES_MAX)
+            return FOLLOW_NEXT_NOW;  /* rotating faster than it is read */
     }
-    follow_kick(f);  /* rotating faster than it is read: go on next time */
+    return read ? FOLLOW_NEXT_BUSY : FOLLOW_NEXT_IDLE;
+}
+
+/* follow_schedule - after a check: while the file is busy, ev_stat (whose
+ * every event costs libev several system calls) rests and the timer checks
+ * every FOLLOW_BUSY_INTERVAL; once a check finds nothing new, ev_stat
+ * watches again, with the timer at FOLLOW_POLL_INTERVAL as a safety net */
+static void follow_schedule(struct follow *f, enum follow_next next)
+{
+    double after = next == FOLLOW_NEXT_NOW ? 0.
+                   : next == FOLLOW_NEXT_BUSY ? FOLLOW_BUSY_INTERVAL
+                   : FOLLOW_POLL_INTERVAL;
+    if (next != FOLLOW_NEXT_IDLE) {
+        ev_stat_stop(f->loop, &f->stat_watcher);
+    } else if (!ev_is_active(&f->stat_watcher)) {
+        ev_stat_start(f->loop, &f->stat_watcher);
+        /* A write between the last read and the watch's first stat. */
+        const ev_statdata *now = &f->stat_watcher.attr;
+        if (f->fd >= 0 && now->st_nlink > 0 && now->st_ino == f->ino &&
+            now->st_dev == f->dev && now->st_size != f->offset)
+            after = 0.;
+    }
+    ev_timer_stop(f->loop, &f->timer);
+    ev_timer_set(&f->timer, after, 0.);
+    ev_timer_start(f->loop, &f->timer);
 }
 
 /* follow_free - release everything; watchers already stopped */
@@ -310,10 +370,12 @@ static void follow_free(struct follow *f)
 static void follow_run(struct follow *f)
 {
     f->running = true;
-    follow_check(f);
+    enum follow_next next = follow_check(f);
     f->running = false;
     if (f->stopped)
         follow_free(f);
+    else
+        follow_schedule(f, next);
 }
 
 /* follow_stat_cb - the path's stat data changed (inotify or libev's poll) */
@@ -324,7 +386,8 @@ static void follow_stat_cb(struct ev_loop *loop, ev_stat *w, int revents)
     follow_run(w->data);
 }
 
-/* follow_timer_cb - the periodic safety net, or a continuation */
+/* follow_timer_cb - the periodic safety net, a busy file's next check, or
+ * the rest of what the last check had no budget for */
 static void follow_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -352,8 +415,7 @@ struct follow *follow_start(struct ev_loop *loop, const char *path, bool from_st
     follow_open(f, !from_start);
     ev_stat_init(&f->stat_watcher, follow_stat_cb, f->path, 0.);
     f->stat_watcher.data = f;
-    ev_stat_start(loop, &f->stat_watcher);
-    ev_timer_init(&f->timer, follow_timer_cb, 0., FOLLOW_POLL_INTERVAL);
+    ev_timer_init(&f->timer, follow_timer_cb, 0., 0.);
     f->timer.data = f;
     ev_timer_start(loop, &f->timer);
     return f;

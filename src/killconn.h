@@ -11,8 +11,9 @@
  *                         own such sockets through /proc (sock_diag dump
  *                         for the inodes, /proc/PID/fd for the owners) and
  *                         SIGTERM them (needs CAP_KILL, and
- *                         CAP_SYS_PTRACE to read the /proc/PID/fd of
- *                         other users' processes)
+ *                         CAP_SYS_PTRACE with CAP_DAC_READ_SEARCH to
+ *                         read the /proc/PID/fd of other users'
+ *                         processes)
  *
  * Both look at established connections whose remote address is a (IPv4
  * also as ::ffff:a.b.c.d on IPv6 sockets) and whose local port is one of

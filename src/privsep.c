@@ -79,8 +79,9 @@ int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mo
 /* privsep_set_caps - exactly what keep names (permitted and effective) */
 static int privsep_set_caps(enum privsep_keep keep, char *err, size_t errsize)
 {
-    static const cap_value_t kept[] = {CAP_NET_ADMIN, CAP_KILL, CAP_SYS_PTRACE};
-    int n = keep == PRIVSEP_KEEP_NOTHING ? 0 : keep == PRIVSEP_KEEP_NET_ADMIN ? 1 : 3;
+    static const cap_value_t kept[] = {CAP_NET_ADMIN, CAP_KILL, CAP_SYS_PTRACE,
+                                       CAP_DAC_READ_SEARCH};
+    int n = keep == PRIVSEP_KEEP_NOTHING ? 0 : keep == PRIVSEP_KEEP_NET_ADMIN ? 1 : 4;
     cap_t caps = cap_init();
     int rc = caps == NULL ? -1 : 0;
     if (rc == 0 && n > 0)

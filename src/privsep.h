@@ -37,7 +37,8 @@ int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mo
 /* What a process keeps once it is the user: nothing (the network-facing
  * processes), CAP_NET_ADMIN (the ban helper), or CAP_NET_ADMIN with what
  * ending an MTA's processes needs (the helper of watch_kill = process:
- * CAP_KILL, and CAP_SYS_PTRACE to read other users' /proc/PID/fd). */
+ * CAP_KILL, and CAP_SYS_PTRACE with CAP_DAC_READ_SEARCH to read other
+ * users' /proc/PID/fd). */
 enum privsep_keep { PRIVSEP_KEEP_NOTHING, PRIVSEP_KEEP_NET_ADMIN, PRIVSEP_KEEP_NET_ADMIN_KILL };
 
 int privsep_drop(const struct privsep_user *user, enum privsep_keep keep,

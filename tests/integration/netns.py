@@ -23,18 +23,24 @@ with addCleanup or BreakwaterTestCase's _cleanups_extra).
   nft_set(ns, table, set)   {address: (timeout, expires)} of an nft set
   ipset_members(ns, name)   {address: timeout} of an ipset
   recent_members(ns, name)  addresses in an xt_recent list of ns
+  tcp_connections(ns, port) established connections to a local port
+                            (ss -tnp): peer address and port, owner pids
+  pid_alive(pid)            running, not a zombie
+  NsPostfix(ns, host)       postfix.PrivatePostfix in ns, smtpd on host:25
 """
 
 import ctypes
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
 import time
 
 import harness
+import postfix
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/var/run/netns"
@@ -417,3 +423,76 @@ def recent_members(ns, name):
     if p.returncode != 0:
         return None
     return [line.split()[0][4:] for line in p.stdout.splitlines() if line.startswith("src=")]
+
+
+# --------------------------------------------------------------------------
+# A private Postfix in a namespace
+
+def tcp_connections(ns, port):
+    """Established TCP connections to local port in ns, from `ss -tnp`:
+    a list of dicts {local, peer (address), peer_port, pids}."""
+    p = ns.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % port],
+               timeout=10)
+    out = []
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        peer_host, peer_port = harness.hostport(parts[3])
+        out.append({"local": parts[2], "peer": peer_host.strip("[]"),
+                    "peer_port": peer_port,
+                    "pids": [int(x) for x in re.findall(r"pid=(\d+)", line)],
+                    "line": line})
+    return out
+
+
+def pid_alive(pid):
+    """Running (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+class NsPostfix(postfix.PrivatePostfix):
+    """postfix.PrivatePostfix run in namespace ns, its smtpd listening on
+    host:port (no PROXY protocol) instead of 127.0.0.1. Its commands run
+    through `ip netns exec`, so the master and every daemon it starts live
+    in ns. extra_main as for PrivatePostfix (e.g. max_use = 1: an smtpd
+    process exits after its one session instead of waiting for the next)."""
+
+    def __init__(self, ns, host, port=25, **kw):
+        kw.setdefault("proxy_protocol", "")
+        super().__init__(port=port, **kw)
+        self.ns = ns
+        self.host = host
+
+    @property
+    def address(self):
+        return (self.host, self.port)
+
+    def main_cf(self):
+        text = super().main_cf()
+        old = "inet_interfaces = 127.0.0.1\n"
+        if old not in text:
+            raise postfix.PostfixError("main.cf template changed: no %r" % old)
+        return text.replace(old, "inet_interfaces = %s\n" % self.host)
+
+    def master_cf(self):
+        text = super().master_cf()
+        old = "127.0.0.1:%d inet" % self.port
+        if old not in text:
+            raise postfix.PostfixError("master.cf template changed: no %r" % old)
+        return text.replace(old, "%s:%d inet" % (self.host, self.port))
+
+    def _postfix(self, *args, timeout=None):
+        argv = self.ns.argv([postfix.POSTFIX, "-c", self.config_dir] + list(args))
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        rc, out = postfix._run_on_pty(argv, timeout or self.start_timeout, env=env)
+        self.log_text += "$ %s\n%s" % (" ".join(argv), out)
+        return rc, out
+
+    def _listening(self, port):
+        pid = self.master_pid()
+        return pid is not None and ns_listening(pid, port)

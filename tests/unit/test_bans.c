@@ -115,12 +115,13 @@ static void test_reply_round_trip(void **state)
     (void)state;
     memset(longer, 'x', sizeof longer - 1);
     longer[sizeof longer - 1] = '\0';
-    banproto_reply_make(&r, 9, 7, 2, 3, 123456789, longer);
+    banproto_reply_make(&r, 9, 7, 2, 3, 1, 123456789, longer);
     assert_int_equal(banproto_reply_parse(&r, sizeof r, &out), 0);
     assert_int_equal(out.seq, 9);
     assert_int_equal(out.applied, 7);
     assert_int_equal(out.failed, 2);
     assert_int_equal(out.killed, 3);
+    assert_int_equal(out.kill_failed, 1);
     assert_int_equal(out.applied_ns, 123456789);
     assert_int_equal(strlen(out.error), sizeof out.error - 1);
     memset(r.error, 'y', sizeof r.error); /* no terminator */
