@@ -140,11 +140,14 @@ static void banhelper_drain(struct banhelper *h, size_t i)
 }
 
 /* banhelper_serve - the helper's loop, until every socket has closed:
- * woken by a first request, it lets BANHELPER_GATHER pass so that the
- * requests behind it go in with it, then empties every socket */
+ * woken by a request while busy (the last batch went in less than
+ * BANHELPER_BUSY ago), it lets BANHELPER_GATHER pass so that the requests
+ * behind it go in with it; a request after a quiet spell goes in at once.
+ * Then it empties every socket. */
 static int banhelper_serve(struct banhelper *h)
 {
     const struct timespec gather = {0, (long)(BANHELPER_GATHER * 1e9)};
+    double last = 0;
     while (h->open > 0) {
         if (poll(h->pfd, h->count, -1) < 0) {
             if (errno == EINTR)
@@ -152,10 +155,12 @@ static int banhelper_serve(struct banhelper *h)
             log_error("ban helper: poll: %s", strerror(errno));
             return 1;
         }
-        nanosleep(&gather, NULL);
+        if (banhelper_now() - last < BANHELPER_BUSY)
+            nanosleep(&gather, NULL);
         for (size_t i = 0; i < h->count; i++)
             if (h->conn[i].fd >= 0)
                 banhelper_drain(h, i);
+        last = banhelper_now();
     }
     return 0;
 }

@@ -11,11 +11,11 @@
  *
  * Protocol (banproto.h): fixed-size requests over SOCK_SEQPACKET, each
  * checked; a malformed one is refused, logged and counted in the reply,
- * never applied. Batching: the requests that arrive within BANHELPER_GATHER
- * of the first one (at most BANHELPER_BATCH per socket) go into the
- * firewall in one transaction per socket, so a wave of thousands of bans a
- * second costs a few hundred transactions, and a single ban waits at most
- * BANHELPER_GATHER.
+ * never applied. Batching: in a wave (bans keep coming), the requests that
+ * arrive within BANHELPER_GATHER of the first one (at most BANHELPER_BATCH
+ * per socket) go into the firewall in one transaction per socket, so
+ * thousands of bans a second cost a few hundred transactions; a ban after a
+ * quiet spell goes in at once.
  */
 #ifndef BREAKWATER_BANHELPER_H
 #define BREAKWATER_BANHELPER_H
@@ -29,6 +29,7 @@
 
 #define BANHELPER_BATCH 1024
 #define BANHELPER_GATHER 0.005 /* seconds */
+#define BANHELPER_BUSY 0.05    /* seconds: a batch within this of the last is a wave */
 
 /* user: NULL when not started as root (no switch). kills: the helper of
  * `watch`, which ends banned addresses' connections (watch_kill; with

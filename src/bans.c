@@ -2,6 +2,7 @@
  * bans - ban decisions, records and the queue to the helper. See bans.h.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 
 const double bans_latency_bounds[BANS_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
-    0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1.0, 1e300,
+    0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1.0, INFINITY,
 };
 
 struct bans_entry {

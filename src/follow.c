@@ -59,7 +59,7 @@
 #define FOLLOW_CHUNK ((size_t)64 << 10)   /* bytes per read() */
 #define FOLLOW_BUDGET ((off_t)1 << 20)    /* bytes per check */
 #define FOLLOW_SWITCHES_MAX 4             /* new files taken up per check */
-#define FOLLOW_BUSY_INTERVAL 0.02         /* seconds between checks while busy */
+#define FOLLOW_BUSY_INTERVAL 0.002        /* seconds between checks while busy */
 
 enum follow_read_result {
     FOLLOW_READ_END,     /* read up to the file's current end */

@@ -3,6 +3,7 @@ refused with file:line, help/version, start-up messages."""
 
 import os
 import re
+import shutil
 import time
 import unittest
 
@@ -223,11 +224,21 @@ class StartErrorTest(BreakwaterTestCase):
         os.chown(state, 65534, 65534)
         os.chown(self.tmp, 65534, 65534)   # the control socket goes here
 
+        # nobody may not reach the checkout (a clone in a 0700 directory):
+        # run a copy from the test's own directory
+        binary = os.path.join(self.tmp, "breakwater")
+        shutil.copy(harness.BINARY, binary)
+        os.chmod(binary, 0o755)
+
         def as_nobody():
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-        d = self.start_daemon(opts={"state_dir": state}, preexec_fn=as_nobody)
+        saved, harness.BINARY = harness.BINARY, binary
+        try:
+            d = self.start_daemon(opts={"state_dir": state}, preexec_fn=as_nobody)
+        finally:
+            harness.BINARY = saved
         c = self.client(d, "127.66.0.9")
         greeting = c.read_reply()
         self.assertEqual(greeting.code, 220, greeting)
