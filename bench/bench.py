@@ -13,7 +13,7 @@ naming 127.0.0.1, because Postfix's dnsblog uses the system resolver. The
 machine's own /etc/postfix and /etc/resolv.conf are never touched.
 
     python3 bench/bench.py [--duration 10] [--concurrency 200] [--procs 2]
-                           [--rounds 2] [--figures agcdefi] [--no-postscreen-wave]
+                           [--rounds 2] [--figures agcdefiw] [--no-postscreen-wave]
                            [--no-mta-wave] [--no-postscreen-mem] [--skip p]
                            [--out BENCHMARKS.md]
 
@@ -21,7 +21,8 @@ Figures: a = reject sessions/s (b = CPU per 1,000 comes with it, g =
 workers 1 vs 2 takes its turns in it), c = relayed messages/s, d = latency
 at half rate, e = memory per idle connection, f = the wave replay (plot in
 bench/wave-replay.png), i = bans: time from the 5xx to the nft set at
-10,000 bans/s, and restoring them (bench/bans.sh). About 10 minutes in all.
+10,000 bans/s, and restoring them (bench/bans.sh), w = breakwater watch
+against fail2ban (bench/watch.sh). About 11 minutes in all.
 """
 
 import argparse
@@ -442,6 +443,14 @@ class Bench:
         self.res["i"] = {"command": " ".join(cmd), "output": p.stdout, "status": p.returncode}
         self.save()
 
+    def fig_w(self):
+        cmd = ["bench/watch.sh"]
+        log("w: " + " ".join(cmd))
+        p = subprocess.run([os.path.join(ROOT, cmd[0])] + cmd[1:], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=400, cwd=ROOT)
+        self.res["w"] = {"command": " ".join(cmd), "output": p.stdout, "status": p.returncode}
+        self.save()
+
     def fig_c(self):
         a = self.a
         base = ["-c", str(a.concurrency), "--procs", str(a.procs), "--mix", "polite=100"]
@@ -681,7 +690,7 @@ def main():
     ap.add_argument("--procs", type=int, default=2, help="wave processes for figures a, c, d, g")
     ap.add_argument("--keep", action="store_true",
                     help="keep the other figures of the last run (build/bench/results.json)")
-    ap.add_argument("--figures", default="agcdefi", help="which figures, in order (b comes with a)")
+    ap.add_argument("--figures", default="agcdefiw", help="which figures, in order (b comes with a)")
     ap.add_argument("--mem-steps", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1000, 10000, 18000])
     ap.add_argument("--ps-mem-steps", type=lambda s: [int(x) for x in s.split(",")],

@@ -418,10 +418,30 @@ def write_markdown(res, path):
             targets.append(("restoring 20,000 bans at start takes under a second",
                             "%s bans in %s s" % (restore.group(1), restore.group(2)),
                             int(restore.group(1)) >= 20000 and float(restore.group(2)) < 1))
+    w = res.get("w")
+    if w:
+        L.append("## w. breakwater watch against fail2ban\n")
+        L.append("`%s` (exit status %s): see the script's header for the set-up. Its "
+                 "table:\n" % (w["command"], w["status"]))
+        L.extend(l for l in w["output"].splitlines() if l.startswith("|"))
+        L.append("\nThe whole output:\n")
+        L.append("```")
+        L.append(w["output"].rstrip())
+        L.append("```\n")
+        parse = re.search(r"lines/s wall \| (\d+)", w["output"])
+        react = re.search(r"connection reset, 10 lines/s \| p50 [0-9.]+, p99 ([0-9.]+)",
+                          w["output"])
+        if parse:
+            targets.append(("watch: parsing keeps up with 100,000 lines/s on one core",
+                            "%s lines/s" % parse.group(1), int(parse.group(1)) >= 100000))
+        if react:
+            targets.append(("watch: ban + kill within 10 ms of its log line, p99",
+                            "%s ms at 10 lines/s (see the table for 100 and 1,000/s)"
+                            % react.group(1), float(react.group(1)) < 10))
     if targets:
         targets.append(("memory and connection figures hold at 100,000 concurrent connections "
                         "with workers", "not run by this bench (see the notes)", None))
-        L.append("## Targets of issues 3 and 4\n")
+        L.append("## Targets of issues 3, 4 and 5\n")
         L.append("| Target | Measured | |")
         L.append("|---|---|---|")
         for t, v, ok in targets:

@@ -36,6 +36,7 @@ struct banhelper_conn {
 struct banhelper {
     struct fw *fw;
     const struct conf *conf;
+    struct addr kill_addrs[BANHELPER_BATCH]; /* one batch's BAN_KILL addresses */
     uint32_t max_seconds;
     struct banhelper_conn conn[BANHELPER_SOCKETS_MAX];
     struct pollfd pfd[BANHELPER_SOCKETS_MAX];
@@ -82,21 +83,23 @@ static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c,
 {
     const struct conf *conf = h->conf;
     char why[FW_ERR_MAX - 32];
-    uint32_t killed = 0;
-    for (size_t i = 0; i < c->count && conf->watch_kill != WATCH_KILL_NONE; i++) {
-        if (!c->kill[i])
-            continue;
-        int n = conf->watch_kill == WATCH_KILL_SOCKET
-                    ? killconn_sockets(&c->bans[i].addr, conf->watch_ports,
+    size_t n = 0;
+    for (size_t i = 0; i < c->count; i++)
+        if (c->kill[i])
+            h->kill_addrs[n++] = c->bans[i].addr;
+    if (n == 0 || conf->watch_kill == WATCH_KILL_NONE)
+        return 0;
+    int ended = conf->watch_kill == WATCH_KILL_SOCKET
+                    ? killconn_sockets(h->kill_addrs, n, conf->watch_ports,
                                        conf->watch_port_count, why, sizeof why)
-                    : killconn_processes(&c->bans[i].addr, conf->watch_ports,
+                    : killconn_processes(h->kill_addrs, n, conf->watch_ports,
                                          conf->watch_port_count, why, sizeof why);
-        if (n > 0)
-            killed += (uint32_t)n;
-        if (n < 0 && ++*failed == 1 && err[0] == '\0')
-            snprintf(err, errsize, "ending connections: %s", why);
-    }
-    return killed;
+    if (ended >= 0)
+        return (uint32_t)ended;
+    *failed = (uint32_t)n;
+    if (err[0] == '\0')
+        snprintf(err, errsize, "ending connections: %s", why);
+    return 0;
 }
 
 /* banhelper_apply - one socket's gathered requests into the firewall (one

@@ -28,7 +28,7 @@
 #include "privsep.h"
 
 #define BANHELPER_BATCH 1024
-#define BANHELPER_GATHER 0.005 /* seconds */
+#define BANHELPER_GATHER 0.002 /* seconds */
 #define BANHELPER_BUSY 0.05    /* seconds: a batch within this of the last is a wave */
 
 /* user: NULL when not started as root (no switch). kills: the helper of

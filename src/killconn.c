@@ -19,12 +19,15 @@
  * Decisions made here that the header leaves open:
  *   - "Established" means the TCP states ESTABLISHED and CLOSE_WAIT (a
  *     client that has half-closed still holds the MTA's process).
- *   - The dump carries a kernel filter (INET_DIAG_REQ_BYTECODE) on the
- *     remote address and local ports, so that only matching sockets are
+ *   - For a single address the dump carries a kernel filter
+ *     (INET_DIAG_REQ_BYTECODE) on the remote address and local ports, so
+ *     that only matching sockets are
  *     formatted and copied: with 20,000 established sockets a dump without
  *     it costs about twice the time. Every dumped socket is matched again
  *     here, which is all the filtering when there are more than
- *     KILLCONN_FILTER_PORTS ports. Each dump also walks the kernel's whole
+ *     KILLCONN_FILTER_PORTS ports or several addresses (a batch: the
+ *     addresses are sorted and looked up with bsearch, so one pair of
+ *     dumps serves the whole batch). Each dump also walks the kernel's whole
  *     established hash table (shared by all network namespaces): about
  *     9 ms for 262,144 buckets here, whatever the number of sockets.
  *   - An IPv4 address is looked for in the AF_INET dump and, as
@@ -92,7 +95,9 @@ struct killconn_list {
 };
 
 struct killconn_filter {
-    struct addr addr;            /* AF_INET or non-mapped AF_INET6 */
+    struct addr *addrs;          /* AF_INET or non-mapped AF_INET6, sorted */
+    size_t naddrs;
+    bool any4;                   /* some address is IPv4: dump AF_INET too */
     const uint16_t *ports;
     size_t nports;
 };
@@ -110,20 +115,46 @@ struct killconn_dump_request {
 
 static const uint8_t killconn_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* killconn_filter_init - the filter for a, with a mapped IPv6 address made
- * plain IPv4 so that both dumps are searched */
-static void killconn_filter_init(struct killconn_filter *f, const struct addr *a,
-                                 const uint16_t *ports, size_t nports)
+/* killconn_addr_compare - qsort/bsearch order of addresses */
+static int killconn_addr_compare(const void *x, const void *y)
 {
-    f->addr = *a;
-    if (a->family == AF_INET6 &&
-        memcmp(a->bytes, killconn_mapped_prefix, sizeof killconn_mapped_prefix) == 0) {
-        f->addr.family = AF_INET;
-        memset(f->addr.bytes, 0, sizeof f->addr.bytes);
-        memcpy(f->addr.bytes, a->bytes + 12, 4);
+    const struct addr *a = x, *b = y;
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    return memcmp(a->bytes, b->bytes, sizeof a->bytes);
+}
+
+/* killconn_filter_init - the filter for addrs, each mapped IPv6 address
+ * made plain IPv4 so that both dumps are searched, sorted for bsearch;
+ * -1 when out of memory */
+static int killconn_filter_init(struct killconn_filter *f, const struct addr *addrs,
+                                size_t naddrs, const uint16_t *ports, size_t nports)
+{
+    *f = (struct killconn_filter){.naddrs = naddrs, .ports = ports, .nports = nports};
+    f->addrs = calloc(naddrs ? naddrs : 1, sizeof *f->addrs);
+    if (f->addrs == NULL)
+        return -1;
+    for (size_t i = 0; i < naddrs; i++) {
+        struct addr *a = &f->addrs[i];
+        *a = addrs[i];
+        if (a->family == AF_INET6 &&
+            memcmp(a->bytes, killconn_mapped_prefix, sizeof killconn_mapped_prefix) == 0) {
+            a->family = AF_INET;
+            memmove(a->bytes, a->bytes + 12, 4);
+            memset(a->bytes + 4, 0, sizeof a->bytes - 4);
+        }
+        f->any4 |= a->family == AF_INET;
     }
-    f->ports = ports;
-    f->nports = nports;
+    qsort(f->addrs, naddrs, sizeof *f->addrs, killconn_addr_compare);
+    return 0;
+}
+
+/* killconn_has - is a (family, 4 or 16 bytes) one of the filter's? */
+static bool killconn_has(const struct killconn_filter *f, uint8_t family, const uint8_t *bytes)
+{
+    struct addr key = {.family = family};
+    memcpy(key.bytes, bytes, family == AF_INET ? 4 : 16);
+    return bsearch(&key, f->addrs, f->naddrs, sizeof key, killconn_addr_compare) != NULL;
 }
 
 /* killconn_wanted - true if a dumped socket has the remote address and one
@@ -135,16 +166,12 @@ static bool killconn_wanted(const struct killconn_filter *f, const struct inet_d
     size_t i;
 
     if (m->idiag_family == AF_INET) {
-        if (f->addr.family != AF_INET || memcmp(dst, f->addr.bytes, 4) != 0)
+        if (!killconn_has(f, AF_INET, dst))
             return false;
     } else if (m->idiag_family == AF_INET6) {
-        if (f->addr.family == AF_INET6) {
-            if (memcmp(dst, f->addr.bytes, 16) != 0)
-                return false;
-        } else if (memcmp(dst, killconn_mapped_prefix, 12) != 0 ||
-                   memcmp(dst + 12, f->addr.bytes, 4) != 0) {
+        bool mapped = memcmp(dst, killconn_mapped_prefix, 12) == 0;
+        if (!(mapped ? killconn_has(f, AF_INET, dst + 12) : killconn_has(f, AF_INET6, dst)))
             return false;
-        }
     } else {
         return false;
     }
@@ -213,16 +240,19 @@ static void killconn_op(uint8_t *code, size_t *off, uint8_t op, size_t yes, size
     *off += sizeof bc;
 }
 
-/* killconn_filter_code - the kernel filter "remote address is f->addr (or
- * ::ffff:f->addr) and the local port is one of f->ports" written to code,
+/* killconn_filter_code - the kernel filter "remote address is the one
+ * address of f (or ::ffff: it) and the local port is one of f->ports" written to code,
  * laid out as iproute2's `ss` does so that the kernel's checker accepts it:
  * every instruction's "yes" leads to the next one, an OR is "test; jump to
  * the end" with the test's "no" going past the jump. Returns its length,
  * or 0 when there are too many ports to compile. */
 static size_t killconn_filter_code(const struct killconn_filter *f, uint8_t *code)
 {
-    struct inet_diag_hostcond cond = {.family = f->addr.family, .port = -1};
-    size_t alen = f->addr.family == AF_INET ? 4 : 16;
+    if (f->naddrs != 1) /* several: every socket comes, killconn_wanted() picks */
+        return 0;
+    const struct addr *a = &f->addrs[0];
+    struct inet_diag_hostcond cond = {.family = a->family, .port = -1};
+    size_t alen = a->family == AF_INET ? 4 : 16;
     size_t test = sizeof(struct inet_diag_bc_op) + sizeof cond + alen;
     size_t op = sizeof(struct inet_diag_bc_op);
     size_t total = test + f->nports * 3 * op - op, off = 0, i;
@@ -232,7 +262,7 @@ static size_t killconn_filter_code(const struct killconn_filter *f, uint8_t *cod
     cond.prefix_len = (uint8_t)(alen * 8);
     killconn_op(code, &off, INET_DIAG_BC_D_COND, test, total + 4);
     memcpy(code + off, &cond, sizeof cond);
-    memcpy(code + off + sizeof cond, f->addr.bytes, alen);
+    memcpy(code + off + sizeof cond, a->bytes, alen);
     off += sizeof cond + alen;
     for (i = 0; i < f->nports; i++) {
         killconn_op(code, &off, INET_DIAG_BC_S_EQ, 2 * op, 3 * op);
@@ -381,11 +411,12 @@ static int killconn_dump(int fd, const struct killconn_filter *f, uint8_t family
 static int killconn_collect(int fd, const struct killconn_filter *f,
                             struct killconn_list *list, char *err, size_t errsize)
 {
-    if (f->addr.family != AF_INET && f->addr.family != AF_INET6) {
-        snprintf(err, errsize, "not an IPv4 or IPv6 address");
-        return -1;
-    }
-    if (f->addr.family == AF_INET && killconn_dump(fd, f, AF_INET, 1, list, err, errsize) < 0)
+    for (size_t i = 0; i < f->naddrs; i++)
+        if (f->addrs[i].family != AF_INET && f->addrs[i].family != AF_INET6) {
+            snprintf(err, errsize, "not an IPv4 or IPv6 address");
+            return -1;
+        }
+    if (f->any4 && killconn_dump(fd, f, AF_INET, 1, list, err, errsize) < 0)
         return -1;
     return killconn_dump(fd, f, AF_INET6, 2, list, err, errsize);
 }
@@ -471,24 +502,30 @@ static int killconn_destroy(int fd, const struct killconn_list *list, char *err,
 }
 
 /* killconn_sockets - see killconn.h */
-int killconn_sockets(const struct addr *a, const uint16_t *ports, size_t nports,
-                     char *err, size_t errsize)
+int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                     size_t nports, char *err, size_t errsize)
 {
     struct killconn_filter f;
     struct killconn_list list = {NULL, 0, 0};
     int fd, result;
 
-    if (nports == 0)
+    if (nports == 0 || naddrs == 0)
         return 0;
-    killconn_filter_init(&f, a, ports, nports);
-    fd = killconn_open(err, errsize);
-    if (fd < 0)
+    if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
+        snprintf(err, errsize, "out of memory");
         return -1;
+    }
+    fd = killconn_open(err, errsize);
+    if (fd < 0) {
+        free(f.addrs);
+        return -1;
+    }
     result = killconn_collect(fd, &f, &list, err, errsize);
     if (result == 0)
         result = killconn_destroy(fd, &list, err, errsize);
     close(fd);
     free(list.items);
+    free(f.addrs);
     return result;
 }
 
@@ -625,8 +662,8 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
 }
 
 /* killconn_processes - see killconn.h */
-int killconn_processes(const struct addr *a, const uint16_t *ports, size_t nports,
-                       char *err, size_t errsize)
+int killconn_processes(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                       size_t nports, char *err, size_t errsize)
 {
     struct killconn_filter f;
     struct killconn_list list = {NULL, 0, 0};
@@ -634,12 +671,17 @@ int killconn_processes(const struct addr *a, const uint16_t *ports, size_t nport
     long ninodes = 0;
     int fd, result;
 
-    if (nports == 0)
+    if (nports == 0 || naddrs == 0)
         return 0;
-    killconn_filter_init(&f, a, ports, nports);
-    fd = killconn_open(err, errsize);
-    if (fd < 0)
+    if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
+        snprintf(err, errsize, "out of memory");
         return -1;
+    }
+    fd = killconn_open(err, errsize);
+    if (fd < 0) {
+        free(f.addrs);
+        return -1;
+    }
     result = killconn_collect(fd, &f, &list, err, errsize);
     close(fd);
     if (result == 0) {
@@ -653,5 +695,6 @@ int killconn_processes(const struct addr *a, const uint16_t *ports, size_t nport
         result = killconn_signal_owners(inodes, (size_t)ninodes, err, errsize);
     free(inodes);
     free(list.items);
+    free(f.addrs);
     return result;
 }

@@ -1,5 +1,5 @@
 /*
- * killconn - end the live TCP connections of a banned address to local
+ * killconn - end the live TCP connections of banned addresses to local
  * ports, so that the MTA's process for it goes away at once instead of
  * waiting out its timeout. Runs in the privileged ban helper.
  *
@@ -15,9 +15,10 @@
  *                         read the /proc/PID/fd of other users'
  *                         processes)
  *
- * Both look at established connections whose remote address is a (IPv4
- * also as ::ffff:a.b.c.d on IPv6 sockets) and whose local port is one of
- * ports. They return how many sockets (or processes) they ended, or -1
+ * Both look at established connections whose remote address is one of
+ * addrs[0..naddrs) (IPv4 also as ::ffff:a.b.c.d on IPv6 sockets) and whose
+ * local port is one of ports: a batch of banned addresses costs one pass
+ * over the kernel's connection table, not one per address. They return how many sockets (or processes) they ended, or -1
  * with err set.
  */
 #ifndef BREAKWATER_KILLCONN_H
@@ -28,9 +29,9 @@
 
 #include "addr.h"
 
-int killconn_sockets(const struct addr *a, const uint16_t *ports, size_t nports,
-                     char *err, size_t errsize);
-int killconn_processes(const struct addr *a, const uint16_t *ports, size_t nports,
-                       char *err, size_t errsize);
+int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                     size_t nports, char *err, size_t errsize);
+int killconn_processes(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                       size_t nports, char *err, size_t errsize);
 
 #endif
