@@ -66,6 +66,9 @@ struct serve_daemon {
     bool serving;
     struct control *control;
     struct upkeep upkeep;
+    ev_signal sigterm, sigint;
+    ev_timer drain;             /* after a signal: until the relays are done */
+    double drain_deadline;
 };
 
 /* serve_daemon_start - store, resolver, lists, bans, listeners, control */
@@ -120,6 +123,40 @@ static void serve_daemon_stop(struct serve_daemon *d)
         store_close(d->store);
 }
 
+/* serve_drain_cb - stopping: leave the loop once every session is done
+ * or shutdown_timeout has passed */
+static void serve_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct serve_daemon *d = w->data;
+    (void)revents;
+    if (d->srv.connections > 0 && ev_now(loop) < d->drain_deadline)
+        return;
+    if (d->srv.connections > 0)
+        log_warning("shutdown_timeout: closing %u sessions still open", d->srv.connections);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* serve_signal_cb - SIGTERM, SIGINT: stop accepting, tell the clients not
+ * relayed yet to come back later, let the relays finish; a second signal
+ * stops at once */
+static void serve_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct serve_daemon *d = w->data;
+    (void)revents;
+    if (ev_is_active(&d->drain)) {
+        log_info("signal %d again: stopping now", w->signum);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    log_info("signal %d: shutting down (relays get up to %gs)", w->signum,
+             d->srv.conf->shutdown_timeout);
+    server_shutdown(&d->srv);
+    d->drain_deadline = ev_now(loop) + d->srv.conf->shutdown_timeout;
+    ev_timer_init(&d->drain, serve_drain_cb, 0., 0.1);
+    d->drain.data = d;
+    ev_timer_start(loop, &d->drain);
+}
+
 /* serve_worker - the daemon on these listeners until a signal */
 static int serve_worker(void *arg, const struct conf *conf, const int *fds,
                              unsigned index, bool first)
@@ -135,15 +172,16 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
     dnsbl_health_start(d.dnsbl);
     if (index == 0 && first && conf->ban_backend != BAN_BACKEND_NONE)
         log_info("put %zu stored bans back into the firewall", bans_restore(d.bans));
-    ev_signal sigterm, sigint;
-    ev_signal_init(&sigterm, startup_signal_cb, SIGTERM);
-    ev_signal_init(&sigint, startup_signal_cb, SIGINT);
-    ev_signal_start(loop, &sigterm);
-    ev_signal_start(loop, &sigint);
+    ev_signal_init(&d.sigterm, serve_signal_cb, SIGTERM);
+    ev_signal_init(&d.sigint, serve_signal_cb, SIGINT);
+    d.sigterm.data = d.sigint.data = &d;
+    ev_signal_start(loop, &d.sigterm);
+    ev_signal_start(loop, &d.sigint);
     ev_run(loop, 0);
+    ev_timer_stop(loop, &d.drain);
+    ev_signal_stop(loop, &d.sigterm);
+    ev_signal_stop(loop, &d.sigint);
     serve_daemon_stop(&d);
-    ev_signal_stop(loop, &sigterm);
-    ev_signal_stop(loop, &sigint);
     ev_loop_destroy(loop);
     return 0;
 }

@@ -738,6 +738,7 @@ static const struct conf_key conf_keys[] = {
     {"workers", conf_set_workers, CONF_FIELD(workers), "1", 1, 64},
     {"state_dir", conf_set_path, CONF_FIELD(state_dir), "/var/lib/breakwater", 1, CONF_PATH_MAX},
     {"log_level", conf_set_log_level, 0, "info", 0, 0},
+    {"shutdown_timeout", conf_set_duration, CONF_FIELD(shutdown_timeout), "30s", 0, 3600},
     {"ban_backend", conf_set_ban_backend, 0, "nft", 0, 0},
     {"ban_set", conf_set_ban_set, CONF_FIELD(ban_set), "", 0, 200},
     {"ban_time", conf_set_duration, CONF_FIELD(ban_time), "10m", 1, 365 * 86400},

@@ -81,6 +81,7 @@ struct conf {
      * ipset: a set-name prefix (sets <prefix>4 and <prefix>6); recent: the
      * list name. conf_finish() puts the backend's default in when empty. */
     char *ban_set;
+    double shutdown_timeout;             /* seconds relays get to finish at SIGTERM */
     double ban_time;                     /* seconds of a first ban */
     double ban_time_max;                 /* seconds: escalation stops here */
     uint16_t ban_ports[CONF_BAN_PORTS_MAX];

@@ -193,7 +193,8 @@ int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf
     return 0;
 }
 
-void server_stop(struct server *s)
+/* server_close_listeners - accept no more */
+static void server_close_listeners(struct server *s)
 {
     for (size_t i = 0; i < s->listener_count; i++) {
         ev_io_stop(s->loop, &s->listener[i].io);
@@ -201,6 +202,18 @@ void server_stop(struct server *s)
     }
     s->listener_count = 0;
     ev_timer_stop(s->loop, &s->accept_pause);
+}
+
+void server_shutdown(struct server *s)
+{
+    server_close_listeners(s);
+    if (s->clients != NULL)
+        clients_foreach(s->clients, session_shutdown_all, NULL);
+}
+
+void server_stop(struct server *s)
+{
+    server_close_listeners(s);
     if (s->clients != NULL)
         clients_foreach(s->clients, session_close_all, NULL);
     clients_free(s->clients);

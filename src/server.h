@@ -7,6 +7,11 @@
  *                   (with SO_REUSEPORT when workers share the ports)
  *   server_start()  raise RLIMIT_NOFILE as max_connections needs, start
  *                   accepting on the listeners it is given (it owns them)
+ *   server_shutdown() the start of a graceful stop: close the listeners,
+ *                   tell every client still waiting for its verdict or
+ *                   talking to the reject engine `421 4.3.2 Shutting
+ *                   down`; relays go on (server_connections() says when
+ *                   they are all done)
  *   server_stop()   close the listeners and every session
  *
  * struct server is the daemon's shared context: the sessions reach the
@@ -51,11 +56,14 @@ int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
                  struct dnsbl *dnsbl, struct bans *bans, const int *fds, char *err,
                  size_t errsize);
+void server_shutdown(struct server *s);
 void server_stop(struct server *s);
 
 /* The reply to a client whose mail cannot be taken now (backend down or
  * full, out of memory): the sender retries later, nothing is lost. */
 #define SERVER_REPLY_TRY_LATER "421 4.3.2 Service temporarily unavailable, try again later"
+/* The reply to clients not yet relayed when the daemon stops. */
+#define SERVER_REPLY_SHUTTING_DOWN "421 4.3.2 Shutting down"
 
 /* Writes a one-line reply and closes: for clients turned away before a
  * session exists (the reply may be lost if the client already sent data). */

@@ -595,6 +595,21 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
     session_timer_at(s, score.settled ? s->started : s->started + conf->dnsbl_timeout);
 }
 
+void session_shutdown_all(struct client *c, void *unused)
+{
+    struct session *s = c->first, *next;
+    (void)unused;
+    for (; s != NULL; s = next) {
+        next = s->next; /* s may be closed (out of memory) */
+        if (s->state != SESSION_DNSBL && s->state != SESSION_REJECT)
+            continue;
+        if (s->state == SESSION_DNSBL)
+            session_lookup_done(s);
+        s->reason = "shutdown";
+        session_say_and_close(s, SERVER_REPLY_SHUTTING_DOWN);
+    }
+}
+
 void session_close_all(struct client *c, void *unused)
 {
     (void)unused;

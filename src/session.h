@@ -2,7 +2,10 @@
  * session - one client connection, from accept to close.
  *
  *   session_start()  take a freshly accepted socket (limits already passed)
- *   session_close_all()  end every session of a client entry (shutdown)
+ *   session_close_all()  end every session of a client entry (stop)
+ *   session_shutdown_all()  the graceful stop: every session of a client
+ *                   entry that is not being relayed says `421 4.3.2
+ *                   Shutting down` and closes; relays go on
  *
  * The states, entered only through session_enter():
  *
@@ -30,5 +33,6 @@
 void session_start(struct server *srv, struct client *client, int fd,
                    uint16_t port);
 void session_close_all(struct client *client, void *unused);
+void session_shutdown_all(struct client *client, void *unused);
 
 #endif

@@ -1030,6 +1030,8 @@ class BreakwaterTestCase(unittest.TestCase):
             "user": "nobody",
             "ban_backend": "none",
             "control_socket": os.path.join(self.tmp, "control"),
+            # a relay a test leaves open must not hold the stop for 30 s
+            "shutdown_timeout": "2s",
         }
 
     def start_daemon(self, backend=None, opts=None, listen=None, resolver=None,
