@@ -72,6 +72,10 @@ static const struct conf_name conf_watch_kill_names[] = {
     {"socket", WATCH_KILL_SOCKET}, {"process", WATCH_KILL_PROCESS}, {"none", WATCH_KILL_NONE},
 };
 
+static const struct conf_name conf_log_target_names[] = {
+    {"stderr", LOG_TARGET_STDERR}, {"syslog", LOG_TARGET_SYSLOG},
+};
+
 static const struct conf_name conf_bool_names[] = {
     {"no", 0}, {"yes", 1}, {"false", 0}, {"true", 1}, {"off", 0}, {"on", 1},
 };
@@ -650,6 +654,39 @@ static int conf_set_watch_logs(struct conf *c, const struct conf_key *k,
     return 0;
 }
 
+/* conf_set_log_target - stderr or syslog */
+static int conf_set_log_target(struct conf *c, const struct conf_key *k,
+                               const char *value, char *what, size_t size)
+{
+    int v;
+
+    (void)k;
+    if (conf_choice(value, conf_log_target_names,
+                    sizeof conf_log_target_names / sizeof conf_log_target_names[0],
+                    &v, what, size) != 0)
+        return -1;
+    c->log_target = (enum log_target)v;
+    return 0;
+}
+
+/* conf_set_metrics_listen - address:port, or "" for no metrics */
+static int conf_set_metrics_listen(struct conf *c, const struct conf_key *k,
+                                   const char *value, char *what, size_t size)
+{
+    struct endpoint e;
+
+    (void)k;
+    if (value[0] == '\0') {
+        c->has_metrics_listen = false;
+        return 0;
+    }
+    if (hostport_parse(value, &e.addr, &e.port) != 0)
+        return conf_error(what, size, "not an address:port", value);
+    c->metrics_listen = e;
+    c->has_metrics_listen = true;
+    return 0;
+}
+
 /* conf_set_watch_kill - one of conf_watch_kill_names */
 static int conf_set_watch_kill(struct conf *c, const struct conf_key *k,
                                const char *value, char *what, size_t size)
@@ -738,6 +775,8 @@ static const struct conf_key conf_keys[] = {
     {"workers", conf_set_workers, CONF_FIELD(workers), "1", 1, 64},
     {"state_dir", conf_set_path, CONF_FIELD(state_dir), "/var/lib/breakwater", 1, CONF_PATH_MAX},
     {"log_level", conf_set_log_level, 0, "info", 0, 0},
+    {"log_target", conf_set_log_target, 0, "stderr", 0, 0},
+    {"metrics_listen", conf_set_metrics_listen, 0, "127.0.0.1:9625", 0, 0},
     {"shutdown_timeout", conf_set_duration, CONF_FIELD(shutdown_timeout), "30s", 0, 3600},
     {"ban_backend", conf_set_ban_backend, 0, "nft", 0, 0},
     {"ban_set", conf_set_ban_set, CONF_FIELD(ban_set), "", 0, 200},

@@ -30,6 +30,7 @@
 #define CONF_RESOLVERS_MAX 8
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
 /* Where bans go (fw.h): an nftables set, an ipset, an xt_recent list, or
  * nowhere. */
@@ -76,6 +77,9 @@ struct conf {
     unsigned workers;                    /* processes serving the ports */
     char *state_dir;
     enum log_level log_level;
+    enum log_target log_target;
+    bool has_metrics_listen;             /* metrics_listen is not empty */
+    struct endpoint metrics_listen;      /* Prometheus /metrics over HTTP */
     enum ban_backend ban_backend;
     /* nft: "family table set-prefix" (sets <prefix>4 and <prefix>6);
      * ipset: a set-name prefix (sets <prefix>4 and <prefix>6); recent: the
