@@ -1,12 +1,21 @@
 /*
- * log - leveled messages on stderr. See log.h.
+ * log - leveled messages on stderr or to syslog. See log.h.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <syslog.h>
 
 #include "log.h"
 
 static enum log_level log_level_current = LOG_LEVEL_INFO;
+static enum log_target log_target_current = LOG_TARGET_STDERR;
+
+static const int log_priorities[] = {
+    [LOG_LEVEL_ERROR] = LOG_ERR,
+    [LOG_LEVEL_WARNING] = LOG_WARNING,
+    [LOG_LEVEL_INFO] = LOG_INFO,
+    [LOG_LEVEL_DEBUG] = LOG_DEBUG,
+};
 
 static const char *const log_level_names[] = {
     [LOG_LEVEL_ERROR] = "error",
@@ -18,6 +27,13 @@ static const char *const log_level_names[] = {
 void log_set_level(enum log_level level)
 {
     log_level_current = level;
+}
+
+void log_set_target(enum log_target target)
+{
+    if (target == LOG_TARGET_SYSLOG && log_target_current != LOG_TARGET_SYSLOG)
+        openlog("breakwater", LOG_PID | LOG_NDELAY, LOG_MAIL); /* opened before root goes */
+    log_target_current = target;
 }
 
 bool log_enabled(enum log_level level)
@@ -33,7 +49,10 @@ static void log_vmsg(enum log_level level, const char *suffix,
     int n = vsnprintf(line, sizeof line, fmt, ap);
     if (n < 0)
         return;
-    fprintf(stderr, "breakwater: %s: %s%s\n", log_level_names[level], line, suffix);
+    if (log_target_current == LOG_TARGET_SYSLOG)
+        syslog(log_priorities[level], "%s: %s%s", log_level_names[level], line, suffix);
+    else
+        fprintf(stderr, "breakwater: %s: %s%s\n", log_level_names[level], line, suffix);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

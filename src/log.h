@@ -1,8 +1,11 @@
 /*
- * log - leveled messages on stderr, one line each.
+ * log - leveled messages, one line each, on stderr or to syslog (facility
+ * mail, tag breakwater, with the PID).
  *
  *   log_set_level()   messages above this level are dropped (default info)
- *   log_msg()         "breakwater: <level>: <text>"
+ *   log_set_target()  stderr (default) or syslog
+ *   log_msg()         "breakwater: <level>: <text>" on stderr, or
+ *                     "<level>: <text>" at the matching syslog priority
  *   log_error(), log_warning(), log_info(), log_debug()
  *   struct log_limit  a rate limiter for a message that may repeat (a dead
  *                     DNS server): log_limited() prints it at most once per
@@ -18,6 +21,7 @@
 #include "conf.h"
 
 void log_set_level(enum log_level level);
+void log_set_target(enum log_target target);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -124,12 +124,13 @@ static const struct {
     int (*run)(struct conf *conf, char **operands, int count);
     int min, max;          /* operands after the options */
     const char *need;      /* said when there are too few or too many */
+    bool daemon;           /* runs on: logs go to log_target */
 } main_commands[] = {
-    {"serve", main_serve, 0, 0, "takes no operands"},
-    {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS"},
-    {"rules", main_rules, 0, 0, "takes no operands"},
-    {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments"},
-    {"watch", cmd_watch, 0, CONF_WATCH_LOGS_MAX + 2, "takes at most 16 log files"},
+    {"serve", main_serve, 0, 0, "takes no operands", true},
+    {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS", false},
+    {"rules", main_rules, 0, 0, "takes no operands", false},
+    {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments", false},
+    {"watch", cmd_watch, 0, CONF_WATCH_LOGS_MAX + 2, "takes at most 16 log files", true},
 };
 
 int main(int argc, char **argv)
@@ -163,6 +164,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "breakwater: %s %s\n", command, main_commands[c].need);
         status = MAIN_EXIT_USAGE;
     } else if (status == 0) {
+        if (main_commands[c].daemon)
+            log_set_target(conf.log_target);
         status = main_commands[c].run(&conf, argv + operand, operands);
     }
     conf_free(&conf);
