@@ -32,8 +32,13 @@ int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t
         snprintf(err, errsize, "user '%s' is root: breakwater must not serve as root", name);
         return -1;
     }
+    if (strlen(name) >= sizeof out->name) {
+        snprintf(err, errsize, "user '%s': name too long", name);
+        return -1;
+    }
     out->uid = pw->pw_uid;
     out->gid = pw->pw_gid;
+    strcpy(out->name, name);
     return 0;
 }
 
@@ -102,7 +107,8 @@ int privsep_drop(const struct privsep_user *user, enum privsep_keep keep,
     uid_t ruid, euid, suid;
     gid_t rgid, egid, sgid;
 
-    if (setgroups(1, &user->gid) < 0 || setresgid(user->gid, user->gid, user->gid) < 0) {
+    if (initgroups(user->name, user->gid) < 0 ||
+        setresgid(user->gid, user->gid, user->gid) < 0) {
         snprintf(err, errsize, "cannot switch to gid %u: %s", (unsigned)user->gid,
                  strerror(errno));
         return -1;

@@ -10,7 +10,10 @@
  *   privsep_own_dir()  create a directory if missing and give it, and the
  *                      named files in it, to the user, so that a worker
  *                      restarted after the drop can open them
- *   privsep_drop()     switch to the user, keeping CAP_NET_ADMIN or nothing
+ *   privsep_drop()     switch to the user (with the user's supplementary
+ *                      groups, so that e.g. membership in `adm` lets
+ *                      watch read /var/log/mail.log), keeping
+ *                      CAP_NET_ADMIN or nothing
  *
  * Started as another user than root, nothing is switched: the process
  * keeps what it was given (a systemd unit may grant CAP_NET_ADMIN).
@@ -25,6 +28,7 @@
 struct privsep_user {
     uid_t uid;
     gid_t gid;
+    char name[33];
 };
 
 /* True when running as root: the only case in which we switch users. */
