@@ -15,7 +15,7 @@ BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev 
 		 libnftables-dev libipset-dev libcap-dev libpcre2-dev libsystemd-dev
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
-		 iptables iproute2 systemd-journal-remote
+		 iptables iproute2 systemd-journal-remote python3-prometheus-client
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 BENCH_PACKAGES = gnuplot-nox iproute2
 

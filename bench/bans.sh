@@ -33,6 +33,7 @@ state_dir = $tmp/state
 control_socket = $tmp/control
 user = nobody
 log_level = warning
+metrics_listen =
 CONF
 [ "$BACKEND" = none ] || in_ns sh -c "'$top/build/breakwater' rules -c '$tmp/bw.conf' | nft -f -"
 ip netns exec "$ns" "$top/build/breakwater" serve -c "$tmp/bw.conf" 2> "$tmp/bw.log" & BW=$!   # exec: $! is the daemon

@@ -302,6 +302,7 @@ class Bench:
             f.write("control_socket = %s\n" % os.path.join(self.tmp, "control-%d" % port))
             f.write("user = nobody\n")
             f.write("ban_backend = none\n")
+            f.write("metrics_listen =\n")   # two instances run side by side
         argv = [BW, "serve", "-c", conf]
         for kv in extra:
             argv += ["-o", kv]

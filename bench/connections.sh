@@ -17,7 +17,7 @@ sleep 0.5
     -o dnsbl_sites=bl.test -o resolver=127.0.0.1:15399 -o dnsbl_health_interval=0 \
     -o workers="$WORKERS" -o max_connections=$((N + 10000)) -o max_connections_per_ip=1000 \
     -o command_timeout=120s -o reject_session_timeout=120s -o log_level=warning \
-    -o state_dir="$tmp/state" -o control_socket="$tmp/control" -o user=nobody -o ban_backend=none \
+    -o state_dir="$tmp/state" -o control_socket="$tmp/control" -o user=nobody -o ban_backend=none -o metrics_listen= \
     2> "$tmp/bw.log" & BW=$!
 sleep 1
 pids() { pgrep -P $BW | tr '\n' ' '; echo $BW; }

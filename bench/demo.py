@@ -323,6 +323,7 @@ class Breakwater:
                 "-o", "control_socket=%s" % os.path.join(tmp, "control"),
                 "-o", "user=nobody",
                 "-o", "ban_backend=none",
+                "-o", "metrics_listen=",
                 "-o", "log_level=info"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             self.thread = threading.Thread(target=self._read, daemon=True)

@@ -15,6 +15,7 @@
 #include "bans.h"
 #include "evutil.h"
 #include "log.h"
+#include "metrics.h"
 
 #define BANS_QUEUE_INITIAL 1024
 
@@ -41,6 +42,7 @@ struct bans {
     size_t cap, head, sent, tail;
     uint32_t seq;
     struct bans_stats stats;
+    struct metrics_slot *metrics; /* NULL: counted only in stats */
     size_t restoring;           /* bans put back at start, not yet applied */
     uint32_t restore_seq;       /* the last of them */
     double restore_started;
@@ -120,6 +122,8 @@ static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds,
 {
     if (b->tail - b->head == b->cap && bans_grow(b) < 0) {
         b->stats.dropped++;
+        if (b->metrics != NULL)
+            b->metrics->bans_dropped++;
         log_limited(&b->drop_log, ev_now(b->loop), LOG_LEVEL_ERROR,
                     "firewall: %zu bans wait for the helper: dropping new ones",
                     b->tail - b->head);
@@ -129,6 +133,8 @@ static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds,
     banproto_request_make(&e->req, a, seconds, ++b->seq, kill);
     e->queued = bans_monotonic();
     b->stats.requested++;
+    if (b->metrics != NULL)
+        b->metrics->bans_requested++;
     if (b->sent + 1 == b->tail)
         bans_pump(b);
 }
@@ -141,6 +147,10 @@ static void bans_record_latency(struct bans *b, double seconds)
         i++;
     b->stats.latency[i]++;
     b->stats.latency_sum += seconds;
+    if (b->metrics != NULL) {
+        b->metrics->ban_latency[i]++;
+        b->metrics->ban_latency_sum_us += metrics_seconds_us(seconds);
+    }
 }
 
 /* bans_reply - the helper applied a batch ending at reply->seq */
@@ -154,6 +164,10 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
     }
     b->stats.applied += reply->applied;
     b->stats.failed += reply->failed;
+    if (b->metrics != NULL) {
+        b->metrics->bans_applied += reply->applied;
+        b->metrics->bans_failed += reply->failed;
+    }
     b->stats.killed += reply->killed;
     b->stats.kill_failed += reply->kill_failed;
     if (b->restoring > 0 && (int32_t)(reply->seq - b->restore_seq) >= 0) {
@@ -172,6 +186,8 @@ static void bans_helper_gone(struct bans *b)
 {
     log_error("firewall: the ban helper is gone: bans are no longer applied");
     b->stats.failed += b->tail - b->head;
+    if (b->metrics != NULL)
+        b->metrics->bans_failed += b->tail - b->head;
     b->head = b->sent = b->tail = 0;
     ev_io_stop(b->loop, &b->io);
     close(b->fd);
@@ -299,6 +315,11 @@ size_t bans_restore(struct bans *b)
 void bans_stats(const struct bans *b, struct bans_stats *out)
 {
     *out = b->stats;
+}
+
+void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)
+{
+    b->metrics = metrics;
 }
 
 double bans_latency_quantile(const struct bans_stats *s, double q)

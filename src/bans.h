@@ -13,6 +13,8 @@
  *   bans_restore()   at start: every unexpired ban back into the firewall
  *                    with its remaining time
  *   bans_stats()     counters and the 5xx-to-firewall latency
+ *   bans_set_metrics()  also count into a metrics slot (metrics.h; serve's
+ *                    workers, where a scrape sums every worker)
  *   bans_free()
  *
  * Requests go to the helper at once; when its socket is full they wait in
@@ -63,6 +65,8 @@ int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize);
 /* Returns how many bans were put back. */
 size_t bans_restore(struct bans *b);
 void bans_stats(const struct bans *b, struct bans_stats *out);
+struct metrics_slot;
+void bans_set_metrics(struct bans *b, struct metrics_slot *metrics);
 /* The latency below which fraction q (0..1] of the applied bans fell: a
  * bucket's upper bound; 0 when none was applied. */
 double bans_latency_quantile(const struct bans_stats *s, double q);

@@ -1,8 +1,9 @@
 /*
  * cmd_serve - `breakwater serve`: the listeners and privileges first
  * (startup.h), then one process or `workers` processes (workers.h), each
- * with its store, resolver, DNSBL lookups, bans, sessions and control
- * socket, until SIGTERM or SIGINT.
+ * with its store, resolver, DNSBL lookups, bans, sessions, control socket
+ * and metrics endpoint, until SIGTERM or SIGINT. The metrics (metrics.h)
+ * are mapped before the workers fork: each worker counts in its own slot.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "cmd.h"
 #include "control.h"
 #include "dnsbl.h"
+#include "httpd.h"
 #include "log.h"
 #include "resolver.h"
 #include "server.h"
@@ -49,6 +51,10 @@ static void serve_announce(const struct conf *conf)
     log_info("listed at score >= %d; decision within %.1fs", conf->dnsbl_threshold,
              conf->dnsbl_timeout);
     startup_announce_bans(conf);
+    if (conf->has_metrics_listen) {
+        serve_endpoint_text(&conf->metrics_listen, text, sizeof text);
+        log_info("metrics at http://%s/metrics", text);
+    }
     if (conf->backend_proxy_protocol == PROXY_NONE)
         log_warning("backend_proxy_protocol = none: the MTA sees every relayed "
                     "client as this host's address%s; it must not grant that "
@@ -65,6 +71,7 @@ struct serve_daemon {
     struct server srv;
     bool serving;
     struct control *control;
+    struct httpd *httpd;        /* NULL: metrics_listen is empty */
     struct upkeep upkeep;
     ev_signal sigterm, sigint;
     ev_timer drain;             /* after a signal: until the relays are done */
@@ -90,11 +97,17 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    if (server_start(&d->srv, loop, conf, d->dnsbl, d->bans, fds, err, sizeof err) < 0)
+    struct metrics_slot *slot = metrics_slot(ctx->metrics, index);
+    metrics_slot_start(slot);
+    dnsbl_set_metrics(d->dnsbl, slot);
+    bans_set_metrics(d->bans, slot);
+    if (server_start(&d->srv, loop, conf, d->dnsbl, d->bans, slot, fds, err, sizeof err) < 0)
         return log_error("%s", err), -1;
     d->serving = true;
-    d->control = control_start(loop, ctx->control_fd, conf, d->store, d->bans);
-    if (d->control == NULL) {
+    d->control = control_start(loop, ctx->control_fd, conf, d->store, d->bans, ctx->metrics);
+    if (d->control != NULL && ctx->metrics_fd >= 0)
+        d->httpd = httpd_start(loop, ctx->metrics_fd, conf, ctx->metrics, slot, d->store);
+    if (d->control == NULL || (ctx->metrics_fd >= 0 && d->httpd == NULL)) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
@@ -110,6 +123,7 @@ fail:
 /* serve_daemon_stop - everything serve_daemon_start() made, in reverse */
 static void serve_daemon_stop(struct serve_daemon *d)
 {
+    httpd_stop(d->httpd);
     if (d->control != NULL) {
         control_stop(d->control);
         upkeep_stop(&d->upkeep);
@@ -202,24 +216,20 @@ static int serve_check_store(const struct conf *conf)
     return 0;
 }
 
-/* cmd_serve - listeners and privileges first, then one process or
+/* serve_run - listeners and privileges first, then one process or
  * `workers` processes on the same ports */
-int cmd_serve(struct conf *conf)
+static int serve_run(struct conf *conf, struct startup *ctx, unsigned n)
 {
-    struct startup ctx = {.control_fd = -1};
-    unsigned n = workers_count(conf);
-    for (unsigned i = 0; i < WORKERS_MAX; i++)
-        ctx.helper_fd[i] = -1;
     if (n > 1) {
         struct workers *w = workers_open(conf);
         if (w == NULL)
             return 1;
-        if (startup_prepare(conf, &ctx, n, false) < 0 || serve_check_store(conf) < 0) {
+        if (startup_prepare(conf, ctx, n, false) < 0 || serve_check_store(conf) < 0) {
             workers_close(w);
             return 1;
         }
         serve_announce(conf);
-        return workers_run(w, serve_worker, &ctx);
+        return workers_run(w, serve_worker, ctx);
     }
     char err[512];
     int fds[CONF_LISTEN_MAX];
@@ -227,12 +237,29 @@ int cmd_serve(struct conf *conf)
         log_error("%s", err);
         return 1;
     }
-    if (startup_prepare(conf, &ctx, 1, false) < 0) {
+    if (startup_prepare(conf, ctx, 1, false) < 0) {
         for (size_t i = 0; i < conf->listen_count; i++)
             close(fds[i]);
         return 1;
     }
     serve_announce(conf);
-    return serve_worker(&ctx, conf, fds, 0, true);
+    return serve_worker(ctx, conf, fds, 0, true);
+}
+
+/* cmd_serve - the shared metrics, then serve_run() */
+int cmd_serve(struct conf *conf)
+{
+    struct startup ctx = {.control_fd = -1, .metrics_fd = -1};
+    unsigned n = workers_count(conf);
+    for (unsigned i = 0; i < WORKERS_MAX; i++)
+        ctx.helper_fd[i] = -1;
+    ctx.metrics = metrics_new(n);
+    if (ctx.metrics == NULL) {
+        log_error("cannot map the shared metrics: out of memory");
+        return 1;
+    }
+    int status = serve_run(conf, &ctx, n);
+    metrics_free(ctx.metrics);
+    return status;
 }
 

@@ -23,6 +23,7 @@ struct control {
     const struct conf *conf;
     struct store *store;
     struct bans *bans;
+    const struct metrics *metrics;
     ev_io io;
 };
 
@@ -149,10 +150,48 @@ static void control_flush(struct control_conn *cc, char **argv, int argc)
         control_say(cc, "ok");
 }
 
+/* control_stats_totals - every worker's connections and totals */
+static void control_stats_totals(struct control_conn *cc)
+{
+    static const char *const states[] = {"dnsbl", "reject", "relay", "closing"};
+    static const char *const verdicts[METRICS_VERDICTS] = {
+        "hangup", "listed", "clean", "allowlisted", "denylisted", "pregreet", "limit",
+        "backend_down",
+    };
+    struct metrics_slot *m = malloc(sizeof *m);
+    if (m == NULL) {
+        cc->out_failed = true;
+        return;
+    }
+    metrics_sum(cc->ctl->metrics, m);
+    uint64_t open = 0, refused = 0;
+    for (int i = 0; i < METRICS_STATES; i++)
+        open += m->open[i];
+    for (int i = 0; i < METRICS_REFUSALS; i++)
+        refused += m->refused[i];
+    control_say(cc, "connections %llu", (unsigned long long)open);
+    for (int i = 0; i < METRICS_STATES; i++)
+        control_say(cc, "connections_%s %llu", states[i], (unsigned long long)m->open[i]);
+    control_say(cc, "connections_accepted_total %llu", (unsigned long long)m->accepted);
+    control_say(cc, "connections_refused_total %llu", (unsigned long long)refused);
+    for (int i = 0; i < METRICS_VERDICTS; i++)
+        control_say(cc, "sessions_%s_total %llu", verdicts[i],
+                    (unsigned long long)m->sessions[i]);
+    control_say(cc, "relayed_bytes_to_backend_total %llu",
+                (unsigned long long)m->relayed_to_backend);
+    control_say(cc, "relayed_bytes_to_client_total %llu",
+                (unsigned long long)m->relayed_to_client);
+    control_say(cc, "bans_requested_total %llu", (unsigned long long)m->bans_requested);
+    control_say(cc, "bans_applied_total %llu", (unsigned long long)m->bans_applied);
+    free(m);
+}
+
 static void control_stats(struct control_conn *cc, char **argv, int argc)
 {
     struct bans_stats s;
     (void)argv, (void)argc;
+    if (cc->ctl->metrics != NULL)
+        control_stats_totals(cc);
     bans_stats(cc->ctl->bans, &s);
     control_say(cc, "verdicts_cached %zu", store_verdict_count(cc->ctl->store));
     control_say(cc, "bans_requested %llu", (unsigned long long)s.requested);
@@ -374,12 +413,14 @@ int control_listen(const char *path, const struct privsep_user *user, char *err,
 }
 
 struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
-                              struct store *store, struct bans *bans)
+                              struct store *store, struct bans *bans,
+                              const struct metrics *metrics)
 {
     struct control *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    *c = (struct control){.loop = loop, .conf = conf, .store = store, .bans = bans};
+    *c = (struct control){.loop = loop, .conf = conf, .store = store, .bans = bans,
+                          .metrics = metrics};
     ev_io_init(&c->io, control_accept_cb, fd, EV_READ);
     c->io.data = c;
     ev_io_start(loop, &c->io);

@@ -10,7 +10,9 @@
  *   bans                     address=A remaining=S reason=R count=N, one
  *                            line per active ban
  *   flush                    empty the verdict cache
- *   stats                    key value lines
+ *   stats                    key value lines: this worker's ban counters,
+ *                            and every worker's connections and totals
+ *                            (from the shared metrics, metrics.h)
  *
  *   control_listen()  create the socket (before privileges are dropped)
  *   control_start()   serve it on the loop; control_stop()
@@ -27,6 +29,7 @@
 
 #include "bans.h"
 #include "conf.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "store.h"
 
@@ -39,7 +42,8 @@ struct control;
 int control_listen(const char *path, const struct privsep_user *user, char *err,
                    size_t errsize);
 struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
-                              struct store *store, struct bans *bans);
+                              struct store *store, struct bans *bans,
+                              const struct metrics *metrics);
 void control_stop(struct control *c);
 
 /* Sends line to the daemon at path and copies the answer to out (without

@@ -36,12 +36,14 @@ struct dnsbl {
     struct dnsbl_zone_state *zone; /* [sites->zone_count] */
     struct store *store;           /* the verdict cache; NULL: none */
     double clean_ttl, listed_ttl;
+    struct metrics_slot *metrics;  /* NULL: not counted */
 };
 
 /* One query's argument: which lookup and which zone. */
 struct dnsbl_query {
     struct dnsbl_lookup *lookup;
     unsigned zone;
+    double sent;                   /* ev_now() when sent */
 };
 
 struct dnsbl_lookup {
@@ -157,6 +159,32 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
     store_verdict_put(d->store, &lookup->addr, &v, ev_now(d->loop) + ttl);
 }
 
+/* dnsbl_count_answer - one query's result and latency into the metrics */
+static void dnsbl_count_answer(struct dnsbl *d, const struct dnsbl_query *q, int status,
+                               const struct dnsbl_zone_result *r)
+{
+    struct metrics_slot *m = d->metrics;
+    if (m == NULL || q->zone >= DNSBL_SITES_MAX || status == ARES_EDESTRUCTION)
+        return;
+    enum metrics_dnsbl_result result = METRICS_DNSBL_CLEAN;
+    if (status == ARES_ETIMEOUT)
+        result = METRICS_DNSBL_TIMEOUT;
+    else if (r->status == DNSBL_ZONE_FAILED)
+        result = METRICS_DNSBL_ERROR;
+    for (unsigned i = 0; result == METRICS_DNSBL_CLEAN && i < r->count; i++)
+        result = dnsbl_answer_is_refusal(r->answer[i]) ? METRICS_DNSBL_REFUSED
+                                                       : METRICS_DNSBL_LISTED;
+    m->dnsbl_queries[q->zone][result]++;
+    if (result == METRICS_DNSBL_TIMEOUT || result == METRICS_DNSBL_ERROR)
+        return;
+    double seconds = ev_now(d->loop) - q->sent;
+    size_t b = 0;
+    while (seconds > metrics_dnsbl_bounds[b])
+        b++;
+    m->dnsbl_latency[q->zone][b]++;
+    m->dnsbl_latency_sum_us[q->zone] += metrics_seconds_us(seconds);
+}
+
 /* dnsbl_lookup_done - one zone answered for a lookup */
 static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
                               int alen)
@@ -169,6 +197,7 @@ static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
     if (ttl > 0 && (lookup->min_ttl == 0 || ttl < lookup->min_ttl))
         lookup->min_ttl = ttl;
     dnsbl_log_problems(lookup->d, q->zone, status, r, &lookup->addr);
+    dnsbl_count_answer(lookup->d, q, status, r);
     if (--lookup->pending == 0 && !lookup->starting)
         dnsbl_remember(lookup);
     if (lookup->starting)
@@ -196,13 +225,17 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), &lookup->verdict)) {
         lookup->cached = true;
         lookup->starting = false;
+        if (d->metrics != NULL)
+            d->metrics->cache_hits++;
         return lookup;
     }
+    if (d->store != NULL && d->metrics != NULL)
+        d->metrics->cache_misses++;
     /* Count every query before sending any, so that one failing at once
      * cannot look like the last; no update calls while starting. */
     int family = dnsbl_family_index(a);
     for (size_t z = 0; z < n; z++) {
-        lookup->query[z] = (struct dnsbl_query){lookup, (unsigned)z};
+        lookup->query[z] = (struct dnsbl_query){lookup, (unsigned)z, ev_now(d->loop)};
         if (dnsbl_zone_suspended(d, (unsigned)z, family))
             lookup->results[z].status = DNSBL_ZONE_SUSPENDED;
         else
@@ -424,6 +457,11 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     d->listed_ttl = conf->cache_listed_ttl;
     d->store = store;
     return d;
+}
+
+void dnsbl_set_metrics(struct dnsbl *d, struct metrics_slot *metrics)
+{
+    d->metrics = metrics;
 }
 
 void dnsbl_free(struct dnsbl *d)

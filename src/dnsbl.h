@@ -12,6 +12,8 @@
  *                          lookup frees itself when its last query returns
  *                          (c-ares 1.18 cannot cancel one query)
  *   dnsbl_free()           after resolver_free(), which ends every query
+ *   dnsbl_set_metrics()    count queries, answers' latency and cache use in
+ *                          a metrics slot (metrics.h)
  *
  *   dnsbl_format_hits()    "bl.test,zen.spamhaus.org" for logs and replies
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
@@ -36,6 +38,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "dnsbl_spec.h"
+#include "metrics.h"
 #include "resolver.h"
 #include "store.h"
 
@@ -49,6 +52,7 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
                         const struct conf *conf, struct store *store);
 void dnsbl_health_start(struct dnsbl *d);
 void dnsbl_free(struct dnsbl *d);
+void dnsbl_set_metrics(struct dnsbl *d, struct metrics_slot *metrics);
 
 /* Returns NULL only when out of memory (the caller then goes on as if
  * every list had failed). */

@@ -1,5 +1,6 @@
 /*
- * main - the command line: serve, check, rules, ctl, watch, help, --version.
+ * main - the command line: serve, check, rules, ctl, stats, watch, help,
+ * --version.
  *
  * Configuration comes from the file (-c, or the default path when it
  * exists), then every -o key=value in order; anything wrong is one line on
@@ -15,6 +16,7 @@
 #include "control.h"
 #include "log.h"
 #include "rules.h"
+#include "stats.h"
 
 #define MAIN_DEFAULT_CONF "/etc/breakwater/breakwater.conf"
 #define MAIN_EXIT_USAGE CMD_EXIT_USAGE
@@ -26,6 +28,7 @@ static void main_usage(FILE *out)
             "       breakwater check [-c FILE] [-o key=value]... ADDRESS...\n"
             "       breakwater rules [-c FILE] [-o key=value]...\n"
             "       breakwater ctl [-c FILE] [-o key=value]... COMMAND [ARGUMENT]...\n"
+            "       breakwater stats [-c FILE] [-o key=value]... [-i SECONDS] [-n COUNT]\n"
             "       breakwater watch [-c FILE] [-o key=value]... [--from-start]\n"
             "                        [--journal[=DIR]] [LOGFILE]...\n"
             "       breakwater help | --version\n"
@@ -35,6 +38,8 @@ static void main_usage(FILE *out)
             "rules  print the firewall rules that ban_backend needs (nft: pipe to nft -f -)\n"
             "ctl    talk to the running daemon: ban ADDRESS [DURATION], unban ADDRESS,\n"
             "       bans, flush (the verdict cache), stats\n"
+            "stats  a line every SECONDS (default 5): open connections, new connections,\n"
+            "       rejects, relays and bans per second (from the running daemon)\n"
             "watch  follow an exposed MTA's log: ban the clients it refused for a DNSBL\n"
             "       and end their connections (default: watch_logs)\n"
             "\n"
@@ -130,6 +135,7 @@ static const struct {
     {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS", false},
     {"rules", main_rules, 0, 0, "takes no operands", false},
     {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments", false},
+    {"stats", stats_run, 0, 4, "takes [-i SECONDS] [-n COUNT]", false},
     {"watch", cmd_watch, 0, CONF_WATCH_LOGS_MAX + 2, "takes at most 16 log files", true},
 };
 

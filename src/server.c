@@ -27,9 +27,13 @@ void server_refuse(int fd, const char *reply)
     close(fd);
 }
 
-/* server_log_refusal - the session line of a client turned away at once */
-static void server_log_refusal(const struct addr *a, uint16_t port, const char *why)
+/* server_log_refusal - the session line of a client turned away at once,
+ * counted as a refusal and a session with verdict limit */
+static void server_log_refusal(struct server *s, const struct addr *a, uint16_t port,
+                               enum metrics_refusal reason, const char *why)
 {
+    s->metrics->refused[reason]++;
+    s->metrics->sessions[METRICS_VERDICT_LIMIT]++;
     char text[ADDR_TEXT_MAX];
     addr_format(a, text, sizeof text);
     log_info("session client=[%s]:%u verdict=limit score=0 lists=- duration=0.000 reason=\"%s\"",
@@ -41,7 +45,7 @@ static void server_admit(struct server *s, int fd, const struct addr *a, uint16_
 {
     const struct conf *conf = s->conf;
     if (s->connections >= conf->max_connections) {
-        server_log_refusal(a, port, "max_connections");
+        server_log_refusal(s, a, port, METRICS_REFUSED_MAX_CONNECTIONS, "max_connections");
         server_refuse(fd, "421 4.7.0 Too many connections, try again later");
         return;
     }
@@ -51,7 +55,7 @@ static void server_admit(struct server *s, int fd, const struct addr *a, uint16_
         return;
     }
     if (c->sessions >= conf->max_connections_per_ip) {
-        server_log_refusal(a, port, "max_connections_per_ip");
+        server_log_refusal(s, a, port, METRICS_REFUSED_PER_IP, "max_connections_per_ip");
         server_refuse(fd, "421 4.7.0 Too many connections from your address, try again later");
         clients_put(s->clients, c);
         return;
@@ -103,6 +107,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
+        s->metrics->accepted++;
         server_admit(s, fd, &a, port);
     }
 }
@@ -169,10 +174,11 @@ static void server_raise_fd_limit(const struct conf *conf)
 }
 
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, struct bans *bans, const int *fds, char *err,
-                 size_t errsize)
+                 struct dnsbl *dnsbl, struct bans *bans, struct metrics_slot *metrics,
+                 const int *fds, char *err, size_t errsize)
 {
-    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl, .bans = bans};
+    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl, .bans = bans,
+                         .metrics = metrics};
     s->clients = clients_new();
     if (s->clients == NULL) {
         for (size_t i = 0; i < conf->listen_count; i++)

@@ -15,7 +15,8 @@
  *   server_stop()   close the listeners and every session
  *
  * struct server is the daemon's shared context: the sessions reach the
- * config, the loop, the DNSBL module and the counters through it.
+ * config, the loop, the DNSBL module and the counters (this worker's
+ * metrics slot) through it.
  */
 #ifndef BREAKWATER_SERVER_H
 #define BREAKWATER_SERVER_H
@@ -27,6 +28,7 @@
 #include "conf.h"
 #include "dnsbl.h"
 #include "log.h"
+#include "metrics.h"
 
 struct listener {
     ev_io io;
@@ -39,6 +41,7 @@ struct server {
     struct dnsbl *dnsbl;
     struct bans *bans;
     struct clients *clients;
+    struct metrics_slot *metrics;  /* this worker's (metrics.h) */
     unsigned connections;          /* open client sessions */
     unsigned backend_connections;  /* relays connecting or copying */
     struct listener listener[CONF_LISTEN_MAX];
@@ -54,8 +57,8 @@ int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
 /* fds: one listening socket per conf->listen entry. Returns 0, or -1 with
  * err set; the listeners are closed either way on failure. */
 int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, struct bans *bans, const int *fds, char *err,
-                 size_t errsize);
+                 struct dnsbl *dnsbl, struct bans *bans, struct metrics_slot *metrics,
+                 const int *fds, char *err, size_t errsize);
 void server_shutdown(struct server *s);
 void server_stop(struct server *s);
 

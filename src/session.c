@@ -28,6 +28,12 @@ enum session_verdict {
     VERDICT_PREGREET, VERDICT_LIMIT, VERDICT_BACKEND_DOWN,
 };
 
+_Static_assert((int)VERDICT_LIMIT == METRICS_VERDICT_LIMIT &&
+               (int)VERDICT_BACKEND_DOWN + 1 == METRICS_VERDICTS,
+               "session verdicts and metrics verdicts differ");
+_Static_assert((int)SESSION_CLOSING == METRICS_STATE_CLOSING,
+               "session states and metrics states differ");
+
 static const char *const session_state_names[] = {
     [SESSION_DNSBL] = "dnsbl", [SESSION_REJECT] = "reject",
     [SESSION_RELAY] = "relay", [SESSION_CLOSING] = "closing",
@@ -78,7 +84,9 @@ static void session_close(struct session *s);
 static void session_ban(struct session *s);
 static void session_reject_begin(struct session *s);
 
-/* session_enter - the one place where a session changes state */
+/* session_enter - the one place where a session changes state (and the
+ * open-connections-by-state gauge with it; session_start() and
+ * session_close() count the first and the last) */
 static void session_enter(struct session *s, enum session_state state)
 {
     if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -87,6 +95,8 @@ static void session_enter(struct session *s, enum session_state state)
         log_debug("session [%s]:%u state %s -> %s", text, s->port,
                   session_state_names[s->state], session_state_names[state]);
     }
+    s->srv->metrics->open[s->state]--;
+    s->srv->metrics->open[state]++;
     s->state = (uint8_t)state;
 }
 
@@ -244,6 +254,18 @@ static void session_ban(struct session *s)
     bans_offender(s->srv->bans, &s->client->node.addr, reason[s->verdict], false);
 }
 
+/* session_count_end - the metrics of a session that ends */
+static void session_count_end(const struct session *s)
+{
+    struct metrics_slot *m = s->srv->metrics;
+    m->open[s->state]--;
+    m->sessions[s->verdict]++;
+    if (s->verdict == VERDICT_CLEAN || s->verdict == VERDICT_ALLOWLISTED) {
+        m->relayed_to_backend += s->bytes_in;
+        m->relayed_to_client += s->bytes_out;
+    }
+}
+
 /* session_close - log, release everything, free */
 static void session_close(struct session *s)
 {
@@ -262,6 +284,7 @@ static void session_close(struct session *s)
     if (s->verdict != VERDICT_LISTED) /* listed: only after a 5xx went out */
         session_ban(s);
     session_log(s);
+    session_count_end(s);
     close(s->fd);
     free(s->buf);
     if (s->prev != NULL)
@@ -395,6 +418,8 @@ static void session_relay_done(void *arg, enum relay_event event,
     s->reason = stats->problem;
     switch (event) {
     case RELAY_BACKEND_DOWN:
+        s->srv->metrics->backend_connect_failures++;
+        s->srv->metrics->refused[METRICS_REFUSED_BACKEND_DOWN]++;
         s->verdict = VERDICT_BACKEND_DOWN;
         session_say_and_close(s, SERVER_REPLY_TRY_LATER);
         break;
@@ -416,6 +441,7 @@ static void session_relay_begin(struct session *s)
     struct server *srv = s->srv;
     const struct conf *conf = srv->conf;
     if (srv->backend_connections >= conf->backend_max_connections) {
+        srv->metrics->refused[METRICS_REFUSED_BACKEND_FULL]++;
         s->verdict = VERDICT_LIMIT;
         s->reason = "backend_max_connections";
         session_say_and_close(s, SERVER_REPLY_TRY_LATER);
@@ -427,6 +453,8 @@ static void session_relay_begin(struct session *s)
     s->relay = relay_start(srv->loop, conf, s->fd, &s->client->node.addr, s->port,
                            session_relay_done, s);
     if (s->relay == NULL) {
+        srv->metrics->backend_connect_failures++;
+        srv->metrics->refused[METRICS_REFUSED_BACKEND_DOWN]++;
         s->verdict = VERDICT_BACKEND_DOWN;
         s->reason = strerror(errno);
         session_say_and_close(s, SERVER_REPLY_TRY_LATER);
@@ -569,6 +597,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
     c->first = s;
     c->sessions++;
     srv->connections++;
+    srv->metrics->open[SESSION_DNSBL]++; /* calloc: s->state is DNSBL */
     ev_io_init(&s->io, session_io_cb, fd, EV_READ);
     ev_init(&s->timer, session_timer_cb);
     s->io.data = s->timer.data = s;

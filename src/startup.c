@@ -7,6 +7,7 @@
 
 #include "banhelper.h"
 #include "control.h"
+#include "httpd.h"
 #include "log.h"
 #include "privsep.h"
 #include "startup.h"
@@ -74,8 +75,8 @@ static int startup_control_dir(const struct conf *conf, const struct privsep_use
     return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, NULL, err, errsize);
 }
 
-/* main_prepare - while root: the helper, the state and control directory,
- * the control socket (serve only: watch leaves ctl to serve, and its helper
+/* startup_prepare - while root: the helper, the state and control directory,
+ * the control socket and the metrics listener (serve only: watch leaves ctl to serve, and its helper
  * also ends banned clients' connections); then give up root. Returns 0 or
  * -1 (logged). */
 int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned workers,
@@ -83,6 +84,7 @@ int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned worke
 {
     char err[1024];
     struct privsep_user user, *as = NULL;
+    ctx->metrics_fd = -1;
     if (privsep_is_root()) {
         if (privsep_lookup(conf->user, &user, err, sizeof err) < 0)
             goto fail;
@@ -97,6 +99,11 @@ int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned worke
     ctx->control_fd = watch ? -1 : control_listen(conf->control_socket, as, err, sizeof err);
     if (!watch && ctx->control_fd < 0)
         goto fail;
+    if (!watch && conf->has_metrics_listen) {
+        ctx->metrics_fd = httpd_listen(&conf->metrics_listen, err, sizeof err);
+        if (ctx->metrics_fd < 0)
+            goto fail;
+    }
     if (as != NULL && privsep_drop(as, PRIVSEP_KEEP_NOTHING, err, sizeof err) < 0)
         goto fail;
     if (as != NULL)

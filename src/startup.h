@@ -4,8 +4,9 @@
  *
  *   startup_prepare()        the state directory (and, for serve, the
  *                            control socket's) given to `user`, the ban
- *                            helper forked, the control socket made
- *                            (serve), then root given up (privsep.h)
+ *                            helper forked, the control socket and the
+ *                            metrics listener made (serve), then root
+ *                            given up (privsep.h)
  *   startup_sites_text()     the dnsbl_sites as one line: the store empties
  *                            its verdicts when they change
  *   startup_announce_bans()  where bans go, and what a backend cannot do
@@ -19,12 +20,15 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "metrics.h"
 #include "workers.h"
 
 /* What every serving process is handed, made while root. */
 struct startup {
     int helper_fd[WORKERS_MAX]; /* one per worker; -1: ban_backend = none */
     int control_fd;             /* -1: none (watch leaves ctl to serve) */
+    int metrics_fd;             /* -1: none (metrics_listen empty, or watch) */
+    struct metrics *metrics;    /* shared by the workers (serve; made by the caller) */
 };
 
 /* workers: how many sockets to the helper. watch: no control socket, and

@@ -1030,6 +1030,9 @@ class BreakwaterTestCase(unittest.TestCase):
             "user": "nobody",
             "ban_backend": "none",
             "control_socket": os.path.join(self.tmp, "control"),
+            # one metrics port per daemon: parallel daemons must not clash
+            # on the default 127.0.0.1:9625
+            "metrics_listen": "127.0.0.1:%d" % free_port(),
             # a relay a test leaves open must not hold the stop for 30 s
             "shutdown_timeout": "2s",
         }

@@ -191,7 +191,8 @@ class StartErrorTest(BreakwaterTestCase):
 
     def serve_fails(self, opts, needles):
         argv = ["serve", "-c", "/dev/null", "-o", "listen=127.0.0.1:%d" % free_port(),
-                "-o", "ban_backend=none", "-o", "control_socket=%s/control" % self.tmp]
+                "-o", "ban_backend=none", "-o", "control_socket=%s/control" % self.tmp,
+                "-o", "metrics_listen="]  # not the default port: tests run in parallel
         for o in opts:
             argv += ["-o", o]
         p = self.run_bw(argv, timeout=10 * SLOW)

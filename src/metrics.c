@@ -1,0 +1,339 @@
+/*
+ * metrics - shared counters and their Prometheus text. See metrics.h.
+ *
+ * Rendering walks the slots once (metrics_sum) and prints a fixed set of
+ * families: its cost depends on the workers and the DNSBL zones, never on
+ * the number of connections.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "workers.h"
+
+const double metrics_dnsbl_bounds[METRICS_DNSBL_BUCKETS] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, INFINITY,
+};
+
+struct metrics {
+    unsigned workers;
+    struct metrics_slot *slots;   /* [workers], MAP_SHARED */
+    size_t size;
+};
+
+/* A growing text buffer; failed stays set once memory ran out. */
+struct metrics_text {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+struct metrics *metrics_new(unsigned workers)
+{
+    if (workers == 0 || workers > WORKERS_MAX)
+        return NULL;
+    struct metrics *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->workers = workers;
+    m->size = workers * sizeof m->slots[0];
+    m->slots = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m->slots == MAP_FAILED) {
+        free(m);
+        return NULL;
+    }
+    return m; /* anonymous mappings start zeroed */
+}
+
+struct metrics_slot *metrics_slot(struct metrics *m, unsigned index)
+{
+    return &m->slots[index < m->workers ? index : 0];
+}
+
+void metrics_slot_start(struct metrics_slot *slot)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (int i = 0; i < METRICS_STATES; i++)
+        slot->open[i] = 0;
+    slot->pid = (uint64_t)getpid();
+    slot->start_time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    metrics_process_refresh(slot);
+}
+
+/* metrics_add - out += in, field by field (the slot is all uint64_t) */
+static void metrics_add(struct metrics_slot *out, const struct metrics_slot *in)
+{
+    const uint64_t *src = (const uint64_t *)in;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *in / sizeof(uint64_t); i++)
+        dst[i] += src[i];
+}
+
+void metrics_sum(const struct metrics *m, struct metrics_slot *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t start = 0;
+    for (unsigned w = 0; w < m->workers; w++) {
+        struct metrics_slot copy = m->slots[w];
+        if (copy.pid == 0)
+            continue;
+        if (start == 0 || copy.start_time_ms < start)
+            start = copy.start_time_ms;
+        metrics_add(out, &copy);
+    }
+    out->start_time_ms = start; /* the oldest worker, not a sum */
+}
+
+/* metrics_count_fds - open descriptors: the size of /proc/self/fd (Linux
+ * 6.2 and later), else counted */
+static uint64_t metrics_count_fds(void)
+{
+    struct stat st;
+    if (stat("/proc/self/fd", &st) == 0 && st.st_size > 0)
+        return (uint64_t)st.st_size;
+    DIR *dir = opendir("/proc/self/fd");
+    uint64_t n = 0;
+    if (dir == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
+}
+
+void metrics_process_refresh(struct metrics_slot *slot)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        slot->cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+                       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long size, resident;
+    if (f != NULL) {
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
+            slot->resident_bytes = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+    slot->open_fds = metrics_count_fds();
+}
+
+/* metrics_printf - append to the text */
+__attribute__((format(printf, 2, 3)))
+static void metrics_printf(struct metrics_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        if (t->failed)
+            return;
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->data ? t->data + t->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 16384;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *grown = realloc(t->data, cap);
+        if (grown == NULL) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown;
+        t->cap = cap;
+    }
+}
+
+/* metrics_family - the HELP and TYPE lines of one metric */
+static void metrics_family(struct metrics_text *t, const char *name, const char *type,
+                           const char *help)
+{
+    metrics_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* metrics_histogram - the _bucket, _sum and _count lines; labels: "" or
+ * `key="value",` */
+static void metrics_histogram(struct metrics_text *t, const char *name, const char *labels,
+                              const double *bounds, const uint64_t *counts, size_t buckets,
+                              uint64_t sum_us)
+{
+    uint64_t seen = 0;
+    for (size_t i = 0; i < buckets; i++) {
+        seen += counts[i];
+        if (i + 1 == buckets)
+            metrics_printf(t, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels,
+                           (unsigned long long)seen);
+        else
+            metrics_printf(t, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, bounds[i],
+                           (unsigned long long)seen);
+    }
+    size_t len = strlen(labels);
+    char bare[DNSBL_DOMAIN_MAX + 32] = "";
+    if (len > 0) /* without the trailing comma */
+        snprintf(bare, sizeof bare, "{%.*s}", (int)(len - 1), labels);
+    metrics_printf(t, "%s_sum%s %.6f\n", name, bare, (double)sum_us / 1e6);
+    metrics_printf(t, "%s_count%s %llu\n", name, bare, (unsigned long long)seen);
+}
+
+/* metrics_render_sessions - connections, refusals, verdicts, relays */
+static void metrics_render_sessions(struct metrics_text *t, const struct metrics_slot *s)
+{
+    static const char *const states[] = {"dnsbl", "reject", "relay", "closing"};
+    static const char *const refusals[] = {"max_connections", "per_ip", "backend_full",
+                                           "backend_down"};
+    static const char *const verdicts[METRICS_VERDICTS] = {
+        "hangup", "listed", "clean", "allowlisted", "denylisted", "pregreet", "limit",
+        "backend-down",
+    };
+    metrics_family(t, "breakwater_connections", "gauge", "Open client connections by state.");
+    for (int i = 0; i < METRICS_STATES; i++)
+        metrics_printf(t, "breakwater_connections{state=\"%s\"} %llu\n", states[i],
+                       (unsigned long long)s->open[i]);
+    metrics_family(t, "breakwater_connections_accepted_total", "counter",
+                   "Client connections accepted.");
+    metrics_printf(t, "breakwater_connections_accepted_total %llu\n",
+                   (unsigned long long)s->accepted);
+    metrics_family(t, "breakwater_connections_refused_total", "counter",
+                   "Client connections turned away, by reason.");
+    for (int i = 0; i < METRICS_REFUSALS; i++)
+        metrics_printf(t, "breakwater_connections_refused_total{reason=\"%s\"} %llu\n",
+                       refusals[i], (unsigned long long)s->refused[i]);
+    metrics_family(t, "breakwater_sessions_total", "counter",
+                   "Ended sessions (one per session log line), by verdict.");
+    for (int i = 0; i < METRICS_VERDICTS; i++)
+        metrics_printf(t, "breakwater_sessions_total{verdict=\"%s\"} %llu\n", verdicts[i],
+                       (unsigned long long)s->sessions[i]);
+    metrics_family(t, "breakwater_relayed_bytes_total", "counter",
+                   "Bytes copied by ended relays, by direction.");
+    metrics_printf(t, "breakwater_relayed_bytes_total{direction=\"to_backend\"} %llu\n",
+                   (unsigned long long)s->relayed_to_backend);
+    metrics_printf(t, "breakwater_relayed_bytes_total{direction=\"to_client\"} %llu\n",
+                   (unsigned long long)s->relayed_to_client);
+    metrics_family(t, "breakwater_backend_connect_failures_total", "counter",
+                   "Connections to the backend that failed or timed out.");
+    metrics_printf(t, "breakwater_backend_connect_failures_total %llu\n",
+                   (unsigned long long)s->backend_connect_failures);
+}
+
+/* metrics_render_dnsbl - queries and latency by list, the verdict cache */
+static void metrics_render_dnsbl(struct metrics_text *t, const struct metrics_slot *s,
+                                 const struct conf *conf, size_t cache_entries)
+{
+    static const char *const results[] = {"listed", "clean", "error", "timeout", "refused"};
+    const struct dnsbl_sites *sites = &conf->dnsbl_sites;
+    metrics_family(t, "breakwater_dnsbl_queries_total", "counter",
+                   "DNSBL queries by list and result.");
+    for (size_t z = 0; z < sites->zone_count && z < DNSBL_SITES_MAX; z++)
+        for (int r = 0; r < METRICS_DNSBL_RESULTS; r++)
+            metrics_printf(t, "breakwater_dnsbl_queries_total{list=\"%s\",result=\"%s\"} %llu\n",
+                           sites->zone[z], results[r],
+                           (unsigned long long)s->dnsbl_queries[z][r]);
+    metrics_family(t, "breakwater_dnsbl_answer_duration_seconds", "histogram",
+                   "Time from a DNSBL query to its answer, by list.");
+    for (size_t z = 0; z < sites->zone_count && z < DNSBL_SITES_MAX; z++) {
+        char labels[DNSBL_DOMAIN_MAX + 16];
+        snprintf(labels, sizeof labels, "list=\"%s\",", sites->zone[z]);
+        metrics_histogram(t, "breakwater_dnsbl_answer_duration_seconds", labels,
+                          metrics_dnsbl_bounds, s->dnsbl_latency[z], METRICS_DNSBL_BUCKETS,
+                          s->dnsbl_latency_sum_us[z]);
+    }
+    metrics_family(t, "breakwater_verdict_cache_lookups_total", "counter",
+                   "Verdict cache lookups, by result.");
+    metrics_printf(t, "breakwater_verdict_cache_lookups_total{result=\"hit\"} %llu\n",
+                   (unsigned long long)s->cache_hits);
+    metrics_printf(t, "breakwater_verdict_cache_lookups_total{result=\"miss\"} %llu\n",
+                   (unsigned long long)s->cache_misses);
+    metrics_family(t, "breakwater_verdict_cache_entries", "gauge",
+                   "Verdicts in the cache (expired ones until upkeep removes them).");
+    metrics_printf(t, "breakwater_verdict_cache_entries %zu\n", cache_entries);
+}
+
+/* metrics_render_bans - ban requests and their latency */
+static void metrics_render_bans(struct metrics_text *t, const struct metrics_slot *s,
+                                const struct conf *conf)
+{
+    static const char *const backends[] = {
+        [BAN_BACKEND_NONE] = "none", [BAN_BACKEND_NFT] = "nft",
+        [BAN_BACKEND_IPSET] = "ipset", [BAN_BACKEND_RECENT] = "recent",
+    };
+    const char *b = backends[conf->ban_backend];
+    metrics_family(t, "breakwater_bans_total", "counter",
+                   "Ban and unban requests to the firewall, by backend and result.");
+    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"requested\"} %llu\n", b,
+                   (unsigned long long)s->bans_requested);
+    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"applied\"} %llu\n", b,
+                   (unsigned long long)s->bans_applied);
+    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"failed\"} %llu\n", b,
+                   (unsigned long long)s->bans_failed);
+    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"dropped\"} %llu\n", b,
+                   (unsigned long long)s->bans_dropped);
+    char labels[32];
+    snprintf(labels, sizeof labels, "backend=\"%s\",", b);
+    metrics_family(t, "breakwater_ban_duration_seconds", "histogram",
+                   "Time from a ban request to the firewall having it.");
+    metrics_histogram(t, "breakwater_ban_duration_seconds", labels, bans_latency_bounds,
+                      s->ban_latency, BANS_LATENCY_BUCKETS, s->ban_latency_sum_us);
+}
+
+/* metrics_render_process - the standard process metrics, summed */
+static void metrics_render_process(struct metrics_text *t, const struct metrics_slot *s)
+{
+    metrics_family(t, "process_open_fds", "gauge", "Open file descriptors (all workers).");
+    metrics_printf(t, "process_open_fds %llu\n", (unsigned long long)s->open_fds);
+    metrics_family(t, "process_resident_memory_bytes", "gauge",
+                   "Resident memory size in bytes (all workers).");
+    metrics_printf(t, "process_resident_memory_bytes %llu\n",
+                   (unsigned long long)s->resident_bytes);
+    metrics_family(t, "process_cpu_seconds_total", "counter",
+                   "User and system CPU time in seconds (all workers).");
+    metrics_printf(t, "process_cpu_seconds_total %.6f\n", (double)s->cpu_us / 1e6);
+    metrics_family(t, "process_start_time_seconds", "gauge",
+                   "Start time of the oldest worker since the Unix epoch in seconds.");
+    metrics_printf(t, "process_start_time_seconds %.3f\n", (double)s->start_time_ms / 1e3);
+}
+
+char *metrics_render(const struct metrics *m, const struct conf *conf, size_t cache_entries,
+                     size_t *len)
+{
+    struct metrics_text t = {0};
+    struct metrics_slot *sum = malloc(sizeof *sum);
+    if (sum == NULL)
+        return NULL;
+    metrics_sum(m, sum);
+    metrics_render_sessions(&t, sum);
+    metrics_render_dnsbl(&t, sum, conf, cache_entries);
+    metrics_render_bans(&t, sum, conf);
+    metrics_render_process(&t, sum);
+    free(sum);
+    if (t.failed) {
+        free(t.data);
+        return NULL;
+    }
+    *len = t.len;
+    return t.data;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (m == NULL)
+        return;
+    munmap(m->slots, m->size);
+    free(m);
+}

@@ -1,0 +1,109 @@
+/*
+ * metrics - breakwater's counters, gauges and histograms, in memory shared
+ * by every worker, and their Prometheus text exposition.
+ *
+ *   metrics_new()      map the shared area (before the workers fork): one
+ *                      slot per worker, all zero
+ *   metrics_slot()     worker `index`'s slot; metrics_slot_start() when that
+ *                      worker (re)starts: its gauges back to zero, its pid
+ *   metrics_sum()      every slot added up, into one struct metrics_slot
+ *   metrics_process_refresh()  the worker's own process facts (open fds,
+ *                      RSS, CPU) into its slot; cheap: one stat() and two
+ *                      small /proc reads
+ *   metrics_render()   the Prometheus text format (version 0.0.4) of the
+ *                      sum, into a malloc'd buffer the caller frees
+ *   metrics_free()
+ *
+ * Concurrency: each worker writes only its own slot, with plain stores of
+ * aligned 64-bit integers, which are single-copy atomic on x86-64 and
+ * arm64: a scrape in another worker reads each value whole, possibly a
+ * moment old, never torn. Counters only grow (a restarted worker goes on
+ * from its slot's values); gauges are set back to zero at a restart.
+ *
+ * Labels are fixed enums (states, refusal reasons, verdicts, DNSBL results,
+ * ban results) or the configured DNSBL zones: never a client address.
+ */
+#ifndef BREAKWATER_METRICS_H
+#define BREAKWATER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bans.h"
+#include "conf.h"
+#include "dnsbl_spec.h"
+
+/* Open sessions by state (session.c's states). */
+enum metrics_state {
+    METRICS_STATE_DNSBL, METRICS_STATE_REJECT, METRICS_STATE_RELAY, METRICS_STATE_CLOSING,
+    METRICS_STATES
+};
+
+/* Connections turned away, and why. */
+enum metrics_refusal {
+    METRICS_REFUSED_MAX_CONNECTIONS, METRICS_REFUSED_PER_IP,
+    METRICS_REFUSED_BACKEND_FULL, METRICS_REFUSED_BACKEND_DOWN,
+    METRICS_REFUSALS
+};
+
+/* Session verdicts, in session.c's order (session.c checks it). */
+enum metrics_verdict {
+    METRICS_VERDICT_HANGUP, METRICS_VERDICT_LISTED, METRICS_VERDICT_CLEAN,
+    METRICS_VERDICT_ALLOWLISTED, METRICS_VERDICT_DENYLISTED, METRICS_VERDICT_PREGREET,
+    METRICS_VERDICT_LIMIT, METRICS_VERDICT_BACKEND_DOWN,
+    METRICS_VERDICTS
+};
+
+/* What one DNSBL query brought. */
+enum metrics_dnsbl_result {
+    METRICS_DNSBL_LISTED, METRICS_DNSBL_CLEAN, METRICS_DNSBL_ERROR,
+    METRICS_DNSBL_TIMEOUT, METRICS_DNSBL_REFUSED,
+    METRICS_DNSBL_RESULTS
+};
+
+#define METRICS_DNSBL_BUCKETS 12   /* the last is +Inf */
+extern const double metrics_dnsbl_bounds[METRICS_DNSBL_BUCKETS];
+
+struct metrics_slot {
+    uint64_t pid;                          /* 0: this worker never ran */
+    /* gauges */
+    uint64_t open[METRICS_STATES];
+    uint64_t open_fds, resident_bytes;
+    uint64_t cpu_us;                       /* user + system CPU time */
+    uint64_t start_time_ms;                /* Unix epoch, milliseconds */
+    /* counters */
+    uint64_t accepted;
+    uint64_t refused[METRICS_REFUSALS];
+    uint64_t sessions[METRICS_VERDICTS];
+    uint64_t dnsbl_queries[DNSBL_SITES_MAX][METRICS_DNSBL_RESULTS];
+    uint64_t dnsbl_latency[DNSBL_SITES_MAX][METRICS_DNSBL_BUCKETS];
+    uint64_t dnsbl_latency_sum_us[DNSBL_SITES_MAX];
+    uint64_t cache_hits, cache_misses;
+    uint64_t bans_requested, bans_applied, bans_failed, bans_dropped;
+    uint64_t ban_latency[BANS_LATENCY_BUCKETS];
+    uint64_t ban_latency_sum_us;
+    uint64_t relayed_to_backend, relayed_to_client;
+    uint64_t backend_connect_failures;
+};
+
+struct metrics;
+
+/* NULL when the shared memory cannot be mapped. workers: 1..WORKERS_MAX. */
+struct metrics *metrics_new(unsigned workers);
+struct metrics_slot *metrics_slot(struct metrics *m, unsigned index);
+void metrics_slot_start(struct metrics_slot *slot);
+void metrics_sum(const struct metrics *m, struct metrics_slot *out);
+void metrics_process_refresh(struct metrics_slot *slot);
+/* cache_entries: the verdicts in the store now. Returns the text (its
+ * length in *len), or NULL when out of memory. */
+char *metrics_render(const struct metrics *m, const struct conf *conf, size_t cache_entries,
+                     size_t *len);
+void metrics_free(struct metrics *m);
+
+/* metrics_seconds_us - seconds as whole microseconds, for the sums */
+static inline uint64_t metrics_seconds_us(double seconds)
+{
+    return seconds > 0 ? (uint64_t)(seconds * 1e6 + 0.5) : 0;
+}
+
+#endif

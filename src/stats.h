@@ -1,0 +1,20 @@
+/*
+ * stats - `breakwater stats [-i SECONDS] [-n COUNT]`: a timestamped line
+ * every interval (default 5 s) with the open connections (in all and by
+ * state) and the rates since the last line: new connections, rejects
+ * (listed, denylisted, pregreet sessions), relays (ended clean and
+ * allowlisted sessions) and bans requested, per second. Computed by asking
+ * the daemon `stats` over the control socket (control.h) each time.
+ *
+ *   stats_run()  the command; returns the exit status (0 after COUNT lines,
+ *                1 when the daemon stops answering, CMD_EXIT_USAGE for bad
+ *                options)
+ */
+#ifndef BREAKWATER_STATS_H
+#define BREAKWATER_STATS_H
+
+#include "conf.h"
+
+int stats_run(struct conf *conf, char **operands, int count);
+
+#endif
