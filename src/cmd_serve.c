@@ -15,6 +15,7 @@
 #include "dnsbl.h"
 #include "httpd.h"
 #include "log.h"
+#include "notify.h"
 #include "resolver.h"
 #include "server.h"
 #include "startup.h"
@@ -75,6 +76,7 @@ struct serve_daemon {
     struct upkeep upkeep;
     ev_signal sigterm, sigint;
     ev_timer drain;             /* after a signal: until the relays are done */
+    ev_timer watchdog;          /* systemd's WatchdogSec= (notify.h) */
     double drain_deadline;
 };
 
@@ -164,6 +166,7 @@ static void serve_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     log_info("signal %d: shutting down (relays get up to %gs)", w->signum,
              d->srv.conf->shutdown_timeout);
+    notify_stopping();
     server_shutdown(&d->srv);
     d->drain_deadline = ev_now(loop) + d->srv.conf->shutdown_timeout;
     ev_timer_init(&d->drain, serve_drain_cb, 0., 0.1);
@@ -191,7 +194,10 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
     d.sigterm.data = d.sigint.data = &d;
     ev_signal_start(loop, &d.sigterm);
     ev_signal_start(loop, &d.sigint);
+    notify_ready(); /* as a worker: ignored by systemd, the supervisor says it */
+    notify_watchdog_start(loop, &d.watchdog);
     ev_run(loop, 0);
+    ev_timer_stop(loop, &d.watchdog);
     ev_timer_stop(loop, &d.drain);
     ev_signal_stop(loop, &d.sigterm);
     ev_signal_stop(loop, &d.sigint);

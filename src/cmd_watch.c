@@ -13,6 +13,7 @@
 #include "bans.h"
 #include "cmd.h"
 #include "log.h"
+#include "notify.h"
 #include "logrules.h"
 #include "startup.h"
 #include "store.h"
@@ -79,7 +80,12 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     ev_signal_init(&sigint, startup_signal_cb, SIGINT);
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sigint);
+    ev_timer watchdog;
+    notify_ready();
+    notify_watchdog_start(loop, &watchdog);
     ev_run(loop, 0);
+    notify_stopping();
+    ev_timer_stop(loop, &watchdog);
     struct watch_stats ws;
     struct bans_stats bs;
     watch_stats(w, &ws);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "workers.h"
 
@@ -169,9 +170,15 @@ static int workers_supervise(struct workers *w, const sigset_t *set, bool stoppi
 {
     int status = 0;
     for (;;) {
-        int signo = sigwaitinfo(set, NULL);
+        /* with systemd's watchdog, wake up to tell it we are alive */
+        double interval = notify_watchdog_interval();
+        struct timespec ts = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
+        int signo = interval > 0 ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
+        if (interval > 0)
+            notify_watchdog_ping();
         if ((signo == SIGTERM || signo == SIGINT) && !stopping) {
             log_info("signal %d: stopping %u workers", signo, w->count);
+            notify_stopping();
             stopping = true;
             workers_signal_all(w, SIGTERM);
         }
@@ -227,6 +234,8 @@ int workers_run(struct workers *w, workers_main_fn worker_main, void *arg)
         status = workers_spawn(w, i) < 0 ? 1 : 0;
     if (status != 0)
         workers_signal_all(w, SIGTERM);
+    else
+        notify_ready();
     if (w->pid[0] > 0) {
         int supervised = workers_supervise(w, &set, status != 0);
         status = status != 0 ? status : supervised;

@@ -1,0 +1,60 @@
+"""Type=notify: started with a NOTIFY_SOCKET (as systemd does), serve says
+READY=1 once it listens, WATCHDOG=1 at half of WATCHDOG_USEC, and
+STOPPING=1 at SIGTERM; the same with workers (the supervisor speaks)."""
+
+import os
+import socket
+import time
+
+from harness import SLOW, BreakwaterTestCase
+
+
+class NotifyTest(BreakwaterTestCase):
+
+    def notify_socket(self):
+        path = os.path.join(self.tmp, "notify")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._cleanups_extra.append(s.close)
+        s.bind(path)
+        os.chmod(path, 0o666)
+        s.settimeout(5 * SLOW)
+        return s, path
+
+    def start_notified(self, path, **opts):
+        def env():
+            os.environ["NOTIFY_SOCKET"] = path
+            os.environ["WATCHDOG_USEC"] = "200000"   # 0.2 s: pings every 0.1 s
+            os.environ.pop("WATCHDOG_PID", None)
+        return self.start_daemon(self.smtp_sink(), opts=opts, preexec_fn=env)
+
+    def messages_until(self, s, wanted, deadline):
+        seen = []
+        while time.monotonic() < deadline:
+            m = s.recv(4096).decode()
+            seen.append(m)
+            if wanted in m:
+                return seen
+        self.fail("no %r among %r" % (wanted, seen))
+
+    def check(self, workers):
+        s, path = self.notify_socket()
+        d = self.start_notified(path, workers=str(workers))
+        deadline = time.monotonic() + 5 * SLOW
+        self.messages_until(s, "READY=1", deadline)
+        t0 = time.monotonic()
+        pings = 0
+        while pings < 3:
+            if "WATCHDOG=1" in s.recv(4096).decode():
+                pings += 1
+        self.assertLess(time.monotonic() - t0, 2 * SLOW, "watchdog pings too slow")
+        d.expect_exit = True
+        d.proc.send_signal(15)
+        self.messages_until(s, "STOPPING=1", time.monotonic() + 5 * SLOW)
+        d.proc.wait(5 * SLOW)
+        self.assertEqual(d.proc.returncode, 0, d.log()[-2000:])
+
+    def test_one_process(self):
+        self.check(1)
+
+    def test_workers(self):
+        self.check(2)
