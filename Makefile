@@ -15,7 +15,7 @@ BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev 
 		 libnftables-dev libipset-dev libcap-dev libpcre2-dev libsystemd-dev
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
-		 iptables iproute2 systemd-journal-remote python3-prometheus-client
+		 iptables iproute2 systemd-journal-remote man-db systemd python3-prometheus-client
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 BENCH_PACKAGES = gnuplot-nox iproute2
 
@@ -106,14 +106,56 @@ user:
 		useradd --system --no-create-home --home-dir /var/lib/breakwater \
 			--shell /usr/sbin/nologin breakwater
 
-# Installs the binary, the config (never over an existing one) and the user.
-PREFIX ?= /usr/local
-install: $(B)/breakwater user
+# The man pages breakwater(8) and breakwater.conf(5): man/mkman.py writes
+# both from README.md, so they say what the README says.
+MAN_PAGES = $(B)/man/breakwater.8 $(B)/man/breakwater.conf.5
+.PHONY: man uninstall
+man: $(MAN_PAGES)
+$(MAN_PAGES) &: README.md man/mkman.py
+	$(call install_missing,python3)
+	python3 man/mkman.py --readme README.md --out $(B)/man --version $(VERSION)
+
+# Installs the binary (INSTALL_BIN, the tests give theirs) in PREFIX/sbin,
+# the config in /etc/breakwater (never over an existing one), the systemd
+# unit in UNITDIR with the binary's path set, the man pages in MANDIR, and,
+# when installing on this machine (no DESTDIR), the user; a running systemd
+# then reloads its units. PREFIX/lib/systemd/system is in systemd's search
+# path for /usr and /usr/local; /etc/systemd/system stays the admin's.
+PREFIX      ?= /usr/local
+SBINDIR      = $(PREFIX)/sbin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+MANDIR      ?= $(PREFIX)/share/man
+INSTALL_BIN ?= $(B)/breakwater
+SYSTEMD_RUNNING = $(if $(DESTDIR),,$(wildcard /run/systemd/system))
+install: $(INSTALL_BIN) $(MAN_PAGES) $(if $(DESTDIR),,user)
 	$(call install_missing,$(RUN_PACKAGES))
-	install -D -m 0755 $(B)/breakwater $(DESTDIR)$(PREFIX)/sbin/breakwater
+	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/breakwater
 	install -d -m 0755 $(DESTDIR)/etc/breakwater
 	[ -e $(DESTDIR)/etc/breakwater/breakwater.conf ] || \
 		install -m 0644 etc/breakwater.conf $(DESTDIR)/etc/breakwater/breakwater.conf
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	sed 's|/usr/local/sbin/breakwater|$(SBINDIR)/breakwater|g' etc/breakwater.service \
+		> $(DESTDIR)$(UNITDIR)/breakwater.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/breakwater.service
+	install -m 0644 $(B)/man/breakwater.8 $(DESTDIR)$(MANDIR)/man8/breakwater.8
+	install -m 0644 $(B)/man/breakwater.conf.5 $(DESTDIR)$(MANDIR)/man5/breakwater.conf.5
+	$(if $(SYSTEMD_RUNNING),systemctl daemon-reload)
+
+# Removes what install put in place (stopping and disabling the service
+# first on this machine); the config only while it is the shipped one. The
+# user, state_dir and the nftables table stay: `userdel breakwater`,
+# `rm -r /var/lib/breakwater`, `nft delete table inet breakwater`.
+uninstall:
+	$(if $(SYSTEMD_RUNNING),systemctl disable --now breakwater.service 2>/dev/null || true)
+	rm -f $(DESTDIR)$(SBINDIR)/breakwater $(DESTDIR)$(UNITDIR)/breakwater.service \
+		$(DESTDIR)$(MANDIR)/man8/breakwater.8 $(DESTDIR)$(MANDIR)/man5/breakwater.conf.5
+	@if cmp -s etc/breakwater.conf $(DESTDIR)/etc/breakwater/breakwater.conf; then \
+		rm -f $(DESTDIR)/etc/breakwater/breakwater.conf; \
+	elif [ -e $(DESTDIR)/etc/breakwater/breakwater.conf ]; then \
+		echo "kept $(DESTDIR)/etc/breakwater/breakwater.conf: it is not the shipped one"; \
+	fi
+	[ ! -d $(DESTDIR)/etc/breakwater ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)/etc/breakwater
+	$(if $(SYSTEMD_RUNNING),systemctl daemon-reload)
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done

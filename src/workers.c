@@ -103,6 +103,7 @@ static int workers_spawn(struct workers *w, unsigned i)
     }
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+        unsetenv("NOTIFY_SOCKET"); /* the supervisor speaks to systemd, not the workers */
         for (unsigned j = 0; j < w->count; j++)
             for (size_t l = 0; j != i && l < w->conf->listen_count; l++)
                 close(w->fds[j][l]);
