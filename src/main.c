@@ -97,9 +97,13 @@ static int main_rules(struct conf *conf, char **operands, int count)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static int main_ctl_json(struct conf *conf);
+
 /* main_ctl - one control command to the running daemon */
 static int main_ctl(struct conf *conf, char **operands, int count)
 {
+    if (count == 2 && strcmp(operands[0], "stats") == 0 && strcmp(operands[1], "--json") == 0)
+        return main_ctl_json(conf);
     char line[CONTROL_LINE_MAX] = "";
     size_t used = 0;
     for (int i = 0; i < count; i++) {
@@ -111,6 +115,24 @@ static int main_ctl(struct conf *conf, char **operands, int count)
         used += (size_t)n;
     }
     return control_request(conf->control_socket, line, stdout, stderr);
+}
+
+/* main_ctl_json - `ctl stats --json`: the snapshot as one JSON object */
+static int main_ctl_json(struct conf *conf)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (out == NULL)
+        return 1;
+    int status = control_request(conf->control_socket, "stats", out, stderr);
+    fclose(out);
+    if (status == 0 && stats_json(text, stdout) < 0) {
+        fprintf(stderr, "breakwater: ctl: the daemon's stats are not key value lines\n");
+        status = 1;
+    }
+    free(text);
+    return status;
 }
 
 static int main_check(struct conf *conf, char **operands, int count)
@@ -135,7 +157,7 @@ static const struct {
     {"check", main_check, 1, 1 << 20, "needs at least one ADDRESS", false},
     {"rules", main_rules, 0, 0, "takes no operands", false},
     {"ctl", main_ctl, 1, 3, "needs a COMMAND and at most 2 arguments", false},
-    {"stats", stats_run, 0, 4, "takes [-i SECONDS] [-n COUNT]", false},
+    {"stats", stats_run, 0, 5, "takes [-i SECONDS] [-n COUNT] [--json]", false},
     {"watch", cmd_watch, 0, CONF_WATCH_LOGS_MAX + 2, "takes at most 16 log files", true},
 };
 

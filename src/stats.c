@@ -2,6 +2,8 @@
  * stats - the `stats` command: polls `ctl stats`. See stats.h.
  */
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +32,18 @@ struct stats_sample {
     unsigned long long value[STATS_KEYS];
 };
 
-/* stats_options - -i SECONDS, -n COUNT (0: no end). Returns 0 or -1. */
-static int stats_options(char **operands, int count, double *interval, long *lines)
+/* stats_options - -i SECONDS, -n COUNT (0: no end), --json. Returns 0 or
+ * -1. */
+static int stats_options(char **operands, int count, double *interval, long *lines,
+                         bool *json)
 {
     for (int i = 0; i < count; i += 2) {
         char *end;
+        if (strcmp(operands[i], "--json") == 0) {
+            *json = true;
+            i--;
+            continue;
+        }
         if (i + 1 >= count)
             return -1;
         errno = 0;
@@ -91,8 +100,10 @@ static double stats_rate(const struct stats_sample *old, const struct stats_samp
     return seconds > 0 ? delta / seconds : 0;
 }
 
-/* stats_print - one line: the time, connections, rates since old */
-static void stats_print(const struct stats_sample *old, const struct stats_sample *now)
+/* stats_print - one line: the time, connections, rates since old; as
+ * key=value, or a JSON object */
+static void stats_print(const struct stats_sample *old, const struct stats_sample *now,
+                        bool json)
 {
     static const enum stats_key accepted[] = {STATS_ACCEPTED};
     static const enum stats_key rejects[] = {STATS_LISTED, STATS_DENYLISTED, STATS_PREGREET};
@@ -102,8 +113,11 @@ static void stats_print(const struct stats_sample *old, const struct stats_sampl
     time_t t = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&t, &tm));
-    printf("%s connections=%llu dnsbl=%llu reject=%llu relay=%llu "
-           "new/s=%.1f rejects/s=%.1f relays/s=%.1f bans/s=%.1f\n", when,
+    printf(json ? "{\"time\":\"%s\",\"connections\":%llu,\"dnsbl\":%llu,\"reject\":%llu,"
+                  "\"relay\":%llu,\"new_per_second\":%.1f,\"rejects_per_second\":%.1f,"
+                  "\"relays_per_second\":%.1f,\"bans_per_second\":%.1f}\n"
+                : "%s connections=%llu dnsbl=%llu reject=%llu relay=%llu "
+                  "new/s=%.1f rejects/s=%.1f relays/s=%.1f bans/s=%.1f\n", when,
            now->value[STATS_CONNECTIONS], now->value[STATS_DNSBL], now->value[STATS_REJECT],
            now->value[STATS_RELAY], stats_rate(old, now, accepted, 1),
            stats_rate(old, now, rejects, 3), stats_rate(old, now, relays, 2),
@@ -119,12 +133,37 @@ static void stats_sleep(double when)
         ;
 }
 
+int stats_json(const char *lines, FILE *out)
+{
+    const char *sep = "{";
+    char key[64], value[64];
+    for (const char *p = lines; *p != '\0';) {
+        size_t len = strcspn(p, "\n");
+        char *end;
+        if (sscanf(p, "%63s %63s", key, value) != 2 ||
+            strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key))
+            return -1;
+        double v = strtod(value, &end);
+        if (*end != '\0' && *end != '\n')
+            return -1;
+        if (isfinite(v))
+            fprintf(out, "%s\"%s\":%s", sep, key, value);
+        else
+            fprintf(out, "%s\"%s\":null", sep, key);
+        sep = ",";
+        p += len + (p[len] == '\n');
+    }
+    fprintf(out, "%s}\n", sep[0] == '{' ? "{" : "");
+    return 0;
+}
+
 int stats_run(struct conf *conf, char **operands, int count)
 {
     double interval = 5;
     long lines = 0;
-    if (stats_options(operands, count, &interval, &lines) < 0) {
-        fprintf(stderr, "breakwater: usage: stats [-i SECONDS] [-n COUNT] "
+    bool json = false;
+    if (stats_options(operands, count, &interval, &lines, &json) < 0) {
+        fprintf(stderr, "breakwater: usage: stats [-i SECONDS] [-n COUNT] [--json] "
                 "(SECONDS at least 0.1, COUNT at least 1)\n");
         return CMD_EXIT_USAGE;
     }
@@ -137,7 +176,7 @@ int stats_run(struct conf *conf, char **operands, int count)
         stats_sleep(next);
         if (stats_sample(conf->control_socket, &now) != 0)
             return 1;
-        stats_print(&old, &now);
+        stats_print(&old, &now, json);
         old = now;
     }
     return 0;

@@ -6,15 +6,21 @@
  * allowlisted sessions) and bans requested, per second. Computed by asking
  * the daemon `stats` over the control socket (control.h) each time.
  *
- *   stats_run()  the command; returns the exit status (0 after COUNT lines,
+ *   stats_run()  the command (--json: one JSON object per line); returns
+ *                the exit status (0 after COUNT lines,
  *                1 when the daemon stops answering, CMD_EXIT_USAGE for bad
  *                options)
  */
 #ifndef BREAKWATER_STATS_H
 #define BREAKWATER_STATS_H
 
+#include <stdio.h>
+
 #include "conf.h"
 
 int stats_run(struct conf *conf, char **operands, int count);
+/* The `key value` lines of `ctl stats` as one JSON object (an inf or nan
+ * value as null). Returns 0, or -1 for a line of another shape. */
+int stats_json(const char *lines, FILE *out);
 
 #endif

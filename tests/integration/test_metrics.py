@@ -185,6 +185,42 @@ class MetricsTest(BreakwaterTestCase):
         p = self.run_bw(["stats", "-c", d.confpath, "-i", "x"])
         self.assertEqual(p.returncode, 2)
 
+    def test_json_and_a_count_that_rises_and_falls(self):
+        """stats --json during a small wave: the connection count goes up as
+        clients arrive and down as they leave; ctl stats --json is one
+        object with the same keys as the lines."""
+        import json
+        import subprocess
+        import time
+        import harness
+        sink = self.smtp_sink()
+        d = self.start_daemon(sink)
+        p = subprocess.Popen([harness.BINARY, "stats", "-c", d.confpath, "-i", "0.25", "-n", "12",
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        held = []
+        for a in range(1, 6):          # the wave rises ...
+            c = self.client(d, "127.1.58.%d" % a)
+            backend_greeting(self, c)
+            held.append(c)
+            time.sleep(0.25)
+        for c in held:                 # ... and falls
+            c.close()
+        out, err = p.communicate(timeout=20 * SLOW)
+        self.assertEqual(p.returncode, 0, err)
+        counts = [json.loads(line)["connections"] for line in out.decode().splitlines()]
+        self.assertEqual(len(counts), 12, out)
+        top = max(counts)
+        self.assertGreaterEqual(top, 4, counts)
+        self.assertLess(counts[0], top, counts)
+        self.assertEqual(counts[-1], 0, counts)
+        q = self.run_bw(["ctl", "-c", d.confpath, "stats", "--json"])
+        self.assertEqual(q.returncode, 0, q.stderr)
+        snapshot = json.loads(q.stdout)
+        lines = self.run_bw(["ctl", "-c", d.confpath, "stats"]).stdout.splitlines()
+        self.assertEqual(set(snapshot), {l.split(" ", 1)[0] for l in lines})
+        self.assertEqual(snapshot["connections"], 0)
+
 
 if __name__ == "__main__":
     unittest.main()
