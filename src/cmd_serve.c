@@ -194,6 +194,11 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
     d.sigterm.data = d.sigint.data = &d;
     ev_signal_start(loop, &d.sigterm);
     ev_signal_start(loop, &d.sigint);
+    sigset_t stop;   /* a worker starts with them blocked (workers.c) */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &stop, NULL);
     notify_ready(); /* as a worker: ignored by systemd, the supervisor says it */
     notify_watchdog_start(loop, &d.watchdog);
     ev_run(loop, 0);

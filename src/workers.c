@@ -102,7 +102,13 @@ static int workers_spawn(struct workers *w, unsigned i)
         return -1;
     }
     if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+        /* SIGTERM and SIGINT stay blocked until the worker's loop watches
+         * them (the worker unblocks them then): one that comes during
+         * start-up waits, and then stops the worker gracefully */
+        sigset_t mask = w->old_mask;
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
         unsetenv("NOTIFY_SOCKET"); /* the supervisor speaks to systemd, not the workers */
         for (unsigned j = 0; j < w->count; j++)
             for (size_t l = 0; j != i && l < w->conf->listen_count; l++)

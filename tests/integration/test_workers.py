@@ -33,7 +33,9 @@ class WorkersTest(BreakwaterTestCase):
         # most of the time. With it, the fourth is refused every time.
         sink = self.smtp_sink()
         d = self.start_daemon(sink, opts={"workers": "2", "max_connections_per_ip": "3"})
-        self.assertEqual(len(children(d.proc.pid)), 2, "expected two worker processes")
+        # the ports are open before the workers are forked: wait for them
+        wait_until(lambda: len(children(d.proc.pid)) == 2, 5 * SLOW,
+                   what="two worker processes")
         for a in range(1, 13):
             source = "127.1.40.%d" % a
             held = []
@@ -64,8 +66,10 @@ class WorkersTest(BreakwaterTestCase):
     def test_dead_worker_is_restarted(self):
         sink = self.smtp_sink()
         d = self.start_daemon(sink, opts={"workers": "2"})
+        # the ports are open before the workers are forked: wait for them
+        wait_until(lambda: len(children(d.proc.pid)) == 2, 5 * SLOW,
+                   what="two worker processes")
         before = children(d.proc.pid)
-        self.assertEqual(len(before), 2)
         os.kill(before[0], signal.SIGKILL)
         wait_until(lambda: len(children(d.proc.pid)) == 2 and children(d.proc.pid) != before,
                    5 * SLOW, what="a new worker")
