@@ -1,7 +1,9 @@
 #!/bin/bash
 # bench/connections.sh N WORKERS - hold N idle listed connections on
 # breakwater with WORKERS workers and report its memory per connection and
-# the kernel's beside it. Needs build/breakwater, build/bench/wave, rbldnsd.
+# the kernel's beside it, and how long a scrape of /metrics takes while
+# they are held (200 scrapes, timed at the client: an upper bound of the
+# time the answering worker's loop spends on it). Needs build/breakwater, build/bench/wave, rbldnsd.
 # Bounded: the generator holds for 40 s at most; everything is stopped.
 set -u
 N=${1:-100000}
@@ -17,7 +19,7 @@ sleep 0.5
     -o dnsbl_sites=bl.test -o resolver=127.0.0.1:15399 -o dnsbl_health_interval=0 \
     -o workers="$WORKERS" -o max_connections=$((N + 10000)) -o max_connections_per_ip=1000 \
     -o command_timeout=120s -o reject_session_timeout=120s -o log_level=warning \
-    -o state_dir="$tmp/state" -o control_socket="$tmp/control" -o user=nobody -o ban_backend=none -o metrics_listen= \
+    -o state_dir="$tmp/state" -o control_socket="$tmp/control" -o user=nobody -o ban_backend=none -o metrics_listen=127.0.0.1:19625 \
     2> "$tmp/bw.log" & BW=$!
 sleep 1
 pids() { pgrep -P $BW | tr '\n' ' '; echo $BW; }
@@ -46,4 +48,12 @@ echo "daemon RSS growth $((rss1 - rss0)) KiB = $(( (rss1 - rss0) * 1024 / held )
 echo "daemon PSS growth $((pss1 - pss0)) KiB = $(( (pss1 - pss0) * 1024 / held )) B per connection"
 echo "kernel slab growth $((slab1 - slab0)) KiB = $(( (slab1 - slab0) * 1024 / held )) B per connection (both ends of each loopback connection)"
 grep '^TCP:' /proc/net/sockstat
+python3 - <<PY
+import time, urllib.request
+ts = []
+for _ in range(200):
+    t = time.monotonic(); urllib.request.urlopen("http://127.0.0.1:19625/metrics", timeout=5).read(); ts.append(time.monotonic() - t)
+ts.sort()
+print("scrape of /metrics while held: p50 %.2f ms p99 %.2f ms max %.2f ms (200 scrapes, wall time at the client)" % (ts[100]*1e3, ts[197]*1e3, ts[-1]*1e3))
+PY
 echo "daemon warnings and errors:"; sed "s/^/  /" "$tmp/bw.log"
