@@ -3,7 +3,8 @@
 # breakwater with WORKERS workers and report its memory per connection and
 # the kernel's beside it, and how long a scrape of /metrics takes while
 # they are held (200 scrapes, timed at the client: an upper bound of the
-# time the answering worker's loop spends on it). Needs build/breakwater, build/bench/wave, rbldnsd.
+# time the answering worker's loop spends on it). Needs build/breakwater,
+# build/bench/wave, rbldnsd.
 # Bounded: the generator holds for 40 s at most; everything is stopped.
 set -u
 N=${1:-100000}
