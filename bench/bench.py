@@ -436,21 +436,19 @@ class Bench:
     def fig_g(self):
         pass    # measured with figure a (a second instance with workers = 2)
 
-    def fig_i(self):
-        cmd = ["bench/bans.sh", "10000", "6"]
-        log("i: " + " ".join(cmd))
+    def script_figure(self, fig, cmd, timeout):
+        """A figure made by one of the bench scripts: its output, kept whole."""
+        log("%s: %s" % (fig, " ".join(cmd)))
         p = subprocess.run([os.path.join(ROOT, cmd[0])] + cmd[1:], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=180, cwd=ROOT)
-        self.res["i"] = {"command": " ".join(cmd), "output": p.stdout, "status": p.returncode}
+                           stderr=subprocess.STDOUT, text=True, timeout=timeout, cwd=ROOT)
+        self.res[fig] = {"command": " ".join(cmd), "output": p.stdout, "status": p.returncode}
         self.save()
 
+    def fig_i(self):
+        self.script_figure("i", ["bench/bans.sh", "10000", "6"], 180)
+
     def fig_w(self):
-        cmd = ["bench/watch.sh"]
-        log("w: " + " ".join(cmd))
-        p = subprocess.run([os.path.join(ROOT, cmd[0])] + cmd[1:], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=400, cwd=ROOT)
-        self.res["w"] = {"command": " ".join(cmd), "output": p.stdout, "status": p.returncode}
-        self.save()
+        self.script_figure("w", ["bench/watch.sh"], 400)
 
     def fig_c(self):
         a = self.a

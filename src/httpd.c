@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "httpd.h"
+#include "server.h"
 #include "log.h"
 
 struct httpd_conn;
@@ -40,22 +41,11 @@ struct httpd_conn {
 
 int httpd_listen(const struct endpoint *where, char *err, size_t errsize)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = addr_to_sockaddr(&where->addr, where->port, &ss);
-    int one = 1;
-    int fd = socket(where->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, (struct sockaddr *)&ss, len) == 0 && listen(fd, 64) == 0)
-            return fd;
-    }
-    char text[ADDR_TEXT_MAX];
-    addr_format(&where->addr, text, sizeof text);
-    snprintf(err, errsize, "metrics_listen: cannot listen on %s port %u: %s", text,
-             where->port, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return -1;
+    char why[256];
+    int fd = server_listen(where, false, why, sizeof why);
+    if (fd < 0)
+        snprintf(err, errsize, "metrics_listen: %s", why);
+    return fd;
 }
 
 /* httpd_conn_close - done with one scrape */

@@ -501,31 +501,37 @@ static int killconn_destroy(int fd, const struct killconn_list *list, char *err,
     return (int)destroyed;
 }
 
-/* killconn_sockets - see killconn.h */
-int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
-                     size_t nports, char *err, size_t errsize)
+/* killconn_find - the matching sockets of addrs into list; returns the
+ * open netlink descriptor (the caller closes it), or -1 with err set */
+static int killconn_find(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                         size_t nports, struct killconn_list *list, char *err, size_t errsize)
 {
     struct killconn_filter f;
-    struct killconn_list list = {NULL, 0, 0};
-    int fd, result;
-
-    if (nports == 0 || naddrs == 0)
-        return 0;
     if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
         snprintf(err, errsize, "out of memory");
         return -1;
     }
-    fd = killconn_open(err, errsize);
-    if (fd < 0) {
-        free(f.addrs);
-        return -1;
+    int fd = killconn_open(err, errsize);
+    if (fd >= 0 && killconn_collect(fd, &f, list, err, errsize) < 0) {
+        close(fd);
+        fd = -1;
     }
-    result = killconn_collect(fd, &f, &list, err, errsize);
-    if (result == 0)
-        result = killconn_destroy(fd, &list, err, errsize);
-    close(fd);
-    free(list.items);
     free(f.addrs);
+    return fd;
+}
+
+/* killconn_sockets - see killconn.h */
+int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
+                     size_t nports, char *err, size_t errsize)
+{
+    struct killconn_list list = {NULL, 0, 0};
+    if (nports == 0 || naddrs == 0)
+        return 0;
+    int fd = killconn_find(addrs, naddrs, ports, nports, &list, err, errsize);
+    int result = fd < 0 ? -1 : killconn_destroy(fd, &list, err, errsize);
+    if (fd >= 0)
+        close(fd);
+    free(list.items);
     return result;
 }
 
@@ -665,36 +671,25 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
 int killconn_processes(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
                        size_t nports, char *err, size_t errsize)
 {
-    struct killconn_filter f;
     struct killconn_list list = {NULL, 0, 0};
     uint32_t *inodes = NULL;
-    long ninodes = 0;
-    int fd, result;
-
     if (nports == 0 || naddrs == 0)
         return 0;
-    if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
-        snprintf(err, errsize, "out of memory");
-        return -1;
-    }
-    fd = killconn_open(err, errsize);
+    int fd = killconn_find(addrs, naddrs, ports, nports, &list, err, errsize);
     if (fd < 0) {
-        free(f.addrs);
+        free(list.items);
         return -1;
     }
-    result = killconn_collect(fd, &f, &list, err, errsize);
     close(fd);
-    if (result == 0) {
-        ninodes = killconn_inodes(&list, &inodes);
-        if (ninodes < 0) {
-            snprintf(err, errsize, "out of memory");
-            result = -1;
-        }
-    }
-    if (result == 0 && ninodes > 0)
+    long ninodes = killconn_inodes(&list, &inodes);
+    int result = 0;
+    if (ninodes < 0) {
+        snprintf(err, errsize, "out of memory");
+        result = -1;
+    } else if (ninodes > 0) {
         result = killconn_signal_owners(inodes, (size_t)ninodes, err, errsize);
+    }
     free(inodes);
     free(list.items);
-    free(f.addrs);
     return result;
 }

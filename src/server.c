@@ -112,9 +112,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* server_listen - one listening socket */
-static int server_listen(const struct endpoint *e, bool reuseport, char *err,
-                         size_t errsize)
+/* server_listen - one listening socket (also the metrics endpoint's) */
+int server_listen(const struct endpoint *e, bool reuseport, char *err, size_t errsize)
 {
     char text[ADDR_TEXT_MAX];
     struct sockaddr_storage ss;

@@ -50,6 +50,9 @@ struct server {
     struct log_limit fd_log;
 };
 
+/* One non-blocking TCP listening socket on e (IPv6 sockets IPv6-only).
+ * Returns it, or -1 with err "cannot listen on ADDR:PORT: why". */
+int server_listen(const struct endpoint *e, bool reuseport, char *err, size_t errsize);
 /* Fills fds[0..conf->listen_count). Returns 0, or -1 with err set (an
  * address that cannot be bound); then no socket is left open. */
 int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,

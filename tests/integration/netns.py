@@ -228,46 +228,6 @@ def wait_daemon_listening(daemon, timeout=None):
         time.sleep(0.02)
 
 
-def _dns_a(port, name, timeout=1.0):
-    """One A query to 127.0.0.1:port (run it inside the namespace); the
-    answer addresses, or None on timeout/error."""
-    qid = os.getpid() & 0xFFFF
-    q = bytearray(qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00")
-    for label in name.split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\x00\x00\x01\x00\x01"
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.settimeout(timeout)
-        s.sendto(bytes(q), ("127.0.0.1", port))
-        pkt = s.recv(4096)
-    except OSError:
-        return None
-    finally:
-        s.close()
-    if len(pkt) < 12 or pkt[:2] != q[:2]:
-        return None
-    ancount = int.from_bytes(pkt[6:8], "big")
-    i = len(q)  # the question is echoed as sent
-    out = []
-    for _ in range(ancount):
-        if i >= len(pkt):
-            break
-        if pkt[i] & 0xC0 == 0xC0:
-            i += 2
-        else:
-            while i < len(pkt) and pkt[i] != 0:
-                i += 1 + pkt[i]
-            i += 1
-        rtype = int.from_bytes(pkt[i:i + 2], "big")
-        rdlen = int.from_bytes(pkt[i + 8:i + 10], "big")
-        rdata = pkt[i + 10:i + 10 + rdlen]
-        i += 10 + rdlen
-        if rtype == 1 and rdlen == 4:
-            out.append(".".join(str(b) for b in rdata))
-    return out
-
-
 class NsRbldnsd:
     """A private rbldnsd in a namespace, serving bl.test (ip4set): the
     given addresses and the RFC 5782 test point 127.0.0.2."""
@@ -304,7 +264,8 @@ class NsRbldnsd:
         limit = timeout or 5 * harness.SLOW
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.ns.call(_dns_a, self.port, "2.0.0.127." + self.zone, timeout=5) \
+            # harness.dig from a thread inside the namespace: its dig runs there
+            if self.ns.call(harness.dig, self.port, "2.0.0.127." + self.zone, timeout=10) \
                     == ["127.0.0.2"]:
                 return self
             time.sleep(0.05)
