@@ -317,6 +317,11 @@ void bans_stats(const struct bans *b, struct bans_stats *out)
     *out = b->stats;
 }
 
+void bans_set_conf(struct bans *b, const struct conf *conf)
+{
+    b->conf = conf;
+}
+
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)
 {
     b->metrics = metrics;

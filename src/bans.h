@@ -65,6 +65,9 @@ int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize);
 /* Returns how many bans were put back. */
 size_t bans_restore(struct bans *b);
 void bans_stats(const struct bans *b, struct bans_stats *out);
+/* A reload: ban_time, ban_time_max and the allowlist from conf from now on
+ * (conf outlives its use: the generation holding it is current). */
+void bans_set_conf(struct bans *b, const struct conf *conf);
 struct metrics_slot;
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics);
 /* The latency below which fraction q (0..1] of the applied bans fell: a

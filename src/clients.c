@@ -5,6 +5,7 @@
 
 #include "clients.h"
 #include "dnsbl.h"
+#include "generation.h"
 
 #define CLIENTS_INITIAL_BUCKETS 1024
 
@@ -49,6 +50,7 @@ void clients_put(struct clients *t, struct client *c)
         return;
     addrmap_remove(&t->map, addrmap_find(&t->map, &c->node.addr));
     dnsbl_lookup_release(c->lookup);
+    generation_drop(c->lookup_gen);
     free(c);
 }
 

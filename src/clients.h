@@ -19,12 +19,14 @@
 
 struct session;
 struct dnsbl_lookup;
+struct generation;
 
 struct client {
     struct addrmap_node node;     /* first: the address and the hash chain */
     unsigned sessions;            /* open sessions from this address */
     struct session *first;        /* those sessions, linked through them */
     struct dnsbl_lookup *lookup;  /* NULL until the first lookup starts */
+    struct generation *lookup_gen; /* the generation the lookup belongs to, held */
 };
 
 struct clients;

@@ -5,23 +5,27 @@
  * and metrics endpoint, until SIGTERM or SIGINT. The metrics (metrics.h)
  * are mapped before the workers fork: each worker counts in its own slot.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bans.h"
 #include "cmd.h"
 #include "control.h"
 #include "dnsbl.h"
+#include "generation.h"
 #include "httpd.h"
 #include "log.h"
 #include "notify.h"
-#include "resolver.h"
 #include "server.h"
 #include "startup.h"
 #include "store.h"
 #include "upkeep.h"
 #include "workers.h"
+
+#define SERVE_REAP_INTERVAL 1.0   /* seconds between frees of old generations */
 
 /* serve_endpoint_text - "127.0.0.1:25" or "[::1]:25" */
 static void serve_endpoint_text(const struct endpoint *e, char *buf, size_t size)
@@ -65,55 +69,167 @@ static void serve_announce(const struct conf *conf)
 
 /* The pieces of one serving process, made and freed in order. */
 struct serve_daemon {
+    struct ev_loop *loop;
     struct store *store;
-    struct resolver *resolver;
-    struct dnsbl *dnsbl;
+    struct generation *current;      /* held; the server holds it too */
+    struct generation *generations;  /* every one not freed yet, newest first */
     struct bans *bans;
     struct server srv;
     bool serving;
+    bool supervised;            /* a worker: its supervisor leads a reload */
+    struct metrics_slot *slot;
     struct control *control;
     struct httpd *httpd;        /* NULL: metrics_listen is empty */
     struct upkeep upkeep;
-    ev_signal sigterm, sigint;
+    ev_signal sigterm, sigint, sighup;
+    ev_timer reap;              /* frees the generations no one holds */
     ev_timer drain;             /* after a signal: until the relays are done */
     ev_timer watchdog;          /* systemd's WatchdogSec= (notify.h) */
     double drain_deadline;
 };
 
-/* serve_daemon_start - store, resolver, lists, bans, listeners, control */
+/* serve_read_next - the configuration read again, with this process's share
+ * of the limits and the restart-only keys at their running values (named
+ * in changed). Returns 0, or -1 with err set. */
+static int serve_read_next(const struct serve_daemon *d, struct conf *next, char *changed,
+                           size_t size, char *err)
+{
+    const struct conf *running = d->current->conf;
+    if (running->source == NULL) {
+        snprintf(err, CONF_ERR_MAX, "no configuration file to read");
+        return -1;
+    }
+    if (conf_read(next, running->source, err) < 0)
+        return -1;
+    if (conf_keep_restart_keys(next, running, changed, size) < 0) {
+        conf_free(next);
+        snprintf(err, CONF_ERR_MAX, "out of memory");
+        return -1;
+    }
+    if (d->supervised)
+        workers_divide(next, workers_count(next));
+    return 0;
+}
+
+/* serve_reload - SIGHUP or `ctl reload`: new sessions start under the
+ * configuration read again; sessions already open keep theirs. Returns
+ * 0 (note: the keys that need a restart, or "") or -1 (note: why the
+ * running configuration stays). */
+static int serve_reload(struct serve_daemon *d, char *note, size_t size)
+{
+    char err[CONF_ERR_MAX], changed[256], sites[4096];
+    struct conf next;
+    note[0] = '\0';
+    if (serve_read_next(d, &next, changed, sizeof changed, err) < 0)
+        goto refused;
+    struct generation *gen = generation_new(d->loop, NULL, &next, d->store, err, sizeof err);
+    if (gen == NULL)
+        goto refused;
+    const struct conf *conf = gen->conf;
+    gen->next = d->generations;
+    d->generations = gen;
+    if (metrics_slot_move_zones(d->slot, &d->current->conf->dnsbl_sites, &conf->dnsbl_sites))
+        dnsbl_set_metrics(d->current->dnsbl, NULL); /* its rows are not its own now */
+    dnsbl_set_metrics(gen->dnsbl, d->slot);
+    startup_sites_text(conf, sites, sizeof sites);
+    store_set_sites(d->store, sites);
+    server_reload(&d->srv, generation_hold(gen));
+    bans_set_conf(d->bans, conf);
+    httpd_set_conf(d->httpd, conf);
+    upkeep_set_conf(&d->upkeep, conf);
+    log_set_level(conf->log_level);
+    generation_drop(d->current);
+    d->current = gen;
+    dnsbl_health_start(gen->dnsbl);
+    if (changed[0] != '\0')
+        snprintf(note, size, "%s changed: that needs a restart", changed);
+    log_info("configuration reloaded%s%s", note[0] ? "; " : "", note);
+    return 0;
+refused:
+    snprintf(note, size, "reload refused, the running configuration stays: %s", err);
+    log_error("%s", note);
+    return -1;
+}
+
+/* serve_control_reload - `ctl reload`. A worker checks the file itself (so
+ * that the answer carries the error) and then asks its supervisor, which
+ * passes SIGHUP on to every worker. */
+static int serve_control_reload(void *arg, char *note, size_t size)
+{
+    struct serve_daemon *d = arg;
+    if (!d->supervised)
+        return serve_reload(d, note, size);
+    char err[CONF_ERR_MAX], changed[256];
+    struct conf next;
+    if (serve_read_next(d, &next, changed, sizeof changed, err) < 0) {
+        snprintf(note, size, "reload refused, the running configuration stays: %s", err);
+        return -1;
+    }
+    conf_free(&next);
+    if (kill(getppid(), SIGHUP) < 0) {
+        snprintf(note, size, "cannot signal the supervisor: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(note, size, "%s%s", changed, changed[0] ? " changed: that needs a restart" : "");
+    return 0;
+}
+
+static void serve_sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char note[CONF_ERR_MAX + 128];
+    (void)loop, (void)revents;
+    serve_reload(w->data, note, sizeof note);
+}
+
+static void serve_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct serve_daemon *d = w->data;
+    (void)loop, (void)revents;
+    generation_reap(&d->generations);
+}
+
+/* serve_daemon_start - store, lists, bans, listeners, control */
 static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
                              const struct conf *conf, const struct startup *ctx,
                              const int *fds, unsigned index)
 {
     char err[1024], sites[4096];
+    d->loop = loop;
+    d->supervised = workers_count(conf) > 1;
     startup_sites_text(conf, sites, sizeof sites);
     d->store = store_open(conf->state_dir, conf->cache_max_entries, sites, err, sizeof err);
     if (d->store == NULL)
         goto fail;
-    d->resolver = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
-    if (d->resolver == NULL)
+    d->current = d->generations = generation_new(loop, conf, NULL, d->store, err, sizeof err);
+    if (d->current == NULL)
         goto fail;
-    d->dnsbl = dnsbl_new(loop, d->resolver, conf, d->store);
-    d->bans = d->dnsbl ? bans_new(loop, conf, d->store, ctx->helper_fd[index]) : NULL;
+    d->bans = bans_new(loop, conf, d->store, ctx->helper_fd[index]);
     if (d->bans == NULL) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    struct metrics_slot *slot = metrics_slot(ctx->metrics, index);
-    metrics_slot_start(slot);
-    dnsbl_set_metrics(d->dnsbl, slot);
-    bans_set_metrics(d->bans, slot);
-    if (server_start(&d->srv, loop, conf, d->dnsbl, d->bans, slot, fds, err, sizeof err) < 0)
+    d->slot = metrics_slot(ctx->metrics, index);
+    metrics_slot_start(d->slot);
+    dnsbl_set_metrics(d->current->dnsbl, d->slot);
+    bans_set_metrics(d->bans, d->slot);
+    if (server_start(&d->srv, loop, generation_hold(d->current), d->bans, d->slot, fds, err,
+                     sizeof err) < 0) {
+        generation_drop(d->current);
         return log_error("%s", err), -1;
+    }
     d->serving = true;
-    d->control = control_start(loop, ctx->control_fd, conf, d->store, d->bans, ctx->metrics);
+    d->control = control_start(loop, ctx->control_fd, serve_control_reload, d, d->store,
+                               d->bans, ctx->metrics);
     if (d->control != NULL && ctx->metrics_fd >= 0)
-        d->httpd = httpd_start(loop, ctx->metrics_fd, conf, ctx->metrics, slot, d->store);
+        d->httpd = httpd_start(loop, ctx->metrics_fd, conf, ctx->metrics, d->slot, d->store);
     if (d->control == NULL || (ctx->metrics_fd >= 0 && d->httpd == NULL)) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
     upkeep_start(&d->upkeep, loop, conf, d->store);
+    ev_timer_init(&d->reap, serve_reap_cb, SERVE_REAP_INTERVAL, SERVE_REAP_INTERVAL);
+    d->reap.data = d;
+    ev_timer_start(loop, &d->reap);
     return 0;
 fail:
     log_error("%s", err);
@@ -125,6 +241,7 @@ fail:
 /* serve_daemon_stop - everything serve_daemon_start() made, in reverse */
 static void serve_daemon_stop(struct serve_daemon *d)
 {
+    ev_timer_stop(d->loop, &d->reap);
     httpd_stop(d->httpd);
     if (d->control != NULL) {
         control_stop(d->control);
@@ -133,8 +250,8 @@ static void serve_daemon_stop(struct serve_daemon *d)
     if (d->serving)
         server_stop(&d->srv);
     bans_free(d->bans);
-    resolver_free(d->resolver); /* ends every query, before dnsbl goes */
-    dnsbl_free(d->dnsbl);
+    generation_drop(d->current);
+    generation_reap(&d->generations); /* every session is gone: all of them */
     if (d->store != NULL)
         store_close(d->store);
 }
@@ -164,11 +281,12 @@ static void serve_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    log_info("signal %d: shutting down (relays get up to %gs)", w->signum,
-             d->srv.conf->shutdown_timeout);
+    double timeout = d->current->conf->shutdown_timeout;
+    log_info("signal %d: shutting down (relays get up to %gs)", w->signum, timeout);
     notify_stopping();
+    ev_signal_stop(loop, &d->sighup); /* no reload while draining */
     server_shutdown(&d->srv);
-    d->drain_deadline = ev_now(loop) + d->srv.conf->shutdown_timeout;
+    d->drain_deadline = ev_now(loop) + timeout;
     ev_timer_init(&d->drain, serve_drain_cb, 0., 0.1);
     d->drain.data = d;
     ev_timer_start(loop, &d->drain);
@@ -186,19 +304,22 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
         serve_daemon_stop(&d);
         return 1;
     }
-    dnsbl_health_start(d.dnsbl);
+    dnsbl_health_start(d.current->dnsbl);
     if (index == 0 && first && conf->ban_backend != BAN_BACKEND_NONE)
         log_info("put %zu stored bans back into the firewall", bans_restore(d.bans));
     ev_signal_init(&d.sigterm, serve_signal_cb, SIGTERM);
     ev_signal_init(&d.sigint, serve_signal_cb, SIGINT);
-    d.sigterm.data = d.sigint.data = &d;
+    ev_signal_init(&d.sighup, serve_sighup_cb, SIGHUP);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
     ev_signal_start(loop, &d.sigterm);
     ev_signal_start(loop, &d.sigint);
-    sigset_t stop;   /* a worker starts with them blocked (workers.c) */
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigprocmask(SIG_UNBLOCK, &stop, NULL);
+    ev_signal_start(loop, &d.sighup);
+    sigset_t watched;   /* a worker starts with them blocked (workers.c) */
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &watched, NULL);
     notify_ready(); /* as a worker: ignored by systemd, the supervisor says it */
     notify_watchdog_start(loop, &d.watchdog);
     ev_run(loop, 0);
@@ -206,6 +327,7 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
     ev_timer_stop(loop, &d.drain);
     ev_signal_stop(loop, &d.sigterm);
     ev_signal_stop(loop, &d.sigint);
+    ev_signal_stop(loop, &d.sighup);
     serve_daemon_stop(&d);
     ev_loop_destroy(loop);
     return 0;

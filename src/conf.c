@@ -1103,3 +1103,93 @@ void conf_free(struct conf *c)
     cidr_set_free(&c->denylist);
     memset(c, 0, sizeof *c);
 }
+
+int conf_read(struct conf *c, const struct conf_source *src, char *err)
+{
+    conf_init(c);
+    const char *path = src->path != NULL ? src->path : src->default_path;
+    int rc = conf_load_file(c, path, src->path != NULL, err);
+    for (size_t i = 0; rc == 0 && i < src->option_count; i++)
+        rc = conf_set_option(c, src->options[i], err);
+    if (rc == 0)
+        rc = conf_finish(c, err);
+    if (rc != 0) {
+        conf_free(c);
+        return -1;
+    }
+    c->source = src;
+    return 0;
+}
+
+static bool conf_string_equal(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* conf_keep_string - *next = a copy of running; false when out of memory */
+static bool conf_keep_string(char **next, const char *running)
+{
+    char *copy = running != NULL ? strdup(running) : NULL;
+    if (running != NULL && copy == NULL)
+        return false;
+    free(*next);
+    *next = copy;
+    return true;
+}
+
+/* conf_changed - appends a key name to the list */
+static void conf_changed(char *changed, size_t size, const char *key)
+{
+    size_t used = strlen(changed);
+    snprintf(changed + used, size - used, "%s%s", used ? ", " : "", key);
+}
+
+int conf_keep_restart_keys(struct conf *next, const struct conf *running,
+                           char *changed, size_t size)
+{
+    changed[0] = '\0';
+    bool same = next->listen_count == running->listen_count;
+    for (size_t i = 0; same && i < next->listen_count; i++)
+        same = conf_endpoint_equal(&next->listen[i], &running->listen[i]);
+    if (!same) {
+        conf_changed(changed, size, "listen");
+        memcpy(next->listen, running->listen, sizeof next->listen);
+        next->listen_count = running->listen_count;
+    }
+    if (next->has_metrics_listen != running->has_metrics_listen ||
+        (next->has_metrics_listen &&
+         !conf_endpoint_equal(&next->metrics_listen, &running->metrics_listen))) {
+        conf_changed(changed, size, "metrics_listen");
+        next->has_metrics_listen = running->has_metrics_listen;
+        next->metrics_listen = running->metrics_listen;
+    }
+    const struct {
+        const char *key;
+        size_t offset;
+    } strings[] = {
+        {"user", offsetof(struct conf, user)},
+        {"state_dir", offsetof(struct conf, state_dir)},
+        {"control_socket", offsetof(struct conf, control_socket)},
+        {"ban_set", offsetof(struct conf, ban_set)},
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        char **n = (char **)((char *)next + strings[i].offset);
+        char *const *r = (char *const *)((const char *)running + strings[i].offset);
+        if (conf_string_equal(*n, *r))
+            continue;
+        conf_changed(changed, size, strings[i].key);
+        if (!conf_keep_string(n, *r))
+            return -1;
+    }
+#define CONF_KEEP(field)                            \
+    if (next->field != running->field) {            \
+        conf_changed(changed, size, #field);        \
+        next->field = running->field;               \
+    }
+    CONF_KEEP(workers)
+    CONF_KEEP(ban_backend)
+    CONF_KEEP(log_target)
+    CONF_KEEP(cache_max_entries)
+#undef CONF_KEEP
+    return 0;
+}

@@ -8,6 +8,9 @@
  *   conf_set()        one key = value (from a file line or -o)
  *   conf_finish()     checks that need every key; call once after the above
  *   conf_free()
+ *   conf_read()       all of the above from a conf_source (start and reload)
+ *   conf_keep_restart_keys()  a reload: the keys that only a restart can
+ *                     change keep their running values
  *
  * Errors are one line: "<origin>: <key>: <what is wrong> ('<text>')" where
  * origin is "file:line" or "-o". Values: lists are separated by commas
@@ -47,7 +50,17 @@ struct endpoint {
     uint16_t port;
 };
 
+/* Where a configuration comes from, kept so that a reload reads it again
+ * the same way: the file, then the -o overrides in order. */
+struct conf_source {
+    const char *path;          /* NULL: the default file, which may be missing */
+    const char *default_path;
+    char **options;            /* "key=value" as given to -o */
+    size_t option_count;
+};
+
 struct conf {
+    const struct conf_source *source;    /* NULL when built by hand (tests) */
     struct endpoint listen[CONF_LISTEN_MAX];
     size_t listen_count;
     struct endpoint backend;
@@ -114,6 +127,16 @@ int conf_set(struct conf *c, const char *key, const char *value,
 int conf_set_option(struct conf *c, const char *option, char *err);
 int conf_finish(struct conf *c, char *err);
 void conf_free(struct conf *c);
+/* conf_init() + file + options + conf_finish(); c->source = src. Returns 0,
+ * or -1 with err set and c freed. */
+int conf_read(struct conf *c, const struct conf_source *src, char *err);
+/* The keys a running daemon cannot change (listen, user, state_dir,
+ * workers, control_socket, metrics_listen, ban_backend, ban_set,
+ * log_target, cache_max_entries): where next differs from running, next
+ * gets running's value and the key's name is added to changed (comma
+ * separated, "" when none). Returns -1 when out of memory. */
+int conf_keep_restart_keys(struct conf *next, const struct conf *running,
+                           char *changed, size_t size);
 
 /* Helpers shared with other modules' parsers. Return 0 or -1. */
 int conf_parse_duration(const char *text, double *seconds);

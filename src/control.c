@@ -20,7 +20,8 @@
 
 struct control {
     struct ev_loop *loop;
-    const struct conf *conf;
+    control_reload_fn *reload;
+    void *reload_arg;
     struct store *store;
     struct bans *bans;
     const struct metrics *metrics;
@@ -204,6 +205,18 @@ static void control_stats(struct control_conn *cc, char **argv, int argc)
     control_say(cc, "ok");
 }
 
+static void control_reload(struct control_conn *cc, char **argv, int argc)
+{
+    char note[CONF_ERR_MAX + 128];
+    (void)argv, (void)argc;
+    if (cc->ctl->reload(cc->ctl->reload_arg, note, sizeof note) < 0)
+        control_say(cc, "error: %s", note);
+    else if (note[0] != '\0')
+        control_say(cc, "ok: %s", note);
+    else
+        control_say(cc, "ok");
+}
+
 static const struct {
     const char *name;
     control_handler *handler;
@@ -215,6 +228,7 @@ static const struct {
     {"bans", control_bans, 0, 0, "bans"},
     {"flush", control_flush, 0, 0, "flush"},
     {"stats", control_stats, 0, 0, "stats"},
+    {"reload", control_reload, 0, 0, "reload"},
 };
 
 /* control_execute - split the line into words and run its command */
@@ -238,7 +252,7 @@ static void control_execute(struct control_conn *cc, char *line)
             control_commands[i].handler(cc, argv, argc);
         return;
     }
-    control_say(cc, "error: unknown command '%.64s' (commands: ban, unban, bans, flush, stats)",
+    control_say(cc, "error: unknown command '%.64s' (commands: ban, unban, bans, flush, stats, reload)",
                 argc > 0 ? argv[0] : "");
 }
 
@@ -412,15 +426,15 @@ int control_listen(const char *path, const struct privsep_user *user, char *err,
     return fd;
 }
 
-struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
-                              struct store *store, struct bans *bans,
+struct control *control_start(struct ev_loop *loop, int fd, control_reload_fn *reload,
+                              void *reload_arg, struct store *store, struct bans *bans,
                               const struct metrics *metrics)
 {
     struct control *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    *c = (struct control){.loop = loop, .conf = conf, .store = store, .bans = bans,
-                          .metrics = metrics};
+    *c = (struct control){.loop = loop, .reload = reload, .reload_arg = reload_arg,
+                          .store = store, .bans = bans, .metrics = metrics};
     ev_io_init(&c->io, control_accept_cb, fd, EV_READ);
     c->io.data = c;
     ev_io_start(loop, &c->io);
@@ -453,7 +467,10 @@ int control_request(const char *path, const char *line, FILE *out, FILE *err)
     while (in != NULL && fgets(answer, sizeof answer, in) != NULL) {
         if (strcmp(answer, "ok\n") == 0)
             status = 0;
-        else if (strncmp(answer, "error: ", 7) == 0) {
+        else if (strncmp(answer, "ok: ", 4) == 0) { /* done, with a remark */
+            fprintf(err, "breakwater: %s", answer + 4);
+            status = 0;
+        } else if (strncmp(answer, "error: ", 7) == 0) {
             fprintf(err, "breakwater: %s", answer + 7);
             status = 1;
         } else

@@ -13,6 +13,9 @@
  *   stats                    key value lines: this worker's ban counters,
  *                            and every worker's connections and totals
  *                            (from the shared metrics, metrics.h)
+ *   reload                   read the configuration again (as SIGHUP does);
+ *                            a broken one is refused with its file:line
+ *                            error, keys that need a restart are named
  *
  *   control_listen()  create the socket (before privileges are dropped)
  *   control_start()   serve it on the loop; control_stop()
@@ -41,8 +44,12 @@ struct control;
  * the listening fd, or -1 with err set. */
 int control_listen(const char *path, const struct privsep_user *user, char *err,
                    size_t errsize);
-struct control *control_start(struct ev_loop *loop, int fd, const struct conf *conf,
-                              struct store *store, struct bans *bans,
+/* The daemon's reload: returns 0 (note: "" or what the reload could not
+ * change) or -1 (note: why it was refused). */
+typedef int control_reload_fn(void *arg, char *note, size_t size);
+
+struct control *control_start(struct ev_loop *loop, int fd, control_reload_fn *reload,
+                              void *reload_arg, struct store *store, struct bans *bans,
                               const struct metrics *metrics);
 void control_stop(struct control *c);
 

@@ -260,8 +260,10 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
 void dnsbl_lookup_score(const struct dnsbl_lookup *lookup, struct dnsbl_score *out)
 {
     if (lookup->cached) {
-        *out = (struct dnsbl_score){lookup->verdict.score, lookup->verdict.hits,
-                                    true, lookup->verdict.listed};
+        /* the score, not the stored verdict: a reload may have moved
+         * the threshold since */
+        *out = (struct dnsbl_score){lookup->verdict.score, lookup->verdict.hits, true,
+                                    lookup->verdict.score >= lookup->d->threshold};
         return;
     }
     dnsbl_score(lookup->d->sites, lookup->results, lookup->d->threshold, out);

@@ -228,6 +228,12 @@ struct httpd *httpd_start(struct ev_loop *loop, int fd, const struct conf *conf,
     return h;
 }
 
+void httpd_set_conf(struct httpd *h, const struct conf *conf)
+{
+    if (h != NULL)
+        h->conf = conf;
+}
+
 void httpd_stop(struct httpd *h)
 {
     if (h == NULL)

@@ -37,6 +37,8 @@ int httpd_listen(const struct endpoint *where, char *err, size_t errsize);
 struct httpd *httpd_start(struct ev_loop *loop, int fd, const struct conf *conf,
                           struct metrics *metrics, struct metrics_slot *slot,
                           struct store *store);
+/* A reload: the DNSBL zones' names for the labels from conf from now on. */
+void httpd_set_conf(struct httpd *h, const struct conf *conf);
 void httpd_stop(struct httpd *h);
 
 #endif

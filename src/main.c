@@ -20,6 +20,7 @@
 
 #define MAIN_DEFAULT_CONF "/etc/breakwater/breakwater.conf"
 #define MAIN_EXIT_USAGE CMD_EXIT_USAGE
+#define MAIN_OPTIONS_MAX 64
 
 static void main_usage(FILE *out)
 {
@@ -47,12 +48,15 @@ static void main_usage(FILE *out)
             "-o key=value  override one configuration key\n");
 }
 
-/* main_configure - file and -o options into conf; leaves the operands'
- * index in *first_operand. Returns 0, or the exit status on error. */
-static int main_configure(struct conf *conf, int argc, char **argv, int *first_operand)
+/* main_configure - file and -o options into conf (kept in source for a
+ * reload); leaves the operands' index in *first_operand. Returns 0, or the
+ * exit status on error. */
+static int main_configure(struct conf *conf, struct conf_source *source, int argc, char **argv,
+                          int *first_operand)
 {
+    static char *options[MAIN_OPTIONS_MAX];
     char err[CONF_ERR_MAX];
-    const char *path = NULL;
+    *source = (struct conf_source){.default_path = MAIN_DEFAULT_CONF, .options = options};
     int i = 2;
     for (; i < argc; i++) {
         bool c = strcmp(argv[i], "-c") == 0, o = strcmp(argv[i], "-o") == 0;
@@ -62,25 +66,22 @@ static int main_configure(struct conf *conf, int argc, char **argv, int *first_o
             fprintf(stderr, "breakwater: %s needs an argument\n", argv[i]);
             return MAIN_EXIT_USAGE;
         }
+        if (o && source->option_count == MAIN_OPTIONS_MAX) {
+            fprintf(stderr, "breakwater: more than %d -o options\n", MAIN_OPTIONS_MAX);
+            return MAIN_EXIT_USAGE;
+        }
         if (c)
-            path = argv[++i];
+            source->path = argv[++i];
         else
-            i++; /* -o are applied after the file */
+            options[source->option_count++] = argv[++i]; /* applied after the file */
     }
     *first_operand = i;
-    conf_init(conf);
-    if (conf_load_file(conf, path ? path : MAIN_DEFAULT_CONF, path != NULL, err) < 0)
-        goto fail;
-    for (int j = 2; j < i; j += 2)
-        if (strcmp(argv[j], "-o") == 0 && conf_set_option(conf, argv[j + 1], err) < 0)
-            goto fail;
-    if (conf_finish(conf, err) < 0)
-        goto fail;
+    if (conf_read(conf, source, err) < 0) {
+        fprintf(stderr, "breakwater: %s\n", err);
+        return MAIN_EXIT_USAGE;
+    }
     log_set_level(conf->log_level);
     return 0;
-fail:
-    fprintf(stderr, "breakwater: %s\n", err);
-    return MAIN_EXIT_USAGE;
 }
 
 /* main_rules - print the firewall rules for the configured backend */
@@ -185,8 +186,9 @@ int main(int argc, char **argv)
         main_usage(stderr);
         return MAIN_EXIT_USAGE;
     }
-    struct conf conf;
-    int operand, status = main_configure(&conf, argc, argv, &operand);
+    struct conf conf = {0}; /* freed below also when never read */
+    struct conf_source source;
+    int operand, status = main_configure(&conf, &source, argc, argv, &operand);
     int operands = argc - operand;
     if (status == 0 && (operands < main_commands[c].min || operands > main_commands[c].max)) {
         fprintf(stderr, "breakwater: %s %s\n", command, main_commands[c].need);

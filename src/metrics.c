@@ -337,3 +337,32 @@ void metrics_free(struct metrics *m)
     munmap(m->slots, m->size);
     free(m);
 }
+
+bool metrics_slot_move_zones(struct metrics_slot *slot, const struct dnsbl_sites *from,
+                             const struct dnsbl_sites *to)
+{
+    bool same = from->zone_count == to->zone_count;
+    for (size_t z = 0; same && z < to->zone_count; z++)
+        same = strcmp(from->zone[z], to->zone[z]) == 0;
+    if (same)
+        return false;
+    struct metrics_slot old;
+    memcpy(&old, slot, sizeof old);
+    for (size_t z = 0; z < DNSBL_SITES_MAX; z++) {
+        size_t was = 0;
+        while (z < to->zone_count && was < from->zone_count && was < DNSBL_SITES_MAX &&
+               strcmp(from->zone[was], to->zone[z]) != 0)
+            was++;
+        bool found = z < to->zone_count && was < from->zone_count && was < DNSBL_SITES_MAX;
+        if (found) {
+            memcpy(slot->dnsbl_queries[z], old.dnsbl_queries[was], sizeof slot->dnsbl_queries[z]);
+            memcpy(slot->dnsbl_latency[z], old.dnsbl_latency[was], sizeof slot->dnsbl_latency[z]);
+            slot->dnsbl_latency_sum_us[z] = old.dnsbl_latency_sum_us[was];
+        } else {
+            memset(slot->dnsbl_queries[z], 0, sizeof slot->dnsbl_queries[z]);
+            memset(slot->dnsbl_latency[z], 0, sizeof slot->dnsbl_latency[z]);
+            slot->dnsbl_latency_sum_us[z] = 0;
+        }
+    }
+    return true;
+}

@@ -26,6 +26,7 @@
 #ifndef BREAKWATER_METRICS_H
 #define BREAKWATER_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,12 @@ struct metrics_slot *metrics_slot(struct metrics *m, unsigned index);
 void metrics_slot_start(struct metrics_slot *slot);
 void metrics_sum(const struct metrics *m, struct metrics_slot *out);
 void metrics_process_refresh(struct metrics_slot *slot);
+/* A reload: the per-list rows of the slot move to the zones' places in
+ * `to`; a zone `to` does not have loses its row (its counters start from
+ * zero if it comes back, which Prometheus reads as a counter reset).
+ * Returns false when the zones are the same, in the same order. */
+bool metrics_slot_move_zones(struct metrics_slot *slot, const struct dnsbl_sites *from,
+                             const struct dnsbl_sites *to);
 /* cache_entries: the verdicts in the store now. Returns the text (its
  * length in *len), or NULL when out of memory. */
 char *metrics_render(const struct metrics *m, const struct conf *conf, size_t cache_entries,

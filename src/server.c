@@ -43,7 +43,7 @@ static void server_log_refusal(struct server *s, const struct addr *a, uint16_t 
 /* server_admit - limits, then a session; takes ownership of fd */
 static void server_admit(struct server *s, int fd, const struct addr *a, uint16_t port)
 {
-    const struct conf *conf = s->conf;
+    const struct conf *conf = s->gen->conf;
     if (s->connections >= conf->max_connections) {
         server_log_refusal(s, a, port, METRICS_REFUSED_MAX_CONNECTIONS, "max_connections");
         server_refuse(fd, "421 4.7.0 Too many connections, try again later");
@@ -172,12 +172,12 @@ static void server_raise_fd_limit(const struct conf *conf)
                     (unsigned long long)need);
 }
 
-int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, struct bans *bans, struct metrics_slot *metrics,
+int server_start(struct server *s, struct ev_loop *loop, struct generation *gen,
+                 struct bans *bans, struct metrics_slot *metrics,
                  const int *fds, char *err, size_t errsize)
 {
-    *s = (struct server){.loop = loop, .conf = conf, .dnsbl = dnsbl, .bans = bans,
-                         .metrics = metrics};
+    const struct conf *conf = gen->conf;
+    *s = (struct server){.loop = loop, .gen = gen, .bans = bans, .metrics = metrics};
     s->clients = clients_new();
     if (s->clients == NULL) {
         for (size_t i = 0; i < conf->listen_count; i++)
@@ -196,6 +196,13 @@ int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf
         ev_io_start(loop, &l->io);
     }
     return 0;
+}
+
+void server_reload(struct server *s, struct generation *next)
+{
+    generation_drop(s->gen);
+    s->gen = next;
+    server_raise_fd_limit(next->conf);
 }
 
 /* server_close_listeners - accept no more */
@@ -223,4 +230,6 @@ void server_stop(struct server *s)
         clients_foreach(s->clients, session_close_all, NULL);
     clients_free(s->clients);
     s->clients = NULL;
+    generation_drop(s->gen);
+    s->gen = NULL;
 }

@@ -15,8 +15,8 @@
  *   server_stop()   close the listeners and every session
  *
  * struct server is the daemon's shared context: the sessions reach the
- * config, the loop, the DNSBL module and the counters (this worker's
- * metrics slot) through it.
+ * loop, the current generation (the config and the DNSBL module, see
+ * generation.h) and the counters (this worker's metrics slot) through it.
  */
 #ifndef BREAKWATER_SERVER_H
 #define BREAKWATER_SERVER_H
@@ -26,7 +26,7 @@
 #include "bans.h"
 #include "clients.h"
 #include "conf.h"
-#include "dnsbl.h"
+#include "generation.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -37,8 +37,7 @@ struct listener {
 
 struct server {
     struct ev_loop *loop;
-    const struct conf *conf;
-    struct dnsbl *dnsbl;
+    struct generation *gen;        /* the current one, held; a session holds its own */
     struct bans *bans;
     struct clients *clients;
     struct metrics_slot *metrics;  /* this worker's (metrics.h) */
@@ -59,9 +58,12 @@ int server_open_listeners(const struct conf *conf, bool reuseport, int *fds,
                           char *err, size_t errsize);
 /* fds: one listening socket per conf->listen entry. Returns 0, or -1 with
  * err set; the listeners are closed either way on failure. */
-int server_start(struct server *s, struct ev_loop *loop, const struct conf *conf,
-                 struct dnsbl *dnsbl, struct bans *bans, struct metrics_slot *metrics,
+int server_start(struct server *s, struct ev_loop *loop, struct generation *gen,
+                 struct bans *bans, struct metrics_slot *metrics,
                  const int *fds, char *err, size_t errsize);
+/* New sessions start under next (the server takes the caller's hold on it
+ * and drops its hold on the one before). */
+void server_reload(struct server *s, struct generation *next);
 void server_shutdown(struct server *s);
 void server_stop(struct server *s);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "generation.h"
 #include "evutil.h"
 #include "log.h"
 #include "relay.h"
@@ -57,6 +58,7 @@ struct session_buffers {
 
 struct session {
     struct server *srv;
+    struct generation *gen;       /* the configuration it started under, held */
     struct client *client;
     struct session *prev, *next;  /* the client's sessions */
     int fd;
@@ -225,7 +227,7 @@ static void session_log(const struct session *s)
 {
     char addr[ADDR_TEXT_MAX], lists[SESSION_LISTS_MAX], extra[160] = "";
     addr_format(&s->client->node.addr, addr, sizeof addr);
-    dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
+    dnsbl_format_hits(&s->gen->conf->dnsbl_sites, s->hits, lists, sizeof lists);
     double duration = ev_now(s->srv->loop) - s->started;
     if (s->verdict == VERDICT_CLEAN || s->verdict == VERDICT_ALLOWLISTED)
         snprintf(extra, sizeof extra, " bytes_in=%llu bytes_out=%llu",
@@ -296,6 +298,7 @@ static void session_close(struct session *s)
     c->sessions--;
     srv->connections--;
     clients_put(srv->clients, c);
+    generation_drop(s->gen);
     free(s);
 }
 
@@ -309,9 +312,9 @@ static void session_reject_reply(const struct session *s, char *text, size_t siz
     else if (s->verdict == VERDICT_PREGREET)
         snprintf(lists, sizeof lists, "pregreet test");
     else
-        dnsbl_format_hits(&s->srv->conf->dnsbl_sites, s->hits, lists, sizeof lists);
+        dnsbl_format_hits(&s->gen->conf->dnsbl_sites, s->hits, lists, sizeof lists);
     addr_format(&s->client->node.addr, addr, sizeof addr);
-    smtp_format_reject(s->srv->conf->reject_message, addr, lists, text, size);
+    smtp_format_reject(s->gen->conf->reject_message, addr, lists, text, size);
 }
 
 /* session_reject_pump - answer what the client sent, write what we can */
@@ -324,7 +327,7 @@ static void session_reject_pump(struct session *s)
     }
     char reply[ENGINE_REPLY_MAX];
     session_reject_reply(s, reply, sizeof reply);
-    const struct engine_params params = {s->srv->conf->hostname, reply};
+    const struct engine_params params = {s->gen->conf->hostname, reply};
     for (;;) {
         size_t used = engine_input(&s->engine, &params, b->in, b->in_len, &b->out);
         memmove(b->in, b->in + used, b->in_len - used);
@@ -355,7 +358,7 @@ static void session_reject_pump(struct session *s)
 /* session_reject_deadline - the idle or the whole-session limit, earlier */
 static double session_reject_deadline(const struct session *s)
 {
-    const struct conf *conf = s->srv->conf;
+    const struct conf *conf = s->gen->conf;
     double idle = s->last_active + conf->command_timeout;
     double whole = s->reject_started + conf->reject_session_timeout;
     return idle < whole ? idle : whole;
@@ -374,7 +377,7 @@ static void session_reject_begin(struct session *s)
     s->reject_started = s->last_active = now;
     session_enter(s, SESSION_REJECT);
     engine_init(&s->engine);
-    const struct engine_params params = {s->srv->conf->hostname, NULL};
+    const struct engine_params params = {s->gen->conf->hostname, NULL};
     engine_greeting(&s->engine, &params, &s->buf->out);
     session_timer_at(s, session_reject_deadline(s));
     session_reject_pump(s);
@@ -401,7 +404,7 @@ static void session_reject_timeout(struct session *s)
     }
     char reply[300];
     snprintf(reply, sizeof reply, "421 4.4.2 %s Error: timeout exceeded",
-             s->srv->conf->hostname);
+             s->gen->conf->hostname);
     s->reason = "timeout";
     session_say_and_close(s, reply);
 }
@@ -439,7 +442,7 @@ static void session_relay_done(void *arg, enum relay_event event,
 static void session_relay_begin(struct session *s)
 {
     struct server *srv = s->srv;
-    const struct conf *conf = srv->conf;
+    const struct conf *conf = s->gen->conf;
     if (srv->backend_connections >= conf->backend_max_connections) {
         srv->metrics->refused[METRICS_REFUSED_BACKEND_FULL]++;
         s->verdict = VERDICT_LIMIT;
@@ -483,14 +486,16 @@ static void session_lookup_done(struct session *s)
         if (o != s && o->state == SESSION_DNSBL)
             return;
     dnsbl_lookup_release(c->lookup);
+    generation_drop(c->lookup_gen);
     c->lookup = NULL;
+    c->lookup_gen = NULL;
 }
 
 /* session_dnsbl_check - decide if the score is settled or time is up */
 static void session_dnsbl_check(struct session *s)
 {
     struct dnsbl_score score;
-    double deadline = s->started + s->srv->conf->dnsbl_timeout;
+    double deadline = s->started + s->gen->conf->dnsbl_timeout;
     dnsbl_lookup_score(s->client->lookup, &score);
     if (!score.settled && ev_now(s->srv->loop) < deadline) {
         session_timer_at(s, deadline);
@@ -571,11 +576,16 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* session_lookup - the client's shared lookup, started if there is none
- * (one is kept only while a session of the client waits on it) */
-static struct dnsbl_lookup *session_lookup(struct server *srv, struct client *c)
+ * (one is kept only while a session of the client waits on it; a session
+ * that joins one started before a reload gets its verdict, made at most
+ * dnsbl_timeout ago under the previous configuration) */
+static struct dnsbl_lookup *session_lookup(struct session *s, struct client *c)
 {
-    if (c->lookup == NULL)
-        c->lookup = dnsbl_lookup_start(srv->dnsbl, &c->node.addr, session_dnsbl_update, c);
+    if (c->lookup == NULL) {
+        c->lookup = dnsbl_lookup_start(s->gen->dnsbl, &c->node.addr, session_dnsbl_update, c);
+        if (c->lookup != NULL)
+            c->lookup_gen = generation_hold(s->gen);
+    }
     return c->lookup;
 }
 
@@ -587,6 +597,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
         return;
     }
     s->srv = srv;
+    s->gen = generation_hold(srv->gen);
     s->client = c;
     s->fd = fd;
     s->port = port;
@@ -602,7 +613,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
     ev_init(&s->timer, session_timer_cb);
     s->io.data = s->timer.data = s;
 
-    const struct conf *conf = srv->conf;
+    const struct conf *conf = s->gen->conf;
     if (cidr_set_contains(&conf->allowlist, &c->node.addr)) {
         session_decide(s, VERDICT_ALLOWLISTED);
         return;
@@ -611,7 +622,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
         session_decide(s, VERDICT_DENYLISTED);
         return;
     }
-    struct dnsbl_lookup *lookup = session_lookup(srv, c);
+    struct dnsbl_lookup *lookup = session_lookup(s, c);
     if (lookup == NULL) { /* out of memory: fail open */
         s->reason = "out of memory";
         session_decide(s, VERDICT_CLEAN);

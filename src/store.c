@@ -438,6 +438,15 @@ int store_verdict_put(struct store *s, const struct addr *a,
 }
 
 /* store_verdict_flush - see store.h */
+int store_set_sites(struct store *s, const char *sites)
+{
+    MDB_txn *txn = store_write_begin(s);
+    if (txn == NULL)
+        return -1;
+    int rc = store_check_sites(s, txn, sites);
+    return rc == 0 ? 0 : store_write_fail(s, "cannot record the dnsbl_sites", rc);
+}
+
 int store_verdict_flush(struct store *s)
 {
     MDB_txn *txn = store_write_begin(s);

@@ -81,6 +81,9 @@ bool store_verdict_get(struct store *s, const struct addr *a, double now,
                        struct store_verdict *out);
 int store_verdict_put(struct store *s, const struct addr *a,
                       const struct store_verdict *v, double expires);
+/* A reload: drops the verdicts if they were made under other dnsbl_sites
+ * (the rule store_open() applies). Returns 0 or -1 (logged). */
+int store_set_sites(struct store *s, const char *sites);
 /* Empties the verdict table (ctl flush). */
 int store_verdict_flush(struct store *s);
 /* Visits up to max_visit verdicts from where the last call stopped (then

@@ -33,6 +33,11 @@ void upkeep_start(struct upkeep *u, struct ev_loop *loop, const struct conf *con
     ev_timer_start(loop, &u->timer);
 }
 
+void upkeep_set_conf(struct upkeep *u, const struct conf *conf)
+{
+    u->conf = conf;
+}
+
 void upkeep_stop(struct upkeep *u)
 {
     ev_prepare_stop(u->loop, &u->commit);

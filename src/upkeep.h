@@ -32,6 +32,8 @@ struct upkeep {
 
 void upkeep_start(struct upkeep *u, struct ev_loop *loop, const struct conf *conf,
                   struct store *store);
+/* A reload: ban_time_max from conf from now on. */
+void upkeep_set_conf(struct upkeep *u, const struct conf *conf);
 void upkeep_stop(struct upkeep *u);
 
 #endif

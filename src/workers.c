@@ -21,8 +21,9 @@
 #define WORKERS_QUICK_DEATHS 5   /* ... this many times in a row: give up */
 
 struct workers {
-    const struct conf *conf;  /* the whole config */
-    struct conf share;        /* each worker's share, see workers_share() */
+    const struct conf *conf;  /* the whole config: main's, or reloaded */
+    struct conf reloaded;     /* owned, once a reload has succeeded */
+    struct conf share;        /* each worker's share, see workers_divide() */
     workers_main_fn worker_main;
     void *arg;
     bool started_once[WORKERS_MAX];
@@ -90,6 +91,8 @@ void workers_close(struct workers *w)
         for (size_t l = 0; l < w->conf->listen_count; l++)
             if (w->fds[i][l] > 0)
                 close(w->fds[i][l]);
+    if (w->conf == &w->reloaded)
+        conf_free(&w->reloaded);
     free(w);
 }
 
@@ -102,12 +105,13 @@ static int workers_spawn(struct workers *w, unsigned i)
         return -1;
     }
     if (pid == 0) {
-        /* SIGTERM and SIGINT stay blocked until the worker's loop watches
-         * them (the worker unblocks them then): one that comes during
-         * start-up waits, and then stops the worker gracefully */
+        /* SIGTERM, SIGINT and SIGHUP stay blocked until the worker's loop
+         * watches them (the worker unblocks them then): one that comes
+         * during start-up waits, and is then handled as usual */
         sigset_t mask = w->old_mask;
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         unsetenv("NOTIFY_SOCKET"); /* the supervisor speaks to systemd, not the workers */
         for (unsigned j = 0; j < w->count; j++)
@@ -162,14 +166,50 @@ static unsigned workers_reap(struct workers *w, bool stopping, bool *give_up,
     return running;
 }
 
-/* workers_share - the per-worker limits */
-static void workers_share(struct conf *share, const struct conf *conf, unsigned n)
+void workers_divide(struct conf *c, unsigned n)
 {
-    *share = *conf;
-    share->max_connections = (conf->max_connections + n - 1) / n;
-    share->backend_max_connections = conf->backend_max_connections / n;
-    if (share->backend_max_connections == 0)
-        share->backend_max_connections = 1;
+    c->max_connections = (c->max_connections + n - 1) / n;
+    c->backend_max_connections /= n;
+    if (c->backend_max_connections == 0)
+        c->backend_max_connections = 1;
+}
+
+/* workers_share - w->share from w->conf */
+static void workers_share(struct workers *w)
+{
+    w->share = *w->conf;
+    workers_divide(&w->share, w->count);
+}
+
+/* workers_reload - SIGHUP: read the configuration again; if it is good,
+ * keep it for workers started from now on and tell every worker to
+ * reload (each reads the file itself: a session's config lives in its
+ * worker) */
+static void workers_reload(struct workers *w)
+{
+    char err[CONF_ERR_MAX], changed[256];
+    struct conf next;
+    if (w->conf->source == NULL || conf_read(&next, w->conf->source, err) < 0) {
+        log_error("reload refused, the running configuration stays: %s",
+                  w->conf->source == NULL ? "no configuration file" : err);
+        return;
+    }
+    if (conf_keep_restart_keys(&next, w->conf, changed, sizeof changed) < 0) {
+        log_error("reload refused: out of memory");
+        conf_free(&next);
+        return;
+    }
+    if (changed[0] != '\0')
+        log_warning("reload: %s changed: that needs a restart", changed);
+    struct conf old = w->reloaded;
+    bool owned = w->conf == &w->reloaded;
+    w->reloaded = next;
+    w->conf = &w->reloaded;
+    workers_share(w);
+    if (owned)
+        conf_free(&old);
+    log_info("reload: passed on to %u workers", w->count);
+    workers_signal_all(w, SIGHUP);
 }
 
 /* workers_supervise - wait for signals until every worker is gone */
@@ -183,6 +223,8 @@ static int workers_supervise(struct workers *w, const sigset_t *set, bool stoppi
         int signo = interval > 0 ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
         if (interval > 0)
             notify_watchdog_ping();
+        if (signo == SIGHUP && !stopping)
+            workers_reload(w);
         if ((signo == SIGTERM || signo == SIGINT) && !stopping) {
             log_info("signal %d: stopping %u workers", signo, w->count);
             notify_stopping();
@@ -215,7 +257,7 @@ struct workers *workers_open(const struct conf *conf)
     unsigned n = workers_count(conf);
     w->conf = conf;
     w->count = n;
-    workers_share(&w->share, conf, n);
+    workers_share(w);
     if (workers_open_listeners(w) < 0) {
         workers_close(w);
         return NULL;
@@ -232,6 +274,7 @@ int workers_run(struct workers *w, workers_main_fn worker_main, void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &w->old_mask);
     log_info("%u workers, each taking up to %u connections and %u relays", n,

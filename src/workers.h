@@ -19,7 +19,10 @@
  * Each worker gets its share of max_connections (rounded up) and of
  * backend_max_connections (rounded down, at least 1: the MTA never sees
  * more than the configured cap in all). SIGTERM/SIGINT to the parent is
- * passed on to every worker; the parent exits when they all have.
+ * passed on to every worker; the parent exits when they all have. SIGHUP
+ * to the parent reloads: it reads the configuration again (a broken one is
+ * refused and logged), keeps it for workers it starts from then on, and
+ * passes SIGHUP on to every worker, which reloads itself.
  */
 #ifndef BREAKWATER_WORKERS_H
 #define BREAKWATER_WORKERS_H
@@ -44,6 +47,8 @@ struct workers *workers_open(const struct conf *conf);
 void workers_close(struct workers *w);
 /* Frees w. */
 int workers_run(struct workers *w, workers_main_fn worker_main, void *arg);
+/* One worker's share of the limits of c, in place. */
+void workers_divide(struct conf *c, unsigned n);
 /* The number of workers (conf->workers, at most WORKERS_MAX). */
 unsigned workers_count(const struct conf *conf);
 

@@ -307,6 +307,11 @@ class UnitTest(InstallTestCase):
             self.assertTrue(ready, "start %d: no READY=1; log:\n%s" % (run, self.read_log(log)))
             self.assertTrue(self.wait_message(s, "WATCHDOG=1", proc, 2 * SLOW),
                             "no watchdog ping; log:\n" + self.read_log(log))
+            # ExecReload=: the file read again by the unprivileged daemon
+            reload = self.unit_command("ExecReload").replace("$MAINPID", str(proc.pid))
+            subprocess.run(reload.split(), check=True, timeout=10 * SLOW)
+            harness.wait_until(lambda: "configuration reloaded" in self.read_log(log),
+                               5 * SLOW, what="reload through ExecReload=")
             proc.send_signal(15)
             self.assertTrue(self.wait_message(s, "STOPPING=1", proc, 5 * SLOW))
             proc.wait(15 * SLOW)

@@ -611,6 +611,85 @@ static void test_finish_checks(void **state)
     }
 }
 
+/* conf_read: the file, then -o in order; a failure leaves nothing to free */
+static void test_read_source(void **state)
+{
+    char path[32], err[CONF_ERR_MAX];
+    char *options[] = {"dnsbl_threshold=3", "hostname=opt.test"};
+    struct conf c;
+    (void)state;
+
+    test_file(path, "dnsbl_sites = a.test*2, b.test\nhostname = file.test\n", 52);
+    struct conf_source src = {.path = path, .default_path = "/nonexistent",
+                              .options = options, .option_count = 2};
+    assert_int_equal(conf_read(&c, &src, err), 0);
+    assert_ptr_equal(c.source, &src);
+    assert_int_equal(c.dnsbl_threshold, 3);
+    assert_string_equal(c.hostname, "opt.test");
+    conf_free(&c);
+
+    /* conf_finish's checks count: 3 is more than the weights add up to */
+    char *too_high[] = {"dnsbl_sites=a.test", "dnsbl_threshold=3"};
+    src.options = too_high;
+    src.option_count = 2;
+    assert_int_equal(conf_read(&c, &src, err), -1);
+    assert_non_null(strstr(err, "can never be reached"));
+    unlink(path);
+    /* the named file is required, the default one is not */
+    assert_int_equal(conf_read(&c, &src, err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    src.path = NULL;
+    src.option_count = 0;
+    assert_int_equal(conf_read(&c, &src, err), 0);
+    conf_free(&c);
+}
+
+/* conf_keep_restart_keys: each restart-only key named once and put back;
+ * the others left as read */
+static void test_keep_restart_keys(void **state)
+{
+    char err[CONF_ERR_MAX], changed[256];
+    struct conf running, next;
+    (void)state;
+
+    conf_init(&running);
+    assert_int_equal(conf_finish(&running, err), 0);
+    conf_init(&next);
+    assert_int_equal(conf_finish(&next, err), 0);
+    assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
+    assert_string_equal(changed, "");
+
+    const char *set[] = {"listen=127.0.0.1:2600", "metrics_listen=", "user=mail",
+                         "state_dir=/tmp/elsewhere", "control_socket=/tmp/ctl",
+                         "ban_set=inet t s", "workers=4", "ban_backend=ipset",
+                         "log_target=syslog", "cache_max_entries=5", "dnsbl_threshold=2",
+                         "reject_message=new"};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        assert_int_equal(conf_set_option(&next, set[i], err), 0);
+    assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
+    assert_string_equal(changed, "listen, metrics_listen, user, state_dir, control_socket, "
+                                 "ban_set, workers, ban_backend, log_target, cache_max_entries");
+    assert_int_equal(next.listen_count, running.listen_count);
+    test_endpoint_is(&next.listen[0], "0.0.0.0", 25);
+    assert_true(next.has_metrics_listen);
+    assert_string_equal(next.user, running.user);
+    assert_string_equal(next.state_dir, running.state_dir);
+    assert_string_equal(next.control_socket, running.control_socket);
+    assert_string_equal(next.ban_set, running.ban_set);
+    assert_int_equal(next.workers, running.workers);
+    assert_int_equal(next.ban_backend, running.ban_backend);
+    assert_int_equal(next.log_target, running.log_target);
+    assert_int_equal(next.cache_max_entries, running.cache_max_entries);
+    /* what a reload may change, it does */
+    assert_int_equal(next.dnsbl_threshold, 2);
+    assert_string_equal(next.reject_message, "new");
+    /* a second pass finds nothing left to keep */
+    assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
+    assert_string_equal(changed, "");
+    conf_free(&next);
+    conf_free(&running);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_option_overrides),
         cmocka_unit_test(test_finish_checks),
+        cmocka_unit_test(test_read_source),
+        cmocka_unit_test(test_keep_restart_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
