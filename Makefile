@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc
-PKGS     = libcares lmdb libnftables libipset libcap libpcre2-8 libsystemd
+PKGS     = libcares lmdb libnftables libipset libcap libpcre2-8 libsystemd hiredis
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
@@ -12,10 +12,11 @@ CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # only the first list: `make run` on a mail server must never pull in an MTA
 # (postfix conflicts with courier and exim4). Tests and fuzzing add theirs.
 BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev \
-		 libnftables-dev libipset-dev libcap-dev libpcre2-dev libsystemd-dev
+		 libnftables-dev libipset-dev libcap-dev libpcre2-dev libsystemd-dev libhiredis-dev
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
-		 iptables iproute2 systemd-journal-remote man-db systemd python3-prometheus-client
+		 iptables iproute2 systemd-journal-remote man-db systemd python3-prometheus-client \
+		 redis-server
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 BENCH_PACKAGES = gnuplot-nox iproute2
 
@@ -24,6 +25,7 @@ CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 
 # Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
 PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c \
+	   src/fleetproto.c \
 	   src/logrules.c
 # Unit-tested too, against the real library they wrap (LMDB in a temp dir).
 UNIT_LIB_SRC = src/store.c src/log.c src/follow.c

@@ -43,6 +43,7 @@ struct bans {
     uint32_t seq;
     struct bans_stats stats;
     struct metrics_slot *metrics; /* NULL: counted only in stats */
+    struct fleet *fleet;        /* NULL: no fleet */
     size_t restoring;           /* bans put back at start, not yet applied */
     uint32_t restore_seq;       /* the last of them */
     double restore_started;
@@ -229,6 +230,35 @@ static bool bans_apply(struct bans *b, const struct addr *a, double seconds, uns
     store_ban_put(b->store, a, &next); /* a store error is logged there */
     double length = next.until - now;
     bans_request(b, a, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
+    if (b->fleet != NULL)
+        fleet_ban(b->fleet, a, next.until, next.count, next.reason);
+    return true;
+}
+
+bool bans_peer(void *arg, const struct fleetproto_ban *m)
+{
+    struct bans *b = arg;
+    if (b->fd < 0 || cidr_set_contains(&b->conf->allowlist, &m->addr))
+        return false;
+    if (m->kind == FLEETPROTO_UNBAN) {
+        store_ban_delete(b->store, &m->addr);
+        bans_request(b, &m->addr, 0, false);
+        return true;
+    }
+    double now = ev_now(b->loop), left = m->until_ms / 1000.0 - now;
+    if (left < 1)
+        return false; /* over already (or a peer's clock far ahead of ours) */
+    if (left > b->conf->ban_time_max)
+        left = b->conf->ban_time_max;
+    struct store_ban prev, next = {now + left, now, m->count, m->reason};
+    if (store_ban_get(b->store, &m->addr, &prev)) {
+        if (prev.until >= next.until - 1)
+            return false; /* banned as long already: an echo, or a race */
+        if (prev.count > next.count)
+            next.count = prev.count;
+    }
+    store_ban_put(b->store, &m->addr, &next);
+    bans_request(b, &m->addr, (uint32_t)(left + 0.5), false);
     return true;
 }
 
@@ -278,6 +308,8 @@ int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize)
     /* removed from the firewall even without a record: it may predate it */
     store_ban_delete(b->store, a);
     bans_request(b, a, 0, false);
+    if (b->fleet != NULL)
+        fleet_unban(b->fleet, a);
     return 0;
 }
 
@@ -320,6 +352,11 @@ void bans_stats(const struct bans *b, struct bans_stats *out)
 void bans_set_conf(struct bans *b, const struct conf *conf)
 {
     b->conf = conf;
+}
+
+void bans_set_fleet(struct bans *b, struct fleet *fleet)
+{
+    b->fleet = fleet;
 }
 
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)

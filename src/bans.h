@@ -12,6 +12,11 @@
  *   bans_unban()     ctl unban ADDRESS
  *   bans_restore()   at start: every unexpired ban back into the firewall
  *                    with its remaining time
+ *   bans_set_fleet() publish every ban and unban made here to the fleet
+ *                    (fleet.h)
+ *   bans_peer()      a fleet peer's ban or unban: applied here (not
+ *                    published again) unless the allowlist says no, at
+ *                    most ban_time_max
  *   bans_stats()     counters and the 5xx-to-firewall latency
  *   bans_set_metrics()  also count into a metrics slot (metrics.h; serve's
  *                    workers, where a scrape sums every worker)
@@ -31,6 +36,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "fleet.h"
 #include "store.h"
 
 #define BANS_QUEUE_MAX (1u << 20)
@@ -58,6 +64,9 @@ struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct stor
  * moment ago, or no backend). */
 bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason,
                    bool kill);
+void bans_set_fleet(struct bans *b, struct fleet *fleet);
+/* A fleet_ban_fn (arg: the bans); true when applied. */
+bool bans_peer(void *arg, const struct fleetproto_ban *ban);
 /* seconds 0 = the policy's length. Returns 0, or -1 with err set. */
 int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
                 size_t errsize);

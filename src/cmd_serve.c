@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "control.h"
 #include "dnsbl.h"
+#include "fleet.h"
 #include "generation.h"
 #include "httpd.h"
 #include "log.h"
@@ -74,6 +75,7 @@ struct serve_daemon {
     struct generation *current;      /* held; the server holds it too */
     struct generation *generations;  /* every one not freed yet, newest first */
     struct bans *bans;
+    struct fleet *fleet;        /* NULL: fleet_redis is empty */
     struct server srv;
     bool serving;
     bool supervised;            /* a worker: its supervisor leads a reload */
@@ -133,6 +135,8 @@ static int serve_reload(struct serve_daemon *d, char *note, size_t size)
     dnsbl_set_metrics(gen->dnsbl, d->slot);
     startup_sites_text(conf, sites, sizeof sites);
     store_set_sites(d->store, sites);
+    if (d->fleet != NULL)
+        dnsbl_set_fleet(gen->dnsbl, d->fleet, sites);
     server_reload(&d->srv, generation_hold(gen));
     bans_set_conf(d->bans, conf);
     httpd_set_conf(d->httpd, conf);
@@ -212,6 +216,14 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
     metrics_slot_start(d->slot);
     dnsbl_set_metrics(d->current->dnsbl, d->slot);
     bans_set_metrics(d->bans, d->slot);
+    if (conf->has_fleet) { /* worker 0 alone listens to the peers' bans */
+        d->fleet = fleet_new(loop, conf, index == 0, bans_peer, d->bans, err, sizeof err);
+        if (d->fleet == NULL)
+            goto fail;
+        fleet_set_metrics(d->fleet, d->slot);
+        bans_set_fleet(d->bans, d->fleet);
+        dnsbl_set_fleet(d->current->dnsbl, d->fleet, sites);
+    }
     if (server_start(&d->srv, loop, generation_hold(d->current), d->bans, d->slot, fds, err,
                      sizeof err) < 0) {
         generation_drop(d->current);
@@ -249,6 +261,7 @@ static void serve_daemon_stop(struct serve_daemon *d)
     }
     if (d->serving)
         server_stop(&d->srv);
+    fleet_free(d->fleet); /* answers the lookups still waiting for it */
     bans_free(d->bans);
     generation_drop(d->current);
     generation_reap(&d->generations); /* every session is gone: all of them */
@@ -349,6 +362,17 @@ static int serve_check_store(const struct conf *conf)
     return 0;
 }
 
+/* serve_check_fleet - a password Redis refuses is a start error; Redis
+ * away is not (the daemon goes on alone and keeps trying) */
+static int serve_check_fleet(const struct conf *conf)
+{
+    char err[1024];
+    if (!conf->has_fleet || fleet_probe(conf, err, sizeof err) == 0)
+        return 0;
+    log_error("%s", err);
+    return -1;
+}
+
 /* serve_run - listeners and privileges first, then one process or
  * `workers` processes on the same ports */
 static int serve_run(struct conf *conf, struct startup *ctx, unsigned n)
@@ -357,7 +381,8 @@ static int serve_run(struct conf *conf, struct startup *ctx, unsigned n)
         struct workers *w = workers_open(conf);
         if (w == NULL)
             return 1;
-        if (startup_prepare(conf, ctx, n, false) < 0 || serve_check_store(conf) < 0) {
+        if (startup_prepare(conf, ctx, n, false) < 0 || serve_check_store(conf) < 0 ||
+            serve_check_fleet(conf) < 0) {
             workers_close(w);
             return 1;
         }
@@ -370,7 +395,7 @@ static int serve_run(struct conf *conf, struct startup *ctx, unsigned n)
         log_error("%s", err);
         return 1;
     }
-    if (startup_prepare(conf, ctx, 1, false) < 0) {
+    if (startup_prepare(conf, ctx, 1, false) < 0 || serve_check_fleet(conf) < 0) {
         for (size_t i = 0; i < conf->listen_count; i++)
             close(fds[i]);
         return 1;

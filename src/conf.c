@@ -740,6 +740,36 @@ static int conf_set_user(struct conf *c, const struct conf_key *k,
     return conf_replace_text(c, k, value, what, size);
 }
 
+/* conf_set_fleet_redis - redis://[user:password@]host:port[/db], or "" */
+static int conf_set_fleet_redis(struct conf *c, const struct conf_key *k,
+                                const char *value, char *what, size_t size)
+{
+    char why[128];
+    (void)k;
+    if (value[0] == '\0') {
+        c->has_fleet = false;
+        memset(&c->fleet_redis, 0, sizeof c->fleet_redis);
+        return 0;
+    }
+    if (strlen(value) > FLEETPROTO_URL_MAX)
+        return conf_error(what, size, "too long", value);
+    if (fleetproto_url_parse(value, &c->fleet_redis, why, sizeof why) < 0)
+        return conf_error(what, size, why, "(not shown: it may hold a password)");
+    c->has_fleet = true;
+    return 0;
+}
+
+/* conf_set_fleet_id - a name Redis keys and messages may carry */
+static int conf_set_fleet_id(struct conf *c, const struct conf_key *k,
+                             const char *value, char *what, size_t size)
+{
+    if (value[0] != '\0' && !fleetproto_id_valid(value))
+        return conf_error(what, size, "1..64 letters, digits, '.', '_' or '-'", value);
+    if (value[0] == '\0' && k->min > 0)
+        return conf_error(what, size, "must not be empty", value);
+    return conf_replace_text(c, k, value, what, size);
+}
+
 #define CONF_FIELD(name) offsetof(struct conf, name)
 
 static const struct conf_key conf_keys[] = {
@@ -793,6 +823,11 @@ static const struct conf_key conf_keys[] = {
     {"watch_window", conf_set_duration, CONF_FIELD(watch_window), "10m", 1, 7 * 86400},
     {"watch_ports", conf_set_ports, CONF_FIELD(watch_ports), "25, 465, 587", 0, 0},
     {"watch_kill", conf_set_watch_kill, 0, "socket", 0, 0},
+    {"fleet_redis", conf_set_fleet_redis, 0, "", 0, 0},
+    {"fleet_name", conf_set_fleet_id, CONF_FIELD(fleet_name), "breakwater", 1, 0},
+    /* "": conf_finish() puts the hostname in */
+    {"fleet_host_id", conf_set_fleet_id, CONF_FIELD(fleet_host_id), "", 0, 0},
+    {"fleet_timeout", conf_set_duration, CONF_FIELD(fleet_timeout), "0.02s", 0.001, 10},
 };
 
 /* conf_key_find - the table entry named name, or NULL. */
@@ -1083,6 +1118,22 @@ int conf_finish(struct conf *c, char *err)
                  conf_positive_weights(&c->dnsbl_sites));
         return -1;
     }
+    if (c->has_fleet && c->fleet_host_id[0] == '\0') {
+        char id[FLEETPROTO_ID_MAX + 1];
+        snprintf(id, sizeof id, "%s", c->hostname);
+        if (!fleetproto_id_valid(id)) {
+            snprintf(err, CONF_ERR_MAX, "%s: fleet_host_id: the hostname '%s' is not a "
+                     "valid id: set fleet_host_id", origin, id);
+            return -1;
+        }
+        char *copy = strdup(id);
+        if (copy == NULL) {
+            snprintf(err, CONF_ERR_MAX, "out of memory");
+            return -1;
+        }
+        free(c->fleet_host_id);
+        c->fleet_host_id = copy;
+    }
     return conf_finish_bans(c, err);
 }
 
@@ -1096,6 +1147,8 @@ void conf_free(struct conf *c)
     free(c->control_socket);
     free(c->user);
     free(c->watch_rules);
+    free(c->fleet_name);
+    free(c->fleet_host_id);
     for (size_t i = 0; i < c->watch_log_count; i++)
         free(c->watch_logs[i]);
     dnsbl_sites_free(&c->dnsbl_sites);
@@ -1171,6 +1224,8 @@ int conf_keep_restart_keys(struct conf *next, const struct conf *running,
         {"state_dir", offsetof(struct conf, state_dir)},
         {"control_socket", offsetof(struct conf, control_socket)},
         {"ban_set", offsetof(struct conf, ban_set)},
+        {"fleet_name", offsetof(struct conf, fleet_name)},
+        {"fleet_host_id", offsetof(struct conf, fleet_host_id)},
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         char **n = (char **)((char *)next + strings[i].offset);
@@ -1191,5 +1246,11 @@ int conf_keep_restart_keys(struct conf *next, const struct conf *running,
     CONF_KEEP(log_target)
     CONF_KEEP(cache_max_entries)
 #undef CONF_KEEP
+    if (next->has_fleet != running->has_fleet ||
+        memcmp(&next->fleet_redis, &running->fleet_redis, sizeof next->fleet_redis) != 0) {
+        conf_changed(changed, size, "fleet_redis");
+        next->has_fleet = running->has_fleet;
+        next->fleet_redis = running->fleet_redis;
+    }
     return 0;
 }

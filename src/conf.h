@@ -26,6 +26,7 @@
 
 #include "addr.h"
 #include "dnsbl_spec.h"
+#include "fleetproto.h"
 #include "proxy.h"
 
 #define CONF_ERR_MAX 512
@@ -114,6 +115,11 @@ struct conf {
     uint16_t watch_ports[CONF_BAN_PORTS_MAX];
     size_t watch_port_count;
     enum watch_kill watch_kill;
+    bool has_fleet;                      /* fleet_redis is not empty */
+    struct fleetproto_url fleet_redis;   /* the fleet's Redis */
+    char *fleet_name;                    /* key prefix and channel name */
+    char *fleet_host_id;                 /* this host in the fleet; "" = hostname */
+    double fleet_timeout;                /* seconds a Redis request may take */
 };
 
 void conf_init(struct conf *c);
@@ -132,7 +138,7 @@ void conf_free(struct conf *c);
 int conf_read(struct conf *c, const struct conf_source *src, char *err);
 /* The keys a running daemon cannot change (listen, user, state_dir,
  * workers, control_socket, metrics_listen, ban_backend, ban_set,
- * log_target, cache_max_entries): where next differs from running, next
+ * log_target, cache_max_entries, fleet_redis, fleet_name, fleet_host_id): where next differs from running, next
  * gets running's value and the key's name is added to changed (comma
  * separated, "" when none). Returns -1 when out of memory. */
 int conf_keep_restart_keys(struct conf *next, const struct conf *running,

@@ -37,6 +37,9 @@ struct dnsbl {
     struct store *store;           /* the verdict cache; NULL: none */
     double clean_ttl, listed_ttl;
     struct metrics_slot *metrics;  /* NULL: not counted */
+    struct fleet *fleet;           /* NULL: no fleet */
+    uint64_t sites_hash;           /* fleetproto_sites_hash() of the sites text */
+    unsigned fleet_waiting;        /* lookups waiting for the fleet's answer */
 };
 
 /* One query's argument: which lookup and which zone. */
@@ -157,6 +160,9 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
         ttl = lookup->min_ttl < DNSBL_CACHE_TTL_MIN ? DNSBL_CACHE_TTL_MIN : lookup->min_ttl;
     struct store_verdict v = {score.listed, score.score, score.hits};
     store_verdict_put(d->store, &lookup->addr, &v, ev_now(d->loop) + ttl);
+    if (d->fleet != NULL)
+        fleet_verdict_put(d->fleet, &lookup->addr, d->sites_hash, score.score, score.hits,
+                          ev_now(d->loop) + ttl);
 }
 
 /* dnsbl_count_answer - one query's result and latency into the metrics */
@@ -210,27 +216,14 @@ static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
     lookup->update(lookup->arg);
 }
 
-struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
-                                        dnsbl_update_fn update, void *arg)
+/* dnsbl_lookup_send - ask every list (no cached verdict here or in the
+ * fleet); update calls wait until every query is counted */
+static void dnsbl_lookup_send(struct dnsbl_lookup *lookup)
 {
+    struct dnsbl *d = lookup->d;
+    const struct addr *a = &lookup->addr;
     size_t n = d->sites->zone_count;
-    struct dnsbl_lookup *lookup = calloc(1, sizeof *lookup +
-                                         n * (sizeof lookup->query[0] +
-                                              sizeof lookup->results[0]));
-    if (lookup == NULL)
-        return NULL;
-    *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
-                                    .arg = arg, .starting = true};
-    lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
-    if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), &lookup->verdict)) {
-        lookup->cached = true;
-        lookup->starting = false;
-        if (d->metrics != NULL)
-            d->metrics->cache_hits++;
-        return lookup;
-    }
-    if (d->store != NULL && d->metrics != NULL)
-        d->metrics->cache_misses++;
+    lookup->starting = true;
     /* Count every query before sending any, so that one failing at once
      * cannot look like the last; no update calls while starting. */
     int family = dnsbl_family_index(a);
@@ -254,6 +247,61 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     lookup->starting = false;
     if (lookup->pending == 0)
         dnsbl_remember(lookup);
+}
+
+/* dnsbl_fleet_answer - the fleet's Redis answered (v NULL: no verdict
+ * there, or no answer in time): take it, or ask the lists */
+static void dnsbl_fleet_answer(void *arg, const struct fleet_verdict *v)
+{
+    struct dnsbl_lookup *lookup = arg;
+    struct dnsbl *d = lookup->d;
+    d->fleet_waiting--;
+    lookup->pending--;
+    if (v != NULL) {
+        lookup->cached = true;
+        lookup->verdict = (struct store_verdict){v->score >= d->threshold, v->score, v->hits};
+        if (d->store != NULL)
+            store_verdict_put(d->store, &lookup->addr, &lookup->verdict, v->expires);
+    } else if (!lookup->released) {
+        dnsbl_lookup_send(lookup);
+    }
+    if (lookup->released) {
+        if (lookup->pending == 0)
+            free(lookup);
+        return;
+    }
+    lookup->update(lookup->arg);
+}
+
+struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
+                                        dnsbl_update_fn update, void *arg)
+{
+    size_t n = d->sites->zone_count;
+    struct dnsbl_lookup *lookup = calloc(1, sizeof *lookup +
+                                         n * (sizeof lookup->query[0] +
+                                              sizeof lookup->results[0]));
+    if (lookup == NULL)
+        return NULL;
+    *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
+                                    .arg = arg, .starting = true};
+    lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
+    if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), &lookup->verdict)) {
+        lookup->cached = true;
+        lookup->starting = false;
+        if (d->metrics != NULL)
+            d->metrics->cache_hits++;
+        return lookup;
+    }
+    if (d->store != NULL && d->metrics != NULL)
+        d->metrics->cache_misses++;
+    lookup->starting = false;
+    if (d->fleet != NULL && n > 0 &&
+        fleet_verdict_get(d->fleet, a, d->sites_hash, dnsbl_fleet_answer, lookup)) {
+        lookup->pending = 1; /* the fleet's answer; then maybe the lists */
+        d->fleet_waiting++;
+        return lookup;
+    }
+    dnsbl_lookup_send(lookup);
     return lookup;
 }
 
@@ -459,6 +507,17 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     d->listed_ttl = conf->cache_listed_ttl;
     d->store = store;
     return d;
+}
+
+void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet, const char *sites)
+{
+    d->fleet = fleet;
+    d->sites_hash = fleetproto_sites_hash(sites);
+}
+
+bool dnsbl_busy(const struct dnsbl *d)
+{
+    return d != NULL && d->fleet_waiting > 0;
 }
 
 void dnsbl_set_metrics(struct dnsbl *d, struct metrics_slot *metrics)

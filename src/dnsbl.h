@@ -14,6 +14,10 @@
  *   dnsbl_free()           after resolver_free(), which ends every query
  *   dnsbl_set_metrics()    count queries, answers' latency and cache use in
  *                          a metrics slot (metrics.h)
+ *   dnsbl_set_fleet()      after a local cache miss, ask the fleet's Redis
+ *                          first (fleet.h, at most fleet_timeout), and share
+ *                          each verdict made here
+ *   dnsbl_busy()           a fleet answer is still due: not to be freed yet
  *
  *   dnsbl_format_hits()    "bl.test,zen.spamhaus.org" for logs and replies
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
@@ -38,6 +42,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "dnsbl_spec.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "resolver.h"
 #include "store.h"
@@ -53,6 +58,10 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
 void dnsbl_health_start(struct dnsbl *d);
 void dnsbl_free(struct dnsbl *d);
 void dnsbl_set_metrics(struct dnsbl *d, struct metrics_slot *metrics);
+/* sites: the dnsbl_sites text; a peer's verdict counts only when it was
+ * made under the same. */
+void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet, const char *sites);
+bool dnsbl_busy(const struct dnsbl *d);
 
 /* Returns NULL only when out of memory (the caller then goes on as if
  * every list had failed). */

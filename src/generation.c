@@ -62,7 +62,7 @@ void generation_reap(struct generation **list)
 {
     while (*list != NULL) {
         struct generation *g = *list;
-        if (g->holders > 0) {
+        if (g->holders > 0 || dnsbl_busy(g->dnsbl)) { /* a fleet answer is due */
             list = &g->next;
             continue;
         }

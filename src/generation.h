@@ -17,7 +17,8 @@
  *
  * Freeing waits for generation_reap(), called from a timer: the last
  * holder often lets go inside one of the generation's own resolver
- * callbacks, where its resolver must not be destroyed.
+ * callbacks, where its resolver must not be destroyed; and it waits for
+ * the fleet's answers its lookups still expect (at most fleet_timeout).
  */
 #ifndef BREAKWATER_GENERATION_H
 #define BREAKWATER_GENERATION_H

@@ -65,6 +65,7 @@ void metrics_slot_start(struct metrics_slot *slot)
     clock_gettime(CLOCK_REALTIME, &ts);
     for (int i = 0; i < METRICS_STATES; i++)
         slot->open[i] = 0;
+    slot->fleet_connected = 0;
     slot->pid = (uint64_t)getpid();
     slot->start_time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     metrics_process_refresh(slot);
@@ -292,6 +293,39 @@ static void metrics_render_bans(struct metrics_text *t, const struct metrics_slo
                       s->ban_latency, BANS_LATENCY_BUCKETS, s->ban_latency_sum_us);
 }
 
+/* metrics_render_fleet - Redis sharing (fleet.h), when fleet_redis is set */
+static void metrics_render_fleet(struct metrics_text *t, const struct metrics_slot *s)
+{
+    static const char *const drops[] = {"malformed", "backlog_full"};
+    static const char *const verdicts[] = {"hit", "miss", "timeout"};
+    metrics_family(t, "breakwater_fleet_connected", "gauge",
+                   "Processes connected to the fleet's Redis.");
+    metrics_printf(t, "breakwater_fleet_connected %llu\n",
+                   (unsigned long long)s->fleet_connected);
+    metrics_family(t, "breakwater_fleet_bans_total", "counter",
+                   "Bans and unbans published, received from peers, and applied here.");
+    metrics_printf(t, "breakwater_fleet_bans_total{result=\"sent\"} %llu\n",
+                   (unsigned long long)s->fleet_bans_sent);
+    metrics_printf(t, "breakwater_fleet_bans_total{result=\"received\"} %llu\n",
+                   (unsigned long long)s->fleet_bans_received);
+    metrics_printf(t, "breakwater_fleet_bans_total{result=\"applied\"} %llu\n",
+                   (unsigned long long)s->fleet_bans_applied);
+    metrics_family(t, "breakwater_fleet_bans_dropped_total", "counter",
+                   "Fleet bans dropped: malformed messages, or a full backlog.");
+    for (int i = 0; i < METRICS_FLEET_DROPS; i++)
+        metrics_printf(t, "breakwater_fleet_bans_dropped_total{reason=\"%s\"} %llu\n",
+                       drops[i], (unsigned long long)s->fleet_bans_dropped[i]);
+    metrics_family(t, "breakwater_fleet_verdict_lookups_total", "counter",
+                   "Shared verdicts asked of Redis after a local cache miss, by result.");
+    for (int i = 0; i < METRICS_FLEET_VERDICTS; i++)
+        metrics_printf(t, "breakwater_fleet_verdict_lookups_total{result=\"%s\"} %llu\n",
+                       verdicts[i], (unsigned long long)s->fleet_verdicts[i]);
+    metrics_family(t, "breakwater_fleet_propagation_seconds", "histogram",
+                   "Time from a peer publishing a ban to its arrival here.");
+    metrics_histogram(t, "breakwater_fleet_propagation_seconds", "", bans_latency_bounds,
+                      s->fleet_latency, BANS_LATENCY_BUCKETS, s->fleet_latency_sum_us);
+}
+
 /* metrics_render_process - the standard process metrics, summed */
 static void metrics_render_process(struct metrics_text *t, const struct metrics_slot *s)
 {
@@ -320,6 +354,8 @@ char *metrics_render(const struct metrics *m, const struct conf *conf, size_t ca
     metrics_render_sessions(&t, sum);
     metrics_render_dnsbl(&t, sum, conf, cache_entries);
     metrics_render_bans(&t, sum, conf);
+    if (conf->has_fleet)
+        metrics_render_fleet(&t, sum);
     metrics_render_process(&t, sum);
     free(sum);
     if (t.failed) {

@@ -62,6 +62,17 @@ enum metrics_dnsbl_result {
     METRICS_DNSBL_RESULTS
 };
 
+/* Why a fleet ban was not applied or not sent. */
+enum metrics_fleet_drop {
+    METRICS_FLEET_DROP_MALFORMED,   /* a message from Redis that does not parse */
+    METRICS_FLEET_DROP_BACKLOG,     /* Redis away too long: the oldest waiting ban */
+    METRICS_FLEET_DROPS
+};
+/* What a shared-verdict lookup brought. */
+enum metrics_fleet_verdict {
+    METRICS_FLEET_VERDICT_HIT, METRICS_FLEET_VERDICT_MISS, METRICS_FLEET_VERDICT_TIMEOUT,
+    METRICS_FLEET_VERDICTS
+};
 #define METRICS_DNSBL_BUCKETS 12   /* the last is +Inf */
 extern const double metrics_dnsbl_bounds[METRICS_DNSBL_BUCKETS];
 
@@ -85,6 +96,12 @@ struct metrics_slot {
     uint64_t ban_latency_sum_us;
     uint64_t relayed_to_backend, relayed_to_client;
     uint64_t backend_connect_failures;
+    uint64_t fleet_connected;              /* gauge: the command link is up */
+    uint64_t fleet_bans_sent, fleet_bans_received, fleet_bans_applied;
+    uint64_t fleet_bans_dropped[METRICS_FLEET_DROPS];
+    uint64_t fleet_verdicts[METRICS_FLEET_VERDICTS];
+    uint64_t fleet_latency[BANS_LATENCY_BUCKETS];  /* publish -> received here */
+    uint64_t fleet_latency_sum_us;
 };
 
 struct metrics;

@@ -1,0 +1,727 @@
+/*
+ * fleet - bans and verdicts shared through Redis. See fleet.h.
+ *
+ * Two links to Redis, each a hiredis async context on the loop: `commands`
+ * (PUBLISH, SET, GET, DEL, SCAN, MGET) and, in the one process that
+ * listens, `channel` (SUBSCRIBE: a subscribed connection takes no other
+ * command). Every command but SUBSCRIBE is counted in flight until its
+ * reply (hiredis calls each callback exactly once, with NULL when the
+ * connection goes), which is how a stalled Redis is noticed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <hiredis/adapters/libev.h>
+#pragma GCC diagnostic pop
+
+#include "bans.h"
+#include "fleet.h"
+#include "log.h"
+#include "metrics.h"
+
+#define FLEET_RETRY_MIN 0.5
+#define FLEET_RETRY_MAX 30.0
+#define FLEET_CONNECT_TIMEOUT 3.0
+#define FLEET_KEY_MAX (FLEETPROTO_ID_MAX + 16 + ADDR_TEXT_MAX)
+#define FLEET_SCAN_COUNT "1000"
+
+enum fleet_link_state { FLEET_DOWN, FLEET_CONNECTING, FLEET_UP };
+
+struct fleet_link {
+    struct fleet *f;
+    const char *name;             /* for the log */
+    bool subscriber;
+    redisAsyncContext *ac;        /* NULL when down */
+    enum fleet_link_state state;
+    ev_timer timer;               /* DOWN: the next try; CONNECTING: give up */
+    double backoff;
+    unsigned inflight;            /* commands sent, replies not yet in */
+    double last_reply;            /* ev_now() of the last reply */
+};
+
+/* A verdict request: answered by its reply or its timer, whichever comes
+ * first; freed by the reply's callback, which always comes. */
+struct fleet_wait {
+    struct fleet *f;
+    fleet_verdict_fn *fn;         /* NULL once answered */
+    void *arg;
+    uint64_t sites_hash;
+    ev_timer timer;
+    struct fleet_wait *prev, *next;
+};
+
+struct fleet {
+    struct ev_loop *loop;
+    char addr[ADDR_TEXT_MAX];     /* Redis's address, resolved at start */
+    uint16_t port;
+    struct fleetproto_url url;
+    char name[FLEETPROTO_ID_MAX + 1];
+    char id[FLEETPROTO_ID_MAX + 1];
+    double timeout;
+    struct fleet_link cmd, sub;
+    fleet_ban_fn *on_ban;
+    void *arg;
+    struct metrics_slot *metrics;
+    struct fleet_wait *waiting;
+    struct fleetproto_ban *backlog; /* bans made while Redis was away */
+    size_t backlog_len, backlog_cap;
+    bool load_pending;            /* the channel is back: read the live bans */
+    ev_timer stall;
+    struct log_limit link_log, drop_log, backlog_log;
+};
+
+static double fleet_wall(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static uint64_t fleet_ms(double seconds)
+{
+    return seconds > 0 ? (uint64_t)(seconds * 1000 + 0.5) : 0;
+}
+
+static void fleet_connected_gauge(struct fleet *f)
+{
+    if (f->metrics != NULL)
+        f->metrics->fleet_connected = f->cmd.state == FLEET_UP;
+}
+
+static void fleet_link_connect(struct fleet_link *l);
+
+/* fleet_link_retry - down: try again after the back-off */
+static void fleet_link_retry(struct fleet_link *l)
+{
+    struct fleet *f = l->f;
+    l->state = FLEET_DOWN;
+    l->ac = NULL;
+    l->inflight = 0;
+    ev_timer_stop(f->loop, &l->timer);
+    ev_timer_set(&l->timer, l->backoff, 0.);
+    ev_timer_start(f->loop, &l->timer);
+    l->backoff = l->backoff * 2 > FLEET_RETRY_MAX ? FLEET_RETRY_MAX : l->backoff * 2;
+    fleet_connected_gauge(f);
+}
+
+/* fleet_replied - a reply (or NULL at a disconnect) came for a command */
+static void fleet_replied(struct fleet_link *l)
+{
+    if (l->inflight > 0)
+        l->inflight--;
+    l->last_reply = ev_now(l->f->loop);
+}
+
+/* fleet_send - one command on a link that is up; false when it is not (or
+ * too much is in flight already) */
+static bool fleet_vsend(struct fleet_link *l, redisCallbackFn *fn, void *priv,
+                        const char *fmt, va_list ap)
+{
+    if (l->state != FLEET_UP || l->inflight >= FLEET_INFLIGHT_MAX)
+        return false;
+    if (redisvAsyncCommand(l->ac, fn, priv, fmt, ap) != REDIS_OK)
+        return false;
+    if (l->inflight++ == 0)
+        l->last_reply = ev_now(l->f->loop); /* the stall clock starts now */
+    return true;
+}
+
+/* (hiredis's format: printf's, plus %b for binary-safe bytes and length) */
+static bool fleet_send(struct fleet_link *l, redisCallbackFn *fn, void *priv, const char *fmt,
+                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bool sent = fleet_vsend(l, fn, priv, fmt, ap);
+    va_end(ap);
+    return sent;
+}
+
+/* fleet_reply_cb - a reply nobody waits for: counted, errors logged */
+static void fleet_reply_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL)
+        return;
+    fleet_replied(l);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: %s", l->f->addr, l->f->port, reply->str);
+}
+
+/* fleet_publish - one message on the channel, and its key */
+static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
+{
+    char msg[FLEETPROTO_MESSAGE_MAX + 1], key[FLEET_KEY_MAX], text[ADDR_TEXT_MAX];
+    int len = fleetproto_ban_format(b, msg, sizeof msg);
+    if (len < 0 || f->cmd.state != FLEET_UP)
+        return false;
+    addr_format(&b->addr, text, sizeof text);
+    snprintf(key, sizeof key, "%s:ban:%s", f->name, text);
+    if (!fleet_send(&f->cmd, fleet_reply_cb, NULL, "PUBLISH %s:bans %b", f->name, msg,
+                    (size_t)len))
+        return false;
+    if (b->kind == FLEETPROTO_UNBAN) {
+        fleet_send(&f->cmd, fleet_reply_cb, NULL, "DEL %s", key);
+    } else {
+        uint64_t now = b->sent_ms;
+        long long px = b->until_ms > now ? (long long)(b->until_ms - now) : 1;
+        fleet_send(&f->cmd, fleet_reply_cb, NULL, "SET %s %b PX %lld", key, msg, (size_t)len, px);
+    }
+    if (f->metrics != NULL)
+        f->metrics->fleet_bans_sent++;
+    return true;
+}
+
+/* fleet_backlog_add - Redis is away: keep the ban for later (bounded) */
+static void fleet_backlog_add(struct fleet *f, const struct fleetproto_ban *b)
+{
+    if (f->backlog_len == f->backlog_cap) {
+        size_t cap = f->backlog_cap ? f->backlog_cap * 2 : 64;
+        struct fleetproto_ban *grown =
+            cap <= FLEET_BACKLOG_MAX ? realloc(f->backlog, cap * sizeof *grown) : NULL;
+        if (grown == NULL) { /* full: the oldest goes */
+            memmove(f->backlog, f->backlog + 1, (f->backlog_len - 1) * sizeof *f->backlog);
+            f->backlog_len--;
+            if (f->metrics != NULL)
+                f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_BACKLOG]++;
+            log_limited(&f->backlog_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                        "fleet: Redis away and %zu bans waiting: dropping the oldest",
+                        f->backlog_len);
+        } else {
+            f->backlog = grown;
+            f->backlog_cap = cap;
+        }
+    }
+    f->backlog[f->backlog_len++] = *b;
+}
+
+/* fleet_backlog_flush - Redis is back: what was made meanwhile goes out */
+static void fleet_backlog_flush(struct fleet *f)
+{
+    uint64_t now = fleet_ms(fleet_wall());
+    size_t done = 0;
+    for (; done < f->backlog_len; done++) {
+        struct fleetproto_ban *b = &f->backlog[done];
+        if (b->kind == FLEETPROTO_BAN && b->until_ms <= now)
+            continue; /* over already */
+        b->sent_ms = now;
+        if (!fleet_publish(f, b))
+            break;
+    }
+    if (done == 0)
+        return;
+    memmove(f->backlog, f->backlog + done, (f->backlog_len - done) * sizeof *f->backlog);
+    f->backlog_len -= done;
+    log_info("fleet: %zu bans made while Redis was away published", done);
+}
+
+/* fleet_take - a peer's message, checked, to the bans module */
+static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
+{
+    struct fleetproto_ban b;
+    if (fleetproto_ban_parse(text, len, &b) < 0) {
+        if (f->metrics != NULL)
+            f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_MALFORMED]++;
+        log_limited(&f->drop_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                    "fleet: dropped a malformed message (%zu bytes) from Redis", len);
+        return;
+    }
+    if (strcmp(b.origin, f->id) == 0)
+        return; /* our own, back from the channel */
+    if (f->metrics != NULL) {
+        f->metrics->fleet_bans_received++;
+        double now = fleet_wall(), sent = b.sent_ms / 1000.0;
+        if (live && now >= sent) {
+            unsigned i = 0;
+            while (i + 1 < BANS_LATENCY_BUCKETS && now - sent > bans_latency_bounds[i])
+                i++;
+            f->metrics->fleet_latency[i]++;
+            f->metrics->fleet_latency_sum_us += metrics_seconds_us(now - sent);
+        }
+    }
+    if (f->on_ban(f->arg, &b) && f->metrics != NULL)
+        f->metrics->fleet_bans_applied++;
+}
+
+/* fleet_mget_cb - the values of one SCAN batch of ban keys */
+static void fleet_mget_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL)
+        return;
+    fleet_replied(l);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING) /* NIL: expired since */
+            fleet_take(l->f, reply->element[i]->str, reply->element[i]->len, false);
+}
+
+static void fleet_scan(struct fleet *f, const char *cursor);
+
+/* fleet_scan_cb - one SCAN step: fetch its keys' values, go on */
+static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL)
+        return;
+    fleet_replied(l);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    redisReply *keys = reply->element[1];
+    if (keys->elements > 0 && l->state == FLEET_UP) {
+        size_t n = keys->elements + 1;
+        const char **argv = calloc(n, sizeof *argv);
+        size_t *argvlen = calloc(n, sizeof *argvlen);
+        if (argv != NULL && argvlen != NULL) {
+            argv[0] = "MGET";
+            argvlen[0] = 4;
+            for (size_t i = 0; i < keys->elements; i++) {
+                argv[i + 1] = keys->element[i]->str;
+                argvlen[i + 1] = keys->element[i]->len;
+            }
+            if (redisAsyncCommandArgv(ac, fleet_mget_cb, NULL, (int)n, argv, argvlen) ==
+                REDIS_OK)
+                l->inflight++;
+        }
+        free(argv);
+        free(argvlen);
+    }
+    if (strcmp(reply->element[0]->str, "0") != 0)
+        fleet_scan(l->f, reply->element[0]->str);
+}
+
+static void fleet_scan(struct fleet *f, const char *cursor)
+{
+    fleet_send(&f->cmd, fleet_scan_cb, NULL, "SCAN %s MATCH %s:ban:* COUNT " FLEET_SCAN_COUNT,
+               cursor, f->name);
+}
+
+/* fleet_load - the channel is (back) up: read the bans that are live now
+ * (made while this host was away or before it started) */
+static void fleet_load(struct fleet *f)
+{
+    if (f->cmd.state != FLEET_UP) {
+        f->load_pending = true;
+        return;
+    }
+    f->load_pending = false;
+    fleet_scan(f, "0");
+}
+
+/* fleet_message_cb - everything the subscribed link receives */
+static void fleet_message_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = reply->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0) {
+        log_info("fleet: listening on %s:bans at %s:%u", l->f->name, l->f->addr, l->f->port);
+        fleet_load(l->f);
+    } else if (strcmp(kind, "message") == 0) {
+        redisReply *payload = reply->element[2];
+        if (payload->type == REDIS_REPLY_STRING)
+            fleet_take(l->f, payload->str, payload->len, true);
+    }
+}
+
+/* fleet_auth_cb - AUTH or SELECT answered: an error means the link is of
+ * no use (logged), and is dropped */
+static void fleet_auth_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL)
+        return;
+    fleet_replied(l);
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return;
+    log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_ERROR,
+                "fleet_redis %s:%u: Redis refused %s: %s", l->f->addr, l->f->port,
+                (const char *)priv, reply->str);
+    redisAsyncDisconnect(ac);
+}
+
+static void fleet_connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct fleet_link *l = ac->data;
+    if (l == NULL)
+        return;
+    struct fleet *f = l->f;
+    if (status != REDIS_OK) {
+        log_limited(&f->link_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: cannot connect (%s): going on alone, retrying",
+                    f->addr, f->port, ac->errstr);
+        fleet_link_retry(l); /* hiredis frees the context */
+        return;
+    }
+    ev_timer_stop(f->loop, &l->timer);
+    l->state = FLEET_UP;
+    l->backoff = FLEET_RETRY_MIN;
+    l->last_reply = ev_now(f->loop);
+    if (l == &f->cmd) {
+        log_info("fleet: connected to Redis at %s:%u", f->addr, f->port);
+        fleet_connected_gauge(f);
+        fleet_backlog_flush(f);
+        if (f->load_pending)
+            fleet_load(f);
+    }
+}
+
+static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct fleet_link *l = ac->data;
+    (void)status;
+    if (l == NULL)
+        return;
+    log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
+                "fleet_redis %s:%u: connection lost (%s): going on alone, retrying",
+                l->f->addr, l->f->port, ac->errstr[0] ? ac->errstr : "closed");
+    fleet_link_retry(l);
+}
+
+/* fleet_link_drop - end a link from our side (not from a hiredis callback) */
+static void fleet_link_drop(struct fleet_link *l)
+{
+    redisAsyncContext *ac = l->ac;
+    if (ac == NULL)
+        return;
+    if (l->state == FLEET_CONNECTING) { /* no disconnect callback comes */
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        fleet_link_retry(l);
+        return;
+    }
+    redisAsyncFree(ac); /* calls fleet_disconnect_cb */
+}
+
+static void fleet_link_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct fleet_link *l = w->data;
+    (void)loop, (void)revents;
+    if (l->state == FLEET_CONNECTING) {
+        log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: no connection within %gs: going on alone, retrying",
+                    l->f->addr, l->f->port, FLEET_CONNECT_TIMEOUT);
+        fleet_link_drop(l);
+    } else if (l->state == FLEET_DOWN) {
+        fleet_link_connect(l);
+    }
+}
+
+static void fleet_link_connect(struct fleet_link *l)
+{
+    struct fleet *f = l->f;
+    redisAsyncContext *ac = redisAsyncConnect(f->addr, f->port);
+    if (ac == NULL || ac->err) {
+        log_limited(&f->link_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: cannot connect (%s): going on alone, retrying",
+                    f->addr, f->port, ac ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        fleet_link_retry(l);
+        return;
+    }
+    ac->data = l;
+    redisLibevAttach(f->loop, ac);
+    redisAsyncSetConnectCallback(ac, fleet_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, fleet_disconnect_cb);
+    l->ac = ac;
+    l->state = FLEET_CONNECTING;
+    l->inflight = 0;
+    ev_timer_stop(f->loop, &l->timer);
+    ev_timer_set(&l->timer, FLEET_CONNECT_TIMEOUT, 0.);
+    ev_timer_start(f->loop, &l->timer);
+    /* queued now, sent first once connected */
+    if (f->url.password[0] != '\0' && f->url.user[0] != '\0')
+        redisAsyncCommand(ac, fleet_auth_cb, "AUTH", "AUTH %s %s", f->url.user, f->url.password);
+    else if (f->url.password[0] != '\0')
+        redisAsyncCommand(ac, fleet_auth_cb, "AUTH", "AUTH %s", f->url.password);
+    if (f->url.db != 0)
+        redisAsyncCommand(ac, fleet_auth_cb, "SELECT", "SELECT %u", f->url.db);
+    l->inflight = (f->url.password[0] != '\0') + (f->url.db != 0);
+    if (l->subscriber)
+        redisAsyncCommand(ac, fleet_message_cb, NULL, "SUBSCRIBE %s:bans", f->name);
+}
+
+/* fleet_stall_cb - every second: a Redis that stopped answering (stopped,
+ * swapping, a dead network path) is given up on and connected to again */
+static void fleet_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct fleet *f = w->data;
+    (void)revents;
+    struct fleet_link *l = &f->cmd;
+    if (l->state != FLEET_UP || l->inflight == 0 || ev_now(loop) - l->last_reply < FLEET_STALL)
+        return;
+    log_limited(&f->link_log, ev_now(loop), LOG_LEVEL_WARNING,
+                "fleet_redis %s:%u: %u replies overdue for %gs: reconnecting", f->addr,
+                f->port, l->inflight, FLEET_STALL);
+    fleet_link_drop(&f->cmd);
+    fleet_link_drop(&f->sub); /* it would not notice by itself */
+}
+
+/* fleet_resolve - Redis's address, once, at start (hiredis would resolve a
+ * name on every connect, blocking the loop) */
+static int fleet_resolve(const struct fleetproto_url *url, char *out, size_t size, char *err,
+                         size_t errsize)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(url->host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errsize, "fleet_redis: cannot resolve %s: %s", url->host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    struct addr a;
+    uint16_t unused;
+    addr_from_sockaddr(res->ai_addr, &a, &unused);
+    freeaddrinfo(res);
+    addr_format(&a, out, size);
+    return 0;
+}
+
+int fleet_probe(const struct conf *conf, char *err, size_t errsize)
+{
+    const struct fleetproto_url *url = &conf->fleet_redis;
+    char addr[ADDR_TEXT_MAX];
+    if (fleet_resolve(url, addr, sizeof addr, err, errsize) < 0)
+        return -1;
+    struct timeval tv = {(time_t)FLEET_PROBE_TIMEOUT, 0};
+    redisContext *c = redisConnectWithTimeout(addr, url->port, tv);
+    if (c == NULL || c->err) {
+        log_warning("fleet_redis %s:%u: not reachable now (%s): going on alone until it is",
+                    addr, url->port, c ? c->errstr : "out of memory");
+        if (c != NULL)
+            redisFree(c);
+        return 0;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = NULL;
+    const char *step = "AUTH";
+    if (url->password[0] != '\0' && url->user[0] != '\0')
+        r = redisCommand(c, "AUTH %s %s", url->user, url->password);
+    else if (url->password[0] != '\0')
+        r = redisCommand(c, "AUTH %s", url->password);
+    else {
+        step = "PING";
+        r = redisCommand(c, "PING");
+    }
+    if (r != NULL && r->type != REDIS_REPLY_ERROR && url->db != 0) {
+        freeReplyObject(r);
+        step = "SELECT";
+        r = redisCommand(c, "SELECT %u", url->db);
+    }
+    int status = 0;
+    if (r == NULL) {
+        log_warning("fleet_redis %s:%u: no answer to %s (%s): going on alone until it answers",
+                    addr, url->port, step, c->errstr);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errsize, "fleet_redis %s:%u: Redis refused %s%s%s: %s", addr, url->port,
+                 step, strcmp(step, "AUTH") == 0 && url->user[0] ? " for user " : "",
+                 strcmp(step, "AUTH") == 0 ? url->user : "", r->str);
+        status = -1;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    redisFree(c);
+    return status;
+}
+
+struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool listen,
+                        fleet_ban_fn *on_ban, void *arg, char *err, size_t errsize)
+{
+    struct fleet *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    f->loop = loop;
+    f->url = conf->fleet_redis;
+    f->port = conf->fleet_redis.port;
+    snprintf(f->name, sizeof f->name, "%s", conf->fleet_name);
+    snprintf(f->id, sizeof f->id, "%s", conf->fleet_host_id);
+    f->timeout = conf->fleet_timeout;
+    f->on_ban = on_ban;
+    f->arg = arg;
+    if (fleet_resolve(&f->url, f->addr, sizeof f->addr, err, errsize) < 0) {
+        free(f);
+        return NULL;
+    }
+    struct fleet_link *links[] = {&f->cmd, &f->sub};
+    for (int i = 0; i < 2; i++) {
+        struct fleet_link *l = links[i];
+        *l = (struct fleet_link){.f = f, .name = i ? "channel" : "commands",
+                                 .subscriber = i == 1, .backoff = FLEET_RETRY_MIN};
+        ev_init(&l->timer, fleet_link_timer_cb);
+        l->timer.data = l;
+    }
+    fleet_link_connect(&f->cmd);
+    if (listen)
+        fleet_link_connect(&f->sub);
+    ev_timer_init(&f->stall, fleet_stall_cb, 1., 1.);
+    f->stall.data = f;
+    ev_timer_start(loop, &f->stall);
+    return f;
+}
+
+void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics)
+{
+    f->metrics = metrics;
+    fleet_connected_gauge(f);
+}
+
+void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t count,
+               uint8_t reason)
+{
+    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .addr = *a, .until_ms = fleet_ms(until),
+                               .count = count ? count : 1, .reason = reason,
+                               .sent_ms = fleet_ms(fleet_wall())};
+    snprintf(b.origin, sizeof b.origin, "%s", f->id);
+    if (!fleet_publish(f, &b))
+        fleet_backlog_add(f, &b);
+}
+
+void fleet_unban(struct fleet *f, const struct addr *a)
+{
+    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .addr = *a,
+                               .sent_ms = fleet_ms(fleet_wall())};
+    snprintf(b.origin, sizeof b.origin, "%s", f->id);
+    if (!fleet_publish(f, &b))
+        fleet_backlog_add(f, &b);
+}
+
+/* fleet_answer - a verdict request's one answer */
+static void fleet_answer(struct fleet_wait *w, const struct fleet_verdict *v,
+                         enum metrics_fleet_verdict outcome)
+{
+    struct fleet *f = w->f;
+    fleet_verdict_fn *fn = w->fn;
+    ev_timer_stop(f->loop, &w->timer);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        f->waiting = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->fn = NULL;
+    if (f->metrics != NULL)
+        f->metrics->fleet_verdicts[outcome]++;
+    fn(w->arg, v);
+}
+
+static void fleet_wait_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct fleet_wait *w = t->data;
+    (void)loop, (void)revents;
+    fleet_answer(w, NULL, METRICS_FLEET_VERDICT_TIMEOUT);
+}
+
+static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = ac->data;
+    struct fleet_wait *w = priv;
+    redisReply *reply = r;
+    if (l != NULL)
+        fleet_replied(l);
+    if (w->fn != NULL) {
+        struct fleet_verdict v;
+        uint64_t expires_ms;
+        bool found = reply != NULL && reply->type == REDIS_REPLY_STRING &&
+                     fleetproto_verdict_parse(reply->str, reply->len, w->sites_hash, &v.score,
+                                              &v.hits, &expires_ms) == 0;
+        v.expires = expires_ms / 1000.0;
+        if (found && v.expires <= fleet_wall())
+            found = false;
+        fleet_answer(w, found ? &v : NULL,
+                     found ? METRICS_FLEET_VERDICT_HIT : METRICS_FLEET_VERDICT_MISS);
+    }
+    free(w);
+}
+
+bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,
+                       fleet_verdict_fn *fn, void *arg)
+{
+    char text[ADDR_TEXT_MAX];
+    if (f->cmd.state != FLEET_UP)
+        return false;
+    struct fleet_wait *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return false;
+    *w = (struct fleet_wait){.f = f, .fn = fn, .arg = arg, .sites_hash = sites_hash};
+    addr_format(a, text, sizeof text);
+    if (!fleet_send(&f->cmd, fleet_get_cb, w, "GET %s:verdict:%s", f->name, text)) {
+        free(w);
+        return false;
+    }
+    ev_timer_init(&w->timer, fleet_wait_timer_cb, f->timeout, 0.);
+    w->timer.data = w;
+    ev_timer_start(f->loop, &w->timer);
+    w->next = f->waiting;
+    if (f->waiting != NULL)
+        f->waiting->prev = w;
+    f->waiting = w;
+    return true;
+}
+
+void fleet_verdict_put(struct fleet *f, const struct addr *a, uint64_t sites_hash, int score,
+                       uint64_t hits, double expires)
+{
+    char text[ADDR_TEXT_MAX], value[FLEETPROTO_MESSAGE_MAX];
+    uint64_t now = fleet_ms(fleet_wall()), until = fleet_ms(expires);
+    int len = fleetproto_verdict_format(sites_hash, score, hits, until, value, sizeof value);
+    if (len < 0 || until <= now)
+        return;
+    addr_format(a, text, sizeof text);
+    fleet_send(&f->cmd, fleet_reply_cb, NULL, "SET %s:verdict:%s %b PX %llu", f->name, text,
+               value, (size_t)len, (unsigned long long)(until - now));
+}
+
+void fleet_free(struct fleet *f)
+{
+    if (f == NULL)
+        return;
+    while (f->waiting != NULL)
+        fleet_answer(f->waiting, NULL, METRICS_FLEET_VERDICT_MISS);
+    ev_timer_stop(f->loop, &f->stall);
+    struct fleet_link *links[] = {&f->cmd, &f->sub};
+    for (int i = 0; i < 2; i++) {
+        struct fleet_link *l = links[i];
+        ev_timer_stop(f->loop, &l->timer);
+        if (l->ac != NULL) {
+            l->ac->data = NULL; /* no callback of ours runs now */
+            redisAsyncFree(l->ac);
+            l->ac = NULL;
+        }
+    }
+    if (f->backlog_len > 0)
+        log_warning("fleet: %zu bans made while Redis was away were never published",
+                    f->backlog_len);
+    free(f->backlog);
+    free(f);
+}

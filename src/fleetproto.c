@@ -1,0 +1,234 @@
+/*
+ * fleetproto - fleet messages and their checks. See fleetproto.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetproto.h"
+#include "store.h"
+
+#define FLEETPROTO_WORDS_MAX 8
+
+static const char *const fleetproto_reasons[] = {
+    [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
+    [STORE_BAN_PREGREET] = "pregreet", [STORE_BAN_MANUAL] = "manual",
+    [STORE_BAN_LOG] = "log",
+};
+
+const char *fleetproto_reason_name(unsigned reason)
+{
+    return reason < sizeof fleetproto_reasons / sizeof fleetproto_reasons[0]
+               ? fleetproto_reasons[reason] : NULL;
+}
+
+bool fleetproto_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > FLEETPROTO_ID_MAX)
+        return false;
+    return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* fleetproto_number - a whole decimal number in [min, max] */
+static int fleetproto_number(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (text[0] < '0' || text[0] > '9' || strlen(text) > 20)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* fleetproto_copy_part - text[0..len) into buf as a string */
+static int fleetproto_copy_part(const char *text, size_t len, char *buf, size_t size)
+{
+    if (len >= size || memchr(text, '\0', len) != NULL)
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+static int fleetproto_url_fail(char *what, size_t size, const char *why)
+{
+    snprintf(what, size, "%s", why);
+    return -1;
+}
+
+int fleetproto_url_parse(const char *text, struct fleetproto_url *out, char *what,
+                         size_t size)
+{
+    static const char scheme[] = "redis://";
+    *out = (struct fleetproto_url){.port = 6379};
+    if (strncmp(text, scheme, sizeof scheme - 1) != 0)
+        return fleetproto_url_fail(what, size, "not a redis:// URL");
+    const char *p = text + sizeof scheme - 1;
+    const char *at = strrchr(p, '@');
+    if (at != NULL) {     /* user:password@ or :password@ or password@ */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if (colon != NULL &&
+            fleetproto_copy_part(p, (size_t)(colon - p), out->user, sizeof out->user) < 0)
+            return fleetproto_url_fail(what, size, "user name too long");
+        if (fleetproto_copy_part(pw, (size_t)(at - pw), out->password, sizeof out->password) < 0)
+            return fleetproto_url_fail(what, size, "password too long");
+        if (out->password[0] == '\0')
+            return fleetproto_url_fail(what, size, "empty password");
+        p = at + 1;
+    }
+    const char *host_end, *rest;
+    if (*p == '[') {
+        host_end = strchr(p, ']');
+        if (host_end == NULL)
+            return fleetproto_url_fail(what, size, "unclosed [ in the host");
+        if (fleetproto_copy_part(p + 1, (size_t)(host_end - p - 1), out->host,
+                                 sizeof out->host) < 0)
+            return fleetproto_url_fail(what, size, "host too long");
+        rest = host_end + 1;
+    } else {
+        host_end = p + strcspn(p, ":/");
+        if (fleetproto_copy_part(p, (size_t)(host_end - p), out->host, sizeof out->host) < 0)
+            return fleetproto_url_fail(what, size, "host too long");
+        rest = host_end;
+    }
+    if (out->host[0] == '\0' || strpbrk(out->host, " \t@[]") != NULL)
+        return fleetproto_url_fail(what, size, "no host, or a bad one");
+    char number[24];
+    uint64_t v;
+    if (*rest == ':') {
+        size_t n = strcspn(rest + 1, "/");
+        if (fleetproto_copy_part(rest + 1, n, number, sizeof number) < 0 ||
+            fleetproto_number(number, 1, 65535, &v) < 0)
+            return fleetproto_url_fail(what, size, "port not 1..65535");
+        out->port = (uint16_t)v;
+        rest += 1 + n;
+    }
+    if (*rest == '/' && rest[1] != '\0') {
+        if (fleetproto_number(rest + 1, 0, 1000000, &v) < 0)
+            return fleetproto_url_fail(what, size, "database not a number");
+        out->db = (unsigned)v;
+    } else if (*rest != '\0' && strcmp(rest, "/") != 0) {
+        return fleetproto_url_fail(what, size, "unexpected text after the host");
+    }
+    return 0;
+}
+
+int fleetproto_ban_format(const struct fleetproto_ban *b, char *buf, size_t size)
+{
+    char text[ADDR_TEXT_MAX];
+    addr_format(&b->addr, text, sizeof text);
+    int n;
+    if (b->kind == FLEETPROTO_BAN) {
+        const char *reason = fleetproto_reason_name(b->reason);
+        n = snprintf(buf, size, "ban v1 %s %s %" PRIu64 " %" PRIu32 " %s %" PRIu64, b->origin,
+                     text, b->until_ms, b->count, reason ? reason : "manual", b->sent_ms);
+    } else {
+        n = snprintf(buf, size, "unban v1 %s %s %" PRIu64, b->origin, text, b->sent_ms);
+    }
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* fleetproto_split - words separated by single spaces, no empty word */
+static int fleetproto_split(char *line, char **words, int max)
+{
+    int n = 0;
+    for (char *p = line;; p++) {
+        if (n == max)
+            return -1;
+        words[n++] = p;
+        p = strchr(p, ' ');
+        if (p == NULL)
+            break;
+        *p = '\0';
+    }
+    for (int i = 0; i < n; i++)
+        if (words[i][0] == '\0')
+            return -1;
+    return n;
+}
+
+int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *out)
+{
+    char line[FLEETPROTO_MESSAGE_MAX + 1], *w[FLEETPROTO_WORDS_MAX];
+    if (len > FLEETPROTO_MESSAGE_MAX || fleetproto_copy_part(text, len, line, sizeof line) < 0)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (line[i] < 0x21 && line[i] != ' ')
+            return -1;
+    int n = fleetproto_split(line, w, FLEETPROTO_WORDS_MAX);
+    if (n < 2 || strcmp(w[1], "v1") != 0)
+        return -1;
+    *out = (struct fleetproto_ban){0};
+    bool ban = strcmp(w[0], "ban") == 0;
+    if (!(ban && n == 8) && !(strcmp(w[0], "unban") == 0 && n == 5))
+        return -1;
+    out->kind = ban ? FLEETPROTO_BAN : FLEETPROTO_UNBAN;
+    if (!fleetproto_id_valid(w[2]) || addr_parse(w[3], &out->addr) < 0)
+        return -1;
+    strcpy(out->origin, w[2]);
+    uint64_t v;
+    if (fleetproto_number(w[n - 1], 1, UINT64_MAX / 2, &out->sent_ms) < 0)
+        return -1;
+    if (!ban)
+        return 0;
+    if (fleetproto_number(w[4], 1, UINT64_MAX / 2, &out->until_ms) < 0 ||
+        fleetproto_number(w[5], 1, FLEETPROTO_COUNT_MAX, &v) < 0)
+        return -1;
+    out->count = (uint32_t)v;
+    for (unsigned r = 0; r < sizeof fleetproto_reasons / sizeof fleetproto_reasons[0]; r++) {
+        if (fleetproto_reasons[r] != NULL && strcmp(w[6], fleetproto_reasons[r]) == 0) {
+            out->reason = (uint8_t)r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+uint64_t fleetproto_sites_hash(const char *sites)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)sites; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+int fleetproto_verdict_format(uint64_t sites_hash, int score, uint64_t hits,
+                              uint64_t expires_ms, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "v1 %" PRIx64 " %d %" PRIx64 " %" PRIu64, sites_hash, score,
+                     hits, expires_ms);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int fleetproto_verdict_parse(const char *text, size_t len, uint64_t sites_hash, int *score,
+                             uint64_t *hits, uint64_t *expires_ms)
+{
+    char line[FLEETPROTO_MESSAGE_MAX + 1], *w[FLEETPROTO_WORDS_MAX], *end;
+    if (len > FLEETPROTO_MESSAGE_MAX || fleetproto_copy_part(text, len, line, sizeof line) < 0)
+        return -1;
+    if (fleetproto_split(line, w, FLEETPROTO_WORDS_MAX) != 5 || strcmp(w[0], "v1") != 0 ||
+        fleetproto_number(w[4], 1, UINT64_MAX / 2, expires_ms) < 0)
+        return -1;
+    errno = 0;
+    uint64_t h = strtoull(w[1], &end, 16);
+    if (errno != 0 || *end != '\0' || w[1][0] == '-' || w[1][0] == '+' || h != sites_hash)
+        return -1;
+    long s = strtol(w[2], &end, 10);
+    if (errno != 0 || *end != '\0' || s < -1000000 || s > 1000000)
+        return -1;
+    uint64_t bits = strtoull(w[3], &end, 16);
+    if (errno != 0 || *end != '\0' || w[3][0] == '-' || w[3][0] == '+')
+        return -1;
+    *score = (int)s;
+    *hits = bits;
+    return 0;
+}

@@ -1,0 +1,83 @@
+/*
+ * fleetproto - what breakwater hosts say to each other through Redis, as
+ * text, and the checks every word from Redis goes through (pure: no I/O).
+ *
+ *   fleetproto_url_parse()   fleet_redis = redis://[user:password@]host:port[/db]
+ *   fleetproto_ban_format()  a ban or unban as one channel message (also
+ *                            the value of the ban's own key)
+ *   fleetproto_ban_parse()   a message from the channel or a key: every
+ *                            field checked; anything else is refused
+ *   fleetproto_verdict_format(), fleetproto_verdict_parse()
+ *                            a shared DNSBL verdict, tagged with a hash of
+ *                            the dnsbl_sites it was made under
+ *   fleetproto_sites_hash()  that hash (FNV-1a, 64 bits, of the sites text)
+ *
+ * Messages (ASCII, space separated, at most FLEETPROTO_MESSAGE_MAX bytes):
+ *
+ *   ban v1 ORIGIN ADDRESS UNTIL_MS COUNT REASON SENT_MS
+ *   unban v1 ORIGIN ADDRESS SENT_MS
+ *
+ * ORIGIN is the sender's fleet_host_id ([A-Za-z0-9._-], 1..64), ADDRESS an
+ * IPv4 or IPv6 address, UNTIL_MS and SENT_MS Unix time in milliseconds,
+ * COUNT the address's ban count (escalation) 1..1000000, REASON one of
+ * dnsbl, denylist, pregreet, manual, log.
+ *
+ * Verdicts: "v1 SITES_HASH SCORE HITS EXPIRES_MS" (hex, decimal, hex,
+ * decimal).
+ */
+#ifndef BREAKWATER_FLEETPROTO_H
+#define BREAKWATER_FLEETPROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define FLEETPROTO_MESSAGE_MAX 256
+#define FLEETPROTO_ID_MAX 64
+#define FLEETPROTO_COUNT_MAX 1000000u
+#define FLEETPROTO_URL_MAX 512
+
+struct fleetproto_url {
+    char user[128];       /* "" = none (AUTH password alone, or no AUTH) */
+    char password[256];   /* "" = no AUTH */
+    char host[256];       /* a name or an address; [IPv6] without brackets */
+    uint16_t port;
+    unsigned db;
+};
+
+/* Returns 0, or -1 with what set (one short phrase). */
+int fleetproto_url_parse(const char *text, struct fleetproto_url *out, char *what,
+                         size_t size);
+/* [A-Za-z0-9._-], 1..FLEETPROTO_ID_MAX characters. */
+bool fleetproto_id_valid(const char *id);
+
+enum fleetproto_kind { FLEETPROTO_BAN, FLEETPROTO_UNBAN };
+
+struct fleetproto_ban {
+    enum fleetproto_kind kind;
+    char origin[FLEETPROTO_ID_MAX + 1];
+    struct addr addr;
+    uint64_t until_ms;    /* ban only */
+    uint32_t count;       /* ban only */
+    uint8_t reason;       /* ban only: enum store_ban_reason */
+    uint64_t sent_ms;
+};
+
+/* Returns the length written (< size), or -1 when it does not fit. */
+int fleetproto_ban_format(const struct fleetproto_ban *b, char *buf, size_t size);
+/* text need not be NUL-terminated. Returns 0, or -1 (malformed). */
+int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *out);
+/* "dnsbl" ... for a store_ban_reason, NULL for an unknown one. */
+const char *fleetproto_reason_name(unsigned reason);
+
+uint64_t fleetproto_sites_hash(const char *sites);
+int fleetproto_verdict_format(uint64_t sites_hash, int score, uint64_t hits,
+                              uint64_t expires_ms, char *buf, size_t size);
+/* Returns 0 and fills the rest when text is a verdict made under
+ * sites_hash; -1 otherwise (malformed, or other lists). */
+int fleetproto_verdict_parse(const char *text, size_t len, uint64_t sites_hash, int *score,
+                             uint64_t *hits, uint64_t *expires_ms);
+
+#endif

@@ -1,0 +1,311 @@
+"""Fleet: three breakwater hosts share bans and verdicts through one real
+redis-server.
+
+Each test builds a hub namespace H (redis-server, rbldnsd with a query
+log, and the clients) and three host namespaces A, B and C, each running
+breakwater with its own nft ruleset; a bridge in H joins them:
+
+  10.78.K.1    H: redis-server :6379 (ACL user bw), rbldnsd :5353
+  10.78.K.11   A    10.78.K.12  B    10.78.K.13  C   (breakwater :2525)
+  10.78.K.100+ H: client addresses; .100-.149 are listed, .150+ clean
+
+Clients connect from H, so each host's firewall sees them as real
+traffic. Everything is deleted when the test ends.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import harness
+import netns
+from harness import SLOW, BreakwaterTestCase, wait_until
+
+NFT_TABLE = "inet breakwater"
+PASSWORD = "fleet-secret-1"
+PROPAGATION = 2.0       # seconds a peer's ban may take here (the bench measures it)
+
+
+class FleetTestCase(BreakwaterTestCase):
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root (network namespaces, firewall)")
+        if shutil.which("redis-server") is None:
+            self.skipTest("redis-server missing (package redis-server, in TEST_PACKAGES)")
+        self.k = (os.getpid() + id(self)) % 250 + 1
+        self.net = "10.78.%d." % self.k
+        tag = "%d-%d" % (os.getpid(), id(self) % 100000)
+        self.H = netns.NetNS("bwt-fh-" + tag)
+        self.hosts = {name: netns.NetNS("bwt-f%s-%s" % (name.lower(), tag)) for name in "ABC"}
+        self._cleanups_extra.append(self.delete_namespaces)
+        self.H.create()
+        netns._ip(["-n", self.H.name, "link", "add", "br0", "type", "bridge"])
+        netns._ip(["-n", self.H.name, "addr", "add", self.net + "1/24", "dev", "br0"])
+        for i in range(100, 160):
+            netns._ip(["-n", self.H.name, "addr", "add", "%s%d/24" % (self.net, i), "dev", "br0"])
+        netns._ip(["-n", self.H.name, "link", "set", "br0", "up"])
+        netns._ip(["-n", self.H.name, "link", "set", "lo", "up"])
+        for n, (name, ns) in enumerate(sorted(self.hosts.items())):
+            ns.create()
+            netns._ip(["-n", self.H.name, "link", "add", "v" + name, "type", "veth",
+                       "peer", "name", "eth0", "netns", ns.name])
+            netns._ip(["-n", self.H.name, "link", "set", "v" + name, "master", "br0"])
+            netns._ip(["-n", self.H.name, "link", "set", "v" + name, "up"])
+            netns._ip(["-n", ns.name, "addr", "add", "%s%d/24" % (self.net, 11 + n), "dev", "eth0"])
+            netns._ip(["-n", ns.name, "link", "set", "eth0", "up"])
+            netns._ip(["-n", ns.name, "link", "set", "lo", "up"])
+        self.redis = None
+        self.start_redis()
+        self.start_rbldnsd()
+
+    def delete_namespaces(self):
+        for ns in self.hosts.values():
+            ns.delete()
+        self.H.delete()
+
+    # -- hub services
+    def start_redis(self):
+        d = os.path.join(self.tmp, "redis")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "redis.conf")
+        with open(conf, "w") as f:
+            f.write("bind %s1\nport 6379\nsave \"\"\nappendonly no\ndir %s\n"
+                    "user default off\nuser bw on >%s ~* &* +@all\n" % (self.net, d, PASSWORD))
+        err = open(os.path.join(d, "redis.log"), "ab")
+        self.redis = subprocess.Popen(self.H.argv(["redis-server", conf]),
+                                      stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        err.close()
+        self._cleanups_extra.append(lambda p=self.redis: harness.stop_process(p))
+        wait_until(lambda: self.redis_cli("PING").strip() == "PONG", 10 * SLOW,
+                   what="redis-server answering")
+
+    def redis_cli(self, *args):
+        p = self.H.run(["redis-cli", "-h", self.net + "1", "--user", "bw", "--pass", PASSWORD,
+                        "--no-auth-warning"] + list(args), timeout=10)
+        return p.stdout
+
+    def start_rbldnsd(self):
+        d = os.path.join(self.tmp, "rbldnsd")
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o777)
+        with open(os.path.join(d, "bl.zone"), "w") as f:
+            f.write(":127.0.0.2:Listed, see http://example.invalid/$\n%s100-%s149\n127.0.0.2\n"
+                    % (self.net, self.net))
+        os.chmod(os.path.join(d, "bl.zone"), 0o644)
+        self.querylog = os.path.join(d, "queries.log")
+        err = open(os.path.join(self.tmp, "rbldnsd.err"), "ab")
+        p = subprocess.Popen(self.H.argv(["rbldnsd", "-n", "-u", "rbldns", "-w", d,
+                                          "-l", "+" + self.querylog, "-b", self.net + "1/5353",
+                                          "bl.test:ip4set:bl.zone"]),
+                             stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        err.close()
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        wait_until(lambda: self.H.call(harness.dig, 5353, "2.0.0.127.bl.test", timeout=10,
+                                       server=self.net + "1") == ["127.0.0.2"],
+                   10 * SLOW, what="rbldnsd answering")
+
+    def queries_for(self, addr):
+        """DNSBL queries rbldnsd logged for one client address"""
+        rev = ".".join(reversed(addr.split(".")))
+        try:
+            with open(self.querylog) as f:
+                return sum(1 for line in f if rev + ".bl.test" in line)
+        except FileNotFoundError:
+            return 0
+
+    # -- the hosts
+    def host_address(self, name):
+        return "%s%d" % (self.net, 11 + "ABC".index(name))
+
+    def start_host(self, name, password=PASSWORD, expect_start=True, **extra):
+        ns = self.hosts[name]
+        conf = self.base_conf("127.0.0.1:9", listen="%s:2525" % self.host_address(name),
+                              resolver=self.net + "1:5353")
+        conf.update({
+            "ban_backend": "nft", "ban_time": "5m", "ban_time_max": "1h",
+            "dnsbl_health_interval": "0", "dnsbl_timeout": "2s",
+            "state_dir": os.path.join(self.tmp, "state-" + name),
+            "control_socket": os.path.join(self.tmp, "control-" + name),
+            "fleet_redis": "redis://bw:%s@%s1:6379" % (password, self.net),
+            "fleet_host_id": "host-" + name.lower(),
+            "fleet_timeout": "0.5s",
+        })
+        conf.update(extra)
+        d = harness.Daemon(self.tmp, conf, (), name="bw" + name)
+        d.write_conf()
+        p = self.run_bw(["rules", "-c", d.confpath])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ns.check(["nft", "-f", "-"], input=p.stdout)
+        d.start(wait=False, preexec_fn=ns.preexec())
+        self._daemons.append(d)
+        d.ns = ns
+        if expect_start:
+            netns.wait_daemon_listening(d)
+            d.wait_log("fleet: listening on breakwater:bans", timeout=10 * SLOW)
+        return d
+
+    def banned(self, d):
+        return set(netns.nft_set(d.ns, NFT_TABLE, "banned4") or {})
+
+    def smtp(self, d, source):
+        c = netns.smtp_client(self.H, source, d.listen_addresses()[0][0], 2525, 5 * SLOW)
+        self._cleanups_extra.append(c.close)
+        return c
+
+    def refuse(self, d, source):
+        c = self.smtp(d, source)
+        harness.engine_greeting(self, c)
+        self.assertReply(c.cmd("EHLO bot.test"), 250)
+        self.assertReply(c.cmd("MAIL FROM:<bot@spam.example>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<victim@example.org>"), 550, source)
+        c.close()
+
+    def wait_banned(self, d, addr, present=True, timeout=PROPAGATION):
+        t0 = time.monotonic()
+        wait_until(lambda: (addr in self.banned(d)) == present, timeout * SLOW,
+                   what="%s %s host %s's nft set" % (addr, "in" if present else "out of",
+                                                     d.conf["fleet_host_id"]))
+        return time.monotonic() - t0
+
+    def metric(self, d, name, labels=""):
+        text = self.scrape(d)
+        m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+        return float(m.group(1)) if m else None
+
+    def scrape(self, d):
+        host, port = d.conf["metrics_listen"].rsplit(":", 1)
+        p = d.ns.run(["python3", "-c", "import urllib.request,sys;sys.stdout.write("
+                      "urllib.request.urlopen('http://%s:%s/metrics',timeout=5).read().decode())"
+                      % (host, port)], timeout=15)
+        return p.stdout
+
+
+class FleetTest(FleetTestCase):
+
+    def test_ban_reaches_peers_and_late_starter_unban_too(self):
+        a, b = self.start_host("A"), self.start_host("B")
+        bot = self.net + "101"
+        self.refuse(a, bot)
+        self.wait_banned(a, bot)
+        took = self.wait_banned(b, bot)
+        self.assertLess(took, PROPAGATION * SLOW)
+        # C starts after the ban: it reads the live bans from Redis
+        c = self.start_host("C")
+        self.wait_banned(c, bot)
+        # the peers' copies are peers' bans: B does not publish it again
+        self.assertEqual(self.metric(b, "breakwater_fleet_bans_total", '{result="sent"}'), 0)
+        self.assertGreaterEqual(self.metric(b, "breakwater_fleet_bans_total",
+                                            '{result="applied"}'), 1)
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 1)
+        # a second connection to B from the bot is dropped by B's firewall
+        self.assertEqual(netns.connect_result(self.H, bot, self.host_address("B"), 2525, 1.0),
+                         "timeout")
+        # ctl unban on A lifts it everywhere
+        p = self.run_bw(["ctl", "-c", a.confpath, "unban", bot])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for d in (a, b, c):
+            self.wait_banned(d, bot, present=False)
+        self.assertEqual(self.redis_cli("EXISTS", "breakwater:ban:" + bot).strip(), "0")
+
+    def test_allowlist_wins_and_ban_time_max_bounds_a_peer(self):
+        a = self.start_host("A")
+        b = self.start_host("B", allowlist=self.net + "102")
+        c = self.start_host("C", ban_time="1m", ban_time_max="2m")
+        self.refuse(a, self.net + "102")
+        self.wait_banned(c, self.net + "102")
+        time.sleep(0.3 * SLOW)
+        self.assertNotIn(self.net + "102", self.banned(b), "B's allowlist did not win")
+        # a forged ban from Redis for ten years: C keeps it at most ban_time_max
+        until = int(time.time() * 1000) + 10 * 365 * 86400 * 1000
+        self.redis_cli("PUBLISH", "breakwater:bans",
+                       "ban v1 forger %s103 %d 1 manual %d" % (self.net, until,
+                                                               int(time.time() * 1000)))
+        self.wait_banned(c, self.net + "103")
+        timeout, _ = netns.nft_set(c.ns, NFT_TABLE, "banned4")[self.net + "103"]
+        self.assertLessEqual(timeout, 120, "a peer banned for longer than ban_time_max")
+
+    def test_malformed_messages_dropped_and_counted(self):
+        a, b = self.start_host("A"), self.start_host("B")
+        now = int(time.time() * 1000)
+        bad = [
+            "garbage",
+            "ban v1 forger 999.1.2.3 %d 1 dnsbl %d" % (now + 60000, now),     # no address
+            "ban v1 forger %s104 %d 1 nonsense %d" % (self.net, now + 60000, now),  # reason
+            "ban v1 forger %s104 %d 0 dnsbl %d" % (self.net, now + 60000, now),     # count 0
+            "ban v1 forg/er %s104 %d 1 dnsbl %d" % (self.net, now + 60000, now),    # origin
+            "ban v2 forger %s104 %d 1 dnsbl %d" % (self.net, now + 60000, now),     # version
+            "ban v1 forger %s104 %d 1 dnsbl %d extra" % (self.net, now + 60000, now),
+            "unban v1 forger %s104" % self.net,                                   # no time
+            "x" * 5000,
+        ]
+        for m in bad:
+            self.redis_cli("PUBLISH", "breakwater:bans", m)
+        wait_until(lambda: self.metric(a, "breakwater_fleet_bans_dropped_total",
+                                       '{reason="malformed"}') == len(bad), 5 * SLOW,
+                   what="A counted every malformed message")
+        self.assertEqual(self.metric(b, "breakwater_fleet_bans_dropped_total",
+                                     '{reason="malformed"}'), len(bad))
+        self.assertEqual(self.banned(a), set())
+        self.assertTrue(a.alive() and b.alive())
+        # a well-formed one still works after them
+        self.redis_cli("PUBLISH", "breakwater:bans", "ban v1 forger %s105 %d 1 dnsbl %d"
+                       % (self.net, now + 60000, now))
+        self.wait_banned(a, self.net + "105")
+
+    def test_verdict_made_once_for_the_fleet(self):
+        a, b, c = self.start_host("A"), self.start_host("B"), self.start_host("C")
+        clean = self.net + "150"
+        for d in (a, b, c):     # the backend is down: 421, but the verdict is made
+            s = self.smtp(d, clean)
+            r = s.read_reply()
+            self.assertEqual(r.code, 421, r.text)
+            s.close()
+        self.assertEqual(self.queries_for(clean), 1, "more than one DNSBL query for the fleet")
+        self.assertGreaterEqual(self.metric(b, "breakwater_fleet_verdict_lookups_total",
+                                            '{result="hit"}'), 1)
+        self.assertGreaterEqual(self.metric(c, "breakwater_fleet_verdict_lookups_total",
+                                            '{result="hit"}'), 1)
+
+    def test_redis_down_then_back(self):
+        a, b, c = self.start_host("A"), self.start_host("B"), self.start_host("C")
+        self.redis.kill()
+        self.redis.wait(10)
+        wait_until(lambda: self.metric(a, "breakwater_fleet_connected") == 0, 5 * SLOW,
+                   what="A noticed Redis gone")
+        # each host goes on alone: refuses and bans locally
+        self.refuse(a, self.net + "110")
+        self.wait_banned(a, self.net + "110")
+        self.refuse(b, self.net + "111")
+        self.wait_banned(b, self.net + "111")
+        clean = self.net + "151"   # DNS still decides
+        s = self.smtp(c, clean)
+        self.assertEqual(s.read_reply().code, 421)
+        s.close()
+        self.assertNotIn(self.net + "110", self.banned(b))
+        for d in (a, b, c):
+            self.assertTrue(d.alive())
+        self.assertIn("going on alone", a.log())
+        # Redis back (empty): what each made meanwhile reaches the others
+        self.start_redis()
+        for d in (b, c):
+            self.wait_banned(d, self.net + "110", timeout=40)
+        for d in (a, c):
+            self.wait_banned(d, self.net + "111", timeout=40)
+        self.assertIn("made while Redis was away published", a.log())
+
+
+class FleetPasswordTest(FleetTestCase):
+
+    def test_wrong_password_is_a_start_error(self):
+        d = self.start_host("A", password="wrong", expect_start=False)
+        d.expect_exit = True
+        d.proc.wait(20 * SLOW)
+        self.assertEqual(d.proc.returncode, 1, d.log())
+        self.assertRegex(d.log(), r"Redis refused AUTH for user bw: WRONGPASS")
+        # and the right one works (the other tests start with it)
+        ok = self.start_host("B")
+        self.assertIn("fleet: connected to Redis", ok.log())
