@@ -115,12 +115,17 @@ static void fleet_link_retry(struct fleet_link *l)
     fleet_connected_gauge(f);
 }
 
-/* fleet_replied - a reply (or NULL at a disconnect) came for a command */
-static void fleet_replied(struct fleet_link *l)
+/* fleet_replied - a reply (or NULL at a disconnect) came for a command of
+ * ac's link; returns the link, or NULL when it is being freed */
+static struct fleet_link *fleet_replied(redisAsyncContext *ac)
 {
+    struct fleet_link *l = ac->data;
+    if (l == NULL)
+        return NULL;
     if (l->inflight > 0)
         l->inflight--;
     l->last_reply = ev_now(l->f->loop);
+    return l;
 }
 
 /* fleet_send - one command on a link that is up; false when it is not (or
@@ -151,12 +156,11 @@ static bool fleet_send(struct fleet_link *l, redisCallbackFn *fn, void *priv, co
 /* fleet_reply_cb - a reply nobody waits for: counted, errors logged */
 static void fleet_reply_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    struct fleet_link *l = ac->data;
+    struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
     (void)priv;
     if (l == NULL)
         return;
-    fleet_replied(l);
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
                     "fleet_redis %s:%u: %s", l->f->addr, l->f->port, reply->str);
@@ -260,12 +264,11 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
 /* fleet_mget_cb - the values of one SCAN batch of ban keys */
 static void fleet_mget_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    struct fleet_link *l = ac->data;
+    struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
     (void)priv;
     if (l == NULL)
         return;
-    fleet_replied(l);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i < reply->elements; i++)
@@ -278,12 +281,11 @@ static void fleet_scan(struct fleet *f, const char *cursor);
 /* fleet_scan_cb - one SCAN step: fetch its keys' values, go on */
 static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    struct fleet_link *l = ac->data;
+    struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
     (void)priv;
     if (l == NULL)
         return;
-    fleet_replied(l);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_ARRAY)
@@ -353,12 +355,11 @@ static void fleet_message_cb(redisAsyncContext *ac, void *r, void *priv)
  * no use (logged), and is dropped */
 static void fleet_auth_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    struct fleet_link *l = ac->data;
+    struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
     (void)priv;
     if (l == NULL)
         return;
-    fleet_replied(l);
     if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
         return;
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_ERROR,
@@ -644,11 +645,9 @@ static void fleet_wait_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    struct fleet_link *l = ac->data;
     struct fleet_wait *w = priv;
     redisReply *reply = r;
-    if (l != NULL)
-        fleet_replied(l);
+    fleet_replied(ac);
     if (w->fn != NULL) {
         struct fleet_verdict v;
         uint64_t expires_ms;

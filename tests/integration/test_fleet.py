@@ -16,6 +16,7 @@ traffic. Everything is deleted when the test ends.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -296,6 +297,26 @@ class FleetTest(FleetTestCase):
         for d in (a, c):
             self.wait_banned(d, self.net + "111", timeout=40)
         self.assertIn("made while Redis was away published", a.log())
+
+    def test_redis_stalled_then_resumed(self):
+        a, b = self.start_host("A"), self.start_host("B")
+        self.redis.send_signal(signal.SIGSTOP)
+        try:
+            # a verdict waits fleet_timeout at most, then the list decides
+            t0 = time.monotonic()
+            self.refuse(a, self.net + "120")
+            self.assertLess(time.monotonic() - t0, 3 * SLOW)
+            self.wait_banned(a, self.net + "120")
+            self.assertGreaterEqual(self.metric(a, "breakwater_fleet_verdict_lookups_total",
+                                                '{result="timeout"}'), 1)
+            a.wait_log("replies overdue", timeout=10 * SLOW)
+            self.assertTrue(a.alive() and b.alive())
+        finally:
+            self.redis.send_signal(signal.SIGCONT)
+        # resumed: the ban made meanwhile reaches B, and new ones flow again
+        self.wait_banned(b, self.net + "120", timeout=40)
+        self.refuse(b, self.net + "121")
+        self.wait_banned(a, self.net + "121")
 
 
 class FleetPasswordTest(FleetTestCase):
