@@ -13,7 +13,7 @@ naming 127.0.0.1, because Postfix's dnsblog uses the system resolver. The
 machine's own /etc/postfix and /etc/resolv.conf are never touched.
 
     python3 bench/bench.py [--duration 10] [--concurrency 200] [--procs 2]
-                           [--rounds 2] [--figures agcdefiw] [--no-postscreen-wave]
+                           [--rounds 2] [--figures agcdefiwr] [--no-postscreen-wave]
                            [--no-mta-wave] [--no-postscreen-mem] [--skip p]
                            [--out BENCHMARKS.md]
 
@@ -22,7 +22,9 @@ workers 1 vs 2 takes its turns in it), c = relayed messages/s, d = latency
 at half rate, e = memory per idle connection, f = the wave replay (plot in
 bench/wave-replay.png), i = bans: time from the 5xx to the nft set at
 10,000 bans/s, and restoring them (bench/bans.sh), w = breakwater watch
-against fail2ban (bench/watch.sh). About 11 minutes in all.
+against fail2ban (bench/watch.sh), r = a fleet of ten hosts sharing bans
+through one Redis at 10,000 and 3,000 bans/s (bench/fleet.sh). About 12
+minutes in all.
 """
 
 import argparse
@@ -450,6 +452,11 @@ class Bench:
     def fig_w(self):
         self.script_figure("w", ["bench/watch.sh"], 400)
 
+    def fig_r(self):
+        """the fleet: ten hosts and one Redis, at 10,000 and at 3,000 bans/s"""
+        self.script_figure("r", ["bench/fleet.sh", "10", "10000", "5"], 300)
+        self.script_figure("r3", ["bench/fleet.sh", "10", "3000", "5"], 300)
+
     def fig_c(self):
         a = self.a
         base = ["-c", str(a.concurrency), "--procs", str(a.procs), "--mix", "polite=100"]
@@ -689,7 +696,7 @@ def main():
     ap.add_argument("--procs", type=int, default=2, help="wave processes for figures a, c, d, g")
     ap.add_argument("--keep", action="store_true",
                     help="keep the other figures of the last run (build/bench/results.json)")
-    ap.add_argument("--figures", default="agcdefiw", help="which figures, in order (b comes with a)")
+    ap.add_argument("--figures", default="agcdefiwr", help="which figures, in order (b comes with a)")
     ap.add_argument("--mem-steps", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1000, 10000, 18000])
     ap.add_argument("--ps-mem-steps", type=lambda s: [int(x) for x in s.split(",")],

@@ -248,13 +248,15 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
         return; /* our own, back from the channel */
     if (f->metrics != NULL) {
         f->metrics->fleet_bans_received++;
-        double now = fleet_wall(), sent = b.sent_ms / 1000.0;
-        if (live && now >= sent) {
+        /* sent_ms has a millisecond's resolution: a message can look
+         * sent a moment after it arrived; that counts as 0 */
+        double now = fleet_wall(), took = now - b.sent_ms / 1000.0;
+        if (live) {
             unsigned i = 0;
-            while (i + 1 < BANS_LATENCY_BUCKETS && now - sent > bans_latency_bounds[i])
+            while (i + 1 < METRICS_FLEET_BUCKETS && took > metrics_fleet_bounds[i])
                 i++;
             f->metrics->fleet_latency[i]++;
-            f->metrics->fleet_latency_sum_us += metrics_seconds_us(now - sent);
+            f->metrics->fleet_latency_sum_us += metrics_seconds_us(took);
         }
     }
     if (f->on_ban(f->arg, &b) && f->metrics != NULL)

@@ -24,6 +24,11 @@ const double metrics_dnsbl_bounds[METRICS_DNSBL_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, INFINITY,
 };
 
+const double metrics_fleet_bounds[METRICS_FLEET_BUCKETS] = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+    INFINITY,
+};
+
 struct metrics {
     unsigned workers;
     struct metrics_slot *slots;   /* [workers], MAP_SHARED */
@@ -322,8 +327,8 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
                        verdicts[i], (unsigned long long)s->fleet_verdicts[i]);
     metrics_family(t, "breakwater_fleet_propagation_seconds", "histogram",
                    "Time from a peer publishing a ban to its arrival here.");
-    metrics_histogram(t, "breakwater_fleet_propagation_seconds", "", bans_latency_bounds,
-                      s->fleet_latency, BANS_LATENCY_BUCKETS, s->fleet_latency_sum_us);
+    metrics_histogram(t, "breakwater_fleet_propagation_seconds", "", metrics_fleet_bounds,
+                      s->fleet_latency, METRICS_FLEET_BUCKETS, s->fleet_latency_sum_us);
 }
 
 /* metrics_render_process - the standard process metrics, summed */

@@ -75,6 +75,8 @@ enum metrics_fleet_verdict {
 };
 #define METRICS_DNSBL_BUCKETS 12   /* the last is +Inf */
 extern const double metrics_dnsbl_bounds[METRICS_DNSBL_BUCKETS];
+#define METRICS_FLEET_BUCKETS 16   /* the last is +Inf */
+extern const double metrics_fleet_bounds[METRICS_FLEET_BUCKETS];
 
 struct metrics_slot {
     uint64_t pid;                          /* 0: this worker never ran */
@@ -100,7 +102,7 @@ struct metrics_slot {
     uint64_t fleet_bans_sent, fleet_bans_received, fleet_bans_applied;
     uint64_t fleet_bans_dropped[METRICS_FLEET_DROPS];
     uint64_t fleet_verdicts[METRICS_FLEET_VERDICTS];
-    uint64_t fleet_latency[BANS_LATENCY_BUCKETS];  /* publish -> received here */
+    uint64_t fleet_latency[METRICS_FLEET_BUCKETS];  /* publish -> received here */
     uint64_t fleet_latency_sum_us;
 };
 
