@@ -44,6 +44,7 @@ struct bans {
     struct bans_stats stats;
     struct metrics_slot *metrics; /* NULL: counted only in stats */
     struct fleet *fleet;        /* NULL: no fleet */
+    bool kill_peers;            /* peers' bans end live connections too */
     size_t restoring;           /* bans put back at start, not yet applied */
     uint32_t restore_seq;       /* the last of them */
     double restore_started;
@@ -258,7 +259,7 @@ bool bans_peer(void *arg, const struct fleetproto_ban *m)
             next.count = prev.count;
     }
     store_ban_put(b->store, &m->addr, &next);
-    bans_request(b, &m->addr, (uint32_t)(left + 0.5), false);
+    bans_request(b, &m->addr, (uint32_t)(left + 0.5), b->kill_peers);
     return true;
 }
 
@@ -354,9 +355,10 @@ void bans_set_conf(struct bans *b, const struct conf *conf)
     b->conf = conf;
 }
 
-void bans_set_fleet(struct bans *b, struct fleet *fleet)
+void bans_set_fleet(struct bans *b, struct fleet *fleet, bool kill_peers)
 {
     b->fleet = fleet;
+    b->kill_peers = kill_peers;
 }
 
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)

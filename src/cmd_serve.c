@@ -221,7 +221,7 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
         if (d->fleet == NULL)
             goto fail;
         fleet_set_metrics(d->fleet, d->slot);
-        bans_set_fleet(d->bans, d->fleet);
+        bans_set_fleet(d->bans, d->fleet, false);
         dnsbl_set_fleet(d->current->dnsbl, d->fleet, sites);
     }
     if (server_start(&d->srv, loop, generation_hold(d->current), d->bans, d->slot, fds, err,

@@ -12,6 +12,7 @@
 
 #include "bans.h"
 #include "cmd.h"
+#include "fleet.h"
 #include "log.h"
 #include "notify.h"
 #include "logrules.h"
@@ -65,9 +66,17 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     struct bans *bans = store ? bans_new(loop, conf, store, helper_fd) : NULL;
     if (store != NULL && bans == NULL)
         snprintf(err, sizeof err, "out of memory");
-    struct watch *w = bans ? watch_start(loop, conf, rules, bans, from, err, sizeof err) : NULL;
+    struct fleet *fleet = NULL;
+    if (bans != NULL && conf->has_fleet) {
+        fleet = fleet_new(loop, conf, true, bans_peer, bans, err, sizeof err);
+        if (fleet != NULL)
+            bans_set_fleet(bans, fleet, true);
+    }
+    struct watch *w = bans && (fleet || !conf->has_fleet)
+                          ? watch_start(loop, conf, rules, bans, from, err, sizeof err) : NULL;
     if (w == NULL) {
         log_error("%s", err);
+        fleet_free(fleet);
         bans_free(bans);
         if (store != NULL)
             store_close(store);
@@ -99,6 +108,7 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
              bans_latency_quantile(&bs, 0.5), bans_latency_quantile(&bs, 0.99));
     watch_stop(w);
     upkeep_stop(&upkeep);
+    fleet_free(fleet);
     bans_free(bans);
     store_close(store);
     ev_signal_stop(loop, &sigterm);
@@ -153,7 +163,13 @@ int cmd_watch(struct conf *conf, char **operands, int count)
         return CMD_EXIT_USAGE;
     struct startup ctx = {.helper_fd = {-1}, .control_fd = -1};
     int status = 1;
-    if (startup_prepare(conf, &ctx, 1, true) == 0) {
+    char err[1024];
+    bool ready = startup_prepare(conf, &ctx, 1, true) == 0;
+    if (ready && conf->has_fleet && fleet_probe(conf, err, sizeof err) < 0) {
+        log_error("%s", err);
+        ready = false;
+    }
+    if (ready) {
         startup_announce_bans(conf);
         log_info("watch: %zu rules; %u reject(s) within %gs make a ban", logrules_count(rules),
                  conf->watch_max_hits, conf->watch_window);

@@ -319,6 +319,40 @@ class FleetTest(FleetTestCase):
         self.wait_banned(a, self.net + "121")
 
 
+class FleetWatchTest(FleetTestCase):
+    """breakwater watch in a fleet: a ban it makes from the MTA's log
+    reaches serve hosts, and their bans reach it."""
+
+    def test_watch_and_serve_share_bans(self):
+        import test_watch
+        a = self.start_host("A")
+        log = os.path.join(self.tmp, "mail.log")
+        with open(log, "wb"):
+            pass
+        os.chmod(log, 0o644)
+        conf = self.base_conf("127.0.0.1:9")
+        conf.update({"ban_backend": "nft", "ban_time": "5m", "ban_time_max": "1h",
+                     "state_dir": os.path.join(self.tmp, "state-B"),
+                     "watch_kill": "none",
+                     "fleet_redis": "redis://bw:%s@%s1:6379" % (PASSWORD, self.net),
+                     "fleet_host_id": "watcher-b"})
+        w = test_watch.Watch(self.tmp, conf, [log], name="watchB")
+        w.write_conf()
+        p = self.run_bw(["rules", "-c", w.confpath])
+        self.hosts["B"].check(["nft", "-f", "-"], input=p.stdout)
+        self._daemons.append(w)
+        w.start(preexec_fn=self.hosts["B"].preexec())
+        w.ns = self.hosts["B"]
+        w.wait_log("fleet: listening on breakwater:bans", timeout=10 * SLOW)
+        # the exposed MTA's log says it refused 10.78.K.130: banned on B, then on A
+        test_watch.write(log, test_watch.reject("postfix-smtpd", self.net + "130"))
+        self.wait_banned(w, self.net + "130")
+        self.wait_banned(a, self.net + "130")
+        # A refuses a bot: the watcher bans it too
+        self.refuse(a, self.net + "131")
+        self.wait_banned(w, self.net + "131")
+
+
 class FleetPasswordTest(FleetTestCase):
 
     def test_wrong_password_is_a_start_error(self):
