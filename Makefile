@@ -119,7 +119,7 @@ $(MAN_PAGES) &: README.md man/mkman.py
 
 # Installs the binary (INSTALL_BIN, the tests give theirs) in PREFIX/sbin,
 # the config in /etc/breakwater (never over an existing one), the systemd
-# unit in UNITDIR with the binary's path set, the man pages in MANDIR, and,
+# units (UNITS) in UNITDIR with the binary's path set, the man pages in MANDIR, and,
 # when installing on this machine (no DESTDIR), the user; a running systemd
 # then reloads its units. PREFIX/lib/systemd/system is in systemd's search
 # path for /usr and /usr/local; /etc/systemd/system stays the admin's.
@@ -128,6 +128,7 @@ SBINDIR      = $(PREFIX)/sbin
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 MANDIR      ?= $(PREFIX)/share/man
 INSTALL_BIN ?= $(B)/breakwater
+UNITS        = breakwater.service breakwater-watch.service
 SYSTEMD_RUNNING = $(if $(DESTDIR),,$(wildcard /run/systemd/system))
 install: $(INSTALL_BIN) $(MAN_PAGES) $(if $(DESTDIR),,user)
 	$(call install_missing,$(RUN_PACKAGES))
@@ -136,9 +137,10 @@ install: $(INSTALL_BIN) $(MAN_PAGES) $(if $(DESTDIR),,user)
 	[ -e $(DESTDIR)/etc/breakwater/breakwater.conf ] || \
 		install -m 0644 etc/breakwater.conf $(DESTDIR)/etc/breakwater/breakwater.conf
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
-	sed 's|/usr/local/sbin/breakwater|$(SBINDIR)/breakwater|g' etc/breakwater.service \
-		> $(DESTDIR)$(UNITDIR)/breakwater.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/breakwater.service
+	for u in $(UNITS); do \
+		sed 's|/usr/local/sbin/breakwater|$(SBINDIR)/breakwater|g' etc/$$u \
+			> $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -m 0644 $(B)/man/breakwater.8 $(DESTDIR)$(MANDIR)/man8/breakwater.8
 	install -m 0644 $(B)/man/breakwater.conf.5 $(DESTDIR)$(MANDIR)/man5/breakwater.conf.5
 	$(if $(SYSTEMD_RUNNING),systemctl daemon-reload)
@@ -148,8 +150,8 @@ install: $(INSTALL_BIN) $(MAN_PAGES) $(if $(DESTDIR),,user)
 # user, state_dir and the nftables table stay: `userdel breakwater`,
 # `rm -r /var/lib/breakwater`, `nft delete table inet breakwater`.
 uninstall:
-	$(if $(SYSTEMD_RUNNING),systemctl disable --now breakwater.service 2>/dev/null || true)
-	rm -f $(DESTDIR)$(SBINDIR)/breakwater $(DESTDIR)$(UNITDIR)/breakwater.service \
+	$(if $(SYSTEMD_RUNNING),systemctl disable --now $(UNITS) 2>/dev/null || true)
+	rm -f $(DESTDIR)$(SBINDIR)/breakwater $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 		$(DESTDIR)$(MANDIR)/man8/breakwater.8 $(DESTDIR)$(MANDIR)/man5/breakwater.conf.5
 	@if cmp -s etc/breakwater.conf $(DESTDIR)/etc/breakwater/breakwater.conf; then \
 		rm -f $(DESTDIR)/etc/breakwater/breakwater.conf; \

@@ -318,6 +318,20 @@ class FleetTest(FleetTestCase):
         self.refuse(b, self.net + "121")
         self.wait_banned(a, self.net + "121")
 
+    def test_workers_publish_one_listens(self):
+        a = self.start_host("A", workers="2")
+        b = self.start_host("B")
+        bots = [self.net + str(i) for i in range(132, 140)]   # over both of A's workers
+        for bot in bots:
+            self.refuse(a, bot)
+        for bot in bots:
+            self.wait_banned(b, bot)
+        self.refuse(b, self.net + "140")
+        self.wait_banned(a, self.net + "140")
+        # one listener on A: the peer's ban was received once
+        self.assertEqual(self.metric(a, "breakwater_fleet_bans_total", '{result="received"}'), 1)
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 2)
+
 
 class FleetWatchTest(FleetTestCase):
     """breakwater watch in a fleet: a ban it makes from the MTA's log

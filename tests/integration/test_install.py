@@ -27,6 +27,7 @@ from harness import SLOW, BreakwaterTestCase
 
 REPO = os.path.dirname(os.path.dirname(harness.HERE))
 UNIT = "lib/systemd/system/breakwater.service"
+WATCH_UNIT = "lib/systemd/system/breakwater-watch.service"
 CONF = "etc/breakwater/breakwater.conf"
 MAN8 = "share/man/man8/breakwater.8"
 MAN5 = "share/man/man5/breakwater.conf.5"
@@ -97,6 +98,7 @@ class InstallLayoutTest(InstallTestCase):
             local + "sbin/breakwater": 0o755,
             CONF: 0o644,
             local + UNIT: 0o644,
+            local + WATCH_UNIT: 0o644,
             local + MAN8: 0o644,
             local + MAN5: 0o644,
         }
@@ -116,7 +118,7 @@ class InstallLayoutTest(InstallTestCase):
     def test_install_prefix_usr(self):
         d = self.install(prefix="/usr")
         self.assertEqual(sorted(self.files_under(d)),
-                         sorted([CONF, "usr/sbin/breakwater", "usr/" + UNIT,
+                         sorted([CONF, "usr/sbin/breakwater", "usr/" + UNIT, "usr/" + WATCH_UNIT,
                                  "usr/" + MAN8, "usr/" + MAN5]))
         with open(os.path.join(d, "usr", UNIT)) as f:
             text = f.read()
@@ -169,19 +171,21 @@ class UnitTest(InstallTestCase):
         # Documentation= to be found: point both at the DESTDIR copies
         vdir = os.path.join(self.tmp, "verify")
         os.makedirs(vdir)
-        with open(self.unit_path) as f:
-            text = f.read().replace("/usr/local/sbin/breakwater", self.binary)
-        with open(os.path.join(vdir, "breakwater.service"), "w") as f:
-            f.write(text)
-        env = dict(os.environ, MANPATH=os.path.join(self.dest, "usr/local/share/man"),
-                   SYSTEMD_LOG_LEVEL="notice")
-        p = subprocess.run(["systemd-analyze", "verify", os.path.join(vdir, "breakwater.service")],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                           timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout)
-        # unknown or misspelt keys are only warned about: the output must be empty
-        self.assertEqual(p.stdout.strip(), "", "systemd-analyze verify complained")
+        for unit in (UNIT, WATCH_UNIT):
+            name = os.path.basename(unit)
+            with open(os.path.join(self.dest, "usr/local", unit)) as f:
+                text = f.read().replace("/usr/local/sbin/breakwater", self.binary)
+            with open(os.path.join(vdir, name), "w") as f:
+                f.write(text)
+            env = dict(os.environ, MANPATH=os.path.join(self.dest, "usr/local/share/man"),
+                       SYSTEMD_LOG_LEVEL="notice")
+            p = subprocess.run(["systemd-analyze", "verify", os.path.join(vdir, name)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout)
+            # unknown or misspelt keys are only warned about: the output must be empty
+            self.assertEqual(p.stdout.strip(), "", "systemd-analyze verify complained: " + name)
 
     def test_unit_settings(self):
         u = self.unit
@@ -330,6 +334,57 @@ class UnitTest(InstallTestCase):
                 self.assertFalse(ready, "serve started without %s" % cap)
                 self.assertNotEqual(proc.returncode, 0)
                 self.assertIn("error", self.read_log(log))
+
+    def test_watch_unit_start_with_its_capabilities(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (namespaces, firewall, switching user)")
+        for tool in ("setpriv", "nft", "ip"):
+            if shutil.which(tool) is None:
+                self.skipTest("%s missing" % tool)
+        import test_watch
+        self.unit = unit_settings(os.path.join(self.dest, "usr/local", WATCH_UNIT))
+        ns = netns.NetNS("bwt-instw-%d-%d" % (os.getpid(), id(self) % 10000))
+        self._cleanups_extra.append(ns.delete)
+        ns.create()
+        rundir = os.path.join(self.tmp, "run-watch")             # RuntimeDirectory=
+        os.makedirs(rundir, mode=0o755)
+        os.chmod(self.tmp, 0o755)
+        log = os.path.join(self.tmp, "mail.log")
+        with open(log, "wb"):
+            pass
+        os.chmod(log, 0o644)
+        conf = os.path.join(self.tmp, "breakwater.conf")
+        with open(conf, "w") as f:
+            f.write("ban_backend = nft\nban_ports = 25, 587\nuser = nobody\n"
+                    "state_dir = %s\nwatch_logs = %s\n" % (os.path.join(self.tmp, "state-w"), log))
+
+        def command(key):
+            return (self.unit[("Service", key)][-1]
+                    .replace("/usr/local/sbin/breakwater", self.binary)
+                    .replace("/etc/breakwater/breakwater.conf", conf)
+                    .replace("/run/breakwater-watch", rundir))
+        p = ns.run(self.as_unit(["/bin/sh", "-c", command("ExecStartPre")]), timeout=30 * SLOW)
+        self.assertEqual(p.returncode, 0, "ExecStartPre failed: %s%s" % (p.stdout, p.stderr))
+        s, path = self.notify_socket()
+        out = open(os.path.join(self.tmp, "watch-unit.log"), "w+")
+        self._cleanups_extra.append(out.close)
+        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen(self.as_unit(command("ExecStart").split()),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                preexec_fn=ns.preexec())
+        self._cleanups_extra.append(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        self.assertTrue(self.wait_message(s, "READY=1", proc, 10 * SLOW),
+                        "no READY=1; log:\n" + self.read_log(out))
+        # the MTA's log says it refused a client: into the namespace's set
+        test_watch.write(log, test_watch.reject("postfix-smtpd", "192.0.2.77"))
+        harness.wait_until(lambda: "192.0.2.77" in (netns.nft_set(ns, "inet breakwater",
+                                                                  "banned4") or {}),
+                           5 * SLOW, what="the watcher's ban in the nft set")
+        proc.send_signal(15)
+        self.assertTrue(self.wait_message(s, "STOPPING=1", proc, 5 * SLOW))
+        proc.wait(15 * SLOW)
+        self.assertEqual(proc.returncode, 0, self.read_log(out)[-3000:])
 
 
 class ManPageTest(InstallTestCase):
