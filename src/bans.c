@@ -41,8 +41,8 @@ struct bans {
     struct bans_entry *ring;
     size_t cap, head, sent, tail;
     uint32_t seq;
-    struct bans_stats stats;
-    struct metrics_slot *metrics; /* NULL: counted only in stats */
+    struct bans_stats own;      /* the counters, until bans_set_metrics() */
+    struct bans_stats *stats;   /* &own, or the metrics slot's */
     struct fleet *fleet;        /* NULL: no fleet */
     bool kill_peers;            /* peers' bans end live connections too */
     size_t restoring;           /* bans put back at start, not yet applied */
@@ -67,6 +67,7 @@ struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct stor
     if (b == NULL)
         return NULL;
     b->loop = loop;
+    b->stats = &b->own;
     b->conf = conf;
     b->store = store;
     b->fd = helper_fd;
@@ -123,9 +124,7 @@ static void bans_pump(struct bans *b)
 static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds, bool kill)
 {
     if (b->tail - b->head == b->cap && bans_grow(b) < 0) {
-        b->stats.dropped++;
-        if (b->metrics != NULL)
-            b->metrics->bans_dropped++;
+        b->stats->dropped++;
         log_limited(&b->drop_log, ev_now(b->loop), LOG_LEVEL_ERROR,
                     "firewall: %zu bans wait for the helper: dropping new ones",
                     b->tail - b->head);
@@ -134,9 +133,7 @@ static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds,
     struct bans_entry *e = bans_entry_at(b, b->tail++);
     banproto_request_make(&e->req, a, seconds, ++b->seq, kill);
     e->queued = bans_monotonic();
-    b->stats.requested++;
-    if (b->metrics != NULL)
-        b->metrics->bans_requested++;
+    b->stats->requested++;
     if (b->sent + 1 == b->tail)
         bans_pump(b);
 }
@@ -147,12 +144,8 @@ static void bans_record_latency(struct bans *b, double seconds)
     size_t i = 0;
     while (seconds > bans_latency_bounds[i])
         i++;
-    b->stats.latency[i]++;
-    b->stats.latency_sum += seconds;
-    if (b->metrics != NULL) {
-        b->metrics->ban_latency[i]++;
-        b->metrics->ban_latency_sum_us += metrics_seconds_us(seconds);
-    }
+    b->stats->latency[i]++;
+    b->stats->latency_sum_us += metrics_seconds_us(seconds);
 }
 
 /* bans_reply - the helper applied a batch ending at reply->seq */
@@ -164,14 +157,10 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
         bans_record_latency(b, now - bans_entry_at(b, b->head)->queued);
         b->head++;
     }
-    b->stats.applied += reply->applied;
-    b->stats.failed += reply->failed;
-    if (b->metrics != NULL) {
-        b->metrics->bans_applied += reply->applied;
-        b->metrics->bans_failed += reply->failed;
-    }
-    b->stats.killed += reply->killed;
-    b->stats.kill_failed += reply->kill_failed;
+    b->stats->applied += reply->applied;
+    b->stats->failed += reply->failed;
+    b->stats->killed += reply->killed;
+    b->stats->kill_failed += reply->kill_failed;
     if (b->restoring > 0 && (int32_t)(reply->seq - b->restore_seq) >= 0) {
         log_info("%zu stored bans are back in the firewall after %.3f s", b->restoring,
                  now - b->restore_started);
@@ -187,9 +176,7 @@ static void bans_reply(struct bans *b, const struct banproto_reply *reply)
 static void bans_helper_gone(struct bans *b)
 {
     log_error("firewall: the ban helper is gone: bans are no longer applied");
-    b->stats.failed += b->tail - b->head;
-    if (b->metrics != NULL)
-        b->metrics->bans_failed += b->tail - b->head;
+    b->stats->failed += b->tail - b->head;
     b->head = b->sent = b->tail = 0;
     ev_io_stop(b->loop, &b->io);
     close(b->fd);
@@ -347,7 +334,7 @@ size_t bans_restore(struct bans *b)
 
 void bans_stats(const struct bans *b, struct bans_stats *out)
 {
-    *out = b->stats;
+    *out = *b->stats;
 }
 
 void bans_set_conf(struct bans *b, const struct conf *conf)
@@ -363,7 +350,7 @@ void bans_set_fleet(struct bans *b, struct fleet *fleet, bool kill_peers)
 
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)
 {
-    b->metrics = metrics;
+    b->stats = &metrics->bans; /* a restarted worker goes on from its slot */
 }
 
 double bans_latency_quantile(const struct bans_stats *s, double q)

@@ -18,8 +18,9 @@
  *                    published again) unless the allowlist says no, at
  *                    most ban_time_max
  *   bans_stats()     counters and the 5xx-to-firewall latency
- *   bans_set_metrics()  also count into a metrics slot (metrics.h; serve's
- *                    workers, where a scrape sums every worker)
+ *   bans_set_metrics()  count in a metrics slot (metrics.h; serve's
+ *                    workers, where a scrape sums every worker) rather than
+ *                    in the module's own counters (watch)
  *   bans_free()
  *
  * Requests go to the helper at once; when its socket is full they wait in
@@ -53,7 +54,7 @@ struct bans_stats {
     uint64_t killed;      /* connections (or processes) of banned addresses ended */
     uint64_t kill_failed; /* banned addresses whose connections could not be ended */
     uint64_t latency[BANS_LATENCY_BUCKETS]; /* request to applied */
-    double latency_sum;
+    uint64_t latency_sum_us;
 };
 
 struct bans;

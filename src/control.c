@@ -182,8 +182,8 @@ static void control_stats_totals(struct control_conn *cc)
                 (unsigned long long)m->relayed_to_backend);
     control_say(cc, "relayed_bytes_to_client_total %llu",
                 (unsigned long long)m->relayed_to_client);
-    control_say(cc, "bans_requested_total %llu", (unsigned long long)m->bans_requested);
-    control_say(cc, "bans_applied_total %llu", (unsigned long long)m->bans_applied);
+    control_say(cc, "bans_requested_total %llu", (unsigned long long)m->bans.requested);
+    control_say(cc, "bans_applied_total %llu", (unsigned long long)m->bans.applied);
     free(m);
 }
 

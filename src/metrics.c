@@ -283,19 +283,19 @@ static void metrics_render_bans(struct metrics_text *t, const struct metrics_slo
     metrics_family(t, "breakwater_bans_total", "counter",
                    "Ban and unban requests to the firewall, by backend and result.");
     metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"requested\"} %llu\n", b,
-                   (unsigned long long)s->bans_requested);
+                   (unsigned long long)s->bans.requested);
     metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"applied\"} %llu\n", b,
-                   (unsigned long long)s->bans_applied);
+                   (unsigned long long)s->bans.applied);
     metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"failed\"} %llu\n", b,
-                   (unsigned long long)s->bans_failed);
+                   (unsigned long long)s->bans.failed);
     metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"dropped\"} %llu\n", b,
-                   (unsigned long long)s->bans_dropped);
+                   (unsigned long long)s->bans.dropped);
     char labels[32];
     snprintf(labels, sizeof labels, "backend=\"%s\",", b);
     metrics_family(t, "breakwater_ban_duration_seconds", "histogram",
                    "Time from a ban request to the firewall having it.");
     metrics_histogram(t, "breakwater_ban_duration_seconds", labels, bans_latency_bounds,
-                      s->ban_latency, BANS_LATENCY_BUCKETS, s->ban_latency_sum_us);
+                      s->bans.latency, BANS_LATENCY_BUCKETS, s->bans.latency_sum_us);
 }
 
 /* metrics_render_fleet - Redis sharing (fleet.h), when fleet_redis is set */

@@ -93,9 +93,7 @@ struct metrics_slot {
     uint64_t dnsbl_latency[DNSBL_SITES_MAX][METRICS_DNSBL_BUCKETS];
     uint64_t dnsbl_latency_sum_us[DNSBL_SITES_MAX];
     uint64_t cache_hits, cache_misses;
-    uint64_t bans_requested, bans_applied, bans_failed, bans_dropped;
-    uint64_t ban_latency[BANS_LATENCY_BUCKETS];
-    uint64_t ban_latency_sum_us;
+    struct bans_stats bans;                /* bans.c counts here (all uint64_t) */
     uint64_t relayed_to_backend, relayed_to_client;
     uint64_t backend_connect_failures;
     uint64_t fleet_connected;              /* gauge: the command link is up */
