@@ -79,6 +79,7 @@ struct serve_daemon {
     struct server srv;
     bool serving;
     bool supervised;            /* a worker: its supervisor leads a reload */
+    pid_t supervisor;
     struct metrics_slot *slot;
     struct control *control;
     struct httpd *httpd;        /* NULL: metrics_listen is empty */
@@ -131,12 +132,13 @@ static int serve_reload(struct serve_daemon *d, char *note, size_t size)
     gen->next = d->generations;
     d->generations = gen;
     if (metrics_slot_move_zones(d->slot, &d->current->conf->dnsbl_sites, &conf->dnsbl_sites))
-        dnsbl_set_metrics(d->current->dnsbl, NULL); /* its rows are not its own now */
+        for (struct generation *old = gen->next; old != NULL; old = old->next)
+            dnsbl_set_metrics(old->dnsbl, NULL); /* their rows are not theirs now */
     dnsbl_set_metrics(gen->dnsbl, d->slot);
-    startup_sites_text(conf, sites, sizeof sites);
+    dnsbl_sites_text(&conf->dnsbl_sites, sites, sizeof sites);
     store_set_sites(d->store, sites);
     if (d->fleet != NULL)
-        dnsbl_set_fleet(gen->dnsbl, d->fleet, sites);
+        dnsbl_set_fleet(gen->dnsbl, d->fleet);
     server_reload(&d->srv, generation_hold(gen));
     bans_set_conf(d->bans, conf);
     httpd_set_conf(d->httpd, conf);
@@ -170,7 +172,11 @@ static int serve_control_reload(void *arg, char *note, size_t size)
         return -1;
     }
     conf_free(&next);
-    if (kill(getppid(), SIGHUP) < 0) {
+    if (getppid() != d->supervisor) { /* never SIGHUP to whoever adopted us */
+        snprintf(note, size, "the supervisor is gone: restart breakwater");
+        return -1;
+    }
+    if (kill(d->supervisor, SIGHUP) < 0) {
         snprintf(note, size, "cannot signal the supervisor: %s", strerror(errno));
         return -1;
     }
@@ -200,7 +206,8 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
     char err[1024], sites[4096];
     d->loop = loop;
     d->supervised = workers_count(conf) > 1;
-    startup_sites_text(conf, sites, sizeof sites);
+    d->supervisor = getppid();
+    dnsbl_sites_text(&conf->dnsbl_sites, sites, sizeof sites);
     d->store = store_open(conf->state_dir, conf->cache_max_entries, sites, err, sizeof err);
     if (d->store == NULL)
         goto fail;
@@ -222,7 +229,7 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
             goto fail;
         fleet_set_metrics(d->fleet, d->slot);
         bans_set_fleet(d->bans, d->fleet, false);
-        dnsbl_set_fleet(d->current->dnsbl, d->fleet, sites);
+        dnsbl_set_fleet(d->current->dnsbl, d->fleet);
     }
     if (server_start(&d->srv, loop, generation_hold(d->current), d->bans, d->slot, fds, err,
                      sizeof err) < 0) {
@@ -351,7 +358,7 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
 static int serve_check_store(const struct conf *conf)
 {
     char err[1024], sites[4096];
-    startup_sites_text(conf, sites, sizeof sites);
+    dnsbl_sites_text(&conf->dnsbl_sites, sites, sizeof sites);
     struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
                                      sizeof err);
     if (store == NULL) {

@@ -60,7 +60,7 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
 {
     char err[1024], sites[4096];
     struct ev_loop *loop = ev_default_loop(0);
-    startup_sites_text(conf, sites, sizeof sites); /* the store serve shares */
+    dnsbl_sites_text(&conf->dnsbl_sites, sites, sizeof sites); /* the store serve shares */
     struct store *store = store_open(conf->state_dir, conf->cache_max_entries, sites, err,
                                      sizeof err);
     struct bans *bans = store ? bans_new(loop, conf, store, helper_fd) : NULL;

@@ -1118,6 +1118,12 @@ int conf_finish(struct conf *c, char *err)
                  conf_positive_weights(&c->dnsbl_sites));
         return -1;
     }
+    if (c->has_fleet && c->fleet_timeout >= c->dnsbl_timeout) {
+        snprintf(err, CONF_ERR_MAX, "%s: fleet_timeout: %gs is not shorter than dnsbl_timeout "
+                 "(%gs): the lists are asked only after Redis", origin, c->fleet_timeout,
+                 c->dnsbl_timeout);
+        return -1;
+    }
     if (c->has_fleet && c->fleet_host_id[0] == '\0') {
         char id[FLEETPROTO_ID_MAX + 1];
         snprintf(id, sizeof id, "%s", c->hostname);

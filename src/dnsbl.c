@@ -38,8 +38,9 @@ struct dnsbl {
     double clean_ttl, listed_ttl;
     struct metrics_slot *metrics;  /* NULL: not counted */
     struct fleet *fleet;           /* NULL: no fleet */
-    uint64_t sites_hash;           /* fleetproto_sites_hash() of the sites text */
+    uint64_t sites_hash;           /* dnsbl_sites_hash(): the tag of its verdicts */
     unsigned fleet_waiting;        /* lookups waiting for the fleet's answer */
+    double fleet_timeout;
 };
 
 /* One query's argument: which lookup and which zone. */
@@ -158,7 +159,7 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
     double ttl = score.listed ? d->listed_ttl : d->clean_ttl;
     if (lookup->min_ttl > 0 && lookup->min_ttl < ttl)
         ttl = lookup->min_ttl < DNSBL_CACHE_TTL_MIN ? DNSBL_CACHE_TTL_MIN : lookup->min_ttl;
-    struct store_verdict v = {score.listed, score.score, score.hits};
+    struct store_verdict v = {score.score, score.hits, d->sites_hash};
     store_verdict_put(d->store, &lookup->addr, &v, ev_now(d->loop) + ttl);
     if (d->fleet != NULL)
         fleet_verdict_put(d->fleet, &lookup->addr, d->sites_hash, score.score, score.hits,
@@ -259,9 +260,12 @@ static void dnsbl_fleet_answer(void *arg, const struct fleet_verdict *v)
     lookup->pending--;
     if (v != NULL) {
         lookup->cached = true;
-        lookup->verdict = (struct store_verdict){v->score >= d->threshold, v->score, v->hits};
+        /* a peer's expiry, but never longer than ours */
+        double ttl = v->score >= d->threshold ? d->listed_ttl : d->clean_ttl;
+        double expires = v->expires < ev_now(d->loop) + ttl ? v->expires : ev_now(d->loop) + ttl;
+        lookup->verdict = (struct store_verdict){v->score, v->hits, d->sites_hash};
         if (d->store != NULL)
-            store_verdict_put(d->store, &lookup->addr, &lookup->verdict, v->expires);
+            store_verdict_put(d->store, &lookup->addr, &lookup->verdict, expires);
     } else if (!lookup->released) {
         dnsbl_lookup_send(lookup);
     }
@@ -285,7 +289,8 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
                                     .arg = arg, .starting = true};
     lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
-    if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), &lookup->verdict)) {
+    if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), d->sites_hash,
+                                              &lookup->verdict)) {
         lookup->cached = true;
         lookup->starting = false;
         if (d->metrics != NULL)
@@ -296,7 +301,8 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
         d->metrics->cache_misses++;
     lookup->starting = false;
     if (d->fleet != NULL && n > 0 &&
-        fleet_verdict_get(d->fleet, a, d->sites_hash, dnsbl_fleet_answer, lookup)) {
+        fleet_verdict_get(d->fleet, a, d->sites_hash, d->fleet_timeout, dnsbl_fleet_answer,
+                          lookup)) {
         lookup->pending = 1; /* the fleet's answer; then maybe the lists */
         d->fleet_waiting++;
         return lookup;
@@ -500,6 +506,8 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     d->resolver = resolver;
     d->sites = &conf->dnsbl_sites;
     d->threshold = conf->dnsbl_threshold;
+    d->sites_hash = dnsbl_sites_hash(&conf->dnsbl_sites);
+    d->fleet_timeout = conf->fleet_timeout;
     d->health_interval = conf->dnsbl_health_interval;
     ev_timer_init(&d->health_timer, dnsbl_health_cb, 0., 0.);
     d->health_timer.data = d;
@@ -509,10 +517,9 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
     return d;
 }
 
-void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet, const char *sites)
+void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet)
 {
     d->fleet = fleet;
-    d->sites_hash = fleetproto_sites_hash(sites);
 }
 
 bool dnsbl_busy(const struct dnsbl *d)

@@ -58,9 +58,8 @@ struct dnsbl *dnsbl_new(struct ev_loop *loop, struct resolver *resolver,
 void dnsbl_health_start(struct dnsbl *d);
 void dnsbl_free(struct dnsbl *d);
 void dnsbl_set_metrics(struct dnsbl *d, struct metrics_slot *metrics);
-/* sites: the dnsbl_sites text; a peer's verdict counts only when it was
- * made under the same. */
-void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet, const char *sites);
+/* A peer's verdict counts only when it was made under the same sites. */
+void dnsbl_set_fleet(struct dnsbl *d, struct fleet *fleet);
 bool dnsbl_busy(const struct dnsbl *d);
 
 /* Returns NULL only when out of memory (the caller then goes on as if

@@ -397,6 +397,28 @@ int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
 }
 
 /* dnsbl_sites_free - release everything parse allocated, zero the struct. */
+void dnsbl_sites_text(const struct dnsbl_sites *sites, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sites->count && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
+                                 sites->site[i].spec);
+}
+
+uint64_t dnsbl_sites_hash(const struct dnsbl_sites *sites)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sites->count; i++)
+        for (const unsigned char *p = (const unsigned char *)sites->site[i].spec;; p++) {
+            h ^= *p; /* the NUL too: it separates the sites */
+            h *= 0x100000001b3ull;
+            if (*p == '\0')
+                break;
+        }
+    return h;
+}
+
 void dnsbl_sites_free(struct dnsbl_sites *sites)
 {
     if (sites == NULL)

@@ -55,6 +55,12 @@ struct dnsbl_sites {
 int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
                       char *err, size_t errsize);
 void dnsbl_sites_free(struct dnsbl_sites *sites);
+/* The sites as one line ("zen.spamhaus.org*3,bl.spamcop.net"): the store
+ * empties its verdicts when it changes. */
+void dnsbl_sites_text(const struct dnsbl_sites *sites, char *buf, size_t size);
+/* A 64-bit hash of that line (FNV-1a): the tag of every verdict made under
+ * these sites, in the store and in a fleet. */
+uint64_t dnsbl_sites_hash(const struct dnsbl_sites *sites);
 
 bool dnsbl_answer_is_refusal(const uint8_t answer[4]);
 /* False for refusal answers; else the filter, or 127/8 without one. */

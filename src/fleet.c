@@ -35,6 +35,7 @@
 #define FLEET_CONNECT_TIMEOUT 3.0
 #define FLEET_KEY_MAX (FLEETPROTO_ID_MAX + 16 + ADDR_TEXT_MAX)
 #define FLEET_SCAN_COUNT "1000"
+#define FLEET_PING 5.0   /* seconds of silence on the commands link before a PING */
 
 enum fleet_link_state { FLEET_DOWN, FLEET_CONNECTING, FLEET_UP };
 
@@ -68,7 +69,6 @@ struct fleet {
     struct fleetproto_url url;
     char name[FLEETPROTO_ID_MAX + 1];
     char id[FLEETPROTO_ID_MAX + 1];
-    double timeout;
     struct fleet_link cmd, sub;
     fleet_ban_fn *on_ban;
     void *arg;
@@ -166,6 +166,27 @@ static void fleet_reply_cb(redisAsyncContext *ac, void *r, void *priv)
                     "fleet_redis %s:%u: %s", l->f->addr, l->f->port, reply->str);
 }
 
+static void fleet_backlog_add(struct fleet *f, const struct fleetproto_ban *b);
+
+/* A published ban until Redis has taken it: back to the backlog if not. */
+struct fleet_sent {
+    struct fleet *f;
+    struct fleetproto_ban ban;
+};
+
+static void fleet_publish_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_sent *sent = priv;
+    redisReply *reply = r;
+    fleet_replied(ac);
+    struct fleet *f = sent->f;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        fleet_backlog_add(f, &sent->ban); /* the link went, or Redis said no */
+    else if (f->metrics != NULL)
+        f->metrics->fleet_bans_sent++;
+    free(sent);
+}
+
 /* fleet_publish - one message on the channel, and its key */
 static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
 {
@@ -173,11 +194,17 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     int len = fleetproto_ban_format(b, msg, sizeof msg);
     if (len < 0 || f->cmd.state != FLEET_UP)
         return false;
+    struct fleet_sent *sent = malloc(sizeof *sent);
+    if (sent == NULL)
+        return false;
+    *sent = (struct fleet_sent){f, *b};
     addr_format(&b->addr, text, sizeof text);
     snprintf(key, sizeof key, "%s:ban:%s", f->name, text);
-    if (!fleet_send(&f->cmd, fleet_reply_cb, NULL, "PUBLISH %s:bans %b", f->name, msg,
-                    (size_t)len))
+    if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "PUBLISH %s:bans %b", f->name, msg,
+                    (size_t)len)) {
+        free(sent);
         return false;
+    }
     if (b->kind == FLEETPROTO_UNBAN) {
         fleet_send(&f->cmd, fleet_reply_cb, NULL, "DEL %s", key);
     } else {
@@ -185,8 +212,6 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
         long long px = b->until_ms > now ? (long long)(b->until_ms - now) : 1;
         fleet_send(&f->cmd, fleet_reply_cb, NULL, "SET %s %b PX %lld", key, msg, (size_t)len, px);
     }
-    if (f->metrics != NULL)
-        f->metrics->fleet_bans_sent++;
     return true;
 }
 
@@ -197,14 +222,16 @@ static void fleet_backlog_add(struct fleet *f, const struct fleetproto_ban *b)
         size_t cap = f->backlog_cap ? f->backlog_cap * 2 : 64;
         struct fleetproto_ban *grown =
             cap <= FLEET_BACKLOG_MAX ? realloc(f->backlog, cap * sizeof *grown) : NULL;
-        if (grown == NULL) { /* full: the oldest goes */
-            memmove(f->backlog, f->backlog + 1, (f->backlog_len - 1) * sizeof *f->backlog);
-            f->backlog_len--;
+        if (grown == NULL) { /* full (or no memory): the oldest goes */
             if (f->metrics != NULL)
                 f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_BACKLOG]++;
             log_limited(&f->backlog_log, ev_now(f->loop), LOG_LEVEL_WARNING,
                         "fleet: Redis away and %zu bans waiting: dropping the oldest",
                         f->backlog_len);
+            if (f->backlog_len == 0)
+                return;
+            memmove(f->backlog, f->backlog + 1, (f->backlog_len - 1) * sizeof *f->backlog);
+            f->backlog_len--;
         } else {
             f->backlog = grown;
             f->backlog_cap = cap;
@@ -288,7 +315,11 @@ static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
     (void)priv;
     if (l == NULL)
         return;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+    if (reply == NULL) { /* the link went mid-way: start over when it is back */
+        l->f->load_pending = true;
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_ARRAY)
         return;
@@ -300,12 +331,15 @@ static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
         if (argv != NULL && argvlen != NULL) {
             argv[0] = "MGET";
             argvlen[0] = 4;
+            size_t argc = 1;
             for (size_t i = 0; i < keys->elements; i++) {
-                argv[i + 1] = keys->element[i]->str;
-                argvlen[i + 1] = keys->element[i]->len;
+                if (keys->element[i]->type != REDIS_REPLY_STRING)
+                    continue;
+                argv[argc] = keys->element[i]->str;
+                argvlen[argc++] = keys->element[i]->len;
             }
-            if (redisAsyncCommandArgv(ac, fleet_mget_cb, NULL, (int)n, argv, argvlen) ==
-                REDIS_OK)
+            if (argc > 1 && redisAsyncCommandArgv(ac, fleet_mget_cb, NULL, (int)argc, argv,
+                                                  argvlen) == REDIS_OK)
                 l->inflight++;
         }
         free(argv);
@@ -451,6 +485,7 @@ static void fleet_link_connect(struct fleet_link *l)
         return;
     }
     ac->data = l;
+    redisEnableKeepAlive(&ac->c); /* a dead peer on an idle link is noticed */
     redisLibevAttach(f->loop, ac);
     redisAsyncSetConnectCallback(ac, fleet_connect_cb);
     redisAsyncSetDisconnectCallback(ac, fleet_disconnect_cb);
@@ -479,6 +514,10 @@ static void fleet_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct fleet *f = w->data;
     (void)revents;
     struct fleet_link *l = &f->cmd;
+    if (l->state == FLEET_UP && l->inflight == 0 && ev_now(loop) - l->last_reply > FLEET_PING)
+        fleet_send(l, fleet_reply_cb, NULL, "PING"); /* an idle link is checked too */
+    if (l->state == FLEET_UP && f->backlog_len > 0)
+        fleet_backlog_flush(f); /* what did not fit in flight before */
     if (l->state != FLEET_UP || l->inflight == 0 || ev_now(loop) - l->last_reply < FLEET_STALL)
         return;
     log_limited(&f->link_log, ev_now(loop), LOG_LEVEL_WARNING,
@@ -568,7 +607,6 @@ struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool list
     f->port = conf->fleet_redis.port;
     snprintf(f->name, sizeof f->name, "%s", conf->fleet_name);
     snprintf(f->id, sizeof f->id, "%s", conf->fleet_host_id);
-    f->timeout = conf->fleet_timeout;
     f->on_ban = on_ban;
     f->arg = arg;
     if (fleet_resolve(&f->url, f->addr, sizeof f->addr, err, errsize) < 0) {
@@ -605,7 +643,7 @@ void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t cou
                                .count = count ? count : 1, .reason = reason,
                                .sent_ms = fleet_ms(fleet_wall())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
-    if (!fleet_publish(f, &b))
+    if (f->backlog_len > 0 || !fleet_publish(f, &b)) /* in order, after the waiting */
         fleet_backlog_add(f, &b);
 }
 
@@ -614,7 +652,7 @@ void fleet_unban(struct fleet *f, const struct addr *a)
     struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .addr = *a,
                                .sent_ms = fleet_ms(fleet_wall())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
-    if (!fleet_publish(f, &b))
+    if (f->backlog_len > 0 || !fleet_publish(f, &b))
         fleet_backlog_add(f, &b);
 }
 
@@ -666,7 +704,7 @@ static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
 }
 
 bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,
-                       fleet_verdict_fn *fn, void *arg)
+                       double timeout, fleet_verdict_fn *fn, void *arg)
 {
     char text[ADDR_TEXT_MAX];
     if (f->cmd.state != FLEET_UP)
@@ -680,7 +718,7 @@ bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_has
         free(w);
         return false;
     }
-    ev_timer_init(&w->timer, fleet_wait_timer_cb, f->timeout, 0.);
+    ev_timer_init(&w->timer, fleet_wait_timer_cb, timeout, 0.);
     w->timer.data = w;
     ev_timer_start(f->loop, &w->timer);
     w->next = f->waiting;

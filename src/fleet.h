@@ -23,10 +23,11 @@
  * Redis down, slow or restarting: every request is answered as a miss
  * (then DNS), bans made meanwhile wait in a bounded backlog
  * (FLEET_BACKLOG_MAX, the oldest dropped and counted) and are published
- * after reconnecting; reconnects back off from 0.5 s to 30 s; a link with
- * replies overdue by FLEET_STALL seconds is dropped and made again. A
- * problem is logged once per FLEET_LOG_INTERVAL with how many were
- * suppressed.
+ * in order after reconnecting (a ban whose PUBLISH Redis did not take goes
+ * back into it); reconnects back off from 0.5 s to 30 s; a link with
+ * replies overdue by FLEET_STALL seconds is dropped and made again (an
+ * idle commands link is PINGed, both links have TCP keepalive). A problem
+ * is logged once per FLEET_LOG_INTERVAL with how many were suppressed.
  *
  * Peers' messages are untrusted: fleetproto_ban_parse() checks them, the
  * bans module applies its own allowlist and ban_time_max; anything that
@@ -73,9 +74,10 @@ void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics);
 void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t count,
                uint8_t reason);
 void fleet_unban(struct fleet *f, const struct addr *a);
-/* Returns false (fn will not be called) when Redis is not connected. */
+/* timeout: fleet_timeout of the caller's configuration. Returns false (fn
+ * will not be called) when Redis is not connected. */
 bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,
-                       fleet_verdict_fn *fn, void *arg);
+                       double timeout, fleet_verdict_fn *fn, void *arg);
 void fleet_verdict_put(struct fleet *f, const struct addr *a, uint64_t sites_hash, int score,
                        uint64_t hits, double expires);
 void fleet_free(struct fleet *f);

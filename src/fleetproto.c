@@ -135,6 +135,17 @@ int fleetproto_ban_format(const struct fleetproto_ban *b, char *buf, size_t size
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
+/* fleetproto_printable - printable ASCII and spaces only */
+static bool fleetproto_printable(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c > 0x7e)
+            return false;
+    }
+    return true;
+}
+
 /* fleetproto_split - words separated by single spaces, no empty word */
 static int fleetproto_split(char *line, char **words, int max)
 {
@@ -159,9 +170,8 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
     char line[FLEETPROTO_MESSAGE_MAX + 1], *w[FLEETPROTO_WORDS_MAX];
     if (len > FLEETPROTO_MESSAGE_MAX || fleetproto_copy_part(text, len, line, sizeof line) < 0)
         return -1;
-    for (size_t i = 0; i < len; i++)
-        if (line[i] < 0x21 && line[i] != ' ')
-            return -1;
+    if (!fleetproto_printable(line, len))
+        return -1;
     int n = fleetproto_split(line, w, FLEETPROTO_WORDS_MAX);
     if (n < 2 || strcmp(w[1], "v1") != 0)
         return -1;
@@ -191,16 +201,6 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
     return -1;
 }
 
-uint64_t fleetproto_sites_hash(const char *sites)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)sites; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 int fleetproto_verdict_format(uint64_t sites_hash, int score, uint64_t hits,
                               uint64_t expires_ms, char *buf, size_t size)
 {
@@ -213,7 +213,8 @@ int fleetproto_verdict_parse(const char *text, size_t len, uint64_t sites_hash, 
                              uint64_t *hits, uint64_t *expires_ms)
 {
     char line[FLEETPROTO_MESSAGE_MAX + 1], *w[FLEETPROTO_WORDS_MAX], *end;
-    if (len > FLEETPROTO_MESSAGE_MAX || fleetproto_copy_part(text, len, line, sizeof line) < 0)
+    if (len > FLEETPROTO_MESSAGE_MAX || fleetproto_copy_part(text, len, line, sizeof line) < 0 ||
+        !fleetproto_printable(line, len))
         return -1;
     if (fleetproto_split(line, w, FLEETPROTO_WORDS_MAX) != 5 || strcmp(w[0], "v1") != 0 ||
         fleetproto_number(w[4], 1, UINT64_MAX / 2, expires_ms) < 0)

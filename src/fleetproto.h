@@ -8,9 +8,9 @@
  *   fleetproto_ban_parse()   a message from the channel or a key: every
  *                            field checked; anything else is refused
  *   fleetproto_verdict_format(), fleetproto_verdict_parse()
- *                            a shared DNSBL verdict, tagged with a hash of
- *                            the dnsbl_sites it was made under
- *   fleetproto_sites_hash()  that hash (FNV-1a, 64 bits, of the sites text)
+ *                            a shared DNSBL verdict, tagged with the hash
+ *                            of the dnsbl_sites it was made under
+ *                            (dnsbl_sites_hash())
  *
  * Messages (ASCII, space separated, at most FLEETPROTO_MESSAGE_MAX bytes):
  *
@@ -72,7 +72,6 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
 /* "dnsbl" ... for a store_ban_reason, NULL for an unknown one. */
 const char *fleetproto_reason_name(unsigned reason);
 
-uint64_t fleetproto_sites_hash(const char *sites);
 int fleetproto_verdict_format(uint64_t sites_hash, int score, uint64_t hits,
                               uint64_t expires_ms, char *buf, size_t size);
 /* Returns 0 and fills the rest when text is a verdict made under

@@ -526,6 +526,8 @@ static void session_dnsbl_update(void *arg)
 static void session_dnsbl_io(struct session *s)
 {
     int got = session_read(s);
+    if (got != 0) /* it waits no more: nor need the lookup for it */
+        session_lookup_done(s);
     if (got < 0) {
         session_close(s); /* verdict hangup */
         return;

@@ -49,17 +49,6 @@ void startup_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* startup_sites_text - the dnsbl_sites as one line, to tell the store when
- * they changed */
-void startup_sites_text(const struct conf *conf, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < conf->dnsbl_sites.count && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
-                                 conf->dnsbl_sites.site[i].spec);
-}
-
 /* startup_control_dir - the control socket's directory: created for the user
  * when missing (/run is emptied at boot); one that exists is left as is */
 static int startup_control_dir(const struct conf *conf, const struct privsep_user *as,

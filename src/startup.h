@@ -7,8 +7,6 @@
  *                            helper forked, the control socket and the
  *                            metrics listener made (serve), then root
  *                            given up (privsep.h)
- *   startup_sites_text()     the dnsbl_sites as one line: the store empties
- *                            its verdicts when they change
  *   startup_announce_bans()  where bans go, and what a backend cannot do
  *   startup_signal_cb()      SIGTERM, SIGINT: leave the loop
  */
@@ -35,7 +33,6 @@ struct startup {
  * a helper that also ends banned clients' connections. Returns 0 or -1
  * (logged). */
 int startup_prepare(const struct conf *conf, struct startup *s, unsigned workers, bool watch);
-void startup_sites_text(const struct conf *conf, char *buf, size_t size);
 void startup_announce_bans(const struct conf *conf);
 void startup_signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
 

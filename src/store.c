@@ -58,9 +58,9 @@ const char *const store_files[] = {STORE_FILE, STORE_FILE "-lock", NULL};
 struct store_verdict_record {
     double expires;
     uint64_t hits;
+    uint64_t sites;
     int32_t score;
-    uint8_t listed;
-    uint8_t unused[3];
+    uint8_t unused[4];
 };
 
 struct store_ban_record {
@@ -71,7 +71,8 @@ struct store_ban_record {
     uint8_t unused[3];
 };
 
-_Static_assert(sizeof(struct store_verdict_record) == 24, "verdict record layout");
+/* (records of the 24-byte layout before `sites` read as expired) */
+_Static_assert(sizeof(struct store_verdict_record) == 32, "verdict record layout");
 _Static_assert(sizeof(struct store_ban_record) == 24, "ban record layout");
 
 /* Where an incremental purge goes on: the last key it visited. */
@@ -392,16 +393,15 @@ const char *store_path(const struct store *s)
 }
 
 /* store_verdict_get - see store.h */
-bool store_verdict_get(struct store *s, const struct addr *a, double now,
+bool store_verdict_get(struct store *s, const struct addr *a, double now, uint64_t sites,
                        struct store_verdict *out)
 {
     struct store_verdict_record r;
     if (s->max_verdicts == 0 || store_get(s, s->verdicts, a, &r, sizeof r) != 1)
         return false;
-    if (r.expires <= now)
+    if (r.expires <= now || r.sites != sites)
         return false;
-    *out = (struct store_verdict){.listed = r.listed != 0, .score = r.score,
-                                  .hits = r.hits};
+    *out = (struct store_verdict){.score = r.score, .hits = r.hits, .sites = r.sites};
     return true;
 }
 
@@ -432,8 +432,8 @@ int store_verdict_put(struct store *s, const struct addr *a,
     MDB_txn *txn = store_write_begin(s);
     if (txn == NULL || !store_verdict_room(s, txn, a))
         return -1;
-    struct store_verdict_record r = {.expires = expires, .hits = v->hits,
-                                     .score = v->score, .listed = v->listed};
+    struct store_verdict_record r = {.expires = expires, .hits = v->hits, .sites = v->sites,
+                                     .score = v->score};
     return store_put(s, s->verdicts, a, &r, sizeof r);
 }
 

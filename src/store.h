@@ -43,10 +43,12 @@ struct store;
 /* The files of a store in state_dir, NULL-terminated. */
 extern const char *const store_files[];
 
+/* Listed or not is the score against the threshold in force when it is
+ * read: a reload may move the threshold. */
 struct store_verdict {
-    bool listed;
     int score;
-    uint64_t hits; /* bit i: dnsbl site i matched */
+    uint64_t hits;  /* bit i: dnsbl site i matched */
+    uint64_t sites; /* the dnsbl_sites it was made under (dnsbl_sites_hash()) */
 };
 
 enum store_ban_reason {
@@ -77,7 +79,10 @@ int store_sync(struct store *s);
 const char *store_path(const struct store *s);
 
 /* An unexpired verdict of a (expired ones read as absent). */
-bool store_verdict_get(struct store *s, const struct addr *a, double now,
+/* Only a verdict made under `sites` (its hits bits name those sites, and
+ * another worker or a generation before a reload may still write ones
+ * made under others). */
+bool store_verdict_get(struct store *s, const struct addr *a, double now, uint64_t sites,
                        struct store_verdict *out);
 int store_verdict_put(struct store *s, const struct addr *a,
                       const struct store_verdict *v, double expires);

@@ -587,6 +587,13 @@ static const struct test_finish test_finishes[] = {
     {{"dnsbl_sites=a.example*2 b.example*2 c.example*-5", "dnsbl_threshold=5"},
      "configuration: dnsbl_threshold: 5 can never be reached"},
     {{"dnsbl_sites=a.example*2 b.example*2 c.example*-5", "dnsbl_threshold=4"}, NULL},
+    /* the lists are asked only after Redis: its wait must leave them time */
+    {{"fleet_redis=redis://10.0.0.5", "fleet_timeout=5s", "dnsbl_timeout=5s"},
+     "configuration: fleet_timeout: 5s is not shorter than dnsbl_timeout"},
+    {{"fleet_redis=redis://10.0.0.5", "fleet_timeout=0.1s", "hostname=mx1.example"}, NULL},
+    {{"fleet_redis=redis://10.0.0.5", "hostname=mx#1"}, "configuration: fleet_host_id: the"},
+    {{"fleet_redis=redis://10.0.0.5", "hostname=mx#1", "fleet_host_id=mx1"}, NULL},
+    {{"fleet_redis=", "hostname=mx#1"}, NULL},
 };
 
 static void test_finish_checks(void **state)

@@ -485,6 +485,32 @@ static void test_free_zeroed(void **state)
     assert_int_equal(s.zone_count, 0);
 }
 
+/* the sites' line and its hash: the same sites, the same tag; any change
+ * of a domain, a filter, a weight or the order, another */
+static void test_sites_text_and_hash(void **state)
+{
+    const char *texts[] = {"zen.spamhaus.org=127.0.0.[2..11]*3, bl.spamcop.net*2",
+                           "zen.spamhaus.org=127.0.0.[2..11]*3, bl.spamcop.net*1",
+                           "bl.spamcop.net*2, zen.spamhaus.org=127.0.0.[2..11]*3",
+                           "zen.spamhaus.org*3, bl.spamcop.net*2",
+                           "zen.spamhaus.org=127.0.0.[2..11]*3,bl.spamcop.net*2", ""};
+    uint64_t h[6];
+    char err[256], line[512];
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        struct dnsbl_sites sites;
+        assert_int_equal(dnsbl_sites_parse(texts[i], &sites, err, sizeof err), 0);
+        h[i] = dnsbl_sites_hash(&sites);
+        if (i == 0) {
+            dnsbl_sites_text(&sites, line, sizeof line);
+            assert_string_equal(line, "zen.spamhaus.org=127.0.0.[2..11]*3,bl.spamcop.net*2");
+        }
+        dnsbl_sites_free(&sites);
+    }
+    assert_true(h[0] != h[1] && h[0] != h[2] && h[0] != h[3] && h[0] != h[5]);
+    assert_true(h[0] == h[4]); /* spacing is not a change */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_free_zeroed),
+        cmocka_unit_test(test_sites_text_and_hash),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,25 +100,42 @@ static void test_verdict_round_trip(void **state)
     struct addr v4 = test_addr("192.0.2.7"), v6 = test_addr("2001:db8::7");
     /* the same first bytes in the other family: another key */
     struct addr v6_like = test_addr("c000:207::");
-    struct store_verdict listed = {true, 7, 0x8000000000000005ull};
-    struct store_verdict clean = {false, -3, 0};
+    struct store_verdict listed = {7, 0x8000000000000005ull, 0};
+    struct store_verdict clean = {-3, 0, 0};
     struct store_verdict got;
 
-    assert_false(store_verdict_get(s, &v4, 0, &got));
+    assert_false(store_verdict_get(s, &v4, 0, 0, &got));
     assert_int_equal(store_verdict_put(s, &v4, &listed, 1000), 0);
     assert_int_equal(store_verdict_put(s, &v6, &clean, 1000), 0);
     assert_int_equal(store_commit(s), 0);
 
-    assert_true(store_verdict_get(s, &v4, 10, &got));
-    assert_true(got.listed);
+    assert_true(store_verdict_get(s, &v4, 10, 0, &got));
     assert_int_equal(got.score, 7);
     assert_true(got.hits == 0x8000000000000005ull);
-    assert_true(store_verdict_get(s, &v6, 10, &got));
-    assert_false(got.listed);
+    assert_true(store_verdict_get(s, &v6, 10, 0, &got));
     assert_int_equal(got.score, -3);
     assert_true(got.hits == 0);
-    assert_false(store_verdict_get(s, &v6_like, 10, &got));
+    assert_false(store_verdict_get(s, &v6_like, 10, 0, &got));
     assert_int_equal(store_verdict_count(s), 2);
+    store_close(s);
+}
+
+/* a verdict is for the sites it was made under: another worker, or a
+ * generation from before a reload, may write one made under others */
+static void test_verdict_sites_tag(void **state)
+{
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    struct addr a = test_addr("192.0.2.8");
+    struct store_verdict old = {3, 1, 0x1111}, now = {1, 2, 0x2222}, got;
+    assert_int_equal(store_verdict_put(s, &a, &old, 1000), 0);
+    assert_false(store_verdict_get(s, &a, 0, 0x2222, &got));
+    assert_true(store_verdict_get(s, &a, 0, 0x1111, &got));
+    assert_int_equal(got.score, 3);
+    assert_int_equal(store_verdict_put(s, &a, &now, 1000), 0);
+    assert_true(store_verdict_get(s, &a, 0, 0x2222, &got));
+    assert_int_equal(got.score, 1);
+    assert_true(got.sites == 0x2222);
+    assert_false(store_verdict_get(s, &a, 0, 0x1111, &got));
     store_close(s);
 }
 
@@ -126,12 +143,12 @@ static void test_verdict_expiry(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("198.51.100.1");
-    struct store_verdict v = {true, 1, 1}, got;
+    struct store_verdict v = {1, 1, 0}, got;
     assert_int_equal(store_verdict_put(s, &a, &v, 100.0), 0);
     assert_int_equal(store_commit(s), 0);
-    assert_true(store_verdict_get(s, &a, 99.9, &got));
-    assert_false(store_verdict_get(s, &a, 100.0, &got));
-    assert_false(store_verdict_get(s, &a, 5000.0, &got));
+    assert_true(store_verdict_get(s, &a, 99.9, 0, &got));
+    assert_false(store_verdict_get(s, &a, 100.0, 0, &got));
+    assert_false(store_verdict_get(s, &a, 5000.0, 0, &got));
     /* absent to readers, still counted until a purge */
     assert_int_equal(store_verdict_count(s), 1);
     store_close(s);
@@ -141,14 +158,14 @@ static void test_persistence(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("203.0.113.9"), b = test_addr("2001:db8:1::9");
-    struct store_verdict v = {true, 4, 2}, got;
+    struct store_verdict v = {4, 2, 0}, got;
     struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 2e9), 0);
     assert_int_equal(store_ban_put(s, &b, &ban), 0);
     store_close(s); /* commits */
 
     s = test_open(state, MAX_VERDICTS, SITES);
-    assert_true(store_verdict_get(s, &a, 1e9, &got));
+    assert_true(store_verdict_get(s, &a, 1e9, 0, &got));
     assert_int_equal(got.score, 4);
     assert_true(got.hits == 2);
     assert_true(store_ban_get(s, &b, &gotban));
@@ -164,7 +181,7 @@ static void test_sites_change(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.1"), b = test_addr("192.0.2.2");
-    struct store_verdict v = {true, 1, 1}, got;
+    struct store_verdict v = {1, 1, 0}, got;
     struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     assert_int_equal(store_ban_put(s, &b, &ban), 0);
@@ -172,27 +189,27 @@ static void test_sites_change(void **state)
 
     /* same text: kept */
     s = test_open(state, MAX_VERDICTS, SITES);
-    assert_true(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_verdict_get(s, &a, 0, 0, &got));
     store_close(s);
 
     /* other text: verdicts emptied, bans kept */
     s = test_open(state, MAX_VERDICTS, "bl.example, zen.example:2");
     assert_int_equal(store_verdict_count(s), 0);
-    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_true(store_ban_get(s, &b, &gotban));
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     store_close(s);
 
     /* the new text was recorded: a reopen with it keeps the new verdict */
     s = test_open(state, MAX_VERDICTS, "bl.example, zen.example:2");
-    assert_true(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_verdict_get(s, &a, 0, 0, &got));
     store_close(s);
 
     /* no cache (max_verdicts 0): nothing kept, nothing read */
     s = test_open(state, 0, "bl.example, zen.example:2");
     assert_int_equal(store_verdict_count(s), 0);
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
-    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_count(s), 0);
     assert_true(store_ban_get(s, &b, &gotban));
     store_close(s);
@@ -234,7 +251,7 @@ static void test_sites_absent(void **state)
 static void test_max_verdicts(void **state)
 {
     struct store *s = test_open(state, 3, SITES);
-    struct store_verdict v = {false, 0, 0}, w = {true, 9, 4}, got;
+    struct store_verdict v = {0, 0, 0}, w = {9, 4, 0}, got;
     struct addr a[4] = {test_addr_n(1), test_addr_n(2), test_addr_n(3), test_addr_n(4)};
     assert_int_equal(store_verdict_put(s, &a[0], &v, 100), 0);
     assert_int_equal(store_verdict_put(s, &a[1], &v, 1000), 0);
@@ -243,18 +260,18 @@ static void test_max_verdicts(void **state)
     assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
     assert_int_equal(store_commit(s), 0);
     assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
-    assert_false(store_verdict_get(s, &a[3], 0, &got));
+    assert_false(store_verdict_get(s, &a[3], 0, 0, &got));
     /* a replacement is always allowed */
     assert_int_equal(store_verdict_put(s, &a[1], &w, 1000), 0);
-    assert_true(store_verdict_get(s, &a[1], 0, &got));
+    assert_true(store_verdict_get(s, &a[1], 0, 0, &got));
     assert_int_equal(got.score, 9);
     assert_int_equal(store_verdict_count(s), 3);
     /* the refusals dropped none of the pending writes */
-    assert_true(store_verdict_get(s, &a[0], 0, &got));
+    assert_true(store_verdict_get(s, &a[0], 0, 0, &got));
     /* a purge makes room */
     assert_int_equal(store_verdict_purge(s, 500, 10), 1);
     assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), 0);
-    assert_true(store_verdict_get(s, &a[3], 0, &got));
+    assert_true(store_verdict_get(s, &a[3], 0, 0, &got));
     assert_int_equal(store_verdict_count(s), 3);
     assert_int_equal(store_commit(s), 0);
     store_close(s);
@@ -263,7 +280,7 @@ static void test_max_verdicts(void **state)
 static void test_verdict_purge(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
-    struct store_verdict v = {false, 0, 0}, got;
+    struct store_verdict v = {0, 0, 0}, got;
     /* 0..9: the even ones expire at 50, the odd ones at 500 */
     for (unsigned i = 0; i < 10; i++) {
         struct addr a = test_addr_n(i);
@@ -278,8 +295,8 @@ static void test_verdict_purge(void **state)
     assert_int_equal(store_verdict_purge(s, 100, 4), 1);  /* 8 9, wraps: 1 3 */
     assert_int_equal(store_verdict_count(s), 5);
     struct addr eight = test_addr_n(8), nine = test_addr_n(9);
-    assert_false(store_verdict_get(s, &eight, 0, &got));
-    assert_true(store_verdict_get(s, &nine, 0, &got));
+    assert_false(store_verdict_get(s, &eight, 0, 0, &got));
+    assert_true(store_verdict_get(s, &nine, 0, 0, &got));
     assert_int_equal(store_verdict_purge(s, 100, 4), 0);  /* 5 7 9 1 */
     /* more visits than records: each is visited once */
     assert_int_equal(store_verdict_purge(s, 1000, 100), 5);
@@ -294,7 +311,7 @@ static void test_verdict_purge(void **state)
 static void test_purge_resumes_after_deleted(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
-    struct store_verdict v = {false, 0, 0};
+    struct store_verdict v = {0, 0, 0};
     for (unsigned i = 0; i < 6; i++) {
         struct addr a = test_addr_n(i);
         assert_int_equal(store_verdict_put(s, &a, &v, i == 1 || i >= 4 ? 50 : 500), 0);
@@ -311,15 +328,15 @@ static void test_purge_resumes_after_deleted(void **state)
 static void test_purge_visits_each_once(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
-    struct store_verdict v = {false, 0, 0}, got;
+    struct store_verdict v = {0, 0, 0}, got;
     struct addr a[3] = {test_addr_n(0), test_addr_n(1), test_addr_n(2)};
     for (unsigned i = 0; i < 3; i++)
         assert_int_equal(store_verdict_put(s, &a[i], &v, 100), 0);
     assert_int_equal(store_verdict_purge(s, 50, 5), 0); /* 0 1 2, not 0 1 2 0 1 */
     assert_int_equal(store_verdict_purge(s, 200, 1), 1); /* wraps to 0 */
-    assert_false(store_verdict_get(s, &a[0], 0, &got));
-    assert_true(store_verdict_get(s, &a[1], 0, &got));
-    assert_true(store_verdict_get(s, &a[2], 0, &got));
+    assert_false(store_verdict_get(s, &a[0], 0, 0, &got));
+    assert_true(store_verdict_get(s, &a[1], 0, 0, &got));
+    assert_true(store_verdict_get(s, &a[2], 0, 0, &got));
     store_close(s);
 }
 
@@ -452,13 +469,13 @@ static void test_reads_see_pending_writes(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.50");
-    struct store_verdict v = {true, 2, 1}, got;
+    struct store_verdict v = {2, 1, 0}, got;
     struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST}, gotban;
     /* a read first, so the read transaction has seen an older state */
-    assert_false(store_verdict_get(s, &a, 0, &got));
+    assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_put(s, &a, &v, 100), 0);
     assert_int_equal(store_ban_put(s, &a, &b), 0);
-    assert_true(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_verdict_get(s, &a, 0, 0, &got));
     assert_true(store_ban_get(s, &a, &gotban));
     assert_int_equal(store_verdict_count(s), 1);
     assert_int_equal(store_commit(s), 0);
@@ -467,7 +484,7 @@ static void test_reads_see_pending_writes(void **state)
     assert_false(store_ban_get(s, &a, &gotban));
     assert_int_equal(store_commit(s), 0);
     assert_false(store_ban_get(s, &a, &gotban));
-    assert_true(store_verdict_get(s, &a, 0, &got));
+    assert_true(store_verdict_get(s, &a, 0, 0, &got));
     store_close(s);
 }
 
@@ -478,11 +495,11 @@ static void test_child(const char *dir)
 {
     char err[512];
     struct addr parents = test_addr("192.0.2.1"), mine = test_addr("2001:db8::2");
-    struct store_verdict v = {true, 5, 3}, got;
+    struct store_verdict v = {5, 3, 0}, got;
     struct store *s = store_open(dir, MAX_VERDICTS, SITES, err, sizeof err);
     if (s == NULL)
         _exit(2);
-    if (!store_verdict_get(s, &parents, 0, &got) || got.score != 1)
+    if (!store_verdict_get(s, &parents, 0, 0, &got) || got.score != 1)
         _exit(3);
     if (store_verdict_put(s, &mine, &v, 1000) != 0 || store_commit(s) != 0)
         _exit(4);
@@ -495,10 +512,10 @@ static void test_two_processes(void **state)
     struct test_dir *d = *state;
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr parents = test_addr("192.0.2.1"), childs = test_addr("2001:db8::2");
-    struct store_verdict v = {false, 1, 0}, got;
+    struct store_verdict v = {1, 0, 0}, got;
     assert_int_equal(store_verdict_put(s, &parents, &v, 1000), 0);
     assert_int_equal(store_commit(s), 0);
-    assert_false(store_verdict_get(s, &childs, 0, &got));
+    assert_false(store_verdict_get(s, &childs, 0, 0, &got));
 
     fflush(NULL);
     pid_t pid = fork();
@@ -511,8 +528,7 @@ static void test_two_processes(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 
     /* the parent's handle, opened before, sees the child's commit */
-    assert_true(store_verdict_get(s, &childs, 0, &got));
-    assert_true(got.listed);
+    assert_true(store_verdict_get(s, &childs, 0, 0, &got));
     assert_int_equal(got.score, 5);
     assert_true(got.hits == 3);
     assert_int_equal(store_verdict_count(s), 2);
@@ -557,7 +573,7 @@ static void test_map_full(void **state)
 static void test_flush(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
-    struct store_verdict v = {true, 1, 1}, got;
+    struct store_verdict v = {1, 1, 0}, got;
     struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, gotban;
     for (unsigned i = 0; i < 20; i++) {
         struct addr a = test_addr_n(i);
@@ -569,7 +585,7 @@ static void test_flush(void **state)
     assert_int_equal(store_verdict_purge(s, 0, 5), 0); /* a purge position */
     assert_int_equal(store_verdict_flush(s), 0);
     assert_int_equal(store_verdict_count(s), 0);
-    assert_false(store_verdict_get(s, &banned, 0, &got));
+    assert_false(store_verdict_get(s, &banned, 0, 0, &got));
     assert_true(store_ban_get(s, &banned, &gotban));
     /* the table works after a flush, purge included */
     assert_int_equal(store_verdict_put(s, &banned, &v, 10), 0);
@@ -631,6 +647,7 @@ int main(void)
     log_set_level(LOG_LEVEL_ERROR); /* the refusals tested log warnings */
     const struct CMUnitTest tests[] = {
         TEST(test_verdict_round_trip),
+        TEST(test_verdict_sites_tag),
         TEST(test_verdict_expiry),
         TEST(test_persistence),
         TEST(test_sites_change),
