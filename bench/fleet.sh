@@ -81,7 +81,11 @@ for i in $(seq "$HOSTS"); do
     grep -q "error" "$tmp/bw$i.log" && { echo "host$i:"; cat "$tmp/bw$i.log"; exit 1; }
 done
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
-redis0=$(cpu "$REDIS")
+# CPU seconds of the daemons and of their helpers, summed
+cpu_of() { local t=0; for p in "$@"; do t=$(echo "$t + $(cpu "$p")" | bc); done; echo "$t"; }
+daemons=("${pids[@]:1}")
+helpers=($(for p in "${daemons[@]}"; do pgrep -P "$p"; done))
+redis0=$(cpu "$REDIS"); bw0=$(cpu_of "${daemons[@]}"); helper0=$(cpu_of "${helpers[@]}")
 t0=$(date +%s.%N)
 waves=()
 for i in $(seq "$HOSTS"); do
@@ -92,7 +96,7 @@ done
 wait "${waves[@]}"
 sleep 2   # the last bans travel
 t1=$(date +%s.%N)
-redis1=$(cpu "$REDIS")
+redis1=$(cpu "$REDIS"); bw1=$(cpu_of "${daemons[@]}"); helper1=$(cpu_of "${helpers[@]}")
 echo "fleet: $HOSTS hosts, one redis-server; each host $per new denylisted sessions/s" \
      "for ${SECS}s (all hosts: $RATE/s)"
 for i in $(seq "$HOSTS"); do
@@ -143,4 +147,8 @@ print("cumulative buckets: " + ", ".join("le %s: %d" % (le, n) for le, n in orde
 print("redis-server CPU: %.2f s over %.1f s (%.0f%% of a core)"
       % (redis_cpu, elapsed, 100 * redis_cpu / elapsed))
 PY
+waves_cpu=$(grep -h "^wave CPU" "$tmp"/wave*.txt | awk '{u += $4; s += $7} END {printf "%.2f", u + s}')
+echo "CPU seconds during the run: breakwater daemons $(echo "$bw1 - $bw0" | bc)," \
+     "their ban helpers $(echo "$helper1 - $helper0" | bc), the ten generators $waves_cpu," \
+     "redis-server $(echo "$redis1 - $redis0" | bc) (the machine has 2 cores)"
 echo "host errors:"; cat "$tmp"/bw*.log | grep -E "error" | sort | uniq -c | head -5 | sed 's/^/  /'

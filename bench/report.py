@@ -75,8 +75,12 @@ def write_markdown(res, path):
     L.append("    make bench          # = build/breakwater, build/bench/wave, then")
     L.append("    python3 bench/bench.py --duration %s --concurrency %s --procs %s --rounds %s --figures %s%s"
              % (cfg.get("duration"), cfg.get("concurrency"), cfg.get("procs"), cfg.get("rounds"),
-                cfg.get("figures"), " --no-mta-wave" if cfg.get("no_mta_wave") else ""))
+                "agcdefiwr" if cfg.get("keep") else cfg.get("figures"),
+                " --no-mta-wave" if cfg.get("no_mta_wave") else ""))
     L.append("")
+    if cfg.get("keep"):
+        L.append("(the last run re-ran figures `%s` with `--keep`; the others are from the "
+                 "run before)\n" % cfg.get("figures"))
     L.append("(these are the defaults: `make bench` runs `python3 bench/bench.py`; the raw "
              "results go to `build/bench/results.json`, the plot to `bench/wave-replay.png`; "
              "the Postfix-smtpd-alone replay can be skipped with `--no-mta-wave`)")
