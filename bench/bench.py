@@ -23,8 +23,8 @@ at half rate, e = memory per idle connection, f = the wave replay (plot in
 bench/wave-replay.png), i = bans: time from the 5xx to the nft set at
 10,000 bans/s, and restoring them (bench/bans.sh), w = breakwater watch
 against fail2ban (bench/watch.sh), r = a fleet of ten hosts sharing bans
-through one Redis at 10,000 and 3,000 bans/s (bench/fleet.sh). About 12
-minutes in all.
+through one Redis at 10,000 and 3,000 bans/s, and receiving 10,000 bans/s
+from a synthetic peer (bench/fleet.sh). About 12 minutes in all.
 """
 
 import argparse
@@ -453,9 +453,11 @@ class Bench:
         self.script_figure("w", ["bench/watch.sh"], 400)
 
     def fig_r(self):
-        """the fleet: ten hosts and one Redis, at 10,000 and at 3,000 bans/s"""
+        """the fleet: ten hosts and one Redis, at 10,000 and at 3,000 bans/s
+        made by the hosts, and 10,000 bans/s from a synthetic peer"""
         self.script_figure("r", ["bench/fleet.sh", "10", "10000", "5"], 300)
         self.script_figure("r3", ["bench/fleet.sh", "10", "3000", "5"], 300)
+        self.script_figure("rp", ["bench/fleet.sh", "10", "10000", "5", "peer"], 300)
 
     def fig_c(self):
         a = self.a
