@@ -79,7 +79,7 @@ struct serve_daemon {
     struct server srv;
     bool serving;
     bool supervised;            /* a worker: its supervisor leads a reload */
-    pid_t supervisor;
+    pid_t supervisor;           /* the pid that started it (0: none) */
     struct metrics_slot *slot;
     struct control *control;
     struct httpd *httpd;        /* NULL: metrics_listen is empty */
@@ -201,12 +201,12 @@ static void serve_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* serve_daemon_start - store, lists, bans, listeners, control */
 static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
                              const struct conf *conf, const struct startup *ctx,
-                             const int *fds, unsigned index)
+                             const int *fds, unsigned index, pid_t supervisor)
 {
     char err[1024], sites[4096];
     d->loop = loop;
-    d->supervised = workers_count(conf) > 1;
-    d->supervisor = getppid();
+    d->supervised = supervisor != 0;
+    d->supervisor = supervisor;
     dnsbl_sites_text(&conf->dnsbl_sites, sites, sizeof sites);
     d->store = store_open(conf->state_dir, conf->cache_max_entries, sites, err, sizeof err);
     if (d->store == NULL)
@@ -314,13 +314,13 @@ static void serve_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* serve_worker - the daemon on these listeners until a signal */
 static int serve_worker(void *arg, const struct conf *conf, const int *fds,
-                             unsigned index, bool first)
+                             unsigned index, bool first, pid_t supervisor)
 {
     const struct startup *ctx = arg;
     struct serve_daemon d = {0};
     struct ev_loop *loop = ev_default_loop(0);
     signal(SIGPIPE, SIG_IGN);
-    if (serve_daemon_start(&d, loop, conf, ctx, fds, index) < 0) {
+    if (serve_daemon_start(&d, loop, conf, ctx, fds, index, supervisor) < 0) {
         serve_daemon_stop(&d);
         return 1;
     }
@@ -408,7 +408,7 @@ static int serve_run(struct conf *conf, struct startup *ctx, unsigned n)
         return 1;
     }
     serve_announce(conf);
-    return serve_worker(ctx, conf, fds, 0, true);
+    return serve_worker(ctx, conf, fds, 0, true, 0); /* no supervisor */
 }
 
 /* cmd_serve - the shared metrics, then serve_run() */

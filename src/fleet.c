@@ -51,6 +51,12 @@ struct fleet_link {
     double last_reply;            /* ev_now() of the last reply */
 };
 
+/* A ring of bans waiting to be published, bounded by FLEET_BACKLOG_MAX. */
+struct fleet_queue {
+    struct fleetproto_ban *item;
+    size_t cap, head, len;
+};
+
 /* A verdict request: answered by its reply or its timer, whichever comes
  * first; freed by the reply's callback, which always comes. */
 struct fleet_wait {
@@ -74,11 +80,12 @@ struct fleet {
     void *arg;
     struct metrics_slot *metrics;
     struct fleet_wait *waiting;
-    struct fleetproto_ban *backlog; /* bans made while Redis was away */
-    size_t backlog_len, backlog_cap;
+    struct fleet_queue returned;  /* in flight when the link went: first again */
+    struct fleet_queue backlog;   /* made while Redis was away (or busy) */
     bool load_pending;            /* the channel is back: read the live bans */
+    bool scanning;                /* a SCAN of the live bans is under way */
     ev_timer stall;
-    struct log_limit link_log, drop_log, backlog_log;
+    struct log_limit link_log, drop_log, backlog_log, flush_log;
 };
 
 static double fleet_wall(void)
@@ -166,9 +173,10 @@ static void fleet_reply_cb(redisAsyncContext *ac, void *r, void *priv)
                     "fleet_redis %s:%u: %s", l->f->addr, l->f->port, reply->str);
 }
 
-static void fleet_backlog_add(struct fleet *f, const struct fleetproto_ban *b);
+static void fleet_queue_push(struct fleet *f, struct fleet_queue *q,
+                             const struct fleetproto_ban *b);
 
-/* A published ban until Redis has taken it: back to the backlog if not. */
+/* A published ban until Redis has answered. */
 struct fleet_sent {
     struct fleet *f;
     struct fleetproto_ban ban;
@@ -180,10 +188,19 @@ static void fleet_publish_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     fleet_replied(ac);
     struct fleet *f = sent->f;
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        fleet_backlog_add(f, &sent->ban); /* the link went, or Redis said no */
-    else if (f->metrics != NULL)
+    if (reply == NULL) {
+        /* the link went before Redis answered: again when it is back, in
+         * the order sent (hiredis answers the pending in order) */
+        fleet_queue_push(f, &f->returned, &sent->ban);
+    } else if (reply->type == REDIS_REPLY_ERROR) { /* e.g. NOPERM: no use trying again */
+        if (f->metrics != NULL)
+            f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_REFUSED]++;
+        log_limited(&f->drop_log, ev_now(f->loop), LOG_LEVEL_ERROR,
+                    "fleet_redis %s:%u: Redis refused PUBLISH: %s", f->addr, f->port,
+                    reply->str);
+    } else if (f->metrics != NULL) {
         f->metrics->fleet_bans_sent++;
+    }
     free(sent);
 }
 
@@ -192,7 +209,8 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
 {
     char msg[FLEETPROTO_MESSAGE_MAX + 1], key[FLEET_KEY_MAX], text[ADDR_TEXT_MAX];
     int len = fleetproto_ban_format(b, msg, sizeof msg);
-    if (len < 0 || f->cmd.state != FLEET_UP)
+    /* the PUBLISH and its SET or DEL go together, or neither */
+    if (len < 0 || f->cmd.state != FLEET_UP || f->cmd.inflight + 2 > FLEET_INFLIGHT_MAX)
         return false;
     struct fleet_sent *sent = malloc(sizeof *sent);
     if (sent == NULL)
@@ -215,49 +233,75 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     return true;
 }
 
-/* fleet_backlog_add - Redis is away: keep the ban for later (bounded) */
-static void fleet_backlog_add(struct fleet *f, const struct fleetproto_ban *b)
+/* fleet_queue_push - at the back; a full queue (or no memory) loses its
+ * oldest entry, counted. */
+static void fleet_queue_push(struct fleet *f, struct fleet_queue *q,
+                             const struct fleetproto_ban *b)
 {
-    if (f->backlog_len == f->backlog_cap) {
-        size_t cap = f->backlog_cap ? f->backlog_cap * 2 : 64;
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
         struct fleetproto_ban *grown =
-            cap <= FLEET_BACKLOG_MAX ? realloc(f->backlog, cap * sizeof *grown) : NULL;
-        if (grown == NULL) { /* full (or no memory): the oldest goes */
+            cap <= FLEET_BACKLOG_MAX ? malloc(cap * sizeof *grown) : NULL;
+        if (grown == NULL) { /* the oldest goes */
             if (f->metrics != NULL)
                 f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_BACKLOG]++;
             log_limited(&f->backlog_log, ev_now(f->loop), LOG_LEVEL_WARNING,
-                        "fleet: Redis away and %zu bans waiting: dropping the oldest",
-                        f->backlog_len);
-            if (f->backlog_len == 0)
+                        "fleet: Redis away and %zu bans waiting: dropping the oldest", q->len);
+            if (q->len == 0)
                 return;
-            memmove(f->backlog, f->backlog + 1, (f->backlog_len - 1) * sizeof *f->backlog);
-            f->backlog_len--;
-        } else {
-            f->backlog = grown;
-            f->backlog_cap = cap;
+            q->head = (q->head + 1) % q->cap;
+            q->len--;
+        } else { /* unwrap into the larger array */
+            for (size_t i = 0; i < q->len; i++)
+                grown[i] = q->item[(q->head + i) % q->cap];
+            free(q->item);
+            q->item = grown;
+            q->cap = cap;
+            q->head = 0;
         }
     }
-    f->backlog[f->backlog_len++] = *b;
+    q->item[(q->head + q->len++) % q->cap] = *b;
 }
 
-/* fleet_backlog_flush - Redis is back: what was made meanwhile goes out */
-static void fleet_backlog_flush(struct fleet *f)
+/* fleet_queue_publish - from the front, in order, while Redis takes them;
+ * returns how many went */
+static size_t fleet_queue_publish(struct fleet *f, struct fleet_queue *q, uint64_t now)
 {
-    uint64_t now = fleet_ms(fleet_wall());
     size_t done = 0;
-    for (; done < f->backlog_len; done++) {
-        struct fleetproto_ban *b = &f->backlog[done];
-        if (b->kind == FLEETPROTO_BAN && b->until_ms <= now)
-            continue; /* over already */
+    while (q->len > 0) {
+        struct fleetproto_ban *b = &q->item[q->head];
+        if (b->kind == FLEETPROTO_BAN && b->until_ms <= now) {
+            q->head = (q->head + 1) % q->cap; /* over already */
+            q->len--;
+            continue;
+        }
         b->sent_ms = now;
         if (!fleet_publish(f, b))
             break;
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+        done++;
     }
-    if (done == 0)
-        return;
-    memmove(f->backlog, f->backlog + done, (f->backlog_len - done) * sizeof *f->backlog);
-    f->backlog_len -= done;
-    log_info("fleet: %zu bans made while Redis was away published", done);
+    return done;
+}
+
+static bool fleet_waiting_bans(const struct fleet *f)
+{
+    return f->returned.len > 0 || f->backlog.len > 0;
+}
+
+/* fleet_backlog_flush - Redis is back: what was made meanwhile goes out,
+ * oldest first (the bans that were in flight when the link went, then
+ * the ones made while it was away) */
+static void fleet_backlog_flush(struct fleet *f)
+{
+    uint64_t now = fleet_ms(fleet_wall());
+    size_t done = fleet_queue_publish(f, &f->returned, now);
+    if (f->returned.len == 0)
+        done += fleet_queue_publish(f, &f->backlog, now);
+    if (done > 0)
+        log_limited(&f->flush_log, ev_now(f->loop), LOG_LEVEL_INFO,
+                    "fleet: %zu bans made while Redis was away published", done);
 }
 
 /* fleet_take - a peer's message, checked, to the bans module */
@@ -315,14 +359,13 @@ static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
     (void)priv;
     if (l == NULL)
         return;
-    if (reply == NULL) { /* the link went mid-way: start over when it is back */
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        l->f->scanning = false; /* cut off (the link went, or an error): again later */
         l->f->load_pending = true;
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY)
-        return;
     redisReply *keys = reply->element[1];
     if (keys->elements > 0 && l->state == FLEET_UP) {
         size_t n = keys->elements + 1;
@@ -347,23 +390,29 @@ static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     if (strcmp(reply->element[0]->str, "0") != 0)
         fleet_scan(l->f, reply->element[0]->str);
+    else
+        l->f->scanning = false;
 }
 
 static void fleet_scan(struct fleet *f, const char *cursor)
 {
-    fleet_send(&f->cmd, fleet_scan_cb, NULL, "SCAN %s MATCH %s:ban:* COUNT " FLEET_SCAN_COUNT,
-               cursor, f->name);
+    if (fleet_send(&f->cmd, fleet_scan_cb, NULL,
+                   "SCAN %s MATCH %s:ban:* COUNT " FLEET_SCAN_COUNT, cursor, f->name))
+        return;
+    f->scanning = false; /* not sent: the stall timer starts it again */
+    f->load_pending = true;
 }
 
 /* fleet_load - the channel is (back) up: read the bans that are live now
  * (made while this host was away or before it started) */
 static void fleet_load(struct fleet *f)
 {
-    if (f->cmd.state != FLEET_UP) {
+    if (f->cmd.state != FLEET_UP || f->scanning) { /* when the link is up, or after */
         f->load_pending = true;
         return;
     }
     f->load_pending = false;
+    f->scanning = true;
     fleet_scan(f, "0");
 }
 
@@ -516,15 +565,18 @@ static void fleet_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct fleet_link *l = &f->cmd;
     if (l->state == FLEET_UP && l->inflight == 0 && ev_now(loop) - l->last_reply > FLEET_PING)
         fleet_send(l, fleet_reply_cb, NULL, "PING"); /* an idle link is checked too */
-    if (l->state == FLEET_UP && f->backlog_len > 0)
-        fleet_backlog_flush(f); /* what did not fit in flight before */
-    if (l->state != FLEET_UP || l->inflight == 0 || ev_now(loop) - l->last_reply < FLEET_STALL)
+    if (l->state == FLEET_UP && l->inflight > 0 && ev_now(loop) - l->last_reply >= FLEET_STALL) {
+        log_limited(&f->link_log, ev_now(loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: %u replies overdue for %gs: reconnecting", f->addr,
+                    f->port, l->inflight, FLEET_STALL);
+        fleet_link_drop(&f->cmd);
+        fleet_link_drop(&f->sub); /* it would not notice by itself */
         return;
-    log_limited(&f->link_log, ev_now(loop), LOG_LEVEL_WARNING,
-                "fleet_redis %s:%u: %u replies overdue for %gs: reconnecting", f->addr,
-                f->port, l->inflight, FLEET_STALL);
-    fleet_link_drop(&f->cmd);
-    fleet_link_drop(&f->sub); /* it would not notice by itself */
+    }
+    if (l->state == FLEET_UP && fleet_waiting_bans(f))
+        fleet_backlog_flush(f); /* what did not fit in flight before */
+    if (l->state == FLEET_UP && f->load_pending && !f->scanning)
+        fleet_load(f);
 }
 
 /* fleet_resolve - Redis's address, once, at start (hiredis would resolve a
@@ -643,8 +695,8 @@ void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t cou
                                .count = count ? count : 1, .reason = reason,
                                .sent_ms = fleet_ms(fleet_wall())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
-    if (f->backlog_len > 0 || !fleet_publish(f, &b)) /* in order, after the waiting */
-        fleet_backlog_add(f, &b);
+    if (fleet_waiting_bans(f) || !fleet_publish(f, &b)) /* in order, after the waiting */
+        fleet_queue_push(f, &f->backlog, &b);
 }
 
 void fleet_unban(struct fleet *f, const struct addr *a)
@@ -652,8 +704,8 @@ void fleet_unban(struct fleet *f, const struct addr *a)
     struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .addr = *a,
                                .sent_ms = fleet_ms(fleet_wall())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
-    if (f->backlog_len > 0 || !fleet_publish(f, &b))
-        fleet_backlog_add(f, &b);
+    if (fleet_waiting_bans(f) || !fleet_publish(f, &b))
+        fleet_queue_push(f, &f->backlog, &b);
 }
 
 /* fleet_answer - a verdict request's one answer */
@@ -758,9 +810,10 @@ void fleet_free(struct fleet *f)
             l->ac = NULL;
         }
     }
-    if (f->backlog_len > 0)
+    if (fleet_waiting_bans(f))
         log_warning("fleet: %zu bans made while Redis was away were never published",
-                    f->backlog_len);
-    free(f->backlog);
+                    f->returned.len + f->backlog.len);
+    free(f->returned.item);
+    free(f->backlog.item);
     free(f);
 }

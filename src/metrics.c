@@ -301,7 +301,7 @@ static void metrics_render_bans(struct metrics_text *t, const struct metrics_slo
 /* metrics_render_fleet - Redis sharing (fleet.h), when fleet_redis is set */
 static void metrics_render_fleet(struct metrics_text *t, const struct metrics_slot *s)
 {
-    static const char *const drops[] = {"malformed", "backlog_full"};
+    static const char *const drops[] = {"malformed", "backlog_full", "refused"};
     static const char *const verdicts[] = {"hit", "miss", "timeout"};
     metrics_family(t, "breakwater_fleet_connected", "gauge",
                    "Processes connected to the fleet's Redis.");
@@ -316,7 +316,8 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
     metrics_printf(t, "breakwater_fleet_bans_total{result=\"applied\"} %llu\n",
                    (unsigned long long)s->fleet_bans_applied);
     metrics_family(t, "breakwater_fleet_bans_dropped_total", "counter",
-                   "Fleet bans dropped: malformed messages, or a full backlog.");
+                   "Fleet bans dropped: malformed messages, a full backlog, or refused "
+                   "by Redis.");
     for (int i = 0; i < METRICS_FLEET_DROPS; i++)
         metrics_printf(t, "breakwater_fleet_bans_dropped_total{reason=\"%s\"} %llu\n",
                        drops[i], (unsigned long long)s->fleet_bans_dropped[i]);

@@ -66,6 +66,7 @@ enum metrics_dnsbl_result {
 enum metrics_fleet_drop {
     METRICS_FLEET_DROP_MALFORMED,   /* a message from Redis that does not parse */
     METRICS_FLEET_DROP_BACKLOG,     /* Redis away too long: the oldest waiting ban */
+    METRICS_FLEET_DROP_REFUSED,     /* Redis refused our PUBLISH (e.g. an ACL) */
     METRICS_FLEET_DROPS
 };
 /* What a shared-verdict lookup brought. */

@@ -99,7 +99,7 @@ void workers_close(struct workers *w)
 /* workers_spawn - start worker i on its sockets */
 static int workers_spawn(struct workers *w, unsigned i)
 {
-    pid_t pid = fork();
+    pid_t supervisor = getpid(), pid = fork();
     if (pid < 0) {
         log_error("cannot start worker %u: %s", i, strerror(errno));
         return -1;
@@ -117,7 +117,7 @@ static int workers_spawn(struct workers *w, unsigned i)
         for (unsigned j = 0; j < w->count; j++)
             for (size_t l = 0; j != i && l < w->conf->listen_count; l++)
                 close(w->fds[j][l]);
-        _exit(w->worker_main(w->arg, &w->share, w->fds[i], i, !w->started_once[i]));
+        _exit(w->worker_main(w->arg, &w->share, w->fds[i], i, !w->started_once[i], supervisor));
     }
     w->started_once[i] = true;
     w->pid[i] = pid;

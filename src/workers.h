@@ -28,6 +28,7 @@
 #define BREAKWATER_WORKERS_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
@@ -35,9 +36,10 @@
 
 /* What a worker runs: the daemon on these listeners (one per conf->listen
  * entry, owned by it) as worker `index`, `first` the first time that index
- * starts; returns its exit status. */
+ * starts, `supervisor` the pid of the process that started it; returns its
+ * exit status. */
 typedef int (*workers_main_fn)(void *arg, const struct conf *conf, const int *fds,
-                               unsigned index, bool first);
+                               unsigned index, bool first, pid_t supervisor);
 
 struct workers;
 

@@ -75,7 +75,9 @@ class FleetTestCase(BreakwaterTestCase):
         conf = os.path.join(d, "redis.conf")
         with open(conf, "w") as f:
             f.write("bind %s1\nport 6379\nsave \"\"\nappendonly no\ndir %s\n"
-                    "user default off\nuser bw on >%s ~* &* +@all\n" % (self.net, d, PASSWORD))
+                    "user default off\nuser bw on >%s ~* &* +@all\n"
+                    "user nopub on >%s ~* &* +@all -publish\n"
+                    % (self.net, d, PASSWORD, PASSWORD))
         err = open(os.path.join(d, "redis.log"), "ab")
         self.redis = subprocess.Popen(self.H.argv(["redis-server", conf]),
                                       stdin=subprocess.DEVNULL, stdout=err, stderr=err)
@@ -122,7 +124,7 @@ class FleetTestCase(BreakwaterTestCase):
     def host_address(self, name):
         return "%s%d" % (self.net, 11 + "ABC".index(name))
 
-    def start_host(self, name, password=PASSWORD, expect_start=True, **extra):
+    def start_host(self, name, password=PASSWORD, expect_start=True, user="bw", **extra):
         ns = self.hosts[name]
         conf = self.base_conf("127.0.0.1:9", listen="%s:2525" % self.host_address(name),
                               resolver=self.net + "1:5353")
@@ -131,7 +133,7 @@ class FleetTestCase(BreakwaterTestCase):
             "dnsbl_health_interval": "0", "dnsbl_timeout": "2s",
             "state_dir": os.path.join(self.tmp, "state-" + name),
             "control_socket": os.path.join(self.tmp, "control-" + name),
-            "fleet_redis": "redis://bw:%s@%s1:6379" % (password, self.net),
+            "fleet_redis": "redis://%s:%s@%s1:6379" % (user, password, self.net),
             "fleet_host_id": "host-" + name.lower(),
             "fleet_timeout": "0.5s",
         })
@@ -331,6 +333,23 @@ class FleetTest(FleetTestCase):
         # one listener on A: the peer's ban was received once
         self.assertEqual(self.metric(a, "breakwater_fleet_bans_total", '{result="received"}'), 1)
         self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 2)
+
+    def test_publish_refused_is_dropped_not_retried(self):
+        a = self.start_host("A", user="nopub")   # its ACL user may not PUBLISH
+        b = self.start_host("B")
+        self.refuse(a, self.net + "141")
+        self.wait_banned(a, self.net + "141")
+        wait_until(lambda: self.metric(a, "breakwater_fleet_bans_dropped_total",
+                                       '{reason="refused"}') == 1, 5 * SLOW,
+                   what="the refused PUBLISH counted once")
+        a.wait_log("Redis refused PUBLISH: NOPERM")
+        time.sleep(2.5 * SLOW)   # the backlog is flushed every second: nothing to send
+        self.assertEqual(self.metric(a, "breakwater_fleet_bans_dropped_total",
+                                     '{reason="refused"}'), 1)
+        self.assertNotIn(self.net + "141", self.banned(b))
+        # B's bans still reach A (A may subscribe)
+        self.refuse(b, self.net + "142")
+        self.wait_banned(a, self.net + "142")
 
 
 class FleetWatchTest(FleetTestCase):
