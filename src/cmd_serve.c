@@ -91,24 +91,13 @@ struct serve_daemon {
     double drain_deadline;
 };
 
-/* serve_read_next - the configuration read again, with this process's share
- * of the limits and the restart-only keys at their running values (named
- * in changed). Returns 0, or -1 with err set. */
-static int serve_read_next(const struct serve_daemon *d, struct conf *next, char *changed,
-                           size_t size, char *err)
+/* serve_read_next - conf_reload(), with this process's share of the
+ * limits; the same returns and note */
+static int serve_read_next(const struct serve_daemon *d, struct conf *next, char *note,
+                           size_t size)
 {
-    const struct conf *running = d->current->conf;
-    if (running->source == NULL) {
-        snprintf(err, CONF_ERR_MAX, "no configuration file to read");
+    if (conf_reload(next, d->current->conf, note, size) < 0)
         return -1;
-    }
-    if (conf_read(next, running->source, err) < 0)
-        return -1;
-    if (conf_keep_restart_keys(next, running, changed, size) < 0) {
-        conf_free(next);
-        snprintf(err, CONF_ERR_MAX, "out of memory");
-        return -1;
-    }
     if (d->supervised)
         workers_divide(next, workers_count(next));
     return 0;
@@ -120,14 +109,18 @@ static int serve_read_next(const struct serve_daemon *d, struct conf *next, char
  * running configuration stays). */
 static int serve_reload(struct serve_daemon *d, char *note, size_t size)
 {
-    char err[CONF_ERR_MAX], changed[256], sites[4096];
+    char err[CONF_ERR_MAX], sites[4096];
     struct conf next;
-    note[0] = '\0';
-    if (serve_read_next(d, &next, changed, sizeof changed, err) < 0)
-        goto refused;
+    if (serve_read_next(d, &next, note, size) < 0) {
+        log_error("%s", note);
+        return -1;
+    }
     struct generation *gen = generation_new(d->loop, NULL, &next, d->store, err, sizeof err);
-    if (gen == NULL)
-        goto refused;
+    if (gen == NULL) {
+        snprintf(note, size, "reload refused, the running configuration stays: %s", err);
+        log_error("%s", note);
+        return -1;
+    }
     const struct conf *conf = gen->conf;
     gen->next = d->generations;
     d->generations = gen;
@@ -147,14 +140,8 @@ static int serve_reload(struct serve_daemon *d, char *note, size_t size)
     generation_drop(d->current);
     d->current = gen;
     dnsbl_health_start(gen->dnsbl);
-    if (changed[0] != '\0')
-        snprintf(note, size, "%s changed: that needs a restart", changed);
     log_info("configuration reloaded%s%s", note[0] ? "; " : "", note);
     return 0;
-refused:
-    snprintf(note, size, "reload refused, the running configuration stays: %s", err);
-    log_error("%s", note);
-    return -1;
 }
 
 /* serve_control_reload - `ctl reload`. A worker checks the file itself (so
@@ -165,12 +152,9 @@ static int serve_control_reload(void *arg, char *note, size_t size)
     struct serve_daemon *d = arg;
     if (!d->supervised)
         return serve_reload(d, note, size);
-    char err[CONF_ERR_MAX], changed[256];
     struct conf next;
-    if (serve_read_next(d, &next, changed, sizeof changed, err) < 0) {
-        snprintf(note, size, "reload refused, the running configuration stays: %s", err);
+    if (serve_read_next(d, &next, note, size) < 0)
         return -1;
-    }
     conf_free(&next);
     if (getppid() != d->supervisor) { /* never SIGHUP to whoever adopted us */
         snprintf(note, size, "the supervisor is gone: restart breakwater");
@@ -180,8 +164,7 @@ static int serve_control_reload(void *arg, char *note, size_t size)
         snprintf(note, size, "cannot signal the supervisor: %s", strerror(errno));
         return -1;
     }
-    snprintf(note, size, "%s%s", changed, changed[0] ? " changed: that needs a restart" : "");
-    return 0;
+    return 0; /* note: as conf_reload() left it */
 }
 
 static void serve_sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)

@@ -1260,3 +1260,24 @@ int conf_keep_restart_keys(struct conf *next, const struct conf *running,
     }
     return 0;
 }
+
+int conf_reload(struct conf *next, const struct conf *running, char *note, size_t size)
+{
+    char err[CONF_ERR_MAX], changed[256];
+    const char *why = err;
+    if (running->source == NULL) {
+        why = "no configuration file to read";
+    } else if (conf_read(next, running->source, err) == 0) { /* else err says why */
+        if (conf_keep_restart_keys(next, running, changed, sizeof changed) == 0) {
+            if (changed[0] != '\0')
+                snprintf(note, size, "%s changed: that needs a restart", changed);
+            else
+                note[0] = '\0';
+            return 0;
+        }
+        conf_free(next);
+        why = "out of memory";
+    }
+    snprintf(note, size, "reload refused, the running configuration stays: %s", why);
+    return -1;
+}

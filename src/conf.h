@@ -11,6 +11,8 @@
  *   conf_read()       all of the above from a conf_source (start and reload)
  *   conf_keep_restart_keys()  a reload: the keys that only a restart can
  *                     change keep their running values
+ *   conf_reload()     the two above for a running configuration, with the
+ *                     one line a reload reports
  *
  * Errors are one line: "<origin>: <key>: <what is wrong> ('<text>')" where
  * origin is "file:line" or "-o". Values: lists are separated by commas
@@ -143,6 +145,11 @@ int conf_read(struct conf *c, const struct conf_source *src, char *err);
  * separated, "" when none). Returns -1 when out of memory. */
 int conf_keep_restart_keys(struct conf *next, const struct conf *running,
                            char *changed, size_t size);
+/* running's source read again into next, restart-only keys kept. Returns
+ * 0 with note "" or "KEYS changed: that needs a restart", or -1 with note
+ * "reload refused, the running configuration stays: WHY" (nothing left to
+ * free). size: at least CONF_ERR_MAX + 64. */
+int conf_reload(struct conf *next, const struct conf *running, char *note, size_t size);
 
 /* Helpers shared with other modules' parsers. Return 0 or -1. */
 int conf_parse_duration(const char *text, double *seconds);

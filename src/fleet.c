@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -87,13 +86,6 @@ struct fleet {
     ev_timer stall;
     struct log_limit link_log, drop_log, backlog_log, flush_log;
 };
-
-static double fleet_wall(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec + tv.tv_usec / 1e6;
-}
 
 static uint64_t fleet_ms(double seconds)
 {
@@ -295,7 +287,7 @@ static bool fleet_waiting_bans(const struct fleet *f)
  * the ones made while it was away) */
 static void fleet_backlog_flush(struct fleet *f)
 {
-    uint64_t now = fleet_ms(fleet_wall());
+    uint64_t now = fleet_ms(ev_time());
     size_t done = fleet_queue_publish(f, &f->returned, now);
     if (f->returned.len == 0)
         done += fleet_queue_publish(f, &f->backlog, now);
@@ -321,7 +313,7 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
         f->metrics->fleet_bans_received++;
         /* sent_ms has a millisecond's resolution: a message can look
          * sent a moment after it arrived; that counts as 0 */
-        double now = fleet_wall(), took = now - b.sent_ms / 1000.0;
+        double now = ev_time(), took = now - b.sent_ms / 1000.0;
         if (live) {
             unsigned i = 0;
             while (i + 1 < METRICS_FLEET_BUCKETS && took > metrics_fleet_bounds[i])
@@ -340,9 +332,7 @@ static void fleet_mget_cb(redisAsyncContext *ac, void *r, void *priv)
     struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
     (void)priv;
-    if (l == NULL)
-        return;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+    if (l == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING) /* NIL: expired since */
@@ -442,10 +432,7 @@ static void fleet_auth_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct fleet_link *l = fleet_replied(ac);
     redisReply *reply = r;
-    (void)priv;
-    if (l == NULL)
-        return;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+    if (l == NULL || reply == NULL || reply->type != REDIS_REPLY_ERROR)
         return;
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_ERROR,
                 "fleet_redis %s:%u: Redis refused %s: %s", l->f->addr, l->f->port,
@@ -693,7 +680,7 @@ void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t cou
 {
     struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .addr = *a, .until_ms = fleet_ms(until),
                                .count = count ? count : 1, .reason = reason,
-                               .sent_ms = fleet_ms(fleet_wall())};
+                               .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b)) /* in order, after the waiting */
         fleet_queue_push(f, &f->backlog, &b);
@@ -702,7 +689,7 @@ void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t cou
 void fleet_unban(struct fleet *f, const struct addr *a)
 {
     struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .addr = *a,
-                               .sent_ms = fleet_ms(fleet_wall())};
+                               .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b))
         fleet_queue_push(f, &f->backlog, &b);
@@ -747,7 +734,7 @@ static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
                      fleetproto_verdict_parse(reply->str, reply->len, w->sites_hash, &v.score,
                                               &v.hits, &expires_ms) == 0;
         v.expires = expires_ms / 1000.0;
-        if (found && v.expires <= fleet_wall())
+        if (found && v.expires <= ev_time())
             found = false;
         fleet_answer(w, found ? &v : NULL,
                      found ? METRICS_FLEET_VERDICT_HIT : METRICS_FLEET_VERDICT_MISS);
@@ -784,7 +771,7 @@ void fleet_verdict_put(struct fleet *f, const struct addr *a, uint64_t sites_has
                        uint64_t hits, double expires)
 {
     char text[ADDR_TEXT_MAX], value[FLEETPROTO_MESSAGE_MAX];
-    uint64_t now = fleet_ms(fleet_wall()), until = fleet_ms(expires);
+    uint64_t now = fleet_ms(ev_time()), until = fleet_ms(expires);
     int len = fleetproto_verdict_format(sites_hash, score, hits, until, value, sizeof value);
     if (len < 0 || until <= now)
         return;

@@ -11,7 +11,7 @@
  *
  * Holders: the daemon holds the current generation; each session the one it
  * started under; each client's shared DNSBL lookup the one it was started
- * in. A reload (serve_reload.c) makes a new generation current and drops
+ * in. A reload (serve_reload() in cmd_serve.c) makes a new generation current and drops
  * the old one, which lives on until its last session ends: a reload never
  * changes a session already open.
  *

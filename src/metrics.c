@@ -198,6 +198,18 @@ static void metrics_histogram(struct metrics_text *t, const char *name, const ch
     metrics_printf(t, "%s_count%s %llu\n", name, bare, (unsigned long long)seen);
 }
 
+/* metrics_by_label - n series of one family that differ in one label:
+ * NAME{FIXEDLABEL="names[i]"} values[i] (fixed: "" or labels ending in a
+ * comma) */
+static void metrics_by_label(struct metrics_text *t, const char *name, const char *fixed,
+                             const char *label, const char *const *names,
+                             const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        metrics_printf(t, "%s{%s%s=\"%s\"} %llu\n", name, fixed, label, names[i],
+                       (unsigned long long)values[i]);
+}
+
 /* metrics_render_sessions - connections, refusals, verdicts, relays */
 static void metrics_render_sessions(struct metrics_text *t, const struct metrics_slot *s)
 {
@@ -208,30 +220,26 @@ static void metrics_render_sessions(struct metrics_text *t, const struct metrics
         "hangup", "listed", "clean", "allowlisted", "denylisted", "pregreet", "limit",
         "backend-down",
     };
+    static const char *const directions[] = {"to_backend", "to_client"};
     metrics_family(t, "breakwater_connections", "gauge", "Open client connections by state.");
-    for (int i = 0; i < METRICS_STATES; i++)
-        metrics_printf(t, "breakwater_connections{state=\"%s\"} %llu\n", states[i],
-                       (unsigned long long)s->open[i]);
+    metrics_by_label(t, "breakwater_connections", "", "state", states, s->open, METRICS_STATES);
     metrics_family(t, "breakwater_connections_accepted_total", "counter",
                    "Client connections accepted.");
     metrics_printf(t, "breakwater_connections_accepted_total %llu\n",
                    (unsigned long long)s->accepted);
     metrics_family(t, "breakwater_connections_refused_total", "counter",
                    "Client connections turned away, by reason.");
-    for (int i = 0; i < METRICS_REFUSALS; i++)
-        metrics_printf(t, "breakwater_connections_refused_total{reason=\"%s\"} %llu\n",
-                       refusals[i], (unsigned long long)s->refused[i]);
+    metrics_by_label(t, "breakwater_connections_refused_total", "", "reason", refusals,
+                     s->refused, METRICS_REFUSALS);
     metrics_family(t, "breakwater_sessions_total", "counter",
                    "Ended sessions (one per session log line), by verdict.");
-    for (int i = 0; i < METRICS_VERDICTS; i++)
-        metrics_printf(t, "breakwater_sessions_total{verdict=\"%s\"} %llu\n", verdicts[i],
-                       (unsigned long long)s->sessions[i]);
+    metrics_by_label(t, "breakwater_sessions_total", "", "verdict", verdicts, s->sessions,
+                     METRICS_VERDICTS);
     metrics_family(t, "breakwater_relayed_bytes_total", "counter",
                    "Bytes copied by ended relays, by direction.");
-    metrics_printf(t, "breakwater_relayed_bytes_total{direction=\"to_backend\"} %llu\n",
-                   (unsigned long long)s->relayed_to_backend);
-    metrics_printf(t, "breakwater_relayed_bytes_total{direction=\"to_client\"} %llu\n",
-                   (unsigned long long)s->relayed_to_client);
+    const uint64_t relayed[] = {s->relayed_to_backend, s->relayed_to_client};
+    metrics_by_label(t, "breakwater_relayed_bytes_total", "", "direction", directions, relayed,
+                     2);
     metrics_family(t, "breakwater_backend_connect_failures_total", "counter",
                    "Connections to the backend that failed or timed out.");
     metrics_printf(t, "breakwater_backend_connect_failures_total %llu\n",
@@ -262,10 +270,10 @@ static void metrics_render_dnsbl(struct metrics_text *t, const struct metrics_sl
     }
     metrics_family(t, "breakwater_verdict_cache_lookups_total", "counter",
                    "Verdict cache lookups, by result.");
-    metrics_printf(t, "breakwater_verdict_cache_lookups_total{result=\"hit\"} %llu\n",
-                   (unsigned long long)s->cache_hits);
-    metrics_printf(t, "breakwater_verdict_cache_lookups_total{result=\"miss\"} %llu\n",
-                   (unsigned long long)s->cache_misses);
+    static const char *const lookups[] = {"hit", "miss"};
+    const uint64_t cache[] = {s->cache_hits, s->cache_misses};
+    metrics_by_label(t, "breakwater_verdict_cache_lookups_total", "", "result", lookups, cache,
+                     2);
     metrics_family(t, "breakwater_verdict_cache_entries", "gauge",
                    "Verdicts in the cache (expired ones until upkeep removes them).");
     metrics_printf(t, "breakwater_verdict_cache_entries %zu\n", cache_entries);
@@ -279,19 +287,14 @@ static void metrics_render_bans(struct metrics_text *t, const struct metrics_slo
         [BAN_BACKEND_NONE] = "none", [BAN_BACKEND_NFT] = "nft",
         [BAN_BACKEND_IPSET] = "ipset", [BAN_BACKEND_RECENT] = "recent",
     };
-    const char *b = backends[conf->ban_backend];
+    static const char *const results[] = {"requested", "applied", "failed", "dropped"};
+    const uint64_t counts[] = {s->bans.requested, s->bans.applied, s->bans.failed,
+                               s->bans.dropped};
+    char labels[32];
+    snprintf(labels, sizeof labels, "backend=\"%s\",", backends[conf->ban_backend]);
     metrics_family(t, "breakwater_bans_total", "counter",
                    "Ban and unban requests to the firewall, by backend and result.");
-    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"requested\"} %llu\n", b,
-                   (unsigned long long)s->bans.requested);
-    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"applied\"} %llu\n", b,
-                   (unsigned long long)s->bans.applied);
-    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"failed\"} %llu\n", b,
-                   (unsigned long long)s->bans.failed);
-    metrics_printf(t, "breakwater_bans_total{backend=\"%s\",result=\"dropped\"} %llu\n", b,
-                   (unsigned long long)s->bans.dropped);
-    char labels[32];
-    snprintf(labels, sizeof labels, "backend=\"%s\",", b);
+    metrics_by_label(t, "breakwater_bans_total", labels, "result", results, counts, 4);
     metrics_family(t, "breakwater_ban_duration_seconds", "histogram",
                    "Time from a ban request to the firewall having it.");
     metrics_histogram(t, "breakwater_ban_duration_seconds", labels, bans_latency_bounds,
@@ -303,29 +306,24 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
 {
     static const char *const drops[] = {"malformed", "backlog_full", "refused"};
     static const char *const verdicts[] = {"hit", "miss", "timeout"};
+    static const char *const results[] = {"sent", "received", "applied"};
+    const uint64_t bans[] = {s->fleet_bans_sent, s->fleet_bans_received, s->fleet_bans_applied};
     metrics_family(t, "breakwater_fleet_connected", "gauge",
                    "Processes connected to the fleet's Redis.");
     metrics_printf(t, "breakwater_fleet_connected %llu\n",
                    (unsigned long long)s->fleet_connected);
     metrics_family(t, "breakwater_fleet_bans_total", "counter",
                    "Bans and unbans published, received from peers, and applied here.");
-    metrics_printf(t, "breakwater_fleet_bans_total{result=\"sent\"} %llu\n",
-                   (unsigned long long)s->fleet_bans_sent);
-    metrics_printf(t, "breakwater_fleet_bans_total{result=\"received\"} %llu\n",
-                   (unsigned long long)s->fleet_bans_received);
-    metrics_printf(t, "breakwater_fleet_bans_total{result=\"applied\"} %llu\n",
-                   (unsigned long long)s->fleet_bans_applied);
+    metrics_by_label(t, "breakwater_fleet_bans_total", "", "result", results, bans, 3);
     metrics_family(t, "breakwater_fleet_bans_dropped_total", "counter",
                    "Fleet bans dropped: malformed messages, a full backlog, or refused "
                    "by Redis.");
-    for (int i = 0; i < METRICS_FLEET_DROPS; i++)
-        metrics_printf(t, "breakwater_fleet_bans_dropped_total{reason=\"%s\"} %llu\n",
-                       drops[i], (unsigned long long)s->fleet_bans_dropped[i]);
+    metrics_by_label(t, "breakwater_fleet_bans_dropped_total", "", "reason", drops,
+                     s->fleet_bans_dropped, METRICS_FLEET_DROPS);
     metrics_family(t, "breakwater_fleet_verdict_lookups_total", "counter",
                    "Shared verdicts asked of Redis after a local cache miss, by result.");
-    for (int i = 0; i < METRICS_FLEET_VERDICTS; i++)
-        metrics_printf(t, "breakwater_fleet_verdict_lookups_total{result=\"%s\"} %llu\n",
-                       verdicts[i], (unsigned long long)s->fleet_verdicts[i]);
+    metrics_by_label(t, "breakwater_fleet_verdict_lookups_total", "", "result", verdicts,
+                     s->fleet_verdicts, METRICS_FLEET_VERDICTS);
     metrics_family(t, "breakwater_fleet_propagation_seconds", "histogram",
                    "Time from a peer publishing a ban to its arrival here.");
     metrics_histogram(t, "breakwater_fleet_propagation_seconds", "", metrics_fleet_bounds,

@@ -187,20 +187,14 @@ static void workers_share(struct workers *w)
  * worker) */
 static void workers_reload(struct workers *w)
 {
-    char err[CONF_ERR_MAX], changed[256];
+    char note[CONF_ERR_MAX + 128];
     struct conf next;
-    if (w->conf->source == NULL || conf_read(&next, w->conf->source, err) < 0) {
-        log_error("reload refused, the running configuration stays: %s",
-                  w->conf->source == NULL ? "no configuration file" : err);
+    if (conf_reload(&next, w->conf, note, sizeof note) < 0) {
+        log_error("%s", note);
         return;
     }
-    if (conf_keep_restart_keys(&next, w->conf, changed, sizeof changed) < 0) {
-        log_error("reload refused: out of memory");
-        conf_free(&next);
-        return;
-    }
-    if (changed[0] != '\0')
-        log_warning("reload: %s changed: that needs a restart", changed);
+    if (note[0] != '\0')
+        log_warning("reload: %s", note);
     struct conf old = w->reloaded;
     bool owned = w->conf == &w->reloaded;
     w->reloaded = next;

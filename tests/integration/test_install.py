@@ -219,11 +219,13 @@ class UnitTest(InstallTestCase):
                 "--bounding-set=" + self.bounding(drop)] + argv
 
     def unit_command(self, key):
-        """ExecStartPre=/ExecStart= with the test's binary, config and run dir."""
+        """ExecStartPre=/ExecStart= with the test's binary, config and run
+        dir (the unit's RuntimeDirectory=)."""
         cmd = self.unit[("Service", key)][-1]
+        run = "/run/" + self.unit[("Service", "RuntimeDirectory")][0]
         return (cmd.replace("/usr/local/sbin/breakwater", self.binary)
                 .replace("/etc/breakwater/breakwater.conf", self.conf)
-                .replace("/run/breakwater", self.rundir))
+                .replace(run, self.rundir))
 
     def notify_socket(self):
         path = os.path.join(self.tmp, "notify")
@@ -249,8 +251,9 @@ class UnitTest(InstallTestCase):
                 return True
         return False
 
-    def serve(self, ns, notify_path, drop=None):
-        log = open(os.path.join(self.tmp, "serve-%s.log" % (drop or "all")), "w+")
+    def start_unit(self, ns, notify_path, drop=None):
+        """The unit's ExecStart= under its bounding set (less drop) in ns."""
+        log = open(os.path.join(self.tmp, "unit-%s.log" % (drop or "all")), "w+")
         self._cleanups_extra.append(log.close)
         env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
         env.pop("WATCHDOG_PID", None)
@@ -306,7 +309,7 @@ class UnitTest(InstallTestCase):
         # first start: state_dir is made; second: it is the user's already
         # (reaching its files then takes CAP_DAC_READ_SEARCH)
         for run in (1, 2):
-            proc, log = self.serve(ns, path)
+            proc, log = self.start_unit(ns, path)
             ready = self.wait_message(s, "READY=1", proc, 10 * SLOW)
             self.assertTrue(ready, "start %d: no READY=1; log:\n%s" % (run, self.read_log(log)))
             self.assertTrue(self.wait_message(s, "WATCHDOG=1", proc, 2 * SLOW),
@@ -326,7 +329,7 @@ class UnitTest(InstallTestCase):
         # and none of them is superfluous: without any one, serve does not start
         for cap in self.unit[("Service", "CapabilityBoundingSet")][0].split():
             with self.subTest(without=cap):
-                proc, log = self.serve(ns, path, drop=cap)
+                proc, log = self.start_unit(ns, path, drop=cap)
                 ready = self.wait_message(s, "READY=1", proc, 5 * SLOW)
                 if proc.poll() is None:
                     proc.send_signal(15)
@@ -346,34 +349,22 @@ class UnitTest(InstallTestCase):
         ns = netns.NetNS("bwt-instw-%d-%d" % (os.getpid(), id(self) % 10000))
         self._cleanups_extra.append(ns.delete)
         ns.create()
-        rundir = os.path.join(self.tmp, "run-watch")             # RuntimeDirectory=
-        os.makedirs(rundir, mode=0o755)
+        self.rundir = os.path.join(self.tmp, "run-watch")        # RuntimeDirectory=
+        os.makedirs(self.rundir, mode=0o755)
         os.chmod(self.tmp, 0o755)
         log = os.path.join(self.tmp, "mail.log")
         with open(log, "wb"):
             pass
         os.chmod(log, 0o644)
-        conf = os.path.join(self.tmp, "breakwater.conf")
-        with open(conf, "w") as f:
+        self.conf = os.path.join(self.tmp, "breakwater.conf")
+        with open(self.conf, "w") as f:
             f.write("ban_backend = nft\nban_ports = 25, 587\nuser = nobody\n"
                     "state_dir = %s\nwatch_logs = %s\n" % (os.path.join(self.tmp, "state-w"), log))
-
-        def command(key):
-            return (self.unit[("Service", key)][-1]
-                    .replace("/usr/local/sbin/breakwater", self.binary)
-                    .replace("/etc/breakwater/breakwater.conf", conf)
-                    .replace("/run/breakwater-watch", rundir))
-        p = ns.run(self.as_unit(["/bin/sh", "-c", command("ExecStartPre")]), timeout=30 * SLOW)
+        p = ns.run(self.as_unit(["/bin/sh", "-c", self.unit_command("ExecStartPre")]),
+                   timeout=30 * SLOW)
         self.assertEqual(p.returncode, 0, "ExecStartPre failed: %s%s" % (p.stdout, p.stderr))
         s, path = self.notify_socket()
-        out = open(os.path.join(self.tmp, "watch-unit.log"), "w+")
-        self._cleanups_extra.append(out.close)
-        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
-        env.pop("WATCHDOG_PID", None)
-        proc = subprocess.Popen(self.as_unit(command("ExecStart").split()),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                                preexec_fn=ns.preexec())
-        self._cleanups_extra.append(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        proc, out = self.start_unit(ns, path)
         self.assertTrue(self.wait_message(s, "READY=1", proc, 10 * SLOW),
                         "no READY=1; log:\n" + self.read_log(out))
         # the MTA's log says it refused a client: into the namespace's set

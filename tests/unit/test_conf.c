@@ -697,6 +697,36 @@ static void test_keep_restart_keys(void **state)
     conf_free(&running);
 }
 
+/* conf_reload: the running configuration's file read again, one line said */
+static void test_reload_note(void **state)
+{
+    char path[32], err[CONF_ERR_MAX], note[CONF_ERR_MAX + 128];
+    struct conf running, next;
+    (void)state;
+    const char *first = "listen = 127.0.0.1:2500\ndnsbl_threshold = 1\n";
+    test_file(path, first, strlen(first));
+    struct conf_source src = {.path = path, .default_path = "/nonexistent"};
+    assert_int_equal(conf_read(&running, &src, err), 0);
+
+    FILE *f = fopen(path, "w");
+    fputs("listen = 127.0.0.1:2600\ndnsbl_threshold = 1\nreject_message = new\n", f);
+    fclose(f);
+    assert_int_equal(conf_reload(&next, &running, note, sizeof note), 0);
+    assert_string_equal(note, "listen changed: that needs a restart");
+    assert_int_equal(next.listen[0].port, 2500);
+    assert_string_equal(next.reject_message, "new");
+    conf_free(&next);
+
+    f = fopen(path, "w");
+    fputs("dnsbl_threshold = many\n", f);
+    fclose(f);
+    assert_int_equal(conf_reload(&next, &running, note, sizeof note), -1);
+    assert_non_null(strstr(note, "reload refused, the running configuration stays: "));
+    assert_non_null(strstr(note, ":1: dnsbl_threshold"));
+    unlink(path);
+    conf_free(&running);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_finish_checks),
         cmocka_unit_test(test_read_source),
         cmocka_unit_test(test_keep_restart_keys),
+        cmocka_unit_test(test_reload_note),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
