@@ -5,6 +5,7 @@
  * SIGINT, and a summary line.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "bans.h"
 #include "cmd.h"
 #include "fleet.h"
+#include "journal.h"
 #include "log.h"
 #include "notify.h"
 #include "logrules.h"
@@ -51,6 +53,12 @@ static struct logrules *watch_rules_load(const struct conf *conf)
     free(custom);
     if (rules == NULL)
         fprintf(stderr, "breakwater: watch_rules: %s\n", err);
+    size_t next = 0;
+    for (const char *name; rules && (name = logrules_unanchored(rules, &next)) != NULL;)
+        log_warning("watch_rules %s line %s: the pattern is not anchored with ^, so text a "
+                    "client gets into the MTA's log (a sender, a HELO name) can match it and "
+                    "ban another address; anchor it where the MTA's own words begin (README, "
+                    "\"Custom rules\")", conf->watch_rules, name + strlen("custom:"));
     return rules;
 }
 
@@ -117,11 +125,34 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     return 0;
 }
 
+/* watch_journal_uids - the ids of watch_journal_users that exist here;
+ * returns how many, or -1 (said on stderr) when none does */
+static long watch_journal_uids(const struct conf *conf, uid_t *uids, size_t max)
+{
+    char *copy = strdup(conf->watch_journal_users), *save = NULL;
+    size_t count = 0;
+    for (char *name = copy ? strtok_r(copy, ", \t", &save) : NULL; name && count < max;
+         name = strtok_r(NULL, ", \t", &save)) {
+        char *end;
+        unsigned long id = strtoul(name, &end, 10);
+        struct passwd *pw = name[0] >= '0' && name[0] <= '9' ? NULL : getpwnam(name);
+        if (*end == '\0' && name[0] >= '0' && name[0] <= '9' && id < (uid_t)-1)
+            uids[count++] = (uid_t)id;
+        else if (pw != NULL)
+            uids[count++] = pw->pw_uid;
+    }
+    free(copy);
+    if (count == 0)
+        fprintf(stderr, "breakwater: watch_journal_users: none of '%s' is a user here\n",
+                conf->watch_journal_users);
+    return count > 0 ? (long)count : -1;
+}
+
 /* watch_sources_parse - [--from-start] [--journal[=DIR]] [LOGFILE...]; the
  * files default to watch_logs unless the journal is asked for. Returns 0
  * or an exit status. */
 static int watch_sources_parse(const struct conf *conf, char **operands, int count,
-                              struct watch_sources *from)
+                              struct watch_sources *from, uid_t *uids)
 {
     *from = (struct watch_sources){0};
     for (; count > 0 && strncmp(operands[0], "--", 2) == 0; operands++, count--) {
@@ -141,6 +172,11 @@ static int watch_sources_parse(const struct conf *conf, char **operands, int cou
             fprintf(stderr, "breakwater: watch: not a log file path: '%s'\n", operands[i]);
             return CMD_EXIT_USAGE;
         }
+    long trusted = from->journal ? watch_journal_uids(conf, uids, JOURNAL_TRUSTED_MAX) : 0;
+    if (trusted < 0)
+        return CMD_EXIT_USAGE;
+    from->journal_uids = uids;
+    from->journal_uid_count = (size_t)trusted;
     bool defaults = count == 0 && !from->journal;
     from->paths = defaults ? conf->watch_logs : operands;
     from->count = defaults ? conf->watch_log_count : (size_t)count;
@@ -155,7 +191,8 @@ static int watch_sources_parse(const struct conf *conf, char **operands, int cou
 int cmd_watch(struct conf *conf, char **operands, int count)
 {
     struct watch_sources from;
-    int usage = watch_sources_parse(conf, operands, count, &from);
+    uid_t journal_uids[JOURNAL_TRUSTED_MAX];
+    int usage = watch_sources_parse(conf, operands, count, &from, journal_uids);
     if (usage != 0)
         return usage;
     struct logrules *rules = watch_rules_load(conf);

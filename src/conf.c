@@ -740,6 +740,25 @@ static int conf_set_user(struct conf *c, const struct conf_key *k,
     return conf_replace_text(c, k, value, what, size);
 }
 
+/* conf_set_users - a list of user names or numeric ids, kept as written
+ * (`watch` resolves it at start) */
+static int conf_set_users(struct conf *c, const struct conf_key *k,
+                          const char *value, char *what, size_t size)
+{
+    char item[CONF_ITEM_MAX];
+    const char *p = value;
+    int n;
+    if (conf_check_length(k, value, what, size) != 0)
+        return -1;
+    while ((n = conf_next_item(&p, item, sizeof item)) != 0) {
+        size_t ok = n < 0 ? 0 : strspn(item, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_-.");
+        if (n < 0 || item[ok] != '\0' || item[0] == '-')
+            return conf_error(what, size, "not a user name", item);
+    }
+    return conf_replace_text(c, k, value, what, size);
+}
+
 /* conf_set_fleet_redis - redis://[user:password@]host:port[/db], or "" */
 static int conf_set_fleet_redis(struct conf *c, const struct conf_key *k,
                                 const char *value, char *what, size_t size)
@@ -823,6 +842,8 @@ static const struct conf_key conf_keys[] = {
     {"watch_window", conf_set_duration, CONF_FIELD(watch_window), "10m", 1, 7 * 86400},
     {"watch_ports", conf_set_ports, CONF_FIELD(watch_ports), "25, 465, 587", 0, 0},
     {"watch_kill", conf_set_watch_kill, 0, "socket", 0, 0},
+    {"watch_journal_users", conf_set_users, CONF_FIELD(watch_journal_users),
+     "root, postfix, Debian-exim, courier, daemon", 1, 1024},
     {"fleet_redis", conf_set_fleet_redis, 0, "", 0, 0},
     {"fleet_name", conf_set_fleet_id, CONF_FIELD(fleet_name), "breakwater", 1, 0},
     /* "": conf_finish() puts the hostname in */
@@ -1153,6 +1174,7 @@ void conf_free(struct conf *c)
     free(c->control_socket);
     free(c->user);
     free(c->watch_rules);
+    free(c->watch_journal_users);
     free(c->fleet_name);
     free(c->fleet_host_id);
     for (size_t i = 0; i < c->watch_log_count; i++)

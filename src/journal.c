@@ -13,6 +13,9 @@
 struct journal {
     struct ev_loop *loop;
     sd_journal *j;
+    uid_t trusted[JOURNAL_TRUSTED_MAX];
+    size_t trusted_count;
+    bool told;             /* an untrusted sender's entry was skipped and said so */
     follow_line_fn fn;
     void *arg;
     ev_io io;
@@ -31,10 +34,40 @@ static const char *journal_field(sd_journal *j, const char *field, size_t *len)
     return (const char *)data + prefix;
 }
 
-/* journal_deliver - the current entry as "IDENT[PID]: MESSAGE" */
+/* journal_trusted - was the current entry logged by a process of one of the
+ * trusted users? _UID is the journal's own field (the sender's credentials
+ * as the kernel gave them), never the sender's words */
+static bool journal_trusted(struct journal *jr)
+{
+    size_t len;
+    char text[16];
+    const char *uid = journal_field(jr->j, "_UID", &len);
+    if (uid == NULL || len == 0 || len >= sizeof text)
+        return false;
+    memcpy(text, uid, len);
+    text[len] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || text[0] < '0' || text[0] > '9')
+        return false;
+    for (size_t i = 0; i < jr->trusted_count; i++)
+        if (jr->trusted[i] == v)
+            return true;
+    if (!jr->told)
+        log_info("journal: entries of uid %lu (not one of watch_journal_users) are not read; "
+                 "said once", v);
+    jr->told = true;
+    return false;
+}
+
+/* journal_deliver - the current entry as "IDENT[PID]: MESSAGE", if one of
+ * the trusted users logged it */
 static void journal_deliver(struct journal *jr)
 {
     size_t ident_len = 0, pid_len = 0, msg_len = 0;
+    if (!journal_trusted(jr))
+        return;
     const char *ident = journal_field(jr->j, "SYSLOG_IDENTIFIER", &ident_len);
     const char *pid = journal_field(jr->j, "_PID", &pid_len);
     const char *msg = journal_field(jr->j, "MESSAGE", &msg_len);
@@ -73,7 +106,8 @@ static void journal_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct journal *journal_start(struct ev_loop *loop, const char *directory, bool from_start,
-                              follow_line_fn fn, void *arg, char *err, size_t errsize)
+                              const uid_t *trusted, size_t trusted_count, follow_line_fn fn,
+                              void *arg, char *err, size_t errsize)
 {
     struct journal *jr = calloc(1, sizeof *jr);
     if (jr == NULL) {
@@ -81,6 +115,8 @@ struct journal *journal_start(struct ev_loop *loop, const char *directory, bool 
         return NULL;
     }
     *jr = (struct journal){.loop = loop, .fn = fn, .arg = arg};
+    jr->trusted_count = trusted_count < JOURNAL_TRUSTED_MAX ? trusted_count : JOURNAL_TRUSTED_MAX;
+    memcpy(jr->trusted, trusted, jr->trusted_count * sizeof *trusted);
     int rc = directory ? sd_journal_open_directory(&jr->j, directory, 0)
                        : sd_journal_open(&jr->j, SD_JOURNAL_LOCAL_ONLY);
     int fd = rc < 0 ? rc : sd_journal_get_fd(jr->j);

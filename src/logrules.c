@@ -18,38 +18,70 @@
 #define LOGRULES_MAX 64
 #define LOGRULES_ADDR_MAX 64    /* the addr group's text, with a zone or brackets */
 
+/*
+ * Every built-in pattern is anchored at the start of the line: only the
+ * syslog prefix (optional: the journal's lines have none), the MTA's own
+ * program[pid] field and the fixed words the MTA writes before its client
+ * field may come first, so a reject-shaped text that a client gets into
+ * the log (a sender, a HELO name, a recipient, a message-id) is never at
+ * the place a rule reads the address from.
+ */
+#define LOGRULES_SYSLOG_TIME \
+    "(?:\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?(?:Z|[-+]\\d\\d:\\d\\d)" \
+    "|[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?)"
+/* RFC 3339 or BSD time, then the host name */
+#define LOGRULES_SYSLOG "^(?:" LOGRULES_SYSLOG_TIME " \\S+ )?"
+/* Postfix's program field: syslog_name (postfix, postfix-INSTANCE, ...)/daemon[pid] */
+#define LOGRULES_POSTFIX(daemon) LOGRULES_SYSLOG "[^\\s\\[\\]:]+/" daemon "\\[\\d+\\]: "
+/* Exim's own time stamp (mainlog, or inside its syslog message) */
+#define LOGRULES_EXIM_TIME \
+    "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d{3})?(?: [-+]\\d{4})?"
+/* mainlog: time first; syslog: exim[pid]: and maybe the time */
+#define LOGRULES_EXIM \
+    "^(?:(?:" LOGRULES_SYSLOG_TIME " \\S+ )?exim4?\\[\\d+\\]: (?:" LOGRULES_EXIM_TIME " )?" \
+    "|" LOGRULES_EXIM_TIME " )(?:\\[\\d+\\] )?"
+/* SMTP status and enhanced status of a permanent refusal, then the reply
+ * text up to the first ';' (no '<': a recipient's own refusal starts
+ * "<rcpt>: ", and its text is the client's) */
+#define LOGRULES_5XX "5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;<\\[]*; "
+
 struct logrules_builtin {
     const char *name;
     const char *needle;
     const char *pattern;
 };
 
+/* A group named addr2, where a line names the client twice, must hold the
+ * same address as addr. */
 static const struct logrules_builtin logrules_builtin[] = {
     {"postfix-smtpd", "blocked using ",
-     "/smtpd\\[\\d+\\]: (?:NOQUEUE|[0-9A-Za-z]+): reject: RCPT from [^\\[\\s]*\\["
-     "(?<addr>[^\\]]+)\\](?::\\d+)?: 5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;]*; "
-     "Client host \\[[^\\]]*\\] blocked using (?<list>[^\\s;]+)"},
+     LOGRULES_POSTFIX("smtpd") "(?:NOQUEUE|[0-9A-Za-z]+): reject: RCPT from [^\\[\\s]*\\["
+     "(?<addr>[^\\]]+)\\](?::\\d+)?: " LOGRULES_5XX
+     "Client host \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)"},
     {"postscreen", "blocked using ",
-     "/postscreen\\[\\d+\\]: NOQUEUE: reject: RCPT from \\[(?<addr>[^\\]]+)\\]:\\d+: "
-     "5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;]*; client \\[[^\\]]*\\] blocked using "
-     "(?<list>[^\\s;]+)"},
+     LOGRULES_POSTFIX("postscreen") "NOQUEUE: reject: RCPT from \\[(?<addr>[^\\]]+)\\]:\\d+: "
+     LOGRULES_5XX "client \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)"},
     {"postscreen", "DNSBL rank ",
-     "/postscreen\\[\\d+\\]: DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+"},
+     LOGRULES_POSTFIX("postscreen") "DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+$"},
     {"courier", ": 511 ",
-     "courieresmtpd(?:\\[\\d+\\])?: error,relay=(?<addr>[0-9A-Fa-f:.]+),[^:]*(?::[^:]*)*?: 511 "},
+     LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: error,relay=(?<addr>[0-9A-Fa-f:.]+),"
+     "port=\\d+,from=<.*>: 511 "}, /* the last '>: 511 ': from and to may hold '>' */
     {"courier", "dropped blocked connection from ",
-     "courieresmtpd(?:\\[\\d+\\])?: dropped blocked connection from (?<addr>[0-9A-Fa-f:.]+)"},
+     LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: dropped blocked connection from "
+     "(?<addr>[0-9A-Fa-f:.]+)$"},
     {"exim", "rejected RCPT <",
-     "\\[(?<addr>[0-9A-Fa-f:.]+)\\](?::\\d+)? (?:I=\\[[^\\]]*\\](?::\\d+)? )?"
-     "(?:F=<[^>]*> )?rejected RCPT <[^>]*>: .*?(?:is in a black list at|is listed at|"
-     "blocked using) (?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)"},
+     LOGRULES_EXIM "H=(?:[^\\s()\\[\\]]+ )?(?:\\([^\\s()]*\\) )?\\[(?<addr>[0-9A-Fa-f:.]+)\\]"
+     "(?::\\d+)? (?:[A-Z]+=(?:\\[[^\\]\\s]*\\](?::\\d+)?|[^\\s<>]+) )*(?:F=<.*> )?"
+     "rejected RCPT <[^>]*>: .*?(?:is in a black list at|is listed at|blocked using) "
+     "(?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)"},
 };
 
 struct logrules_rule {
     char name[32];
     const char *needle;   /* NULL: always try the pattern */
     pcre2_code *code;
-    int addr_group, list_group;
+    int addr_group, addr2_group, list_group;
+    bool anchored;        /* matches only at the start of a line */
 };
 
 struct logrules {
@@ -78,7 +110,11 @@ static int logrules_add(struct logrules *r, const char *name, const char *needle
         return -1;
     }
     rule->addr_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "addr");
+    rule->addr2_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "addr2");
     rule->list_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "list");
+    uint32_t options = 0;
+    (void)pcre2_pattern_info(rule->code, PCRE2_INFO_ALLOPTIONS, &options);
+    rule->anchored = (options & PCRE2_ANCHORED) != 0;
     if (rule->addr_group < 0) {
         pcre2_code_free(rule->code);
         snprintf(err, errsize, "pattern has no group named addr: (?<addr>...)");
@@ -149,7 +185,7 @@ fail:
 }
 
 /* logrules_group - copy group g of the last match into buf; false if unset
- * or too long */
+ * or too long (the text is the log's: any bytes) */
 static bool logrules_group(const struct logrules *r, int g, const char *line, char *buf,
                            size_t size)
 {
@@ -162,22 +198,44 @@ static bool logrules_group(const struct logrules *r, int g, const char *line, ch
     return true;
 }
 
+/* logrules_address - group g of the last match as an address; -1 if it
+ * is not one */
+static int logrules_address(const struct logrules *r, int g, const char *line,
+                            struct addr *out)
+{
+    char text[LOGRULES_ADDR_MAX];
+    return logrules_group(r, g, line, text, sizeof text) ? addr_parse(text, out) : -1;
+}
+
+/* logrules_printable - the text with every byte outside printable ASCII
+ * (controls, DEL, 8-bit) replaced by '?', in place: what goes into
+ * breakwater's own log lines */
+static void logrules_printable(char *text)
+{
+    for (; *text != '\0'; text++)
+        if (*text < 0x21 || *text > 0x7e)
+            *text = '?';
+}
+
 bool logrules_match(const struct logrules *r, const char *line, size_t len,
                     struct logrules_hit *hit)
 {
-    char text[LOGRULES_ADDR_MAX];
+    struct addr again;
     for (size_t i = 0; i < r->count; i++) {
         const struct logrules_rule *rule = &r->rule[i];
         if (rule->needle != NULL && memmem(line, len, rule->needle, strlen(rule->needle)) == NULL)
             continue;
         if (pcre2_match(rule->code, (PCRE2_SPTR)line, len, 0, 0, r->match, NULL) < 0)
             continue;
-        if (!logrules_group(r, rule->addr_group, line, text, sizeof text) ||
-            addr_parse(text, &hit->addr) < 0)
+        if (logrules_address(r, rule->addr_group, line, &hit->addr) < 0)
             continue;
+        if (rule->addr2_group >= 0 && (logrules_address(r, rule->addr2_group, line, &again) < 0 ||
+                                       !addr_equal(&again, &hit->addr)))
+            continue; /* the line names two different clients: not the MTA's own words */
         hit->rule = rule->name;
         if (!logrules_group(r, rule->list_group, line, hit->list, sizeof hit->list))
             hit->list[0] = '\0';
+        logrules_printable(hit->list);
         return true;
     }
     return false;
@@ -186,6 +244,14 @@ bool logrules_match(const struct logrules *r, const char *line, size_t len,
 size_t logrules_count(const struct logrules *r)
 {
     return r->count;
+}
+
+const char *logrules_unanchored(const struct logrules *r, size_t *next)
+{
+    for (; *next < r->count; (*next)++)
+        if (!r->rule[*next].anchored)
+            return r->rule[(*next)++].name;
+    return NULL;
 }
 
 void logrules_free(struct logrules *r)

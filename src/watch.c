@@ -128,8 +128,8 @@ struct watch *watch_start(struct ev_loop *loop, const struct conf *conf,
         log_info("watching %s%s", from->paths[i], start);
     }
     if (from->journal) {
-        w->journal = journal_start(loop, from->journal_dir, from->from_start, watch_line, w,
-                                   err, errsize);
+        w->journal = journal_start(loop, from->journal_dir, from->from_start, from->journal_uids,
+                                   from->journal_uid_count, watch_line, w, err, errsize);
         if (w->journal == NULL) {
             watch_stop(w);
             return NULL;

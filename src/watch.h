@@ -41,6 +41,8 @@ struct watch_sources {
     size_t count;
     bool journal;
     const char *journal_dir;
+    const uid_t *journal_uids;  /* whose entries are read (watch_journal_users) */
+    size_t journal_uid_count;
     bool from_start;
 };
 

@@ -1,9 +1,17 @@
-"""breakwater watch --journal: entries of a real systemd journal, written
-live by systemd-journal-remote (journald itself does not run here), are
-matched like log lines; entries that were there before the start are not."""
+"""breakwater watch --journal: entries of a real systemd journal are matched
+like log lines; entries that were there before the start are not; only the
+entries of watch_journal_users count.
+
+JournalTest: entries written live by systemd-journal-remote (export
+format, so a test sets every field, _UID included). JournaldTest: a real
+systemd-journald, started in a private mount namespace on directories of
+the test's own, fed by `logger` run as a user of the test's choice: the
+_UID it records is the kernel's word, not the sender's."""
 
 import os
+import pwd
 import subprocess
+import time
 
 import harness
 from harness import SLOW, BreakwaterTestCase
@@ -23,11 +31,18 @@ class WatchDaemon(harness.Daemon):
         return [harness.BINARY, "watch", "-c", self.confpath] + self.args
 
 
-def entry(n, ident, pid, message):
-    """One entry in journal export format."""
+def entry(n, ident, pid, message, uid=0):
+    """One entry in journal export format; uid None: no _UID field."""
     return ("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%s\n"
-            "SYSLOG_IDENTIFIER=%s\n_PID=%d\nMESSAGE=%s\n\n"
-            % (1764420000000000 + n * 1000, n, BOOT_ID, ident, pid, message)).encode()
+            "SYSLOG_IDENTIFIER=%s\n_PID=%d\n%sMESSAGE=%s\n\n"
+            % (1764420000000000 + n * 1000, n, BOOT_ID, ident, pid,
+               "" if uid is None else "_UID=%d\n" % uid, message)).encode()
+
+
+def postfix_reject(addr):
+    return ("NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 Service unavailable; Client "
+            "host [%s] blocked using zen.example; from=<a@b> to=<c@d> proto=ESMTP helo=<x>"
+            % (addr, addr))
 
 
 class JournalTest(BreakwaterTestCase):
@@ -48,9 +63,9 @@ class JournalTest(BreakwaterTestCase):
         self._cleanups_extra.append(self.writer.close)
         self.n = 0
 
-    def write(self, ident, pid, message):
+    def write(self, ident, pid, message, uid=0):
         self.n += 1
-        self.writer.write(entry(self.n, ident, pid, message))
+        self.writer.write(entry(self.n, ident, pid, message, uid))
 
     def journal_holds(self, text):
         """Waits until the journal files hold text (so that it was there
@@ -96,6 +111,28 @@ class JournalTest(BreakwaterTestCase):
         self.assertEqual(d.stop(), 0)
         self.assertRegex(d.log(), r"watch: \d+ lines, 2 rejects")
 
+    def test_only_entries_of_trusted_users(self):
+        """The same reject from uid 65534 (nobody, not in the default
+        watch_journal_users), from an entry without _UID, and from root:
+        only root's counts; with watch_journal_users = nobody, nobody's."""
+        self.write("breakwater-test", 44, "journal up")
+        self.journal_holds("journal up")
+        d = self.start_watch("--journal=%s" % self.dir)
+        self.write("postfix/smtpd", 45, postfix_reject("192.0.2.45"), uid=65534)
+        self.write("postfix/smtpd", 46, postfix_reject("192.0.2.46"), uid=None)
+        self.write("postfix/smtpd", 47, postfix_reject("192.0.2.47"), uid=0)
+        d.wait_log(r"watch client=\[192\.0\.2\.47\]", timeout=5 * SLOW)
+        log = d.log()
+        self.assertNotIn("client=[192.0.2.45]", log, "an entry of uid 65534 was matched")
+        self.assertNotIn("client=[192.0.2.46]", log, "an entry without _UID was matched")
+        self.assertIn("entries of uid 65534 (not one of watch_journal_users) are not read", log)
+        self.assertEqual(d.stop(), 0)
+        d = self.start_watch("-o", "watch_journal_users=nobody", "--journal=%s" % self.dir)
+        self.write("postfix/smtpd", 48, postfix_reject("192.0.2.48"), uid=0)
+        self.write("postfix/smtpd", 49, postfix_reject("192.0.2.49"), uid=65534)
+        d.wait_log(r"watch client=\[192\.0\.2\.49\]", timeout=5 * SLOW)
+        self.assertNotIn("client=[192.0.2.48]", d.log())
+
     def test_from_start(self):
         self.write("postfix/postscreen", 42, "DNSBL rank 3 for [203.0.113.8]:4444")
         self.journal_holds("203.0.113.8")
@@ -104,9 +141,95 @@ class JournalTest(BreakwaterTestCase):
 
     def test_bad_options(self):
         for args, needle in ((["watch", "--journal=relative"], "unknown option"),
+                             (["watch", "-c", "/dev/null", "-o",
+                               "watch_journal_users=nosuchuser1, nosuchuser2", "--journal"],
+                              "none of 'nosuchuser1, nosuchuser2' is a user here"),
+                             (["watch", "-c", "/dev/null", "-o",
+                               "watch_journal_users=root;evil", "--journal"],
+                              "not a user name"),
                              (["watch", "--frobnicate"], "unknown option"),
                              (["watch", "-c", "/dev/null", "-o", "watch_logs=", "-o",
                                "ban_backend=none"], "give 1 to 16 log files")):
             p = self.run_bw(args)
             self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
             self.assertIn(needle, p.stderr)
+
+
+class JournaldTest(BreakwaterTestCase):
+    """A real systemd-journald in a private mount namespace: /run/systemd
+    and /run/log are the test's directories there, so its sockets and
+    journal files are reachable from here. `logger` sends to its syslog
+    socket as root, as postfix (the user Postfix's smtpd runs as) or as
+    nobody (any local user)."""
+
+    JOURNALD = "/lib/systemd/systemd-journald"
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root (a mount namespace for journald)")
+        if not os.path.exists(self.JOURNALD):
+            self.skipTest("systemd-journald is not installed")
+        try:
+            pwd.getpwnam("postfix")
+        except KeyError:
+            self.skipTest("no postfix user (the postfix package is not installed)")
+        self.run_dir = os.path.join(self.tmp, "run-systemd")
+        self.log_dir = os.path.join(self.tmp, "run-log")
+        os.makedirs(self.run_dir)
+        os.makedirs(self.log_dir)
+        script = ("mount --bind %s /run/systemd && mount --bind %s /run/log && exec %s"
+                  % (self.run_dir, self.log_dir, self.JOURNALD))
+        self.journald = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                                          "sh", "-c", script],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._cleanups_extra.append(lambda: harness.stop_process(self.journald))
+        self.socket = os.path.join(self.run_dir, "journal", "dev-log")
+        with open("/etc/machine-id") as f:
+            self.dir = os.path.join(self.log_dir, "journal", f.read().strip())
+        harness.wait_until(lambda: os.path.exists(self.socket) and os.path.isdir(self.dir),
+                           5 * SLOW, what="journald's syslog socket and journal directory")
+        self.written = []
+
+    def logger(self, user, tag, message):
+        """`logger -t tag message` run as user, through journald's socket."""
+        argv = ["logger", "-u", self.socket, "-t", tag, message]
+        if user != "root":
+            pw = pwd.getpwnam(user)
+            argv = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                    "--clear-groups"] + argv
+        subprocess.run(argv, check=True, timeout=10)
+
+    def start_watch(self):
+        harness.wait_until(lambda: any(n.endswith(".journal") for n in os.listdir(self.dir)),
+                           5 * SLOW, what="a journal file")
+        for name in os.listdir(self.dir):
+            os.chmod(os.path.join(self.dir, name), 0o644)  # the watcher runs as nobody
+        os.chmod(self.dir, 0o755)
+        conf = {"ban_backend": "none", "user": "nobody",
+                "state_dir": os.path.join(self.tmp, "state"), "log_level": "info"}
+        d = WatchDaemon(self.tmp, conf, ["--journal=%s" % self.dir])
+        d.start(wait=False)
+        self._daemons.append(d)
+        d.wait_log(r"watching the journal", timeout=5 * SLOW)
+        return d
+
+    def test_logger_of_a_local_user_bans_nothing(self):
+        """nobody's `logger -t postfix/smtpd` with a whole DNSBL reject of
+        192.0.2.99 (the address of a partner's MX, say) bans nothing; the
+        same words logged as user postfix are Postfix's and count."""
+        self.logger("root", "breakwater-test", "journal up")
+        d = self.start_watch()
+        for tag in ("postfix/smtpd", "postfix/postscreen", "courieresmtpd", "exim"):
+            self.logger("nobody", tag, postfix_reject("192.0.2.99"))
+        self.logger("nobody", "postfix/postscreen", "DNSBL rank 9 for [192.0.2.99]:25")
+        self.logger("nobody", "courieresmtpd", "error,relay=192.0.2.99,port=1,from=<a>,"
+                    "to=<b>: 511 Listed")
+        self.logger("postfix", "postfix/smtpd", postfix_reject("198.51.100.77"))
+        line = d.wait_log(r"watch client=\[198\.51\.100\.77\]", timeout=5 * SLOW)
+        self.assertIn("rule=postfix-smtpd list=zen.example hits=1 action=", line)
+        self.assertNotIn("192.0.2.99", d.log(), "a local user's logger line was matched")
+        self.assertRegex(d.log(), r"entries of uid %d \(not one of watch_journal_users\)"
+                         % pwd.getpwnam("nobody").pw_uid)
+        self.assertEqual(d.stop(), 0)
+        self.assertRegex(d.log(), r"watch: \d+ lines, 1 rejects")

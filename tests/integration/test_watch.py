@@ -445,10 +445,15 @@ class WatchRulesTest(WatchTestCase):
             "\n"
             r"frobmtad\[\d+\]: refused connection from (?<addr>[0-9A-Fa-f:.]+) "
             r"\(listed in (?<list>[a-z0-9.-]+)\)$" "\n"
-            r"   frobmtad\[\d+\]: dropped (?<addr>\S+)$" "\n")
+            r"   ^\S+ frobmtad\[\d+\]: dropped (?<addr>\S+)$" "\n")
         log = self.path("mail.log")
         write(log, b"")
         w = self.start_watch([log], watch_rules=rules)
+        # line 3 may match anywhere in a line: a warning naming it; line 4
+        # is anchored
+        warnings = [l for l in w.log().splitlines() if "is not anchored with ^" in l]
+        self.assertEqual(len(warnings), 1, w.log())
+        self.assertIn("watch_rules %s line 3:" % rules, warnings[0])
         write(log, (self.MADE_UP % ("203.0.113.5", "zen.example")).encode())
         write(log, b"mx1 frobmtad[4242]: dropped 203.0.113.6\n")
         write(log, reject("postfix-smtpd", "203.0.113.7"))    # built-ins still on

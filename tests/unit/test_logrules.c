@@ -95,10 +95,20 @@ static bool test_expected(const char *log, unsigned number, const struct test_li
 
 /* test_reprefix - the line with its RFC 3339 syslog prefix replaced:
  * style 1 the classic "Nov 29 12:55:12 mx1 " form, style 2 the journal's
- * "IDENT[PID]: MESSAGE" with no prefix at all */
+ * "IDENT[PID]: MESSAGE" with no prefix at all. An Exim mainlog line becomes
+ * what Exim sends to syslog: in a file (style 1) the message keeps Exim's
+ * own time stamp, in the journal (style 2) it is without it
+ * (syslog_timestamp = false). */
 static void test_reprefix(const char *line, int style, char *out, size_t size)
 {
     const char *rest = line;
+    if (strlen(line) > 20 && line[4] == '-' && line[10] == ' ') {
+        if (style == 1)
+            snprintf(out, size, "Nov 29 12:55:12 mx1 exim[4242]: %s", line);
+        else
+            snprintf(out, size, "exim[4242]: %s", line + 20);
+        return;
+    }
     if (strlen(line) > 33 && line[4] == '-' && line[10] == 'T') {
         rest = strchr(line, ' ');            /* after the timestamp */
         rest = rest ? strchr(rest + 1, ' ') : NULL;   /* after the host */
@@ -210,16 +220,130 @@ static void test_hostile_bytes(void **state)
     struct logrules_hit hit;
     struct logrules *r = logrules_new(false, NULL, NULL, err, sizeof err);
     (void)state;
-    /* NUL and invalid UTF-8 before a real reject: still found */
+    /* NUL and invalid UTF-8 before a real reject: not the MTA's line */
     const char *tail = "postfix/postscreen[4]: DNSBL rank 2 for [198.51.100.7]:25";
     memset(line, 0, sizeof line);
     memcpy(line, "\xff\xfe\x00\xc3\x28 ", 6);
     memcpy(line + 6, tail, strlen(tail));
-    assert_true(logrules_match(r, line, 6 + strlen(tail), &hit));
+    assert_false(logrules_match(r, line, 6 + strlen(tail), &hit));
+    /* ... and after the part a rule reads: the reject is still found, and
+     * the list name comes out as printable ASCII */
+    const char reject[] = "postfix/smtpd[9]: NOQUEUE: reject: RCPT from x[198.51.100.8]: "
+        "554 5.7.1 Service unavailable; Client host [198.51.100.8] blocked using "
+        "bl\x01\x1b[31m\xff.test; from=<\x00\xff>";
+    assert_true(logrules_match(r, reject, sizeof reject - 1, &hit));
+    assert_string_equal(hit.list, "bl??[31m?.test");
     /* a long line of needles and brackets: no match, bounded time */
     for (size_t i = 0; i + 16 < sizeof line; i += 16)
         memcpy(line + i, "blocked using [", 15), line[i + 15] = ':';
     assert_false(logrules_match(r, line, sizeof line, &hit));
+    /* the pieces Exim's and Courier's rules backtrack over, repeated */
+    const char *heads[] = {"2026-11-29 13:02:08 H=(c) [198.51.100.9] F=<",
+                           "courieresmtpd: error,relay=198.51.100.9,port=1,from=<"};
+    const char *pieces[] = {"> rejected RCPT <a>: x", ">: 51"};
+    for (size_t k = 0; k < 2; k++) {
+        size_t used = strlen(heads[k]), n = strlen(pieces[k]);
+        memcpy(line, heads[k], used);
+        for (; used + n < sizeof line; used += n)
+            memcpy(line + used, pieces[k], n);
+        assert_false(logrules_match(r, line, used, &hit));
+    }
+    logrules_free(r);
+}
+
+/* What a client can write into the MTA's log: a whole reject line of each
+ * MTA's format naming a victim, in every field the MTA logs for it. */
+#define VICTIM "192.0.2.99"
+#define ATTACKER "198.51.100.1"
+#define FAKE_POSTFIX "/smtpd[1]: NOQUEUE: reject: RCPT from x[" VICTIM "]: 554 5.7.1 x; " \
+    "Client host [" VICTIM "] blocked using evil.example"
+#define FAKE_POSTSCREEN "postfix/postscreen[1]: DNSBL rank 9 for [" VICTIM "]:25"
+#define FAKE_COURIER "courieresmtpd: error,relay=" VICTIM ",port=1,from=<a>: 511 x"
+#define FAKE_EXIM "2026-11-29 13:02:08 H=(x) [" VICTIM "] F=<a> rejected RCPT <b>: " \
+    "blocked using evil.example"
+#define FAKES(before, after) \
+    before FAKE_POSTFIX after, before FAKE_POSTSCREEN after, before FAKE_COURIER after, \
+    before FAKE_EXIM after
+
+static void test_injection(void **state)
+{
+    char err[LOGRULES_ERR_MAX], got[ADDR_TEXT_MAX];
+    struct logrules_hit hit;
+    struct logrules *r = logrules_new(false, NULL, NULL, err, sizeof err);
+    (void)state;
+    /* the lines of refusals that are not DNSBL rejects, deliveries and
+     * local users' lines: none may match */
+    const char *none[] = {
+#define PF "2026-11-29T12:56:36.3+00:00 mx1 postfix/smtpd[77]: NOQUEUE: reject: RCPT from " \
+    "unknown[" ATTACKER "]: 554 5.7.1 <x@out.example>: Relay access denied; "
+        FAKES(PF "from=<\"", "\"@b.example> to=<x@out.example> proto=ESMTP helo=<h>"),
+        FAKES(PF "from=<a@b.example> to=<x@out.example> proto=ESMTP helo=<", ">"),
+        FAKES(PF "from=<a@b.example> to=<\"", "\"@out.example> proto=ESMTP helo=<h>"),
+        FAKES("2026-11-29T12:56:36.3+00:00 mx1 postfix/smtpd[77]: NOQUEUE: reject: RCPT from "
+              "unknown[" ATTACKER "]: 554 5.7.1 <\"", "\"@out.example>: Relay access denied; "
+              "from=<a@b> to=<x@out.example> proto=ESMTP helo=<h>"),
+        FAKES("Nov 29 12:56:36 mx1 postfix/cleanup[78]: 4AB: message-id=<", ">"),
+        FAKES("Nov 29 12:56:36 mx1 postfix/qmgr[79]: 4AB: from=<\"", "\"@b.example>, size=1, "
+              "nrcpt=1 (queue active)"),
+        FAKES("Nov 29 12:56:36 mx1 postfix/smtpd[77]: warning: Illegal address syntax from "
+              "unknown[" ATTACKER "] in MAIL command: <", ">"),
+        FAKES("courierlocal: id=00A9.6B0C,from=<", ">,addr=<alice@mx.test>,size=1,success: ok"),
+        FAKES("2026-11-29 13:02:03 1xXeXb-0003Qg-2h <= ", " H=(c) [" ATTACKER "] P=esmtp S=1"),
+        /* a local user's logger under its own name (`logger -t postfix/smtpd`
+         * cannot be told from Postfix in a file: watch --journal can) */
+        FAKES("Nov 29 12:56:36 mx1 mallory: ", ""),
+        FAKES("Nov 29 12:56:36 mx1 mallory[5]: ", ""),
+        FAKES("mallory[5]: ", ""),
+#undef PF
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        if (logrules_match(r, none[i], strlen(none[i]), &hit)) {
+            addr_format(&hit.addr, got, sizeof got);
+            fail_msg("matched (%s, %s): %s", hit.rule, got, none[i]);
+        }
+    /* a refusal of the client whose address field holds a '>': the line
+     * is ambiguous, and may then count as the client's own reject */
+    const char *maybe_self[] = {
+        FAKES("courieresmtpd: error,relay=::ffff:" ATTACKER ",port=4,from=<a@b>,to=<",
+              ">: 550 User unknown"),
+        FAKES("2026-11-29 13:02:04 H=(c) [" ATTACKER "] F=<", "> rejected RCPT <x@out.test>: "
+              "relay not permitted"),
+    };
+    for (size_t i = 0; i < sizeof maybe_self / sizeof maybe_self[0]; i++)
+        if (logrules_match(r, maybe_self[i], strlen(maybe_self[i]), &hit)) {
+            addr_format(&hit.addr, got, sizeof got);
+            if (strcmp(got, ATTACKER) != 0)
+                fail_msg("%s: %s banned for %s", hit.rule, got, maybe_self[i]);
+        }
+    /* the client's own DNSBL reject carrying a fake one: it names the
+     * client, never the victim */
+    const char *self[] = {
+        FAKES("postfix/smtpd[77]: NOQUEUE: reject: RCPT from unknown[" ATTACKER "]: 554 5.7.1 "
+              "Service unavailable; Client host [" ATTACKER "] blocked using bl.test; "
+              "from=<\"", "\"@b.example> to=<a@mx.test> proto=ESMTP helo=<h>"),
+        FAKES("postfix/postscreen[7]: NOQUEUE: reject: RCPT from [" ATTACKER "]:4711: 550 5.7.1 "
+              "Service unavailable; client [" ATTACKER "] blocked using bl.test; from=<\"",
+              "\"@b>, to=<a@mx.test>, proto=ESMTP, helo=<h>"),
+        FAKES("courieresmtpd: error,relay=::ffff:" ATTACKER ",port=4,from=<", ">,to=<a@mx.test>: "
+              "511 Listed in bl.test"),
+        FAKES("2026-11-29 13:02:08 H=(c) [" ATTACKER "] F=<", "> rejected RCPT <a@mx.test>: "
+              "blocked using bl.test"),
+        "2026-11-29 13:02:08 H=([" VICTIM "]) [" ATTACKER "]:25 F=<a@b> rejected RCPT <a@mx.test>: "
+        "blocked using bl.test",
+    };
+    for (size_t i = 0; i < sizeof self / sizeof self[0]; i++) {
+        if (!logrules_match(r, self[i], strlen(self[i]), &hit))
+            fail_msg("no match: %s", self[i]);
+        addr_format(&hit.addr, got, sizeof got);
+        if (strcmp(got, ATTACKER) != 0)
+            fail_msg("%s: %s banned for %s", hit.rule, got, self[i]);
+    }
+    /* a line naming two different clients is not Postfix's */
+    const char *two = "postfix/smtpd[77]: NOQUEUE: reject: RCPT from unknown[" ATTACKER "]: 554 "
+        "5.7.1 Service unavailable; Client host [" VICTIM "] blocked using bl.test; from=<a@b>";
+    assert_false(logrules_match(r, two, strlen(two), &hit));
+    size_t next = 0;
+    assert_null(logrules_unanchored(r, &next)); /* every built-in rule is anchored */
     logrules_free(r);
 }
 
@@ -242,6 +366,30 @@ static void test_custom_rules(void **state)
     const char *b = "otherd: banned host 2001:db8::5";
     assert_true(logrules_match(r, b, strlen(b), &hit));
     assert_string_equal(hit.rule, "custom:4");
+    size_t next = 0; /* line 3 may match anywhere, line 4 too */
+    assert_string_equal(logrules_unanchored(r, &next), "custom:3");
+    assert_string_equal(logrules_unanchored(r, &next), "custom:4");
+    assert_null(logrules_unanchored(r, &next));
+    logrules_free(r);
+    r = logrules_new(true, "^mymta: refused (?<addr>\\S+)\n\\A(?:a|b) (?<addr>\\S+)\n"
+                     "(?:^x|^y) (?<addr>\\S+)\nz|^w (?<addr>\\S+)\n", "f", err, sizeof err);
+    assert_non_null(r);
+    next = 0; /* only the last one has a branch that is not anchored */
+    assert_string_equal(logrules_unanchored(r, &next), "custom:4");
+    assert_null(logrules_unanchored(r, &next));
+    logrules_free(r);
+    /* the README's example of an anchored rule */
+    r = logrules_new(true, "^(?:\\w{3} [ \\d]\\d [\\d:]{8} \\S+ )?mymta\\[\\d+\\]: refused "
+                     "(?<addr>[0-9a-fA-F:.]+): listed in (?<list>\\S+)$\n", "f", err, sizeof err);
+    assert_non_null(r);
+    next = 0;
+    assert_null(logrules_unanchored(r, &next));
+    const char *example = "Nov 29 12:55:12 mx1 mymta[812]: refused 203.0.113.5: listed in bl.example";
+    assert_true(logrules_match(r, example, strlen(example), &hit));
+    assert_string_equal(hit.list, "bl.example");
+    const char *inside = "Nov 29 12:55:12 mx1 mymta[812]: from=<x mymta[1]: refused 192.0.2.1: "
+                         "listed in bl.example>";
+    assert_false(logrules_match(r, inside, strlen(inside), &hit));
     /* only custom: the built-in ones are off */
     const char *postscreen = "postfix/postscreen[4]: DNSBL rank 2 for [198.51.100.7]:25";
     assert_false(logrules_match(r, postscreen, strlen(postscreen), &hit));
@@ -275,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_lists_named),
         cmocka_unit_test(test_near_misses),
         cmocka_unit_test(test_hostile_bytes),
+        cmocka_unit_test(test_injection),
         cmocka_unit_test(test_custom_rules),
         cmocka_unit_test(test_bad_patterns),
     };
