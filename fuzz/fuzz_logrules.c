@@ -5,7 +5,7 @@
  *
  * Checks: no crash or overread (ASan), and a match always yields an IPv4 or
  * IPv6 address whose text form parses back to the same address, and a
- * NUL-terminated list name.
+ * NUL-terminated list name of printable ASCII.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -32,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         addr_format(&hit.addr, text, sizeof text);
         assert(addr_parse(text, &again) == 0 && addr_equal(&again, &hit.addr));
         assert(memchr(hit.list, '\0', sizeof hit.list) != NULL);
+        for (const char *c = hit.list; *c != '\0'; c++)
+            assert(*c > 0x20 && *c < 0x7f);
     }
     free(line);
     return 0;
