@@ -8,6 +8,10 @@
  * be empty and the error one non-empty line; on success the invariants of
  * struct dnsbl_sites are checked, then dnsbl_score() is checked against an
  * independent sum and the lowest and highest reachable scores, and dnsbl_sites_free() must leave a zeroed struct.
+ * The whole input is also TXT text for dnsbl_txt_escape(), into a buffer
+ * whose size the first byte gives: the result is printable ASCII within
+ * it, undoes to the text's first bytes, and stops only where the next
+ * character would not fit.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -146,6 +150,50 @@ static void fuzz_check_score(const struct dnsbl_sites *s,
         abort();
 }
 
+/* fuzz_unescape - one character of escaped text at *p back to its byte */
+static uint8_t fuzz_unescape(const char **p)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *s = *p;
+    if (*s < 0x20 || *s > 0x7e || *s == '"')
+        abort();
+    if (*s != '\\') {
+        *p = s + 1;
+        return (uint8_t)*s;
+    }
+    const char *hi = s[2] ? strchr(hex, s[2]) : NULL;
+    const char *lo = hi && s[3] ? strchr(hex, s[3]) : NULL;
+    if (s[1] != 'x' || lo == NULL)
+        abort();
+    *p = s + 4;
+    return (uint8_t)((hi - hex) << 4 | (lo - hex));
+}
+
+/* fuzz_check_escape - the input as TXT text, escaped and checked */
+static void fuzz_check_escape(const uint8_t *data, size_t size)
+{
+    char out[257];
+    size_t cap = size > 0 ? data[0] % sizeof out : 0;
+    size_t took = dnsbl_txt_escape(data, size, out, cap);
+    if (took > size || (cap == 0 && took != 0))
+        abort();
+    if (cap == 0)
+        return;
+    size_t len = strnlen(out, cap);
+    if (len >= cap)
+        abort();
+    const char *p = out;
+    for (size_t i = 0; i < took; i++)
+        if (fuzz_unescape(&p) != data[i])
+            abort();
+    if (p != out + len)
+        abort();
+    bool plain = took < size && data[took] >= 0x20 && data[took] < 0x7f &&
+                 data[took] != '\\' && data[took] != '"';
+    if (took < size && len + (plain ? 1 : 4) < cap)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nul = memchr(data, '\0', size);
@@ -155,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     char *text = malloc(text_len + 1);
 
+    fuzz_check_escape(data, size);
     if (text == NULL)
         return 0;
     memcpy(text, data, text_len);

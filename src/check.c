@@ -3,6 +3,10 @@
  *
  * Every query (A and TXT per address and list, and each list's two RFC 5782
  * test points) is sent at once; the loop runs until the last one answered.
+ *
+ * A TXT answer is the list's text (or a spoofer's): it is printed escaped
+ * (dnsbl_txt_escape), so that no control byte of it reaches the terminal,
+ * and cut at CHECK_TXT_MAX.
  */
 #include <ares.h>
 #include <arpa/nameser.h>
@@ -14,8 +18,10 @@
 #include "dnsbl.h"
 #include "resolver.h"
 
-#define CHECK_TXT_MAX 512
+#define CHECK_TXT_MAX 512   /* bytes of TXT text shown, quotes and NUL included */
 #define CHECK_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
+
+_Static_assert(CHECK_TXT_MAX > sizeof "..." + 8, "no room for a TXT string");
 
 /* What one list said about one address (or about one test point). */
 struct check_answer {
@@ -35,16 +41,37 @@ struct check_query {
     bool txt;
 };
 
-/* check_txt - keep the TXT strings, joined by spaces, quoted */
+/* check_txt_join - the TXT strings, each escaped and quoted, joined by
+ * spaces into out; "..." after them when not all of it fitted */
+static void check_txt_join(const struct ares_txt_ext *t, char *out, size_t size)
+{
+    size_t limit = size - sizeof "...";  /* room kept for "..." and the NUL */
+    size_t used = 0;
+    bool cut = false;
+    for (; t != NULL && !cut; t = t->next) {
+        const char *open = used > 0 ? " \"" : "\"";
+        size_t open_len = strlen(open);
+        if (used + open_len + 2 > limit) { /* a character and the '"' */
+            cut = true;
+            break;
+        }
+        memcpy(out + used, open, open_len);
+        used += open_len;
+        size_t took = dnsbl_txt_escape(t->txt, t->length, out + used, limit - used - 1);
+        used += strlen(out + used);
+        out[used++] = '"';
+        cut = took < t->length;
+    }
+    memcpy(out + used, cut ? "..." : "", cut ? sizeof "..." : 1);
+}
+
+/* check_txt - keep what the TXT answer says, safe to print */
 static void check_txt(struct check_answer *a, const unsigned char *abuf, int alen)
 {
     struct ares_txt_ext *txt = NULL;
     if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
         return;
-    size_t used = 0;
-    for (struct ares_txt_ext *t = txt; t != NULL && used < CHECK_TXT_MAX; t = t->next)
-        used += (size_t)snprintf(a->txt + used, CHECK_TXT_MAX - used, "%s\"%.*s\"",
-                                 used ? " " : "", (int)t->length, (const char *)t->txt);
+    check_txt_join(txt, a->txt, sizeof a->txt);
     ares_free_data(txt);
 }
 

@@ -799,6 +799,9 @@ static const struct conf_key conf_keys[] = {
      "100", 1, 1000000},
     {"backend_connect_timeout", conf_set_duration, CONF_FIELD(backend_connect_timeout),
      "10s", 0.001, 3600},
+    /* Postfix's smtpd_timeout: the MTA would have given up by then too */
+    {"relay_idle_timeout", conf_set_duration, CONF_FIELD(relay_idle_timeout),
+     "300s", 1, 86400},
     {"backend_source", conf_set_backend_source, 0, "", 0, 0},
     /* conf_init() replaces this default with gethostname()'s answer */
     {"hostname", conf_set_hostname, CONF_FIELD(hostname), "localhost", 1, 253},

@@ -70,6 +70,8 @@ struct conf {
     enum proxy_version backend_proxy_protocol;
     unsigned backend_max_connections;
     double backend_connect_timeout;      /* seconds */
+    double relay_idle_timeout;           /* seconds without a byte either way
+                                            that end a relay */
     bool has_backend_source;
     struct addr backend_source;
     char *hostname;

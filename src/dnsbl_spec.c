@@ -1,5 +1,6 @@
 /*
- * dnsbl_spec - DNSBL site specs, reply filters and weighted scoring, no I/O.
+ * dnsbl_spec - DNSBL site specs, reply filters, weighted scoring and TXT
+ * text made safe to print, no I/O.
  *
  * Contract (see dnsbl_spec.h for the types):
  *   dnsbl_sites_parse()        text -> struct dnsbl_sites; on error *out is
@@ -9,6 +10,8 @@
  *   dnsbl_answer_is_refusal()  127.255.255.0/24.
  *   dnsbl_site_matches()       refusal never; else filter or 127.0.0.0/8.
  *   dnsbl_score()              zone results -> score, hits, settled, listed.
+ *   dnsbl_txt_escape()         TXT bytes -> printable ASCII, \xHH for the
+ *                              rest, cut at whole characters.
  *
  * Ownership: struct dnsbl_sites owns every site's spec string, the site
  * array, the zone array and every zone name. Nothing here keeps state
@@ -492,4 +495,30 @@ void dnsbl_score(const struct dnsbl_sites *sites,
     out->listed = out->score >= threshold;
     out->settled = out->score + may_lose >= threshold
                    || out->score + may_gain < threshold;
+}
+
+/* dnsbl_txt_escape - see dnsbl_spec.h: out is printable ASCII whatever
+ * text holds */
+size_t dnsbl_txt_escape(const uint8_t *text, size_t len, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t used = 0, i;
+    if (size == 0)
+        return 0;
+    for (i = 0; i < len; i++) {
+        uint8_t c = text[i];
+        bool plain = c >= 0x20 && c < 0x7f && c != '\\' && c != '"';
+        if (used + (plain ? 1 : 4) >= size)
+            break;
+        if (plain) {
+            out[used++] = (char)c;
+            continue;
+        }
+        out[used++] = '\\';
+        out[used++] = 'x';
+        out[used++] = hex[c >> 4];
+        out[used++] = hex[c & 0x0f];
+    }
+    out[used] = '\0';
+    return i;
 }

@@ -1,5 +1,6 @@
 /*
- * dnsbl_spec - DNSBL site specs, reply filters and weighted scoring, no I/O.
+ * dnsbl_spec - DNSBL site specs, reply filters, weighted scoring and TXT
+ * text made safe to print, no I/O.
  *
  * A site spec is postscreen's `domain[=filter][*weight]`:
  *   zen.spamhaus.org=127.0.0.[2..11]*3   bl.spamcop.net*2
@@ -18,6 +19,7 @@
  *   dnsbl_site_matches()  does one A answer count for this site?
  *   dnsbl_answer_is_refusal()
  *   dnsbl_score()         zone results -> score, settled?, sites hit
+ *   dnsbl_txt_escape()    a TXT string as printable ASCII, bounded
  */
 #ifndef BREAKWATER_DNSBL_SPEC_H
 #define BREAKWATER_DNSBL_SPEC_H
@@ -92,5 +94,15 @@ struct dnsbl_score {
 void dnsbl_score(const struct dnsbl_sites *sites,
                  const struct dnsbl_zone_result *results, int threshold,
                  struct dnsbl_score *out);
+
+/* A list's TXT text is whatever the list, or whoever spoofs its answers,
+ * chose to send: any byte. This makes one string safe for a terminal or a
+ * log: printable ASCII (0x20..0x7e) as it is, except '\' and '"', which
+ * like every other byte (controls, DEL, 8-bit, NUL) become \xHH (lower
+ * case hex); so every '\' in out starts an escape and the text can sit
+ * between double quotes. out gets at most size - 1 bytes and a NUL (nothing
+ * when size is 0), never half an escape. Returns how many bytes of text
+ * went in: len when all did. */
+size_t dnsbl_txt_escape(const uint8_t *text, size_t len, char *out, size_t size);
 
 #endif

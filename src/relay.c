@@ -1,5 +1,11 @@
 /*
  * relay - backend connection and two-way copy. See relay.h.
+ *
+ * One timer per relay serves every phase (relay_enter() arms it). While
+ * copying, a moved byte only notes the time (last_active); when the timer
+ * fires before the idle timeout has passed since then, it is set again for
+ * what is left, so a busy relay touches its timer once per timeout, not
+ * once per read.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +18,8 @@
 #include "proxy.h"
 #include "relay.h"
 
+enum relay_phase { RELAY_CONNECTING, RELAY_COPYING, RELAY_LINGERING };
+
 /* One direction of the copy. */
 struct relay_pipe {
     int from, to;
@@ -22,19 +30,26 @@ struct relay_pipe {
     uint64_t bytes;
 };
 
+/* Laid out so that the idle timeout fits the hole after phase, and
+ * last_active the room a size_t proxy_len took: struct relay is no larger
+ * than before it had them. */
 struct relay {
     struct ev_loop *loop;
     relay_done_fn done;
     void *arg;
-    bool connected;
+    uint8_t phase;            /* enum relay_phase, set by relay_enter() */
+    float idle_timeout;       /* seconds: relay_idle_timeout */
     ev_io client_io;
     ev_io backend_io;
-    ev_timer connect_timer;
-    struct relay_pipe up;    /* client -> backend */
-    struct relay_pipe down;  /* backend -> client */
+    ev_timer timer;           /* the deadline of the phase */
+    struct relay_pipe up;     /* client -> backend */
+    struct relay_pipe down;   /* backend -> client */
+    ev_tstamp last_active;    /* a byte last moved either way */
     uint8_t proxy_header[PROXY_HEADER_MAX];
-    size_t proxy_len;
+    uint16_t proxy_len;
 };
+
+_Static_assert(PROXY_HEADER_MAX <= UINT16_MAX, "proxy_len cannot hold a header's length");
 
 void relay_stats(const struct relay *r, struct relay_stats *out)
 {
@@ -54,7 +69,18 @@ static void relay_finish(struct relay *r, enum relay_event event,
     done(arg, event, &stats);
 }
 
-/* relay_pipe_read - read what fits; returns -1 on a hard error */
+/* relay_enter - the one place where a relay changes phase: the timer is
+ * set to the new phase's deadline, delay seconds from now */
+static void relay_enter(struct relay *r, enum relay_phase phase, double delay)
+{
+    r->phase = (uint8_t)phase;
+    ev_timer_stop(r->loop, &r->timer);
+    ev_timer_set(&r->timer, delay, 0.);
+    ev_timer_start(r->loop, &r->timer);
+}
+
+/* relay_pipe_read - read what fits; returns 1 when bytes or the end of
+ * file came, 0 when nothing did, -1 on a hard error */
 static int relay_pipe_read(struct relay_pipe *p)
 {
     if (p->eof || p->end == RELAY_BUFFER_SIZE)
@@ -64,15 +90,16 @@ static int relay_pipe_read(struct relay_pipe *p)
         p->end += (size_t)n;
     else if (n == 0)
         p->eof = true;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        return -1;
-    return 0;
+    else
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    return 1;
 }
 
 /* relay_pipe_write - write what is buffered, pass on an end of file;
- * returns -1 on a hard error */
+ * returns 1 when bytes went, 0 when none did, -1 on a hard error */
 static int relay_pipe_write(struct relay_pipe *p)
 {
+    int moved = 0;
     if (p->end > p->start) {
         ssize_t n = send(p->to, p->buf + p->start, p->end - p->start, MSG_NOSIGNAL);
         if (n < 0)
@@ -81,12 +108,13 @@ static int relay_pipe_write(struct relay_pipe *p)
         p->bytes += (uint64_t)n;
         if (p->start == p->end)
             p->start = p->end = 0;
+        moved = n > 0;
     }
     if (p->eof && !p->shut && p->end == p->start) {
         shutdown(p->to, SHUT_WR);
         p->shut = true;
     }
-    return 0;
+    return moved;
 }
 
 /* relay_update - wait for what each side can do next, or finish */
@@ -96,6 +124,8 @@ static void relay_update(struct relay *r)
         relay_finish(r, RELAY_FINISHED, NULL);
         return;
     }
+    if (r->down.shut && r->phase == RELAY_COPYING) /* the MTA is done */
+        relay_enter(r, RELAY_LINGERING, RELAY_LINGER_TIMEOUT);
     int client = 0, backend = 0;
     if (!r->up.eof && r->up.end < RELAY_BUFFER_SIZE)
         client |= EV_READ;
@@ -114,15 +144,19 @@ static void relay_update(struct relay *r)
 static void relay_copy(struct relay *r, struct relay_pipe *in,
                        struct relay_pipe *out, int revents)
 {
-    int failed = 0;
-    if (revents & EV_READ)
-        failed |= relay_pipe_read(in) | relay_pipe_write(in);
+    int result[3] = {0, 0, 0};
+    if (revents & EV_READ) {
+        result[0] = relay_pipe_read(in);
+        result[1] = relay_pipe_write(in);
+    }
     if (revents & EV_WRITE)
-        failed |= relay_pipe_write(out);
-    if (failed) {
+        result[2] = relay_pipe_write(out);
+    if (result[0] < 0 || result[1] < 0 || result[2] < 0) {
         relay_finish(r, RELAY_FINISHED, "connection reset");
         return;
     }
+    if (result[0] > 0 || result[1] > 0 || result[2] > 0)
+        r->last_active = ev_now(r->loop);
     relay_update(r);
 }
 
@@ -140,25 +174,26 @@ static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
             relay_finish(r, RELAY_CLIENT_SPOKE, NULL);
             return;
         }
-        if (!r->connected && (n == 0 || (errno != EAGAIN && errno != EINTR))) {
+        if (r->phase == RELAY_CONNECTING &&
+            (n == 0 || (errno != EAGAIN && errno != EINTR))) {
             relay_finish(r, RELAY_FINISHED, "client left before the backend answered");
             return;
         }
     }
-    if (r->connected)
+    if (r->phase != RELAY_CONNECTING)
         relay_copy(r, &r->up, &r->down, revents);
 }
 
 /* relay_connected - the backend accepted: set up the copy */
 static void relay_connected(struct relay *r)
 {
-    ev_timer_stop(r->loop, &r->connect_timer);
     uint8_t *buf = malloc(2 * RELAY_BUFFER_SIZE);
     if (buf == NULL) {
         relay_finish(r, RELAY_BACKEND_DOWN, "out of memory");
         return;
     }
-    r->connected = true;
+    r->last_active = ev_now(r->loop);
+    relay_enter(r, RELAY_COPYING, r->idle_timeout);
     r->up.buf = buf;
     r->down.buf = buf + RELAY_BUFFER_SIZE;
     memcpy(r->up.buf, r->proxy_header, r->proxy_len);
@@ -178,7 +213,7 @@ static void relay_backend_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct relay *r = w->data;
-    if (r->connected) {
+    if (r->phase != RELAY_CONNECTING) {
         relay_copy(r, &r->down, &r->up, revents);
         return;
     }
@@ -193,12 +228,36 @@ static void relay_backend_cb(struct ev_loop *loop, ev_io *w, int revents)
     relay_connected(r);
 }
 
-/* relay_timeout_cb - the backend did not answer the connect in time */
-static void relay_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* relay_idle_check - the timer fired while copying: a whole idle timeout
+ * since the last byte ends the relay, else the timer waits for the rest */
+static void relay_idle_check(struct relay *r)
+{
+    ev_tstamp left = r->last_active + r->idle_timeout - ev_now(r->loop);
+    if (left <= 0.) {
+        relay_finish(r, RELAY_FINISHED, "relay_idle_timeout");
+        return;
+    }
+    ev_timer_set(&r->timer, left, 0.);
+    ev_timer_start(r->loop, &r->timer);
+}
+
+/* relay_timer_cb - the deadline of the phase */
+static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    relay_finish(w->data, RELAY_BACKEND_DOWN, "connect timed out");
+    struct relay *r = w->data;
+    switch ((enum relay_phase)r->phase) {
+    case RELAY_CONNECTING:
+        relay_finish(r, RELAY_BACKEND_DOWN, "connect timed out");
+        break;
+    case RELAY_COPYING:
+        relay_idle_check(r);
+        break;
+    case RELAY_LINGERING:
+        relay_finish(r, RELAY_FINISHED, "client did not close after the backend");
+        break;
+    }
 }
 
 /* relay_socket - a non-blocking socket to the backend, connect started */
@@ -227,9 +286,9 @@ fail:
 
 /* relay_proxy_header - the PROXY header naming the client and where it
  * connected to */
-static size_t relay_proxy_header(const struct conf *conf, int client_fd,
-                                 const struct addr *client, uint16_t port,
-                                 uint8_t *buf)
+static uint16_t relay_proxy_header(const struct conf *conf, int client_fd,
+                                   const struct addr *client, uint16_t port,
+                                   uint8_t *buf)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -241,7 +300,7 @@ static size_t relay_proxy_header(const struct conf *conf, int client_fd,
         return 0;
     ssize_t n = proxy_header_write(conf->backend_proxy_protocol, client, port,
                                    &local, local_port, buf, PROXY_HEADER_MAX);
-    return n > 0 ? (size_t)n : 0;
+    return n > 0 ? (uint16_t)n : 0;
 }
 
 struct relay *relay_start(struct ev_loop *loop, const struct conf *conf,
@@ -259,17 +318,18 @@ struct relay *relay_start(struct ev_loop *loop, const struct conf *conf,
     r->loop = loop;
     r->done = done;
     r->arg = arg;
+    r->idle_timeout = (float)conf->relay_idle_timeout;
     r->proxy_len = relay_proxy_header(conf, client_fd, client, client_port,
                                       r->proxy_header);
     r->up = (struct relay_pipe){.from = client_fd, .to = fd};
     r->down = (struct relay_pipe){.from = fd, .to = client_fd};
     ev_io_init(&r->client_io, relay_client_cb, client_fd, EV_READ);
     ev_io_init(&r->backend_io, relay_backend_cb, fd, EV_WRITE);
-    ev_timer_init(&r->connect_timer, relay_timeout_cb, conf->backend_connect_timeout, 0.);
-    r->client_io.data = r->backend_io.data = r->connect_timer.data = r;
+    ev_init(&r->timer, relay_timer_cb);
+    r->client_io.data = r->backend_io.data = r->timer.data = r;
     ev_io_start(loop, &r->client_io);
     ev_io_start(loop, &r->backend_io);
-    ev_timer_start(loop, &r->connect_timer);
+    relay_enter(r, RELAY_CONNECTING, conf->backend_connect_timeout);
     return r;
 }
 
@@ -279,7 +339,7 @@ void relay_free(struct relay *r)
         return;
     ev_io_stop(r->loop, &r->client_io);
     ev_io_stop(r->loop, &r->backend_io);
-    ev_timer_stop(r->loop, &r->connect_timer);
+    ev_timer_stop(r->loop, &r->timer);
     close(r->backend_io.fd);
     free(r->up.buf);
     free(r);

@@ -1,7 +1,8 @@
 /*
  * relay - a clean client's connection to the backend MTA: connect (from
  * backend_source if set), send the PROXY header if configured, then copy
- * bytes both ways until both sides have closed.
+ * bytes both ways until both sides have closed, the relay has been idle
+ * too long, or the client keeps its side open after the MTA closed.
  *
  *   relay_start()  begin connecting; NULL if that failed at once
  *   relay_stats()  bytes so far, for the log of a relay cut short
@@ -11,14 +12,31 @@
  * then: RELAY_BACKEND_DOWN (connect refused or timed out), RELAY_CLIENT_SPOKE
  * (the client sent bytes before any byte of the backend, its greeting,
  * reached it: a pregreet; the bytes stay unread for the caller; the backend
- * connection is closed), RELAY_FINISHED (both
- * directions done, or a reset on either side). The client socket always
- * stays the caller's to close.
+ * connection is closed), RELAY_FINISHED (both directions done, a reset on
+ * either side, or a deadline of the phases below; stats.problem names the
+ * last two). The client socket always stays the caller's to close.
  *
  * Buffers: RELAY_BUFFER_SIZE each way, allocated once connected. When one
  * side cannot take more, the other side is not read (back-pressure). An end
  * of file from one side is passed on as a half-close (shutdown SHUT_WR)
  * after the bytes before it were delivered.
+ *
+ * Phases, entered only through relay_enter(), each with its one deadline
+ * on the relay's one timer:
+ *
+ *   CONNECTING  until the backend accepts: backend_connect_timeout
+ *   COPYING     bytes both ways: relay_idle_timeout without a byte moved
+ *               either way ends it (problem "relay_idle_timeout"); the
+ *               time of the last byte is noted, the timer is not restarted
+ *               per byte but re-armed when it fires early
+ *   LINGERING   the MTA has closed its side, its last bytes were written
+ *               and the client told so (half-close): RELAY_LINGER_TIMEOUT
+ *               for the client's end of file (problem "client did not
+ *               close after the backend"); until then, a client that does
+ *               not take those bytes is still COPYING
+ *
+ * A session whose MTA has finished with it no longer holds a slot of
+ * backend_max_connections for as long as the client likes.
  */
 #ifndef BREAKWATER_RELAY_H
 #define BREAKWATER_RELAY_H
@@ -30,6 +48,12 @@
 #include "conf.h"
 
 #define RELAY_BUFFER_SIZE 16384
+
+/* Seconds a client may keep its side open once the MTA has closed and its
+ * last bytes were written to the client. An SMTP client closes right after reading the
+ * 221; one that does not holds a slot of backend_max_connections that the
+ * MTA has already let go. A few seconds cover a slow link's FIN. */
+#define RELAY_LINGER_TIMEOUT 5.0
 
 enum relay_event { RELAY_BACKEND_DOWN, RELAY_CLIENT_SPOKE, RELAY_FINISHED };
 

@@ -14,6 +14,9 @@
  *   REJECT   listed: the reject engine answers it until QUIT, too many
  *            errors or a timeout
  *   RELAY    clean: relay.c connects to the backend and copies bytes
+ *            until both sides have closed, relay_idle_timeout passes
+ *            without a byte, or the client holds on after the MTA closed
+ *            (relay.h); then the session ends, its reason logged
  *   CLOSING  a last reply is being written; then the sending side is shut
  *            and the socket read until the client closes (or a short
  *            timeout), so the reply is not lost to a reset

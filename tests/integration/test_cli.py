@@ -4,6 +4,8 @@ refused with file:line, help/version, start-up messages."""
 import os
 import re
 import shutil
+import socket
+import subprocess
 import time
 import unittest
 
@@ -107,6 +109,77 @@ class CheckTest(BreakwaterTestCase):
         p = self.check("127.0.0.2", sites="bl.test*heavy")
         self.assertEqual(p.returncode, 2, self.describe(p))
         self.assertIn("dnsbl_sites", p.stderr, self.describe(p))
+
+    def test_check_txt_escaped(self):
+        # A list's TXT text (or a spoofed answer) is any byte: check prints
+        # it as printable ASCII with \xHH for the rest. rbldnsd serves the
+        # control bytes of 127.70.0.1 as they are in its zone; a zone file
+        # is lines, so the newline and NUL of 127.70.0.2 are put in on the
+        # way by a spoofer between check and rbldnsd.
+        zone = (b":127.0.0.2:default\n127.0.0.2\n"
+                b"127.70.0.1 :127.0.0.2:red \x1b[31mALERT\x1b[0m title \x1b]0;pwned\x07"
+                b" cr\rback bs\x08 tab\t soh\x01 del\x7f 8bit\xff\xfe bsl\\ q\" end\n"
+                b"127.70.0.2 :127.0.0.2:" + SPOOF_FROM + b"\n"
+                b"127.70.0.3 :127.0.0.2:" + b"\x01" * 200 + b"\n")
+        os.makedirs(os.path.join(self.tmp, "rbldnsd"))
+        with open(os.path.join(self.tmp, "rbldnsd", "ctl.zone"), "wb") as f:
+            f.write(zone)
+        rbl = harness.Rbldnsd(self.tmp, {"ctl.test": [("ip4set", "ctl.zone")]}).start()
+        self.addCleanup(rbl.stop)
+        spoofer = SpoofingDNS(rbl.port)
+        self.addCleanup(spoofer.close)
+        conf = os.path.join(self.tmp, "check.conf")
+        with open(conf, "w") as f:
+            f.write("hostname = %s\ndnsbl_sites = ctl.test\nresolver = %s\n"
+                    % (harness.HOSTNAME, spoofer.resolver))
+        p = subprocess.run([harness.BINARY, "check", "-c", conf,
+                            "127.70.0.1", "127.70.0.2", "127.70.0.3"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=15 * SLOW)
+        desc = "exit %d\nstdout:\n%r\nstderr:\n%s" % (p.returncode, p.stdout,
+                                                       p.stderr.decode(errors="replace"))
+        self.assertFalse(harness.sanitizer_lines(p.stderr.decode(errors="replace")), desc)
+        self.assertEqual(p.returncode, 1, desc)
+        self.assertEqual(re.findall(rb"[^\x20-\x7e\n]", p.stdout), [],
+                         "control or 8-bit bytes reached the terminal\n" + desc)
+        # address, site, score: three lines each, no line added by the text
+        self.assertEqual(len(p.stdout.splitlines()), 9, desc)
+        self.assertIn(b'TXT "red \\x1b[31mALERT\\x1b[0m title \\x1b]0;pwned\\x07'
+                      b' cr\\x0dback bs\\x08 tab\\x09 soh\\x01 del\\x7f 8bit\\xff\\xfe'
+                      b' bsl\\x5c q\\x22 end";', p.stdout, desc)
+        self.assertIn(b'TXT "line one\\x0aline two\\x00 end";', p.stdout, desc)
+        self.assertGreater(spoofer.spoofed, 0, "the spoofer changed no answer")
+        # 200 bytes escaped are 800 characters: cut, whole escapes only
+        cut = re.search(rb'TXT ("(?:\\x01)+"\.\.\.);', p.stdout)
+        self.assertIsNotNone(cut, desc)
+        self.assertLess(len(cut.group(1)), 512, desc)
+
+
+SPOOF_FROM = b"line one|line two| end"
+SPOOF_TO = b"line one\nline two\x00 end"
+
+
+class SpoofingDNS(harness.DelayDNS):
+    """DelayDNS that, as a spoofer on the path would, rewrites SPOOF_FROM
+    to SPOOF_TO (the same length) in the answers it passes on."""
+
+    spoofed = 0
+
+    def _forward(self, pkt, peer, delay):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.settimeout(2)
+            u.sendto(pkt, self.upstream)
+            answer = u.recv(4096)
+            if SPOOF_FROM in answer:
+                answer = answer.replace(SPOOF_FROM, SPOOF_TO)
+                self.spoofed += 1
+            if not self.stopping:
+                self.sock.sendto(answer, peer)
+        except OSError:
+            pass
+        finally:
+            u.close()
 
 
 class ConfigErrorTest(BreakwaterTestCase):

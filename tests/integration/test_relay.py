@@ -1,6 +1,7 @@
 """Clean clients are relayed to the backend untouched: the backend's own
 greeting, messages byte-intact, half-close, back-pressure, PROXY v1/v2
-headers byte-exact, resets."""
+headers byte-exact, resets; and a relay ends when the MTA has closed and
+the client holds on, or when no byte moves for relay_idle_timeout."""
 
 import hashlib
 import random
@@ -15,6 +16,7 @@ from harness import (SLOW, BreakwaterTestCase, backend_greeting, free_port,
 
 PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 RECORDER_GREETING = b"220 recorder.test ESMTP recorder\r\n"
+LINGER = 5.0    # RELAY_LINGER_TIMEOUT in src/relay.h
 
 
 def proxy_v1(src, sport, dst, dport):
@@ -179,6 +181,77 @@ class RelayTest(BreakwaterTestCase):
         self.assertEqual(c.read_line(), RECORDER_GREETING)
         self.assertSession(d, a, "clean")
 
+    # -- slots: a relay ends when the MTA is done with it, or when idle
+
+    def test_quit_holders_give_their_slots_back(self):
+        # Three clients hold every slot: each sends QUIT, reads the MTA's 221
+        # and keeps its side open. The MTA has let them go; breakwater closes
+        # them RELAY_LINGER_TIMEOUT (5 s) after passing the MTA's close on,
+        # so a fourth clean client is relayed within seconds, not refused
+        # with 421 4.3.2 for as long as the holders like.
+        sink = self.smtp_sink()
+        d = self.start_daemon(sink, opts={"backend_max_connections": "3"})
+        holders = []
+        for i in range(3):
+            h = self.client(d, "127.1.5.%d" % (i + 1))
+            backend_greeting(self, h)
+            self.assertReply(h.cmd("QUIT"), 221)
+            holders.append(h)
+        t0 = time.monotonic()
+        first = self.client(d, "127.1.5.9")
+        r = first.read_reply()
+        self.assertReply(r, 421, "4.3.2")   # the holders do hold the slots now
+        first.close()
+        c = relayed_within(self, d, "127.1.5.9", (LINGER + 3) * SLOW)
+        waited = time.monotonic() - t0
+        self.assertGreater(waited, LINGER - 1.5, "holders let go sooner than the linger time")
+        self.assertReply(c.cmd("NOOP"), 250)
+        for h in holders:
+            self.assertClosed(h, 1)
+            s = self.assertSession(d, h, "clean")
+            self.assertEqual(s.get("reason"), "client did not close after the backend",
+                             s["line"])
+        self.quit(c)
+
+    def test_idle_relay_closed(self):
+        # relay_idle_timeout = 2s: a relay where no byte moves for 2 s ends,
+        # at both ends; one where bytes keep moving, in either direction
+        # alone, does not.
+        backend = self.recording_backend()
+        d = self.start_daemon(backend, opts={"relay_idle_timeout": "2s"})
+        idle = self.client(d, "127.1.5.20")
+        self.assertEqual(idle.read_line(), RECORDER_GREETING)
+        idle_conn = backend.wait_connections(1)[0]
+        busy = self.client(d, "127.1.5.21")
+        self.assertEqual(busy.read_line(), RECORDER_GREETING)
+        busy_conn = backend.wait_connections(2)[1]
+        sent = b""
+        for _ in range(6):                  # 3 s of client bytes only
+            busy.send(b"NOOP\r\n")
+            sent += b"NOOP\r\n"
+            time.sleep(0.5)
+        for _ in range(6):                  # 3 s of backend bytes only
+            busy_conn.send(b"250 ok\r\n")
+            self.assertEqual(busy.read_line(), b"250 ok\r\n")
+            last_byte = time.monotonic()
+            time.sleep(0.5)
+        self.assertEqual(busy_conn.wait_bytes(len(sent), 3 * SLOW), sent)
+        self.assertFalse(busy.is_closed(0.1), "a relay moving bytes every 0.5 s was closed")
+        # the idle one ended after its 2 s, the backend's end too
+        self.assertTrue(idle_conn.wait_eof(1), "the idle relay's backend connection is open")
+        self.assertClosed(idle, 1)
+        s = self.assertSession(d, idle, "clean")
+        self.assertEqual(s.get("reason"), "relay_idle_timeout", s["line"])
+        self.assertGreater(float(s["duration"]), 1.9, s["line"])
+        self.assertLess(float(s["duration"]), 2 + 1.5 * SLOW, s["line"])
+        # and the busy one 2 s after it fell silent
+        self.assertClosed(busy, 2 + 2 * SLOW)
+        self.assertGreater(time.monotonic() - last_byte, 1.9)
+        self.assertTrue(busy_conn.wait_eof(2 * SLOW))
+        s = self.assertSession(d, busy, "clean")
+        self.assertEqual(s.get("reason"), "relay_idle_timeout", s["line"])
+        self.assertEqual(s.get("bytes_in"), str(len(sent)), s["line"])
+
     # -- PROXY protocol
 
     def proxy_case(self, version, source, listen_host):
@@ -218,6 +291,23 @@ class RelayTest(BreakwaterTestCase):
         c.send(b"EHLO plain.test\r\n")
         conn = backend.wait_connections(1)[0]
         self.assertEqual(conn.wait_bytes(17, 3 * SLOW), b"EHLO plain.test\r\n")
+
+
+def relayed_within(test, d, source, timeout):
+    """A clean client from source is relayed, retrying every 0.25 s while
+    breakwater answers 421 (no slot free); returns the client."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = test.client(d, source)
+        r = c.read_reply()
+        if r.code == 220:
+            test.assertEqual(r.lines[0], harness.SmtpSink.GREETING)
+            return c
+        test.assertReply(r, 421, "4.3.2")
+        c.close()
+        if time.monotonic() > deadline:
+            test.fail("no relay slot came free within %.0fs" % timeout)
+        time.sleep(0.25)
 
 
 def next_conn_with(conns, needle, timeout):

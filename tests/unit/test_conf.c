@@ -81,6 +81,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.backend_proxy_protocol, PROXY_NONE);
     assert_int_equal(c.backend_max_connections, 100);
     assert_true(c.backend_connect_timeout == 10);
+    assert_true(c.relay_idle_timeout == 300);
     assert_false(c.has_backend_source);
     assert_int_equal(gethostname(host, sizeof host - 1), 0);
     assert_string_equal(c.hostname, host);
@@ -143,6 +144,11 @@ static const struct test_value test_values[] = {
     {"backend_connect_timeout", "0", "must be between"},
     {"backend_connect_timeout", "3601", "must be between"},
     {"backend_connect_timeout", "5x", "not a duration: '5x'"},
+    {"relay_idle_timeout", "1", NULL},
+    {"relay_idle_timeout", "1d", NULL},
+    {"relay_idle_timeout", "0.5", "must be between 1s and 86400s: '0.5'"},
+    {"relay_idle_timeout", "86401", "must be between"},
+    {"relay_idle_timeout", "", "not a duration"},
     {"backend_source", "10.0.0.1", NULL},
     {"backend_source", "example.com", "not an IP address: 'example.com'"},
     {"hostname", "mx1.example.org", NULL},
@@ -670,7 +676,7 @@ static void test_keep_restart_keys(void **state)
                          "state_dir=/tmp/elsewhere", "control_socket=/tmp/ctl",
                          "ban_set=inet t s", "workers=4", "ban_backend=ipset",
                          "log_target=syslog", "cache_max_entries=5", "dnsbl_threshold=2",
-                         "reject_message=new"};
+                         "reject_message=new", "relay_idle_timeout=60"};
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
         assert_int_equal(conf_set_option(&next, set[i], err), 0);
     assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
@@ -690,6 +696,7 @@ static void test_keep_restart_keys(void **state)
     /* what a reload may change, it does */
     assert_int_equal(next.dnsbl_threshold, 2);
     assert_string_equal(next.reject_message, "new");
+    assert_true(next.relay_idle_timeout == 60);
     /* a second pass finds nothing left to keep */
     assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
     assert_string_equal(changed, "");

@@ -1,7 +1,8 @@
 /*
  * test_dnsbl_spec - unit tests of src/dnsbl_spec.c: site spec parsing and
- * its errors, reply filters, refusal answers and weighted scoring with
- * pending, answered, failed and suspended zones.
+ * its errors, reply filters, refusal answers, weighted scoring with
+ * pending, answered, failed and suspended zones, and the escaping of TXT
+ * text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -511,6 +512,68 @@ static void test_sites_text_and_hash(void **state)
     assert_true(h[0] == h[4]); /* spacing is not a change */
 }
 
+/* escape_is - text (len bytes) escaped into a buffer of size bytes gives
+ * want and takes `took` bytes of text */
+static void escape_is(const char *text, size_t len, size_t size, const char *want,
+                      size_t took)
+{
+    char out[64];
+    memset(out, '#', sizeof out);
+    assert_true(size <= sizeof out);
+    assert_int_equal(dnsbl_txt_escape((const uint8_t *)text, len, out, size), took);
+    assert_string_equal(out, want);
+}
+
+/* TXT text: printable ASCII kept, the rest as \xHH, never cut in half */
+static void test_txt_escape(void **state)
+{
+    (void)state;
+    escape_is("Listed, see http://example.invalid/1.2.3.4", 42, 64,
+              "Listed, see http://example.invalid/1.2.3.4", 42);
+    escape_is("", 0, 8, "", 0);
+    escape_is("a\nb\r\tc", 6, 64, "a\\x0ab\\x0d\\x09c", 6);
+    escape_is("\x1b]0;owned\x07\x1b[2J", 14, 64,
+              "\\x1b]0;owned\\x07\\x1b[2J", 14);
+    escape_is("back\\slash \"quote\"", 18, 64, "back\\x5cslash \\x22quote\\x22", 18);
+    escape_is("nul\0in\x7f\x80\xff", 9, 64, "nul\\x00in\\x7f\\x80\\xff", 9);
+    /* bounded: size - 1 characters at most, an escape whole or not at all */
+    escape_is("abcdefghij", 10, 8, "abcdefg", 7);
+    escape_is("ab\ncd", 5, 6, "ab", 2);
+    escape_is("ab\ncd", 5, 7, "ab\\x0a", 3);
+    escape_is("abc", 3, 1, "", 0);
+    char untouched = '#';
+    assert_int_equal(dnsbl_txt_escape((const uint8_t *)"abc", 3, &untouched, 0), 0);
+    assert_int_equal(untouched, '#');
+}
+
+/* every byte: out is printable ASCII, and undoing the escapes gives the
+ * text back */
+static void test_txt_escape_every_byte(void **state)
+{
+    uint8_t text[256], back[256];
+    char out[4 * 256 + 1];
+    size_t n = 0;
+    (void)state;
+    for (int i = 0; i < 256; i++)
+        text[i] = (uint8_t)i;
+    assert_int_equal(dnsbl_txt_escape(text, sizeof text, out, sizeof out), sizeof text);
+    for (const char *p = out; *p != '\0'; p++) {
+        assert_true(*p >= 0x20 && *p < 0x7f);
+        assert_true(n < sizeof back);
+        if (*p != '\\') {
+            back[n++] = (uint8_t)*p;
+            continue;
+        }
+        unsigned v;
+        assert_int_equal(p[1], 'x');
+        assert_int_equal(sscanf(p + 2, "%2x", &v), 1);
+        back[n++] = (uint8_t)v;
+        p += 3;
+    }
+    assert_int_equal(n, sizeof text);
+    assert_memory_equal(back, text, sizeof text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_free_zeroed),
         cmocka_unit_test(test_sites_text_and_hash),
+        cmocka_unit_test(test_txt_escape),
+        cmocka_unit_test(test_txt_escape_every_byte),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
