@@ -7,7 +7,8 @@
  * Checks: an accepted request is one well-formed message (right size, one
  * address of a known family, not all zero, a ban length within bounds or an
  * unban with none) and making a request from what was parsed gives back the
- * same bytes; an accepted reply's error text is terminated.
+ * same bytes, which serve's helper carries out unless it is a BAN_KILL; an
+ * accepted reply's error text is terminated.
  */
 #include <assert.h>
 #include <string.h>
@@ -33,6 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(ban.seconds <= FUZZ_MAX_SECONDS);
         banproto_request_make(&again, &ban.addr, ban.seconds, seq, kill);
         assert(memcmp(&again, data, sizeof again) == 0);
+        /* serve's helper carries out all but BAN_KILL, watch's all */
+        assert(banproto_request_allowed(BANPROTO_PEER_WATCH, kill, &why));
+        assert(banproto_request_allowed(BANPROTO_PEER_SERVE, kill, &why) == !kill);
     } else {
         assert(why != NULL);
     }

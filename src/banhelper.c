@@ -27,21 +27,24 @@
 struct banhelper_conn {
     int fd;                 /* -1 once closed */
     struct fw_ban *bans;    /* [BANHELPER_BATCH] */
-    size_t count, malformed;
+    size_t count, malformed, refused;
     uint32_t seq;           /* of the last well-formed request */
     const char *why;        /* of the last malformed one */
+    const char *refused_why; /* of the last one this helper does not do */
     bool *kill;             /* [BANHELPER_BATCH]: end bans[i]'s connections too */
 };
 
 struct banhelper {
     struct fw *fw;
     const struct conf *conf;
+    enum banproto_peer peer;   /* watch's helper alone ends connections */
+    bool refusal_logged;
     struct addr kill_addrs[BANHELPER_BATCH]; /* one batch's BAN_KILL addresses */
     uint32_t max_seconds;
     struct banhelper_conn conn[BANHELPER_SOCKETS_MAX];
     struct pollfd pfd[BANHELPER_SOCKETS_MAX];
     size_t count, open;
-    struct log_limit refused;
+    struct log_limit malformed_log;
 };
 
 static double banhelper_now(void)
@@ -51,25 +54,52 @@ static double banhelper_now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* banhelper_gathered - requests read from c and not answered yet */
+static size_t banhelper_gathered(const struct banhelper_conn *c)
+{
+    return c->count + c->malformed + c->refused;
+}
+
+/* banhelper_refuse - a well-formed request this helper does not carry out
+ * (BAN_KILL from serve's process): counted as failed in the reply, logged
+ * the first time only (a compromised peer must not flood the log) */
+static void banhelper_refuse(struct banhelper *h, struct banhelper_conn *c,
+                             const struct fw_ban *ban, const char *why)
+{
+    char text[ADDR_TEXT_MAX];
+    c->refused++;
+    c->refused_why = why;
+    if (h->refusal_logged)
+        return;
+    h->refusal_logged = true;
+    addr_format(&ban->addr, text, sizeof text);
+    log_error("ban helper: %s (address %s; logged once, every later one is counted as "
+              "failed in the reply)", why, text);
+}
+
 /* banhelper_read - gather what waits on one socket; -1 when it is gone */
 static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
 {
     struct banproto_request req;
-    while (c->count + c->malformed < BANHELPER_BATCH) {
+    while (banhelper_gathered(c) < BANHELPER_BATCH) {
         ssize_t n = recv(c->fd, &req, sizeof req, MSG_DONTWAIT | MSG_TRUNC);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             return -1;
         if (n < 0)
             return 0;
         uint32_t seq;
-        if (banproto_request_parse(&req, (size_t)n, h->max_seconds, &c->bans[c->count], &seq,
-                                   &c->kill[c->count], &c->why) == 0) {
+        const char *why;
+        struct fw_ban *ban = &c->bans[c->count];
+        if (banproto_request_parse(&req, (size_t)n, h->max_seconds, ban, &seq,
+                                   &c->kill[c->count], &c->why) < 0) {
+            c->malformed++;
+            log_limited(&h->malformed_log, banhelper_now(), LOG_LEVEL_ERROR,
+                        "ban helper: refused a malformed request: %s", c->why);
+        } else if (!banproto_request_allowed(h->peer, c->kill[c->count], &why)) {
+            banhelper_refuse(h, c, ban, why);
+        } else {
             c->seq = seq;
             c->count++;
-        } else {
-            c->malformed++;
-            log_limited(&h->refused, banhelper_now(), LOG_LEVEL_ERROR,
-                        "ban helper: refused a malformed request: %s", c->why);
         }
     }
     return 0;
@@ -87,8 +117,8 @@ static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c,
     for (size_t i = 0; i < c->count; i++)
         if (c->kill[i])
             h->kill_addrs[n++] = c->bans[i].addr;
-    if (n == 0 || conf->watch_kill == WATCH_KILL_NONE)
-        return 0;
+    if (n == 0 || conf->watch_kill == WATCH_KILL_NONE || h->peer != BANPROTO_PEER_WATCH)
+        return 0; /* serve's BAN_KILL never gets here (banhelper_read) */
     int ended = conf->watch_kill == WATCH_KILL_SOCKET
                     ? killconn_sockets(h->kill_addrs, n, conf->watch_ports,
                                        conf->watch_port_count, why, sizeof why)
@@ -111,15 +141,17 @@ static void banhelper_apply(struct banhelper *h, struct banhelper_conn *c)
     uint64_t applied_ns = (uint64_t)(banhelper_now() * 1e9);
     uint32_t kill_failed = 0;
     uint32_t killed = banhelper_kill(h, c, &kill_failed, err, sizeof err);
+    if (c->refused > 0 && err[0] == '\0')
+        snprintf(err, sizeof err, "%s", c->refused_why);
     if (c->malformed > 0 && err[0] == '\0')
         snprintf(err, sizeof err, "malformed request: %s", c->why);
     struct banproto_reply reply;
     banproto_reply_make(&reply, c->seq, (uint32_t)(c->count - failed),
-                        (uint32_t)(failed + c->malformed), killed, kill_failed, applied_ns,
-                        err);
+                        (uint32_t)(failed + c->malformed + c->refused), killed, kill_failed,
+                        applied_ns, err);
     if (c->fd >= 0)
         (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
-    c->count = c->malformed = 0;
+    c->count = c->malformed = c->refused = 0;
 }
 
 /* banhelper_drain - apply everything waiting on one socket, a batch at a
@@ -129,8 +161,8 @@ static void banhelper_drain(struct banhelper *h, size_t i)
     struct banhelper_conn *c = &h->conn[i];
     for (;;) {
         bool gone = banhelper_read(h, c) < 0;
-        bool full = c->count + c->malformed == BANHELPER_BATCH;
-        if (c->count + c->malformed > 0)
+        bool full = banhelper_gathered(c) == BANHELPER_BATCH;
+        if (banhelper_gathered(c) > 0)
             banhelper_apply(h, c);
         if (gone) {
             close(c->fd);
@@ -189,6 +221,7 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     signal(SIGINT, SIG_IGN); /* the daemon decides when we stop: our sockets close */
     static struct banhelper h;
     h = (struct banhelper){.fw = fw, .conf = conf, .max_seconds = (uint32_t)conf->ban_time_max,
+                           .peer = kills ? BANPROTO_PEER_WATCH : BANPROTO_PEER_SERVE,
                            .count = count, .open = count};
     for (size_t i = 0; i < count; i++) {
         h.conn[i] = (struct banhelper_conn){

@@ -11,7 +11,10 @@
  *
  * Protocol (banproto.h): fixed-size requests over SOCK_SEQPACKET, each
  * checked; a malformed one is refused, logged and counted in the reply,
- * never applied. Batching: in a wave (bans keep coming), the requests that
+ * never applied. Only watch's helper ends connections: a BAN_KILL sent to
+ * serve's (which only a compromised serve process would send) is refused
+ * whole (no ban, nothing ended), counted as failed with its reason in the
+ * reply, and logged the first time (banproto_request_allowed). Batching: in a wave (bans keep coming), the requests that
  * arrive within BANHELPER_GATHER of the first one (at most BANHELPER_BATCH
  * per socket) go into the firewall in one transaction per socket, so
  * thousands of bans a second cost a few hundred transactions; a ban after a
@@ -34,9 +37,9 @@
 /* user: NULL when not started as root (no switch). kills: the helper of
  * `watch`, which ends banned addresses' connections (watch_kill; with
  * `process` it keeps CAP_KILL, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH as
- * well). Fills
- * fds[0..count) with the daemon's ends (non-blocking, close-on-exec).
- * Returns the helper's pid, or -1 with err set. */
+ * well); false for serve's, which refuses BAN_KILL. Fills fds[0..count)
+ * with the daemon's ends (non-blocking, close-on-exec). Returns the
+ * helper's pid, or -1 with err set. */
 pid_t banhelper_start(const struct conf *conf, const struct privsep_user *user, bool kills,
                       int *fds, size_t count, char *err, size_t errsize);
 

@@ -69,6 +69,15 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
     return 0;
 }
 
+bool banproto_request_allowed(enum banproto_peer peer, bool kill, const char **why)
+{
+    if (!kill || peer == BANPROTO_PEER_WATCH)
+        return true;
+    *why = "BAN_KILL refused: this ban helper was started for serve, and only watch's "
+           "may end connections";
+    return false;
+}
+
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
                          uint32_t failed, uint32_t killed, uint32_t kill_failed,
                          uint64_t applied_ns, const char *error)

@@ -10,6 +10,10 @@
  *                            address of a known family (not the unspecified
  *                            address), a duration within 1..max_seconds for
  *                            a ban and 0 for an unban
+ *   banproto_request_allowed() what the helper's peer may ask: bans and
+ *                            unbans from serve and watch alike, BAN_KILL
+ *                            from watch alone (a compromised serve must
+ *                            not end anyone's sessions to watch_ports)
  *   banproto_reply_make(), banproto_reply_parse()
  *
  * The helper answers every batch it applied with one reply carrying the
@@ -60,6 +64,13 @@ void banproto_request_make(struct banproto_request *r, const struct addr *a,
  * wrong. */
 int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
                            struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why);
+
+/* Whom a helper was started for (banhelper_start's kills). */
+enum banproto_peer { BANPROTO_PEER_SERVE, BANPROTO_PEER_WATCH };
+
+/* kill: the parsed request was BAN_KILL. Returns true, or false with *why
+ * saying why the request is refused (it is then not carried out at all). */
+bool banproto_request_allowed(enum banproto_peer peer, bool kill, const char **why);
 
 void banproto_reply_make(struct banproto_reply *r, uint32_t seq, uint32_t applied,
                          uint32_t failed, uint32_t killed, uint32_t kill_failed,

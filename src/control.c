@@ -390,30 +390,28 @@ static bool control_answers(const struct sockaddr_un *sun, socklen_t len)
     return answers;
 }
 
-int control_listen(const char *path, const struct privsep_user *user, char *err,
-                   size_t errsize)
+/* control_bind - in the socket's directory (the current one, dir_fd): a
+ * socket left by a daemon that did not stop cleanly is removed, unless a
+ * daemon still answers on it; then the new one, mode 0600. Returns the
+ * listening fd, or -1 with err set. */
+static int control_bind(int dir_fd, const char *name, const char *path, char *err,
+                        size_t errsize)
 {
     struct sockaddr_un sun;
     struct stat st;
-    socklen_t len = control_address(path, &sun);
-    if (len == 0) {
-        snprintf(err, errsize, "%s: control socket path too long", path);
-        return -1;
-    }
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    socklen_t len = control_address(name, &sun);
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode)) {
         if (control_answers(&sun, len)) {
             snprintf(err, errsize, "%s: another breakwater answers on this control socket "
                      "(set control_socket to run a second one)", path);
             return -1;
         }
-        unlink(path); /* left over from a daemon that did not stop cleanly */
+        unlinkat(dir_fd, name, 0);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
     int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sun, len);
     umask(old);
-    if (rc == 0 && user != NULL)
-        rc = chown(path, user->uid, user->gid);
     if (rc == 0)
         rc = listen(fd, 64);
     if (rc < 0) {
@@ -421,6 +419,60 @@ int control_listen(const char *path, const struct privsep_user *user, char *err,
                  strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* control_bind_in - control_bind() with dir_fd as the working directory
+ * (names are looked up there, never through the path), as the user when
+ * as_user (privsep_enter). Failing to get back is an error too: the
+ * caller stops. */
+static int control_bind_in(int dir_fd, const char *name, const char *path,
+                           const struct privsep_user *as_user, char *err, size_t errsize)
+{
+    struct privsep_at at;
+    char why[256];
+    if (privsep_enter(dir_fd, as_user, &at, why, sizeof why) < 0) {
+        snprintf(err, errsize, "%s: %s", path, why);
+        return -1;
+    }
+    int fd = control_bind(dir_fd, name, path, err, errsize);
+    if (privsep_leave(&at, why, sizeof why) < 0) {
+        snprintf(err, errsize, "%s: %s", path, why);
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int control_listen(const char *path, int dir_fd, const struct privsep_user *user, char *err,
+                   size_t errsize)
+{
+    struct sockaddr_un sun;
+    struct stat dir;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash != NULL ? slash + 1 : path;
+    if (control_address(path, &sun) == 0 || name[0] == '\0') {
+        snprintf(err, errsize, "%s: %s", path, name[0] == '\0' ? "not a socket path"
+                 : "control socket path too long");
+        return -1;
+    }
+    if (fstat(dir_fd, &dir) < 0) {
+        snprintf(err, errsize, "%s: its directory: %s", path, strerror(errno));
+        return -1;
+    }
+    /* a directory someone else can change: made as the user, owned by the
+     * user from the start; one only root can change: made by root, then
+     * given to the user by name, which no one else can swap there */
+    bool shared = user != NULL && privsep_dir_shared(&dir);
+    int fd = control_bind_in(dir_fd, name, path, shared ? user : NULL, err, errsize);
+    if (fd >= 0 && user != NULL && !shared &&
+        fchownat(dir_fd, name, user->uid, user->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        snprintf(err, errsize, "%s: cannot give the control socket to uid %u: %s", path,
+                 (unsigned)user->uid, strerror(errno));
+        close(fd);
         return -1;
     }
     return fd;
@@ -449,12 +501,65 @@ void control_stop(struct control *c)
     free(c);
 }
 
+/* control_connect_owner - whose file-system identity root connects with:
+ * the owner of the socket's directory, or of the name in it when that
+ * directory is root's but others may write there (sticky, as /tmp).
+ * Returns false when root may connect as root (a directory only root can
+ * change, or a root-owned name in a sticky one), or when not root. */
+static bool control_connect_owner(int dir_fd, const char *name, struct privsep_user *owner)
+{
+    struct stat dir, entry;
+    if (geteuid() != 0 || fstat(dir_fd, &dir) < 0 || !privsep_dir_shared(&dir))
+        return false;
+    if (dir.st_uid == 0 && fstatat(dir_fd, name, &entry, AT_SYMLINK_NOFOLLOW) == 0)
+        dir = entry;
+    if (dir.st_uid == 0)
+        return false;
+    *owner = (struct privsep_user){.uid = dir.st_uid, .gid = dir.st_gid};
+    snprintf(owner->name, sizeof owner->name, "%u", (unsigned)dir.st_uid);
+    return true;
+}
+
+/* control_connect - fd connected to the daemon at path; 0 or -1 (errno
+ * set). Root does not connect by a name another user can swap (serve's
+ * run directory is `user`'s, who could put a symlink to any socket there):
+ * there it connects from within the directory under that user's
+ * file-system identity (privsep_enter), so reaching only what the user
+ * could. Not getting root's identity back is fatal. */
+static int control_connect(int fd, const char *path)
+{
+    struct sockaddr_un sun;
+    struct privsep_user owner;
+    struct privsep_at at;
+    char dir[sizeof sun.sun_path], why[256];
+    const char *name = strrchr(path, '/') + 1;     /* path is absolute (conf.c) */
+    snprintf(dir, sizeof dir, "%.*s", name - path > 1 ? (int)(name - path - 1) : 1, path);
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0 || !control_connect_owner(dir_fd, name, &owner)) {
+        if (dir_fd >= 0)
+            close(dir_fd);
+        socklen_t len = control_address(path, &sun);
+        return connect(fd, (struct sockaddr *)&sun, len);
+    }
+    socklen_t len = control_address(name, &sun);
+    bool entered = privsep_enter(dir_fd, &owner, &at, why, sizeof why) == 0;
+    int rc = entered ? connect(fd, (struct sockaddr *)&sun, len) : -1;
+    int e = !entered ? EPERM : rc < 0 ? errno : 0;
+    if (entered && privsep_leave(&at, why, sizeof why) < 0) {
+        fprintf(stderr, "breakwater: %s\n", why);
+        exit(2);
+    }
+    close(dir_fd);
+    errno = e;
+    return rc;
+}
+
 int control_request(const char *path, const char *line, FILE *out, FILE *err)
 {
     struct sockaddr_un sun;
     socklen_t len = control_address(path, &sun);
-    int fd = len == 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, len) < 0 ||
+    int fd = len == 0 || path[0] != '/' ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || control_connect(fd, path) < 0 ||
         send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
         fprintf(err, "breakwater: cannot reach the daemon at %s: %s\n", path, strerror(errno));
         if (fd >= 0)

@@ -17,9 +17,14 @@
  *                            a broken one is refused with its file:line
  *                            error, keys that need a restart are named
  *
- *   control_listen()  create the socket (before privileges are dropped)
+ *   control_listen()  create the socket (before privileges are dropped),
+ *                     never by a path root resolves in a directory the
+ *                     user can change (privsep.h)
  *   control_start()   serve it on the loop; control_stop()
- *   control_request() the client side, for `breakwater ctl`
+ *   control_request() the client side, for `breakwater ctl`; run as root,
+ *                     it reaches a socket in a directory another user owns
+ *                     with that user's file-system identity (a symlink put
+ *                     there leads nowhere that user could not go)
  *
  * With workers, every worker serves the same listening socket: the store
  * and the helper are shared, so any of them can answer.
@@ -40,9 +45,14 @@
 
 struct control;
 
-/* user: the socket's owner (NULL: leave it to the current user). Returns
- * the listening fd, or -1 with err set. */
-int control_listen(const char *path, const struct privsep_user *user, char *err,
+/* path: the socket's; dir_fd: its directory, opened by the caller
+ * (privsep_dir_open), in which every name is looked up. user: the socket's
+ * owner (NULL: leave it to the current user); in a directory others than
+ * root can change (privsep_dir_shared) the socket is made under the user's
+ * file-system identity, else made by root and given to the user with
+ * fchownat(AT_SYMLINK_NOFOLLOW). Returns the listening fd, or -1 with err
+ * set. */
+int control_listen(const char *path, int dir_fd, const struct privsep_user *user, char *err,
                    size_t errsize);
 /* The daemon's reload: returns 0 (note: "" or what the reload could not
  * change) or -1 (note: why it was refused). */

@@ -11,7 +11,9 @@
  *                         KILLCONN_BATCH requests, count the acks that say 0
  *   killconn_processes()  collect the same way, keep the socket inodes,
  *                         walk /proc/PID/fd looking for "socket:[INODE]"
- *                         and SIGTERM each owner once
+ *                         and SIGTERM each owner once, through a pidfd
+ *                         opened before its descriptors are read again
+ *                         (killconn_signal_one: never a reused PID)
  *
  * Each call owns its netlink descriptor and its match list and releases
  * both before returning.
@@ -41,10 +43,13 @@
  *   - killconn_processes() never signals PID 1 or itself; it signals every
  *     process that holds a matching socket, which includes a parent that
  *     kept its copy of the accepted socket after fork(). A process that has
- *     gone (ESRCH) is not counted. Reading another user's /proc/PID/fd
- *     links takes ptrace access (CAP_SYS_PTRACE) on top of
- *     CAP_DAC_READ_SEARCH for the directory; so does a process of our own
- *     user that changed its uid (not dumpable: its /proc entry is root's).
+ *     gone (ESRCH), or no longer holds a matching socket once its pidfd is
+ *     open, is not counted. A kernel without pidfds (before 5.3) is an
+ *     error: signalling a bare PID could hit a process that reused it.
+ *     Reading another user's /proc/PID/fd links takes ptrace access
+ *     (CAP_SYS_PTRACE) on top of CAP_DAC_READ_SEARCH for the directory; so
+ *     does a process of our own user that changed its uid (not dumpable:
+ *     its /proc entry is root's).
  *     The walk reads every descriptor of every process: about 15 us per
  *     descriptor on a busy machine, so 0.15-0.3 s with 20,000 open.
  */
@@ -63,8 +68,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+/* pidfd_open(2) and pidfd_send_signal(2) by number: older C libraries
+ * have no wrappers (the numbers are the same on every architecture but
+ * alpha, which breakwater does not build for) */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 /* Bytes read from the netlink socket at once; the kernel fills dump parts
  * up to 32 KiB when the reader offers that much. */
@@ -625,6 +641,41 @@ static pid_t killconn_pid_of(const char *name)
     return (pid_t)v;
 }
 
+/* killconn_signal_one - SIGTERM to pid if it holds one of the inodes,
+ * through a pidfd: the pidfd names one process, whose descriptors are read
+ * again once it is held, and the signal goes to that process or nowhere.
+ * Had the process ended and its PID gone to another between the reading
+ * and the signal, pidfd_send_signal() finds it gone (ESRCH): a reused PID
+ * is never hit. Returns 1 (signalled), 0 (gone, or no longer holding one),
+ * -1 (refused, errno set) */
+static int killconn_signal_one(int procfd, pid_t pid, const uint32_t *inodes, size_t ninodes)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return errno == ESRCH ? 0 : -1;
+    int rc = 0;
+    if (killconn_pid_holds(procfd, pid, inodes, ninodes) == 1) {
+        rc = syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) == 0 ? 1
+             : errno == ESRCH ? 0 : -1;
+    }
+    int saved = errno;
+    close(pidfd);
+    errno = saved;
+    return rc;
+}
+
+/* killconn_signal_error - why no owner could be signalled */
+static void killconn_signal_error(int e, char *err, size_t errsize)
+{
+    if (e == ENOSYS)
+        snprintf(err, errsize, "cannot signal the owner: no pidfd_open() or "
+                 "pidfd_send_signal() (Linux 5.3 or later needed)");
+    else if (e == EPERM)
+        snprintf(err, errsize, "cannot signal the owner (CAP_KILL needed)");
+    else
+        snprintf(err, errsize, "cannot signal the owner: %s", strerror(e));
+}
+
 /* killconn_signal_owners - SIGTERM every process (but 1 and ourselves)
  * holding one of the inodes; the number signalled, or -1 with err set if
  * none could be and something was in the way */
@@ -634,7 +685,7 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
     pid_t self = getpid(), pid;
     struct dirent *de;
     DIR *proc = opendir("/proc");
-    int signalled = 0, unreadable = 0, refused = 0, holds;
+    int signalled = 0, unreadable = 0, refused = 0, refused_errno = 0, holds;
 
     if (proc == NULL) {
         snprintf(err, errsize, "/proc: %s", strerror(errno));
@@ -649,14 +700,15 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
             unreadable++;
         if (holds <= 0)
             continue;
-        if (kill(pid, SIGTERM) == 0)
+        int sent = killconn_signal_one(dirfd(proc), pid, inodes, ninodes);
+        if (sent > 0)
             signalled++;
-        else if (errno != ESRCH)
-            refused++;
+        else if (sent < 0)
+            refused++, refused_errno = errno;
     }
     closedir(proc);
     if (signalled == 0 && refused > 0) {
-        snprintf(err, errsize, "cannot signal the owner (CAP_KILL needed)");
+        killconn_signal_error(refused_errno, err, errsize);
         return -1;
     }
     if (signalled == 0 && unreadable > 0) {

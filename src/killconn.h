@@ -10,7 +10,10 @@
  *   killconn_processes()  for kernels without it: find the processes that
  *                         own such sockets through /proc (sock_diag dump
  *                         for the inodes, /proc/PID/fd for the owners) and
- *                         SIGTERM them (needs CAP_KILL, and
+ *                         SIGTERM them through pidfds, checking again
+ *                         once a process is held that it still owns one,
+ *                         so a PID reused meanwhile is never signalled
+ *                         (Linux 5.3 or later; needs CAP_KILL, and
  *                         CAP_SYS_PTRACE with CAP_DAC_READ_SEARCH to
  *                         read the /proc/PID/fd of other users'
  *                         processes)

@@ -3,7 +3,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "banhelper.h"
 #include "control.h"
@@ -49,25 +49,37 @@ void startup_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* startup_control_dir - the control socket's directory: created for the user
- * when missing (/run is emptied at boot); one that exists is left as is */
+/* startup_control_dir - the control socket's directory, opened: created
+ * for the user when missing (/run is emptied at boot); one that exists is
+ * left as it is (a root-owned RuntimeDirectory= stays root's). Returns its
+ * descriptor or -1. */
 static int startup_control_dir(const struct conf *conf, const struct privsep_user *as,
-                            char *err, size_t errsize)
+                               char *err, size_t errsize)
 {
-    char dir[256];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s", conf->control_socket);
     char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        return 0;
-    *slash = '\0';
-    struct stat st;
-    return stat(dir, &st) == 0 ? 0 : privsep_own_dir(dir, as, 0750, NULL, err, errsize);
+    slash[slash == dir ? 1 : 0] = '\0';
+    return privsep_dir_open(dir, as, 0750, false, err, errsize);
 }
 
-/* startup_prepare - while root: the helper, the state and control directory,
- * the control socket and the metrics listener (serve only: watch leaves ctl to serve, and its helper
- * also ends banned clients' connections); then give up root. Returns 0 or
- * -1 (logged). */
+/* startup_control - the control socket (serve); -1 on failure */
+static int startup_control(const struct conf *conf, const struct privsep_user *as, char *err,
+                           size_t errsize)
+{
+    int dir_fd = startup_control_dir(conf, as, err, errsize);
+    if (dir_fd < 0)
+        return -1;
+    int fd = control_listen(conf->control_socket, dir_fd, as, err, errsize);
+    close(dir_fd);
+    return fd;
+}
+
+/* startup_prepare - while root: the state directory, the helper, the
+ * control socket and the metrics listener (serve only: watch leaves ctl to
+ * serve, and its helper also ends banned clients' connections); then give
+ * up root. No file is reached by a path root resolves inside a directory
+ * the user can change (privsep.h). Returns 0 or -1 (logged). */
 int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned workers,
                     bool watch)
 {
@@ -79,13 +91,12 @@ int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned worke
             goto fail;
         as = &user;
     }
-    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0 ||
-        (!watch && startup_control_dir(conf, as, err, sizeof err) < 0))
+    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0)
         goto fail;
     if (conf->ban_backend != BAN_BACKEND_NONE &&
         banhelper_start(conf, as, watch, ctx->helper_fd, workers, err, sizeof err) < 0)
         goto fail;
-    ctx->control_fd = watch ? -1 : control_listen(conf->control_socket, as, err, sizeof err);
+    ctx->control_fd = watch ? -1 : startup_control(conf, as, err, sizeof err);
     if (!watch && ctx->control_fd < 0)
         goto fail;
     if (!watch && conf->has_metrics_listen) {
@@ -102,4 +113,3 @@ fail:
     log_error("%s", err);
     return -1;
 }
-

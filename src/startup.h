@@ -2,11 +2,12 @@
  * startup - what serve and watch do alike when they start, while still
  * root, and a few things both print or need.
  *
- *   startup_prepare()        the state directory (and, for serve, the
- *                            control socket's) given to `user`, the ban
- *                            helper forked, the control socket and the
- *                            metrics listener made (serve), then root
- *                            given up (privsep.h)
+ *   startup_prepare()        the state directory given to `user`, the
+ *                            ban helper forked, the control socket (its
+ *                            directory made for `user` when missing) and
+ *                            the metrics listener made (serve), then root
+ *                            given up; privsep.h says how root may touch
+ *                            files meanwhile
  *   startup_announce_bans()  where bans go, and what a backend cannot do
  *   startup_signal_cb()      SIGTERM, SIGINT: leave the loop
  */

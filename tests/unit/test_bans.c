@@ -1,7 +1,8 @@
 /*
  * test_bans - unit tests for the pure parts of banning: src/banproto.c (the
  * helper's message checks, which must refuse anything malformed) and
- * src/banpolicy.c (ban lengths, refreshes and escalation).
+ * src/banpolicy.c (ban lengths, refreshes and escalation); which requests
+ * serve's and watch's helpers carry out.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +109,37 @@ static void test_request_malformed(void **state)
     assert_int_equal(test_parse(&r, &ban, &why), -1);
 }
 
+/* test_request_allowed - serve's helper carries out bans and unbans but
+ * refuses BAN_KILL (only watch ends connections); watch's does all three */
+static void test_request_allowed(void **state)
+{
+    static const struct {
+        uint32_t seconds;
+        bool kill;
+        bool serve_may;
+    } cases[] = {{600, false, true}, {0, false, true}, {600, true, false}, {0, true, true}};
+    struct addr a = test_addr("192.0.2.9");
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct banproto_request r;
+        struct fw_ban ban;
+        uint32_t seq;
+        bool kill;
+        const char *why = NULL;
+        banproto_request_make(&r, &a, cases[i].seconds, 7, cases[i].kill);
+        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &seq, &kill,
+                                                &why), 0);
+        assert_true(banproto_request_allowed(BANPROTO_PEER_WATCH, kill, &why));
+        assert_int_equal(banproto_request_allowed(BANPROTO_PEER_SERVE, kill, &why),
+                         cases[i].serve_may);
+        if (!cases[i].serve_may) {
+            assert_int_equal(r.op, BANPROTO_BAN_KILL);
+            assert_non_null(strstr(why, "BAN_KILL refused"));
+            assert_non_null(strstr(why, "serve"));
+        }
+    }
+}
+
 static void test_reply_round_trip(void **state)
 {
     struct banproto_reply r, out;
@@ -194,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_request_unban),
         cmocka_unit_test(test_request_malformed),
+        cmocka_unit_test(test_request_allowed),
         cmocka_unit_test(test_reply_round_trip),
         cmocka_unit_test(test_policy_first_ban),
         cmocka_unit_test(test_policy_escalation),

@@ -1,0 +1,524 @@
+"""Privilege separation, seen by an attacker who already runs as breakwater's
+own user (a compromised serve or watch process).
+
+PrivsepSymlinkTest: serve starts as root and, before it drops to `user`,
+makes the control socket in a directory it gave to `user`, and gives the
+state_dir files to `user`. A process running as `user` races every start:
+it swaps a symlink to a root-owned 0600 file over the control socket the
+moment it appears (the code before the fix chowned the path right after
+bind(), and followed the symlink), and plants symlinks under the store's
+file names. Serve and the swapper run on two CPUs of their own, and the
+socket's directory sits 30 directories deep (the code before the fix
+walked that path again in chown()): the window is the one a real attacker
+has, made a little wider. After 40 restarts the root-owned file must still
+be root's, mode 0600, unchanged. Before the fix it became the user's,
+mostly within a few restarts.
+
+PrivsepFilesTest: the same rules, one case at a time: the control socket
+is the user's and 0600 in a directory the user owns (made as the user)
+and in a root-owned one (made by root, given away without following);
+root's `breakwater ctl` is not led by a symlink in the user's directory;
+state_dir names that are a symlink or a hard link to someone else's file
+are refused at start, not chowned; a state_dir inside a directory the user
+can write, or that is itself a symlink, is refused.
+
+ServeHelperKillTest: a compromised serve holds its socket to the ban
+helper. The test plays that process: it stops serve (SIGSTOP), takes a
+copy of the helper socket with pidfd_getfd(2) and sends BAN_KILL for a
+client holding a connection to a watch_ports port (watch_kill = socket in
+the configuration serve read). serve's helper refuses it: failed = 1, the
+reason in the reply, one log line however many arrive, the connection
+untouched and no ban; a plain BAN on the same socket still works. watch's
+helper still ends connections: test_watch.py, WatchKillTest.
+"""
+
+import ctypes
+import errno
+import os
+import pwd
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+import netns
+import test_bans
+from harness import BreakwaterTestCase, SLOW
+
+USER = "nobody"
+RESTARTS = 40          # starts of serve raced by the swapper
+BUDGET = 120           # seconds for the whole loop, whatever happens
+DEPTH = 30             # directories above the run dir (sun_path: 108 bytes)
+
+# The swapper: runs as USER, spins on the control socket's path and, the
+# moment a socket appears, renames a symlink to the secret over it; keeps
+# it there 50 ms (long past any chown of the code before the fix), then
+# removes it so that the next start can bind. One round in eight it plants
+# symlinks (or hard links where fs.protected_hardlinks allows them) to
+# the secret under the store's file names, and removes them the round
+# after. It stops at the stop file or its deadline and prints its counts.
+SWAPPER = r"""
+import os, stat, sys, time
+sock, secret, state, stopfile, deadline = sys.argv[1:6]
+deadline = float(deadline)
+names = ("breakwater.mdb", "breakwater.mdb-lock")
+# names relative to the socket's directory: no path walk in the hot loop
+os.chdir(os.path.dirname(sock))
+sock, link = os.path.basename(sock), ".swap"
+swaps = planted = linked = rounds = 0
+access, rename, F_OK = os.access, os.rename, os.F_OK
+def plant(path, tmp):
+    global linked
+    try:
+        os.link(secret, tmp)
+        linked += 1
+    except OSError:
+        os.symlink(secret, tmp)
+    os.rename(tmp, path)
+def state_names(plant_them):
+    # plant_them: a symlink (or a hard link) to the secret under each
+    # name of the store; else remove what was planted
+    global planted
+    for n in names:
+        path = os.path.join(state, n)
+        try:
+            st = os.lstat(path)
+            if not plant_them and (stat.S_ISLNK(st.st_mode) or st.st_nlink > 1):
+                os.unlink(path)
+        except OSError:
+            pass
+        if plant_them:
+            try:
+                plant(path, os.path.join(state, ".plant"))
+                planted += 1
+            except OSError:
+                pass
+while time.monotonic() < deadline and not os.path.exists(stopfile):
+    rounds += 1
+    state_names(rounds % 8 == 0)   # planted for one round in eight
+    if not os.path.lexists(link):
+        os.symlink(secret, link)
+    # nothing but serve's bind() makes this name: whatever appears there
+    # is swapped at once (access() does not raise: the loop stays tight)
+    for _ in range(20000):
+        if access(sock, F_OK, follow_symlinks=False):
+            rename(link, sock)
+            swaps += 1
+            time.sleep(0.05)
+            try:
+                if stat.S_ISLNK(os.lstat(sock).st_mode):
+                    os.unlink(sock)
+            except OSError:
+                pass
+            break
+print("swaps=%d planted=%d linked=%d" % (swaps, planted, linked), flush=True)
+"""
+
+
+def cpus():
+    """Two CPUs of this process's set, one for serve and one for the
+    swapper, so that neither waits for the other; None with fewer."""
+    mine = sorted(os.sched_getaffinity(0))
+    return (mine[0], mine[1]) if len(mine) >= 2 else None
+
+
+def on_cpu(cpu):
+    """preexec_fn: run on that CPU alone (None: anywhere)."""
+    def pin():
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+    return pin
+
+
+def as_user(uid, gid, cpu=None):
+    """preexec_fn: become uid/gid for good (no supplementary groups), at a
+    high priority (set while root) so that the race is run hard."""
+    def drop():
+        on_cpu(cpu)()
+        os.nice(-10)
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    return drop
+
+
+def user_python():
+    """A python3 the unprivileged user can run (this one may sit under
+    /root)."""
+    for path in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(path):
+            return path
+    return sys.executable
+
+
+class PrivsepTestCase(BreakwaterTestCase):
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root (serve switching to a user)")
+        try:
+            pw = pwd.getpwnam(USER)
+        except KeyError:
+            self.skipTest("no user %s" % USER)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+
+    def secret(self):
+        """A root-owned 0600 file the user must never get."""
+        path = os.path.join(self.tmp, "secret")
+        content = os.urandom(32).hex().encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, content)
+        os.close(fd)
+        return path, content
+
+    def assertSecretKept(self, path, content, why):
+        st = os.lstat(path)
+        self.assertTrue(stat.S_ISREG(st.st_mode), why)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_nlink),
+                         (0, 0, 0o600, 1),
+                         "the root-owned 0600 file was changed (owner, group, mode, links); "
+                         + why)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), content, why)
+
+    def start_once(self, conf, name, cpu=None):
+        """One start of serve (on cpu, if given): ('up', log) once it
+        listens (then stopped), or ('failed', log) when it exits first. Its
+        stderr is checked for sanitizer reports either way."""
+        d = harness.Daemon(self.tmp, conf, name=name)
+        d.start(wait=False, preexec_fn=on_cpu(cpu))
+        ports = {p for _, p in d.listen_addresses()}
+        deadline = time.monotonic() + 5 * SLOW
+        result = None
+        while result is None:
+            if d.proc.poll() is not None:
+                result = "failed"
+            elif ports <= harness.listening_ports():
+                result = "up"
+            elif time.monotonic() > deadline:
+                result = "hung"
+            else:
+                time.sleep(0.01)
+        rc = d.stop()
+        log = d.log()
+        self.assertEqual(harness.sanitizer_lines(log), [], log[-4000:])
+        self.assertNotEqual(result, "hung", "serve neither listens nor exits:\n" + log[-2000:])
+        # up, then out at once: a store name planted after the start checks
+        self.assertNotEqual(rc, "killed", "serve did not stop on SIGTERM:\n" + log[-2000:])
+        return result, log
+
+    def assertOwned(self, path, mode):
+        st = os.lstat(path)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                         (self.uid, self.gid, mode), path)
+
+
+class PrivsepSymlinkTest(PrivsepTestCase):
+
+    def test_swapper_across_restarts(self):
+        secret, content = self.secret()
+        # the run dir (made by serve for the user) sits DEPTH levels down,
+        # in root's directories: the code before the fix walked that path
+        # again in chown() after bind(), a wider window than in /run (the
+        # report needed 44 restarts to hit it there)
+        deep = os.path.join(self.tmp, *["d"] * DEPTH)
+        os.makedirs(deep, mode=0o755)
+        rundir = os.path.join(deep, "run")
+        conf = self.base_conf(self.dead_backend_address())
+        conf.update(control_socket=os.path.join(rundir, "control"), user=USER)
+        stopfile = os.path.join(self.tmp, "stop-swapper")
+
+        # the first start makes the run dir and the store for the user
+        self.assertEqual(self.start_once(conf, "start0")[0], "up")
+        self.assertOwned(rundir, 0o750)
+        self.assertOwned(conf["control_socket"], 0o600)
+
+        deadline = time.monotonic() + BUDGET
+        pair = cpus()
+        swapper = subprocess.Popen(
+            [user_python(), "-c", SWAPPER, conf["control_socket"], secret,
+             conf["state_dir"], stopfile, str(deadline + 10)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.tmp, preexec_fn=as_user(self.uid, self.gid, pair and pair[1]))
+        self._cleanups_extra.append(lambda: harness.stop_process(swapper))
+        results = []
+        try:
+            for i in range(1, RESTARTS + 1):
+                if time.monotonic() > deadline:
+                    break
+                results.append(self.start_once(conf, "start%d" % i, pair and pair[0])[0])
+                if os.lstat(secret).st_uid != 0:
+                    break   # lost already: no need to go on
+                time.sleep(0.1)   # the swapper lets go of its symlink
+        finally:
+            open(stopfile, "w").close()
+            out, err = swapper.communicate(timeout=20)
+        report = "%d starts: %d up, %d refused; swapper: %s %s" % (
+            len(results), results.count("up"), results.count("failed"), out.decode().strip(),
+            err.decode()[-1500:])
+        self.assertSecretKept(secret, content, report)
+        self.assertEqual(swapper.returncode, 0, report)
+        self.assertGreaterEqual(len(results), 20, "too few restarts in %ds: %s" % (BUDGET, report))
+        self.assertGreaterEqual(results.count("up"), 10, report)
+        swaps = int(out.decode().split("swaps=")[1].split()[0])
+        self.assertGreaterEqual(swaps, 10, "the swapper hardly got at a socket: " + report)
+
+
+class PrivsepFilesTest(PrivsepTestCase):
+
+    def conf(self, **extra):
+        conf = self.base_conf(self.dead_backend_address())
+        conf.update(user=USER)
+        conf.update(extra)
+        return conf
+
+    def test_control_socket_owner(self):
+        """In a directory serve made for the user: the user's from bind()
+        on. In a root-owned one (a RuntimeDirectory= of systemd): made by
+        root, given to the user without following the name. Both 0600,
+        both answer ctl."""
+        for where in ("run", None):
+            sock = os.path.join(self.tmp, where, "control") if where else \
+                os.path.join(self.tmp, "control")
+            d = self.start_daemon(conf_extra={"control_socket": sock})
+            if where:
+                self.assertOwned(os.path.dirname(sock), 0o750)
+            self.assertOwned(sock, 0o600)
+            p = self.run_bw(["ctl", "-c", d.confpath, "stats"])
+            self.assertEqual(p.returncode, 0, "ctl stats: %r %r" % (p.stdout, p.stderr))
+            self.assertEqual(d.stop(), 0, d.log()[-2000:])
+        st = os.stat(self.tmp)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o755),
+                         "the root-owned directory stays root's")
+
+    def test_ctl_as_root_not_led_by_a_symlink(self):
+        """Root's `breakwater ctl` does not follow a symlink the user put
+        in its own run directory in place of the control socket (here to
+        a root-only socket): it connects as that directory's owner and is
+        refused; the root-only socket hears nothing."""
+        rundir = os.path.join(self.tmp, "run")
+        os.mkdir(rundir, 0o750)
+        os.chown(rundir, self.uid, self.gid)
+        private = os.path.join(self.tmp, "root-only.sock")
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._cleanups_extra.append(ls.close)
+        ls.bind(private)
+        os.chmod(private, 0o600)
+        ls.listen(4)
+        os.symlink(private, os.path.join(rundir, "control"))
+        d = harness.Daemon(self.tmp, self.conf(control_socket=os.path.join(rundir, "control")),
+                           name="ctl")
+        d.write_conf()
+        ctl = subprocess.Popen([harness.BINARY, "ctl", "-c", d.confpath, "stats"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True)
+        self._cleanups_extra.append(lambda: harness.stop_process(ctl))
+        ls.settimeout(1.0 * SLOW)
+        heard = None
+        try:
+            c, _ = ls.accept()
+            c.settimeout(1.0)
+            heard = c.recv(256)
+            c.close()       # ctl reads no answer and gives up
+        except socket.timeout:
+            pass
+        out, err = ctl.communicate(timeout=10 * SLOW)
+        self.assertIsNone(heard, "root's ctl reached the root-only socket and sent %r" % heard)
+        self.assertEqual(ctl.returncode, 2, "ctl: %r %r" % (out, err))
+        self.assertIn("cannot reach the daemon", err)
+
+    def test_state_names_not_followed(self):
+        """A symlink, or a hard link, to a root-owned file under a store
+        name: start refused with the name and the reason; the file not
+        chowned (the code before the fix gave the hard-linked one away)."""
+        secret, content = self.secret()
+        for kind in ("hardlink", "symlink"):
+            state = os.path.join(self.tmp, "state-" + kind)
+            os.mkdir(state, 0o750)
+            planted = os.path.join(state, "breakwater.mdb")
+            (os.symlink if kind == "symlink" else os.link)(secret, planted)
+            result, log = self.start_once(self.conf(state_dir=state), "start-" + kind)
+            os.unlink(planted)
+            self.assertSecretKept(secret, content, kind + ": " + log[-1000:])
+            self.assertEqual(result, "failed", kind)
+            self.assertIn("%s: not a plain file" % planted, log, kind)
+
+    def test_state_dir_refused_where_the_user_can_swap_it(self):
+        """state_dir inside a directory the user owns, or that is a
+        symlink: refused, nothing given away."""
+        secret, content = self.secret()
+        home = os.path.join(self.tmp, "home")
+        os.mkdir(home, 0o755)
+        os.chown(home, self.uid, self.gid)
+        result, log = self.start_once(self.conf(state_dir=os.path.join(home, "state")), "home")
+        self.assertEqual(result, "failed")
+        self.assertIn("must be root's", log)
+        self.assertFalse(os.path.exists(os.path.join(home, "state")), log[-1000:])
+
+        target = os.path.join(self.tmp, "elsewhere")
+        os.mkdir(target, 0o700)
+        link = os.path.join(self.tmp, "state-link")
+        os.symlink(target, link)
+        result, log = self.start_once(self.conf(state_dir=link), "link")
+        self.assertEqual(result, "failed")
+        self.assertIn("a symlink (not followed here)", log)
+        st = os.stat(target)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), log[-1000:])
+        self.assertSecretKept(secret, content, log[-1000:])
+
+
+# The helper's messages (src/banproto.h): struct banproto_request and
+# struct banproto_reply, native byte order, no padding.
+BANPROTO_VERSION = 1
+BANPROTO_BAN, BANPROTO_BAN_KILL = 1, 3
+REQUEST = struct.Struct("=III16sII")
+REPLY = struct.Struct("=IIIIIIQ256s")   # FW_ERR_MAX = 256
+HELD_PORT = 2600                        # watch_ports: the held connection's
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+SYS_PIDFD_GETFD = 438
+
+
+def pidfd_getfd(pid, fd):
+    """A copy of descriptor fd of process pid (pidfd_getfd(2)), or None."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        n = _libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd),
+                          ctypes.c_int(fd), ctypes.c_uint(0))
+        if n < 0 and ctypes.get_errno() == errno.ENOSYS:
+            raise unittest.SkipTest("no pidfd_getfd(2) (Linux 5.6 or later)")
+        return None if n < 0 else int(n)
+    finally:
+        os.close(pidfd)
+
+
+def helper_socket(pid):
+    """A copy of serve's end of its ban helper socket: the one
+    SOCK_SEQPACKET among its descriptors."""
+    found = []
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("socket:"):
+                continue
+        except OSError:
+            continue
+        fd = pidfd_getfd(pid, int(name))
+        if fd is None:
+            continue
+        s = socket.socket(fileno=fd)
+        if s.family == socket.AF_UNIX and s.type == socket.SOCK_SEQPACKET:
+            found.append(s)
+        else:
+            s.close()
+    return found
+
+
+def ban_request(op, addr, seconds, seq):
+    return REQUEST.pack(BANPROTO_VERSION, op, socket.AF_INET,
+                        socket.inet_aton(addr) + bytes(12), seconds, seq)
+
+
+def parse_reply(data):
+    version, seq, applied, failed, killed, kill_failed, _, error = REPLY.unpack(data)
+    return {"version": version, "seq": seq, "applied": applied, "failed": failed,
+            "killed": killed, "kill_failed": kill_failed,
+            "error": error.split(b"\0", 1)[0].decode("utf-8", "replace")}
+
+
+class ServeHelperKillTest(test_bans.BanTestCase):
+
+    def hold_connection(self, source):
+        """A connection from source (in C) to HELD_PORT (in S), accepted;
+        returns (client socket, server socket)."""
+        server = self.topo.server
+
+        def listen():
+            ls = socket.socket()
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind((server, HELD_PORT))
+            ls.listen(4)
+            return ls
+
+        def connect():
+            c = socket.socket()
+            c.bind((source, 0))
+            c.settimeout(5)
+            c.connect((server, HELD_PORT))
+            return c
+        ls = self.S.call(listen)
+        self._cleanups_extra.append(ls.close)
+        c = self.C.call(connect)
+        self._cleanups_extra.append(c.close)
+        ls.settimeout(5)
+        a, _ = ls.accept()
+        self._cleanups_extra.append(a.close)
+        return c, a
+
+    def still_open(self, sock):
+        sock.settimeout(0.5 * SLOW)
+        try:
+            data = sock.recv(16)
+        except socket.timeout:
+            return True
+        except OSError:
+            return False
+        return data != b""
+
+    def ask(self, hs, request):
+        hs.send(request)
+        hs.settimeout(3 * SLOW)
+        return parse_reply(hs.recv(REPLY.size + 64))
+
+    def test_serve_helper_refuses_ban_kill(self):
+        addr = self.topo.spare
+        d = self.make_daemon(watch_kill="socket", watch_ports=str(HELD_PORT))
+        self.load_rules(d)
+        self.start(d)
+        c, a = self.hold_connection(addr)
+        os.kill(d.proc.pid, signal.SIGSTOP)   # its replies are ours now
+        try:
+            found = helper_socket(d.proc.pid)
+            self.assertEqual(len(found), 1, "serve's helper sockets: %r" % found)
+            hs = found[0]
+            self._cleanups_extra.append(hs.close)
+            hs.setblocking(False)
+            try:
+                while hs.recv(4096):
+                    pass    # replies serve had not read yet
+            except BlockingIOError:
+                pass
+            replies = [self.ask(hs, ban_request(BANPROTO_BAN_KILL, addr, 30, 0x7f000001 + i))
+                       for i in range(3)]
+            banned = self.nft4()
+            ban = self.ask(hs, ban_request(BANPROTO_BAN, addr, 30, 0x7f000010))
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        for r in replies:
+            self.assertEqual((r["version"], r["applied"], r["failed"], r["killed"]),
+                             (BANPROTO_VERSION, 0, 1, 0), "reply to BAN_KILL: %r" % r)
+            self.assertIn("BAN_KILL refused", r["error"], r)
+        self.assertTrue(self.still_open(c), "the held connection was ended (client side)")
+        self.assertTrue(self.still_open(a), "the held connection was ended (server side)")
+        self.assertTrue([x for x in netns.tcp_connections(self.S, HELD_PORT)
+                         if x["peer"] == addr and x["peer_port"] == c.getsockname()[1]],
+                        "the held connection is gone from S")
+        self.assertNotIn(addr, banned or {}, "a refused BAN_KILL banned nonetheless")
+        # the same socket still bans: the refusal is BAN_KILL's alone
+        self.assertEqual((ban["seq"], ban["applied"], ban["failed"]), (0x7f000010, 1, 0),
+                         "reply to BAN: %r" % ban)
+        self.wait_nft(addr)
+        line = d.wait_log(r"ban helper: BAN_KILL refused")
+        self.assertIn(addr, line)
+        refusals = [l for l in d.log().splitlines() if "BAN_KILL refused" in l]
+        self.assertEqual(len(refusals), 1, "logged once: %r" % refusals)
+
+
+if __name__ == "__main__":
+    unittest.main()
