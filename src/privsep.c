@@ -259,6 +259,8 @@ int privsep_enter(int dir_fd, const struct privsep_user *user, struct privsep_at
     char ignored[64];
     at->as_user = false;
     at->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (at->cwd < 0 && errno == EACCES) /* started in a directory we may not search: come back to / */
+        at->cwd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (at->cwd < 0 || fchdir(dir_fd) < 0) {
         snprintf(err, errsize, "cannot enter the directory: %s", strerror(errno));
         if (at->cwd >= 0)
