@@ -14,7 +14,9 @@
  * never applied. Only watch's helper ends connections: a BAN_KILL sent to
  * serve's (which only a compromised serve process would send) is refused
  * whole (no ban, nothing ended), counted as failed with its reason in the
- * reply, and logged the first time (banproto_request_allowed). Batching: in a wave (bans keep coming), the requests that
+ * reply, and logged the first time (banproto_request_allowed).
+ *
+ * Batching: in a wave (bans keep coming), the requests that
  * arrive within BANHELPER_GATHER of the first one (at most BANHELPER_BATCH
  * per socket) go into the firewall in one transaction per socket, so
  * thousands of bans a second cost a few hundred transactions; a ban after a

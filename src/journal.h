@@ -8,6 +8,7 @@
  *                    with from_start), each delivered as the line a syslog
  *                    daemon would have written after its host name:
  *                    "IDENTIFIER[PID]: MESSAGE"
+ *   journal_stop()
  *
  * Only the entries of trusted users are delivered: their _UID (a field
  * the journal fills in from the sender's credentials) must be one of the
@@ -15,7 +16,6 @@
  * postfix/smtpd` by any user), so an entry of anyone else never reaches
  * the rules; an entry without _UID (kernel, or a forwarded one that lost
  * it) neither. The first entry skipped is logged once.
- *   journal_stop()
  *
  * New entries are noticed through the journal's inotify descriptor on the
  * loop, plus a check every JOURNAL_POLL_INTERVAL for file systems without

@@ -345,13 +345,17 @@ class DelayDNS:
         try:
             u.settimeout(2)
             u.sendto(pkt, self.upstream)
-            answer = u.recv(4096)
+            answer = self.rewrite(u.recv(4096))
             if not self.stopping:
                 self.sock.sendto(answer, peer)
         except OSError:
             pass
         finally:
             u.close()
+
+    def rewrite(self, answer):
+        """The answer passed on; a subclass may change it (a spoofer)."""
+        return answer
 
     def close(self):
         self.stopping = True

@@ -165,21 +165,11 @@ class SpoofingDNS(harness.DelayDNS):
 
     spoofed = 0
 
-    def _forward(self, pkt, peer, delay):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.settimeout(2)
-            u.sendto(pkt, self.upstream)
-            answer = u.recv(4096)
-            if SPOOF_FROM in answer:
-                answer = answer.replace(SPOOF_FROM, SPOOF_TO)
-                self.spoofed += 1
-            if not self.stopping:
-                self.sock.sendto(answer, peer)
-        except OSError:
-            pass
-        finally:
-            u.close()
+    def rewrite(self, answer):
+        if SPOOF_FROM in answer:
+            answer = answer.replace(SPOOF_FROM, SPOOF_TO)
+            self.spoofed += 1
+        return answer
 
 
 class ConfigErrorTest(BreakwaterTestCase):

@@ -237,6 +237,22 @@ class WatchTestCase(BreakwaterTestCase):
     def path(self, name):
         return os.path.join(self.tmp, name)
 
+    @classmethod
+    def create_postfix_topology(cls):
+        """For a class that runs a real Postfix in netns.Topology: skips
+        it when that cannot run here, else makes cls.topo (deleted after
+        the class)."""
+        if not harness.BINARY:
+            raise unittest.SkipTest("no breakwater binary given (run.py --binary PATH)")
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root (network namespaces, firewall)")
+        ok, why = postfix.postfix_available()
+        if not ok:
+            raise unittest.SkipTest(why)
+        cls.topo = netns.Topology()
+        cls.topo.create()
+        cls.addClassCleanup(cls.topo.delete)
+
     def stop_watch(self, w):
         """SIGTERM; asserts exit 0 and returns the summary counters."""
         rc = w.stop()
@@ -556,16 +572,7 @@ class WatchKillTest(WatchTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not harness.BINARY:
-            raise unittest.SkipTest("no breakwater binary given (run.py --binary PATH)")
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root (network namespaces, firewall)")
-        ok, why = postfix.postfix_available()
-        if not ok:
-            raise unittest.SkipTest(why)
-        cls.topo = netns.Topology()
-        cls.topo.create()
-        cls.addClassCleanup(cls.topo.delete)
+        cls.create_postfix_topology()
         # service_throttle_time: an smtpd killed in its first session
         # (test_kill_process) makes the master throttle the service, by
         # default for 60 s ("bad command startup -- throttling")

@@ -25,7 +25,6 @@ import unittest
 
 import harness
 import netns
-import postfix
 from harness import wait_until
 from test_watch import Watch, WatchTestCase, log_line, write, slow
 
@@ -54,16 +53,7 @@ class PostfixInjectionTest(WatchTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not harness.BINARY:
-            raise unittest.SkipTest("no breakwater binary given (run.py --binary PATH)")
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root (network namespaces, firewall)")
-        ok, why = postfix.postfix_available()
-        if not ok:
-            raise unittest.SkipTest(why)
-        cls.topo = netns.Topology()
-        cls.topo.create()
-        cls.addClassCleanup(cls.topo.delete)
+        cls.create_postfix_topology()
         cls.tmpdir = harness.new_tmpdir("bw-inject-")
         cls.addClassCleanup(shutil.rmtree, cls.tmpdir, True)
         # Postfix's resolver reads /etc/resolv.conf: `ip netns exec S`
