@@ -772,8 +772,10 @@ static int conf_set_fleet_redis(struct conf *c, const struct conf_key *k,
     }
     if (strlen(value) > FLEETPROTO_URL_MAX)
         return conf_error(what, size, "too long", value);
-    if (fleetproto_url_parse(value, &c->fleet_redis, why, sizeof why) < 0)
+    struct fleetproto_url url; /* a value refused leaves the old one as it was */
+    if (fleetproto_url_parse(value, &url, why, sizeof why) < 0)
         return conf_error(what, size, why, "(not shown: it may hold a password)");
+    c->fleet_redis = url;
     c->has_fleet = true;
     return 0;
 }

@@ -572,6 +572,12 @@ static void test_option_overrides(void **state)
     assert_string_equal(err, "-o: missing key before '='");
     assert_int_equal(conf_set_option(&c, "foo=1", err), -1);
     assert_string_equal(err, "-o: unknown key 'foo'");
+    /* a Redis URL refused leaves the one before it whole (found by fuzz_conf) */
+    assert_int_equal(conf_set_option(&c, "fleet_redis=redis://10.0.0.5:6380", err), 0);
+    struct fleetproto_url before = c.fleet_redis;
+    assert_int_equal(conf_set_option(&c, "fleet_redis=oi\227\231 ", err), -1);
+    assert_memory_equal(&before, &c.fleet_redis, sizeof before);
+    assert_true(c.has_fleet);
     conf_free(&c);
 }
 
