@@ -614,7 +614,10 @@ static int conf_set_ports(struct conf *c, const struct conf_key *k,
     while ((n = conf_next_item(&p, item, sizeof item)) != 0) {
         if (count == CONF_BAN_PORTS_MAX)
             return conf_error(what, size, "more than 16 ports", value);
-        unsigned long port = n > 0 && conf_is_digit(item[0]) ? strtoul(item, &end, 10) : 0;
+        unsigned long port = 0;
+        end = item; /* a word that is not a number is refused below, not read past */
+        if (n > 0 && conf_is_digit(item[0]))
+            port = strtoul(item, &end, 10);
         if (n < 0 || *end != '\0' || port < 1 || port > 65535)
             return conf_error(what, size, "not a port number", item);
         ports[count++] = (uint16_t)port;

@@ -572,6 +572,9 @@ static void test_option_overrides(void **state)
     assert_string_equal(err, "-o: missing key before '='");
     assert_int_equal(conf_set_option(&c, "foo=1", err), -1);
     assert_string_equal(err, "-o: unknown key 'foo'");
+    /* a word where a port belongs is refused (found by fuzz_conf) */
+    assert_int_equal(conf_set_option(&c, "ban_ports=info", err), -1);
+    assert_int_equal(conf_set_option(&c, "watch_ports=25 x", err), -1);
     /* a Redis URL refused leaves the one before it whole (found by fuzz_conf) */
     assert_int_equal(conf_set_option(&c, "fleet_redis=redis://10.0.0.5:6380", err), 0);
     struct fleetproto_url before = c.fleet_redis;
