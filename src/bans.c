@@ -44,7 +44,6 @@ struct bans {
     struct bans_stats own;      /* the counters, until bans_set_metrics() */
     struct bans_stats *stats;   /* &own, or the metrics slot's */
     struct fleet *fleet;        /* NULL: no fleet */
-    bool kill_peers;            /* peers' bans end live connections too */
     size_t restoring;           /* bans put back at start, not yet applied */
     uint32_t restore_seq;       /* the last of them */
     double restore_started;
@@ -246,7 +245,8 @@ bool bans_peer(void *arg, const struct fleetproto_ban *m)
             next.count = prev.count;
     }
     store_ban_put(b->store, &m->addr, &next);
-    bans_request(b, &m->addr, (uint32_t)(left + 0.5), b->kill_peers);
+    /* never kill: a peer's word proves nothing about this host's connections */
+    bans_request(b, &m->addr, (uint32_t)(left + 0.5), false);
     return true;
 }
 
@@ -342,10 +342,9 @@ void bans_set_conf(struct bans *b, const struct conf *conf)
     b->conf = conf;
 }
 
-void bans_set_fleet(struct bans *b, struct fleet *fleet, bool kill_peers)
+void bans_set_fleet(struct bans *b, struct fleet *fleet)
 {
     b->fleet = fleet;
-    b->kill_peers = kill_peers;
 }
 
 void bans_set_metrics(struct bans *b, struct metrics_slot *metrics)

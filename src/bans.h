@@ -65,9 +65,9 @@ struct bans *bans_new(struct ev_loop *loop, const struct conf *conf, struct stor
  * moment ago, or no backend). */
 bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason,
                    bool kill);
-/* kill_peers: a peer's ban also ends the address's live connections
- * (watch: the exposed MTA holds them). */
-void bans_set_fleet(struct bans *b, struct fleet *fleet, bool kill_peers);
+/* A peer's ban only blocks new connections, also under watch: ending live
+ * ones is for what this host's own MTA log proves. */
+void bans_set_fleet(struct bans *b, struct fleet *fleet);
 /* A fleet_ban_fn (arg: the bans); true when applied. */
 bool bans_peer(void *arg, const struct fleetproto_ban *ban);
 /* seconds 0 = the policy's length. Returns 0, or -1 with err set. */

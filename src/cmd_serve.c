@@ -211,7 +211,7 @@ static int serve_daemon_start(struct serve_daemon *d, struct ev_loop *loop,
         if (d->fleet == NULL)
             goto fail;
         fleet_set_metrics(d->fleet, d->slot);
-        bans_set_fleet(d->bans, d->fleet, false);
+        bans_set_fleet(d->bans, d->fleet);
         dnsbl_set_fleet(d->current->dnsbl, d->fleet);
     }
     if (server_start(&d->srv, loop, generation_hold(d->current), d->bans, d->slot, fds, err,

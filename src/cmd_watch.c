@@ -78,7 +78,7 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     if (bans != NULL && conf->has_fleet) {
         fleet = fleet_new(loop, conf, true, bans_peer, bans, err, sizeof err);
         if (fleet != NULL)
-            bans_set_fleet(bans, fleet, true);
+            bans_set_fleet(bans, fleet);
     }
     struct watch *w = bans && (fleet || !conf->has_fleet)
                           ? watch_start(loop, conf, rules, bans, from, err, sizeof err) : NULL;

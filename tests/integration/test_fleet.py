@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -356,9 +357,9 @@ class FleetWatchTest(FleetTestCase):
     """breakwater watch in a fleet: a ban it makes from the MTA's log
     reaches serve hosts, and their bans reach it."""
 
-    def test_watch_and_serve_share_bans(self):
+    def start_watch(self, **extra):
+        """watch on host B following a mail log of its own; (watch, log path)."""
         import test_watch
-        a = self.start_host("A")
         log = os.path.join(self.tmp, "mail.log")
         with open(log, "wb"):
             pass
@@ -369,6 +370,7 @@ class FleetWatchTest(FleetTestCase):
                      "watch_kill": "none",
                      "fleet_redis": "redis://bw:%s@%s1:6379" % (PASSWORD, self.net),
                      "fleet_host_id": "watcher-b"})
+        conf.update(extra)
         w = test_watch.Watch(self.tmp, conf, [log], name="watchB")
         w.write_conf()
         p = self.run_bw(["rules", "-c", w.confpath])
@@ -377,6 +379,12 @@ class FleetWatchTest(FleetTestCase):
         w.start(preexec_fn=self.hosts["B"].preexec())
         w.ns = self.hosts["B"]
         w.wait_log("fleet: listening on breakwater:bans", timeout=10 * SLOW)
+        return w, log
+
+    def test_watch_and_serve_share_bans(self):
+        import test_watch
+        a = self.start_host("A")
+        w, log = self.start_watch()
         # the exposed MTA's log says it refused 10.78.K.130: banned on B, then on A
         test_watch.write(log, test_watch.reject("postfix-smtpd", self.net + "130"))
         self.wait_banned(w, self.net + "130")
@@ -384,6 +392,49 @@ class FleetWatchTest(FleetTestCase):
         # A refuses a bot: the watcher bans it too
         self.refuse(a, self.net + "131")
         self.wait_banned(w, self.net + "131")
+
+    def test_peer_ban_leaves_live_connections(self):
+        """A peer's ban only blocks new connections on a watch host: with
+        watch_kill = socket, a live session of the address peers banned
+        stays up, while one that B's own MTA log names is ended (so the
+        kill works here, and a peer's word alone does not trigger it)."""
+        import test_watch
+        port = 2526
+        b = self.host_address("B")
+        server = self.hosts["B"].call(lambda: socket.create_server((b, port)))
+        self._cleanups_extra.append(server.close)
+        a = self.start_host("A")
+        w, log = self.start_watch(watch_kill="socket", watch_ports=str(port))
+
+        def hold(source):
+            c = netns.smtp_client(self.H, source, b, port, 5 * SLOW)
+            self._cleanups_extra.append(c.close)
+            server.settimeout(5 * SLOW)
+            peer, _ = server.accept()
+            self._cleanups_extra.append(peer.close)
+            return c, peer
+
+        def state(c):
+            c.sock.settimeout(1.0 * SLOW)
+            try:
+                return "data" if c.sock.recv(64) else "eof"
+            except ConnectionResetError:
+                return "reset"
+            except socket.timeout:
+                return "open"
+
+        peers_word, own_log = self.net + "132", self.net + "133"
+        c1, p1 = hold(peers_word)
+        c2, _ = hold(own_log)
+        self.refuse(a, peers_word)                    # A bans it and publishes
+        self.wait_banned(w, peers_word)
+        self.assertEqual(state(c1), "open", "a peer's ban ended a live session on B")
+        p1.sendall(b"still here\r\n")
+        self.assertEqual(c1.sock.recv(64), b"still here\r\n")
+        test_watch.write(log, test_watch.reject("postfix-smtpd", own_log))
+        self.wait_banned(w, own_log)
+        self.assertIn(state(c2), ("reset", "eof"), "B's own log line did not end the session")
+        self.assertEqual(state(c1), "open")
 
 
 class FleetPasswordTest(FleetTestCase):
