@@ -55,7 +55,8 @@ static struct logrules *watch_rules_load(const struct conf *conf)
         fprintf(stderr, "breakwater: watch_rules: %s\n", err);
     size_t next = 0;
     for (const char *name; rules && (name = logrules_unanchored(rules, &next)) != NULL;)
-        log_warning("watch_rules %s line %s: the pattern is not anchored with ^, so text a "
+        log_warning("watch_rules %s line %s: the pattern is not anchored with ^ (or a wildcard "
+                    "such as .* follows it), so text a "
                     "client gets into the MTA's log (a sender, a HELO name) can match it and "
                     "ban another address; anchor it where the MTA's own words begin (README, "
                     "\"Custom rules\")", conf->watch_rules, name + strlen("custom:"));

@@ -42,7 +42,10 @@
  *     is reported only if nothing could be ended.
  *   - killconn_processes() never signals PID 1 or itself; it signals every
  *     process that holds a matching socket, which includes a parent that
- *     kept its copy of the accepted socket after fork(). A process that has
+ *     kept its copy of the accepted socket after fork(), unless it also
+ *     holds an established connection of another client on the ports (a
+ *     third dump, of every other client, tells): postscreen or a serve
+ *     holds all its clients, and SIGTERM would end them all. A process that has
  *     gone (ESRCH), or no longer holds a matching socket once its pidfd is
  *     open, is not counted. A kernel without pidfds (before 5.3) is an
  *     error: signalling a bare PID could hit a process that reused it.
@@ -114,6 +117,7 @@ struct killconn_filter {
     struct addr *addrs;          /* AF_INET or non-mapped AF_INET6, sorted */
     size_t naddrs;
     bool any4;                   /* some address is IPv4: dump AF_INET too */
+    bool others;                 /* match the remote addresses NOT in addrs */
     const uint16_t *ports;
     size_t nports;
 };
@@ -173,24 +177,25 @@ static bool killconn_has(const struct killconn_filter *f, uint8_t family, const 
     return bsearch(&key, f->addrs, f->naddrs, sizeof key, killconn_addr_compare) != NULL;
 }
 
-/* killconn_wanted - true if a dumped socket has the remote address and one
- * of the local ports of the filter */
+/* killconn_wanted - true if a dumped socket has the remote address (with
+ * f->others: any other) and one of the local ports of the filter */
 static bool killconn_wanted(const struct killconn_filter *f, const struct inet_diag_msg *m)
 {
     const uint8_t *dst = (const uint8_t *)m->id.idiag_dst;
     uint16_t port = ntohs(m->id.idiag_sport);
     size_t i;
+    bool has;
 
     if (m->idiag_family == AF_INET) {
-        if (!killconn_has(f, AF_INET, dst))
-            return false;
+        has = killconn_has(f, AF_INET, dst);
     } else if (m->idiag_family == AF_INET6) {
         bool mapped = memcmp(dst, killconn_mapped_prefix, 12) == 0;
-        if (!(mapped ? killconn_has(f, AF_INET, dst + 12) : killconn_has(f, AF_INET6, dst)))
-            return false;
+        has = mapped ? killconn_has(f, AF_INET, dst + 12) : killconn_has(f, AF_INET6, dst);
     } else {
         return false;
     }
+    if (has == f->others)
+        return false;
     for (i = 0; i < f->nports; i++)
         if (f->ports[i] == port)
             return true;
@@ -264,7 +269,7 @@ static void killconn_op(uint8_t *code, size_t *off, uint8_t op, size_t yes, size
  * or 0 when there are too many ports to compile. */
 static size_t killconn_filter_code(const struct killconn_filter *f, uint8_t *code)
 {
-    if (f->naddrs != 1) /* several: every socket comes, killconn_wanted() picks */
+    if (f->naddrs != 1 || f->others) /* every socket comes, killconn_wanted() picks */
         return 0;
     const struct addr *a = &f->addrs[0];
     struct inet_diag_hostcond cond = {.family = a->family, .port = -1};
@@ -432,9 +437,10 @@ static int killconn_collect(int fd, const struct killconn_filter *f,
             snprintf(err, errsize, "not an IPv4 or IPv6 address");
             return -1;
         }
-    if (f->any4 && killconn_dump(fd, f, AF_INET, 1, list, err, errsize) < 0)
+    uint32_t seq = f->others ? 3 : 1;
+    if ((f->any4 || f->others) && killconn_dump(fd, f, AF_INET, seq, list, err, errsize) < 0)
         return -1;
-    return killconn_dump(fd, f, AF_INET6, 2, list, err, errsize);
+    return killconn_dump(fd, f, AF_INET6, seq + 1, list, err, errsize);
 }
 
 /* killconn_destroy_error - err for an errno value from SOCK_DESTROY */
@@ -517,10 +523,13 @@ static int killconn_destroy(int fd, const struct killconn_list *list, char *err,
     return (int)destroyed;
 }
 
-/* killconn_find - the matching sockets of addrs into list; returns the
- * open netlink descriptor (the caller closes it), or -1 with err set */
+/* killconn_find - the matching sockets of addrs into list, and with
+ * others the sockets of every other client on the ports into that list;
+ * returns the open netlink descriptor (the caller closes it), or -1 with
+ * err set */
 static int killconn_find(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
-                         size_t nports, struct killconn_list *list, char *err, size_t errsize)
+                         size_t nports, struct killconn_list *list,
+                         struct killconn_list *others, char *err, size_t errsize)
 {
     struct killconn_filter f;
     if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
@@ -529,6 +538,11 @@ static int killconn_find(const struct addr *addrs, size_t naddrs, const uint16_t
     }
     int fd = killconn_open(err, errsize);
     if (fd >= 0 && killconn_collect(fd, &f, list, err, errsize) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    f.others = true;
+    if (fd >= 0 && others != NULL && killconn_collect(fd, &f, others, err, errsize) < 0) {
         close(fd);
         fd = -1;
     }
@@ -543,7 +557,7 @@ int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *po
     struct killconn_list list = {NULL, 0, 0};
     if (nports == 0 || naddrs == 0)
         return 0;
-    int fd = killconn_find(addrs, naddrs, ports, nports, &list, err, errsize);
+    int fd = killconn_find(addrs, naddrs, ports, nports, &list, NULL, err, errsize);
     int result = fd < 0 ? -1 : killconn_destroy(fd, &list, err, errsize);
     if (fd >= 0)
         close(fd);
@@ -559,21 +573,31 @@ static int killconn_inode_compare(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-/* killconn_inodes - a new array of the sorted non-zero inodes of list in
- * *out (the caller frees it); their count, or -1 (out of memory) */
-static long killconn_inodes(const struct killconn_list *list, uint32_t **out)
-{
-    uint32_t *inodes = malloc((list->count ? list->count : 1) * sizeof *inodes);
-    size_t i, n = 0;
+/* killconn_inodes - a sorted set of socket inodes */
+struct killconn_inodes {
+    uint32_t *v;
+    size_t n;
+};
 
-    if (inodes == NULL)
+/* killconn_inodes_of - the sorted non-zero inodes of list in *out (the
+ * caller frees out->v); 0, or -1 (out of memory) */
+static int killconn_inodes_of(const struct killconn_list *list, struct killconn_inodes *out)
+{
+    out->n = 0;
+    out->v = malloc((list->count ? list->count : 1) * sizeof *out->v);
+    if (out->v == NULL)
         return -1;
-    for (i = 0; i < list->count; i++)
+    for (size_t i = 0; i < list->count; i++)
         if (list->items[i].inode != 0)
-            inodes[n++] = list->items[i].inode;
-    qsort(inodes, n, sizeof *inodes, killconn_inode_compare);
-    *out = inodes;
-    return (long)n;
+            out->v[out->n++] = list->items[i].inode;
+    qsort(out->v, out->n, sizeof *out->v, killconn_inode_compare);
+    return 0;
+}
+
+/* killconn_inodes_has - is inode in the set? */
+static bool killconn_inodes_has(const struct killconn_inodes *set, uint32_t inode)
+{
+    return bsearch(&inode, set->v, set->n, sizeof *set->v, killconn_inode_compare) != NULL;
 }
 
 /* killconn_fd_inode - the inode of a "socket:[N]" link text, or 0 */
@@ -591,41 +615,53 @@ static uint32_t killconn_fd_inode(const char *link)
     return (uint32_t)v;
 }
 
-/* killconn_pid_holds - 1 if process pid holds one of the inodes, 0 if
- * not, -1 if its fd directory is unreadable for want of permission */
-static int killconn_pid_holds(int procfd, pid_t pid, const uint32_t *inodes, size_t ninodes)
+/* What a process holds, as far as the kill is concerned. */
+enum killconn_holder {
+    KILLCONN_UNREADABLE = -1, /* its fd directory: no permission */
+    KILLCONN_NONE = 0,        /* no banned connection */
+    KILLCONN_BANNED = 1,      /* banned connections only */
+    KILLCONN_SHARED = 2,      /* banned and other clients' (postscreen, serve) */
+};
+
+/* killconn_pid_holds - what process pid holds of the banned inodes and
+ * of the other clients' */
+static enum killconn_holder killconn_pid_holds(int procfd, pid_t pid,
+                                               const struct killconn_inodes *banned,
+                                               const struct killconn_inodes *others)
 {
     char path[64], link[64];
     struct dirent *de;
     DIR *dir;
     ssize_t n;
     uint32_t inode;
-    int fd, found = 0;
+    bool holds = false, shared = false, unreadable = false;
 
     snprintf(path, sizeof path, "%ld/fd", (long)pid);
-    fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return errno == EACCES || errno == EPERM ? -1 : 0;
+        return errno == EACCES || errno == EPERM ? KILLCONN_UNREADABLE : KILLCONN_NONE;
     dir = fdopendir(fd);
     if (dir == NULL) {
         close(fd);
-        return 0;
+        return KILLCONN_NONE;
     }
-    while (!found && (de = readdir(dir)) != NULL) {
+    while (!shared && (de = readdir(dir)) != NULL) {
         n = readlinkat(dirfd(dir), de->d_name, link, sizeof link - 1);
         if (n < 0) {
-            if (errno == EACCES || errno == EPERM)
-                found = -1;
+            unreadable |= errno == EACCES || errno == EPERM;
             continue;
         }
         link[n] = '\0';
         inode = killconn_fd_inode(link);
-        if (inode != 0 &&
-            bsearch(&inode, inodes, ninodes, sizeof *inodes, killconn_inode_compare) != NULL)
-            found = 1;
+        if (inode == 0)
+            continue;
+        holds |= killconn_inodes_has(banned, inode);
+        shared |= killconn_inodes_has(others, inode);
     }
     closedir(dir);
-    return found;
+    if (shared)
+        return holds ? KILLCONN_SHARED : KILLCONN_NONE;
+    return holds ? KILLCONN_BANNED : unreadable ? KILLCONN_UNREADABLE : KILLCONN_NONE;
 }
 
 /* killconn_pid_of - the PID named by a /proc entry, or 0 for other entries */
@@ -641,20 +677,21 @@ static pid_t killconn_pid_of(const char *name)
     return (pid_t)v;
 }
 
-/* killconn_signal_one - SIGTERM to pid if it holds one of the inodes,
- * through a pidfd: the pidfd names one process, whose descriptors are read
- * again once it is held, and the signal goes to that process or nowhere.
- * Had the process ended and its PID gone to another between the reading
- * and the signal, pidfd_send_signal() finds it gone (ESRCH): a reused PID
- * is never hit. Returns 1 (signalled), 0 (gone, or no longer holding one),
- * -1 (refused, errno set) */
-static int killconn_signal_one(int procfd, pid_t pid, const uint32_t *inodes, size_t ninodes)
+/* killconn_signal_one - SIGTERM to pid if it holds banned connections and
+ * no other client's, through a pidfd: the pidfd names one process, whose
+ * descriptors are read again once it is held, and the signal goes to that
+ * process or nowhere. Had the process ended and its PID gone to another
+ * between the reading and the signal, pidfd_send_signal() finds it gone
+ * (ESRCH): a reused PID is never hit. Returns 1 (signalled), 0 (gone, or
+ * no longer holding one), -1 (refused, errno set) */
+static int killconn_signal_one(int procfd, pid_t pid, const struct killconn_inodes *banned,
+                               const struct killconn_inodes *others)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0)
         return errno == ESRCH ? 0 : -1;
     int rc = 0;
-    if (killconn_pid_holds(procfd, pid, inodes, ninodes) == 1) {
+    if (killconn_pid_holds(procfd, pid, banned, others) == KILLCONN_BANNED) {
         rc = syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) == 0 ? 1
              : errno == ESRCH ? 0 : -1;
     }
@@ -677,15 +714,18 @@ static void killconn_signal_error(int e, char *err, size_t errsize)
 }
 
 /* killconn_signal_owners - SIGTERM every process (but 1 and ourselves)
- * holding one of the inodes; the number signalled, or -1 with err set if
- * none could be and something was in the way */
-static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *err,
+ * holding banned connections and no other client's: a process that serves
+ * many clients at once (postscreen, breakwater serve) is left alone, its
+ * other clients are not the ban's. The number signalled, or -1 with err
+ * set if none could be and something was in the way */
+static int killconn_signal_owners(const struct killconn_inodes *banned,
+                                  const struct killconn_inodes *others, char *err,
                                   size_t errsize)
 {
-    pid_t self = getpid(), pid;
+    pid_t self = getpid(), pid, shared_pid = 0;
     struct dirent *de;
     DIR *proc = opendir("/proc");
-    int signalled = 0, unreadable = 0, refused = 0, refused_errno = 0, holds;
+    int signalled = 0, unreadable = 0, refused = 0, refused_errno = 0;
 
     if (proc == NULL) {
         snprintf(err, errsize, "/proc: %s", strerror(errno));
@@ -695,12 +735,14 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
         pid = killconn_pid_of(de->d_name);
         if (pid <= 1 || pid == self)
             continue;
-        holds = killconn_pid_holds(dirfd(proc), pid, inodes, ninodes);
-        if (holds < 0)
+        enum killconn_holder holds = killconn_pid_holds(dirfd(proc), pid, banned, others);
+        if (holds == KILLCONN_UNREADABLE)
             unreadable++;
-        if (holds <= 0)
+        if (holds == KILLCONN_SHARED)
+            shared_pid = pid;
+        if (holds != KILLCONN_BANNED)
             continue;
-        int sent = killconn_signal_one(dirfd(proc), pid, inodes, ninodes);
+        int sent = killconn_signal_one(dirfd(proc), pid, banned, others);
         if (sent > 0)
             signalled++;
         else if (sent < 0)
@@ -709,6 +751,11 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
     closedir(proc);
     if (signalled == 0 && refused > 0) {
         killconn_signal_error(refused_errno, err, errsize);
+        return -1;
+    }
+    if (signalled == 0 && shared_pid != 0) {
+        snprintf(err, errsize, "not signalled: process %ld also serves other clients "
+                 "(watch_kill = socket ends only the banned connections)", (long)shared_pid);
         return -1;
     }
     if (signalled == 0 && unreadable > 0) {
@@ -723,25 +770,24 @@ static int killconn_signal_owners(const uint32_t *inodes, size_t ninodes, char *
 int killconn_processes(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
                        size_t nports, char *err, size_t errsize)
 {
-    struct killconn_list list = {NULL, 0, 0};
-    uint32_t *inodes = NULL;
+    struct killconn_list list = {NULL, 0, 0}, other_list = {NULL, 0, 0};
+    struct killconn_inodes banned = {NULL, 0}, others = {NULL, 0};
     if (nports == 0 || naddrs == 0)
         return 0;
-    int fd = killconn_find(addrs, naddrs, ports, nports, &list, err, errsize);
-    if (fd < 0) {
-        free(list.items);
-        return -1;
-    }
-    close(fd);
-    long ninodes = killconn_inodes(&list, &inodes);
-    int result = 0;
-    if (ninodes < 0) {
+    int fd = killconn_find(addrs, naddrs, ports, nports, &list, &other_list, err, errsize);
+    int result = fd < 0 ? -1 : 0;
+    if (fd >= 0)
+        close(fd);
+    if (result == 0 && (killconn_inodes_of(&list, &banned) < 0 ||
+                        killconn_inodes_of(&other_list, &others) < 0)) {
         snprintf(err, errsize, "out of memory");
         result = -1;
-    } else if (ninodes > 0) {
-        result = killconn_signal_owners(inodes, (size_t)ninodes, err, errsize);
     }
-    free(inodes);
+    if (result == 0 && banned.n > 0)
+        result = killconn_signal_owners(&banned, &others, err, errsize);
+    free(banned.v);
+    free(others.v);
     free(list.items);
+    free(other_list.items);
     return result;
 }

@@ -45,10 +45,16 @@
  * "<rcpt>: ", and its text is the client's) */
 #define LOGRULES_5XX "5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;<\\[]*; "
 
+#define LOGRULES_ONCE_MAX 2
+
 struct logrules_builtin {
     const char *name;
     const char *needle;
     const char *pattern;
+    /* literals that the MTA's own words hold once: where a client's text
+     * (a junk HELO) can sit before the client field, a second copy means
+     * the line could be read with another address, so it is not read */
+    const char *once[LOGRULES_ONCE_MAX];
 };
 
 /* A group named addr2, where a line names the client twice, must hold the
@@ -57,28 +63,31 @@ static const struct logrules_builtin logrules_builtin[] = {
     {"postfix-smtpd", "blocked using ",
      LOGRULES_POSTFIX("smtpd") "(?:NOQUEUE|[0-9A-Za-z]+): reject: RCPT from [^\\[\\s]*\\["
      "(?<addr>[^\\]]+)\\](?::\\d+)?: " LOGRULES_5XX
-     "Client host \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)"},
+     "Client host \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}},
     {"postscreen", "blocked using ",
      LOGRULES_POSTFIX("postscreen") "NOQUEUE: reject: RCPT from \\[(?<addr>[^\\]]+)\\]:\\d+: "
-     LOGRULES_5XX "client \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)"},
+     LOGRULES_5XX "client \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}},
     {"postscreen", "DNSBL rank ",
-     LOGRULES_POSTFIX("postscreen") "DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+$"},
+     LOGRULES_POSTFIX("postscreen") "DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+$", {NULL}},
     {"courier", ": 511 ",
      LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: error,relay=(?<addr>[0-9A-Fa-f:.]+),"
-     "port=\\d+,from=<.*>: 511 "}, /* the last '>: 511 ': from and to may hold '>' */
+     "port=\\d+,from=<.*>: 511 ", {NULL}}, /* the last '>: 511 ': from and to may hold '>' */
     {"courier", "dropped blocked connection from ",
      LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: dropped blocked connection from "
-     "(?<addr>[0-9A-Fa-f:.]+)$"},
+     "(?<addr>[0-9A-Fa-f:.]+)$", {NULL}},
     {"exim", "rejected RCPT <",
      LOGRULES_EXIM "H=(?:[^\\s()\\[\\]]+ )?(?:\\([^\\s()]*\\) )?\\[(?<addr>[0-9A-Fa-f:.]+)\\]"
-     "(?::\\d+)? (?:[A-Z]+=(?:\\[[^\\]\\s]*\\](?::\\d+)?|[^\\s<>]+) )*(?:F=<.*> )?"
+     /* other fields (P=, S=, I=[local]:port): each value read one way only */
+     "(?::\\d+)? (?:[A-Z]+=(?:\\[[^\\]\\s]*\\](?::\\d+)?|[^\\s<>\\[][^\\s<>]*) )*+(?:F=<.*> )?"
      "rejected RCPT <[^>]*>: .*?(?:is in a black list at|is listed at|blocked using) "
-     "(?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)"},
+     "(?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)",
+     {" F=<", "rejected RCPT <"}},
 };
 
 struct logrules_rule {
     char name[32];
     const char *needle;   /* NULL: always try the pattern */
+    const char *const *once; /* LOGRULES_ONCE_MAX literals or NULLs; NULL: none */
     pcre2_code *code;
     int addr_group, addr2_group, list_group;
     bool anchored;        /* matches only at the start of a line */
@@ -89,6 +98,58 @@ struct logrules {
     size_t count;
     pcre2_match_data *match;
 };
+
+/* logrules_skip_openers - past the group openers and option settings at
+ * p[i..len): "(", "(?:", "(?>", "(?|", "(?<name>", "(?'name'", "(?P<name>",
+ * "(?i)", "(?s:" */
+static size_t logrules_skip_openers(const char *p, size_t len, size_t i)
+{
+    while (i < len && p[i] == '(') {
+        size_t j = i + 1;
+        if (j < len && p[j] == '?') {
+            j++;
+            if (j < len && (p[j] == '<' || p[j] == '\'' || p[j] == 'P')) {
+                if (j + 1 < len && (p[j + 1] == '=' || p[j + 1] == '!'))
+                    return i; /* a lookbehind: not an opener */
+                while (j < len && p[j] != '>' && p[j] != '\'')
+                    j++;
+                j++;
+            } else {
+                while (j < len && (p[j] == '-' || p[j] == '^' || (p[j] >= 'a' && p[j] <= 'z') ||
+                                   (p[j] >= 'A' && p[j] <= 'Z')))
+                    j++;
+                if (j < len && (p[j] == ':' || p[j] == '>' || p[j] == '|' || p[j] == ')'))
+                    j++;
+                else
+                    return i; /* a lookahead, a comment, a callout: stop here */
+            }
+        }
+        i = j;
+    }
+    return i;
+}
+
+/* logrules_starts_anchored - does the pattern pin its start to the line's
+ * start with ^ or \A, not followed by a wildcard? PCRE2 calls "^.*x" and
+ * "(?s).*x" anchored, but they match x anywhere in the line; this is the
+ * textual check that goes with PCRE2's own */
+static bool logrules_starts_anchored(const char *p, size_t len)
+{
+    size_t i = logrules_skip_openers(p, len, 0);
+    if (i < len && p[i] == '^')
+        i++;
+    else if (i + 1 < len && p[i] == '\\' && p[i + 1] == 'A')
+        i += 2;
+    else
+        return false;
+    i = logrules_skip_openers(p, len, i);
+    if (i < len && p[i] == '.')
+        return false;
+    if (i + 1 < len && ((p[i] == '\\' && strchr("NCX", p[i + 1]) != NULL) ||
+                        (p[i] == '[' && p[i + 1] == '^')))
+        return false;
+    return true;
+}
 
 /* logrules_add - compile one pattern; -1 with err set */
 static int logrules_add(struct logrules *r, const char *name, const char *needle,
@@ -114,7 +175,9 @@ static int logrules_add(struct logrules *r, const char *name, const char *needle
     rule->list_group = pcre2_substring_number_from_name(rule->code, (PCRE2_SPTR) "list");
     uint32_t options = 0;
     (void)pcre2_pattern_info(rule->code, PCRE2_INFO_ALLOPTIONS, &options);
-    rule->anchored = (options & PCRE2_ANCHORED) != 0;
+    rule->anchored = (options & PCRE2_ANCHORED) != 0 &&
+                     logrules_starts_anchored(pattern, len == PCRE2_ZERO_TERMINATED
+                                                           ? strlen(pattern) : len);
     if (rule->addr_group < 0) {
         pcre2_code_free(rule->code);
         snprintf(err, errsize, "pattern has no group named addr: (?<addr>...)");
@@ -167,6 +230,7 @@ struct logrules *logrules_new(bool only_custom, const char *custom, const char *
         if (logrules_add(r, b->name, b->needle, b->pattern, PCRE2_ZERO_TERMINATED, err,
                          errsize) < 0)
             goto fail; /* a bug in the table: the tests compile it */
+        r->rule[r->count - 1].once = b->once;
     }
     if (custom != NULL && logrules_add_custom(r, custom, origin, err, errsize) < 0)
         goto fail;
@@ -217,6 +281,19 @@ static void logrules_printable(char *text)
             *text = '?';
 }
 
+/* logrules_repeats - does one of the rule's once literals occur twice? */
+static bool logrules_repeats(const struct logrules_rule *rule, const char *line, size_t len)
+{
+    for (size_t i = 0; rule->once != NULL && i < LOGRULES_ONCE_MAX && rule->once[i]; i++) {
+        size_t n = strlen(rule->once[i]);
+        const char *first = memmem(line, len, rule->once[i], n);
+        if (first != NULL && memmem(first + 1, len - (size_t)(first + 1 - line), rule->once[i],
+                                    n) != NULL)
+            return true;
+    }
+    return false;
+}
+
 bool logrules_match(const struct logrules *r, const char *line, size_t len,
                     struct logrules_hit *hit)
 {
@@ -225,6 +302,8 @@ bool logrules_match(const struct logrules *r, const char *line, size_t len,
         const struct logrules_rule *rule = &r->rule[i];
         if (rule->needle != NULL && memmem(line, len, rule->needle, strlen(rule->needle)) == NULL)
             continue;
+        if (logrules_repeats(rule, line, len))
+            continue; /* a client's text copies the MTA's words: which copy is real? */
         if (pcre2_match(rule->code, (PCRE2_SPTR)line, len, 0, 0, r->match, NULL) < 0)
             continue;
         if (logrules_address(r, rule->addr_group, line, &hit->addr) < 0)

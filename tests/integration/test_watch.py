@@ -759,6 +759,39 @@ class WatchKillTest(WatchTestCase):
         self.assertGreaterEqual(s["ended"], 1, "summary: %r" % s)
         self.assertEqual(s["not_ended"], 0, "summary: %r" % s)
 
+    def test_kill_process_spares_a_shared_process(self):
+        """watch_kill = process never signals a process that also serves
+        another client (postscreen, a serve): one process in S holds the
+        banned client's connection and a clean client's; after the reject
+        it lives on, both connections stay open, and watch counts and logs
+        the connection it did not end."""
+        port = 2527
+        server = subprocess.Popen(
+            ["python3", "-c", "import socket,sys,time\n"
+             "s = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+             "held = [s.accept()[0] for _ in range(2)]\n"
+             "print('held', flush=True)\n"
+             "time.sleep(60)\n", self.topo.server, str(port)],
+            stdout=subprocess.PIPE, text=True, preexec_fn=self.S.preexec())
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        w = self.start_ns_watch(watch_kill="process", watch_ports=str(port))
+        clients = []
+        for source in (self.topo.listed2, self.topo.clean):
+            c = netns.smtp_client(self.C, source, self.topo.server, port, 5 * slow())
+            self._cleanups_extra.append(c.close)
+            clients.append(c)
+        self.assertEqual(server.stdout.readline().strip(), "held")
+        write(self.log, reject("postfix-smtpd", self.topo.listed2))
+        self.assertEqual(w.wait_hit(self.topo.listed2)["action"], "ban")
+        w.wait_log("also serves other clients", timeout=2 * slow())
+        for c in clients:
+            self.assertEqual(self.read_end(c, 0.5 * slow()), "open", c.source)
+        self.assertIsNone(server.poll(), "the shared process was signalled")
+        s = self.stop_watch(w)
+        self.assertEqual(s["ended"], 0, "summary: %r" % s)
+        self.assertGreaterEqual(s["not_ended"], 1, "summary: %r" % s)
+
 
 if __name__ == "__main__":
     unittest.main()

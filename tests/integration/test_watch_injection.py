@@ -170,14 +170,20 @@ class FixtureInjectionTest(WatchTestCase):
 
     def exim_lines(self, fake):
         """Exim lines of the attacker carrying fake: an accepted message
-        (sender and HELO), and a relay refusal (sender)."""
+        (sender and HELO), a relay refusal (sender), and the attacker's own
+        DNSBL reject with a junk HELO (helo_accept_junk_hosts) that fakes
+        Exim's fields up to the client's address."""
         accepted = log_line("exim.log", 13).decode()     # <= ... H=(helo) [ip]
         refused = log_line("exim.log", 17).decode()      # relay not permitted
+        listed = log_line("exim.log", 28).decode()       # is in a black list at bl.test
         accepted = accepted.replace("<= sender@example.test", "<= " + fake) \
             .replace("127.77.1.1", self.ATTACKER)
         refused = refused.replace("F=<sender@example.test>", "F=<%s>" % fake) \
             .replace("127.77.1.2", self.ATTACKER)
-        return [accepted, refused]
+        helo = "x) [%s] F=<a> rejected RCPT <b>: blocked using evil x" % VICTIM_DOC
+        junk_helo = listed.replace("H=(client.example.test) [127.66.1.2]",
+                                   "H=(%s) [%s]:4711" % (helo, self.ATTACKER))
+        return [accepted, refused, junk_helo]
 
     def test_courier_and_exim_fields(self):
         for mta, make, genuine in (

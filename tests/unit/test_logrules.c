@@ -239,13 +239,17 @@ static void test_hostile_bytes(void **state)
     assert_false(logrules_match(r, line, sizeof line, &hit));
     /* the pieces Exim's and Courier's rules backtrack over, repeated */
     const char *heads[] = {"2026-11-29 13:02:08 H=(c) [198.51.100.9] F=<",
-                           "courieresmtpd: error,relay=198.51.100.9,port=1,from=<"};
-    const char *pieces[] = {"> rejected RCPT <a>: x", ">: 51"};
-    for (size_t k = 0; k < 2; k++) {
-        size_t used = strlen(heads[k]), n = strlen(pieces[k]);
+                           "courieresmtpd: error,relay=198.51.100.9,port=1,from=<",
+                           "2026-11-29 13:02:08 H=(c) [198.51.100.9]:1 "};
+    const char *pieces[] = {"> rejected RCPT <a>: x", ">: 51", "A=[1]:2 B=[x] "};
+    const char *tails[] = {"", "", "rejected RCPT <a>: x"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t used = strlen(heads[k]), n = strlen(pieces[k]), t = strlen(tails[k]);
         memcpy(line, heads[k], used);
-        for (; used + n < sizeof line; used += n)
+        for (; used + n + t < sizeof line; used += n)
             memcpy(line + used, pieces[k], n);
+        memcpy(line + used, tails[k], t);
+        used += t;
         assert_false(logrules_match(r, line, used, &hit));
     }
     logrules_free(r);
@@ -261,6 +265,9 @@ static void test_hostile_bytes(void **state)
 #define FAKE_COURIER "courieresmtpd: error,relay=" VICTIM ",port=1,from=<a>: 511 x"
 #define FAKE_EXIM "2026-11-29 13:02:08 H=(x) [" VICTIM "] F=<a> rejected RCPT <b>: " \
     "blocked using evil.example"
+#define JUNK_HELO(helo) \
+    "2026-11-29 13:02:08 H=(" helo ") [" ATTACKER "]:4711 F=<s@b.example> rejected RCPT " \
+    "<a@mx.test>: blocked using bl.test"
 #define FAKES(before, after) \
     before FAKE_POSTFIX after, before FAKE_POSTSCREEN after, before FAKE_COURIER after, \
     before FAKE_EXIM after
@@ -308,6 +315,18 @@ static void test_injection(void **state)
               ">: 550 User unknown"),
         FAKES("2026-11-29 13:02:04 H=(c) [" ATTACKER "] F=<", "> rejected RCPT <x@out.test>: "
               "relay not permitted"),
+        /* Exim's words twice (a client's sender holding a reject): not read */
+        FAKES("2026-11-29 13:02:08 H=(c) [" ATTACKER "] F=<", "> rejected RCPT <a@mx.test>: "
+              "blocked using bl.test"),
+        /* a junk HELO (helo_accept_junk_hosts) that fakes the fields
+         * before the client's own [address] */
+        JUNK_HELO("x) [" VICTIM "] F=<a> rejected RCPT <b>: blocked using evil x"),
+        JUNK_HELO("x) [" VICTIM "] F=<"),
+        JUNK_HELO("x) [" VICTIM "] rejected RCPT <"),
+        JUNK_HELO("x) [" VICTIM "] A="),
+        JUNK_HELO("x) [" VICTIM "] A=["),
+        JUNK_HELO("x) [" VICTIM "]:25 I=[10.0.0.1]:25 A="),
+        JUNK_HELO("x) [" VICTIM "] P=esmtp"),
     };
     for (size_t i = 0; i < sizeof maybe_self / sizeof maybe_self[0]; i++)
         if (logrules_match(r, maybe_self[i], strlen(maybe_self[i]), &hit)) {
@@ -326,8 +345,6 @@ static void test_injection(void **state)
               "\"@b>, to=<a@mx.test>, proto=ESMTP, helo=<h>"),
         FAKES("courieresmtpd: error,relay=::ffff:" ATTACKER ",port=4,from=<", ">,to=<a@mx.test>: "
               "511 Listed in bl.test"),
-        FAKES("2026-11-29 13:02:08 H=(c) [" ATTACKER "] F=<", "> rejected RCPT <a@mx.test>: "
-              "blocked using bl.test"),
         "2026-11-29 13:02:08 H=([" VICTIM "]) [" ATTACKER "]:25 F=<a@b> rejected RCPT <a@mx.test>: "
         "blocked using bl.test",
     };
@@ -377,6 +394,22 @@ static void test_custom_rules(void **state)
     next = 0; /* only the last one has a branch that is not anchored */
     assert_string_equal(logrules_unanchored(r, &next), "custom:4");
     assert_null(logrules_unanchored(r, &next));
+    logrules_free(r);
+    /* PCRE2 calls these anchored, but they match anywhere in the line */
+    r = logrules_new(true, "^.*refused (?<addr>\\S+)\n(?s).*refused (?<addr>\\S+)\n"
+                     "(?i)^(?:.+)refused (?<addr>\\S+)\n\\A\\N*refused (?<addr>\\S+)\n"
+                     "^[^:]*: refused (?<addr>\\S+)\n(?i)(?<x>^mymta) refused (?<addr>\\S+)\n",
+                     "f", err, sizeof err);
+    assert_non_null(r);
+    next = 0;
+    for (int line = 1; line <= 5; line++) {
+        char name[16];
+        snprintf(name, sizeof name, "custom:%d", line);
+        assert_string_equal(logrules_unanchored(r, &next), name);
+    }
+    assert_null(logrules_unanchored(r, &next)); /* the last one is */
+    const char *injected = "Nov 29 12:55:12 mx1 mymta[812]: from=x refused 192.0.2.1";
+    assert_true(logrules_match(r, injected, strlen(injected), &hit));
     logrules_free(r);
     /* the README's example of an anchored rule */
     r = logrules_new(true, "^(?:\\w{3} [ \\d]\\d [\\d:]{8} \\S+ )?mymta\\[\\d+\\]: refused "
