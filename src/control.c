@@ -3,18 +3,23 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "dnsbl_spec.h"
 #include "log.h"
 
 #define CONTROL_TIMEOUT 10.0   /* seconds a client has to ask and read */
+#define CONTROL_NO_ANSWER "no answer from the control socket %s within %ds"
+#define CONTROL_ANSWER_LINE_MAX (CONTROL_LINE_MAX * 2) /* ctl prints longer lines in pieces */
 #define CONTROL_ARGS_MAX 4
 #define CONTROL_OUT_MAX (256u << 20)
 
@@ -380,19 +385,43 @@ static socklen_t control_address(const char *path, struct sockaddr_un *sun)
     return (socklen_t)sizeof *sun;
 }
 
-/* control_answers - does a daemon listen on this socket? */
-static bool control_answers(const struct sockaddr_un *sun, socklen_t len)
+/* control_client_socket - a stream socket whose connect() and send()
+ * give up after CONTROL_WAIT seconds with EAGAIN: a Unix socket's
+ * connect() never says EINPROGRESS, it waits for room in a full backlog
+ * as long as SO_SNDTIMEO lets it */
+static int control_client_socket(void)
 {
+    struct timeval wait = {.tv_sec = CONTROL_WAIT};
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool answers = fd >= 0 && connect(fd, (const struct sockaddr *)sun, len) == 0;
-    if (fd >= 0)
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait) < 0) {
         close(fd);
-    return answers;
+        return -1;
+    }
+    return fd;
+}
+
+/* What the start finds listening on the socket it is about to replace. */
+enum control_probe {
+    CONTROL_PROBE_NONE,      /* no one: a socket left behind */
+    CONTROL_PROBE_DAEMON,    /* a listener takes connections */
+    CONTROL_PROBE_STUCK,     /* a listener whose backlog stayed full */
+};
+
+/* control_probe - who listens on this socket? */
+static enum control_probe control_probe(const struct sockaddr_un *sun, socklen_t len)
+{
+    int fd = control_client_socket();
+    if (fd < 0)
+        return CONTROL_PROBE_NONE;
+    int rc = connect(fd, (const struct sockaddr *)sun, len);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? CONTROL_PROBE_DAEMON : e == EAGAIN ? CONTROL_PROBE_STUCK : CONTROL_PROBE_NONE;
 }
 
 /* control_bind - in the socket's directory (the current one, dir_fd): a
- * socket left by a daemon that did not stop cleanly is removed, unless a
- * daemon still answers on it; then the new one, mode 0600. Returns the
+ * socket left by a daemon that did not stop cleanly is removed, unless
+ * something still listens on it; then the new one, mode 0600. Returns the
  * listening fd, or -1 with err set. */
 static int control_bind(int dir_fd, const char *name, const char *path, char *err,
                         size_t errsize)
@@ -401,9 +430,15 @@ static int control_bind(int dir_fd, const char *name, const char *path, char *er
     struct stat st;
     socklen_t len = control_address(name, &sun);
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode)) {
-        if (control_answers(&sun, len)) {
+        enum control_probe found = control_probe(&sun, len);
+        if (found == CONTROL_PROBE_DAEMON) {
             snprintf(err, errsize, "%s: another breakwater answers on this control socket "
                      "(set control_socket to run a second one)", path);
+            return -1;
+        }
+        if (found == CONTROL_PROBE_STUCK) {
+            snprintf(err, errsize, CONTROL_NO_ANSWER ": something listens there and takes "
+                     "no one (stop it, or remove the socket)", path, CONTROL_WAIT);
             return -1;
         }
         unlinkat(dir_fd, name, 0);
@@ -501,91 +536,219 @@ void control_stop(struct control *c)
     free(c);
 }
 
-/* control_connect_owner - whose file-system identity root connects with:
- * the owner of the socket's directory, or of the name in it when that
- * directory is root's but others may write there (sticky, as /tmp).
- * Returns false when root may connect as root (a directory only root can
- * change, or a root-owned name in a sticky one), or when not root. */
-static bool control_connect_owner(int dir_fd, const char *name, struct privsep_user *owner)
+/* control_pin - the socket named name in dir_fd, held by an O_PATH
+ * descriptor (a symlink there is not followed): what root connects to is
+ * what it looked at, whatever the name holds by then. Returns the
+ * descriptor with st filled, or -1 with why set. */
+static int control_pin(int dir_fd, const char *name, struct stat *st, char *why, size_t size)
 {
-    struct stat dir, entry;
-    if (geteuid() != 0 || fstat(dir_fd, &dir) < 0 || !privsep_dir_shared(&dir))
-        return false;
-    if (dir.st_uid == 0 && fstatat(dir_fd, name, &entry, AT_SYMLINK_NOFOLLOW) == 0)
-        dir = entry;
-    if (dir.st_uid == 0)
-        return false;
-    *owner = (struct privsep_user){.uid = dir.st_uid, .gid = dir.st_gid};
-    snprintf(owner->name, sizeof owner->name, "%u", (unsigned)dir.st_uid);
-    return true;
+    int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, st) < 0)
+        snprintf(why, size, "%s", strerror(errno));
+    else if (!S_ISSOCK(st->st_mode))
+        snprintf(why, size, "%s", S_ISLNK(st->st_mode) ? "a symlink (not followed here)"
+                 : "not a socket");
+    else
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
-/* control_connect - fd connected to the daemon at path; 0 or -1 (errno
- * set). Root does not connect by a name another user can swap (serve's
- * run directory is `user`'s, who could put a symlink to any socket there):
- * there it connects from within the directory under that user's
- * file-system identity (privsep_enter), so reaching only what the user
- * could. Not getting root's identity back is fatal. */
-static int control_connect(int fd, const char *path)
+/* control_identity - whose file-system identity root connects with, from
+ * the directory's descriptor and the pinned socket: its own in a
+ * directory only root can change; else the directory's owner, or, in a
+ * root-owned one others may write (sticky, or a group's), the socket's
+ * owner, which must not be root and the socket not a hard link there (it
+ * could be anyone's, linked in). Returns 1 with *as set, 0 for root's own
+ * (and when not root), or -1 with why set. */
+static int control_identity(int dir_fd, const struct stat *sock, struct privsep_user *as,
+                            char *why, size_t size)
 {
-    struct sockaddr_un sun;
-    struct privsep_user owner;
-    struct privsep_at at;
-    char dir[sizeof sun.sun_path], why[256];
-    const char *name = strrchr(path, '/') + 1;     /* path is absolute (conf.c) */
-    snprintf(dir, sizeof dir, "%.*s", name - path > 1 ? (int)(name - path - 1) : 1, path);
-    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0 || !control_connect_owner(dir_fd, name, &owner)) {
-        if (dir_fd >= 0)
-            close(dir_fd);
-        socklen_t len = control_address(path, &sun);
-        return connect(fd, (struct sockaddr *)&sun, len);
+    struct stat dir;
+    if (!privsep_is_root())
+        return 0;
+    if (fstat(dir_fd, &dir) < 0) {
+        snprintf(why, size, "%s", strerror(errno));
+        return -1;
     }
-    socklen_t len = control_address(name, &sun);
-    bool entered = privsep_enter(dir_fd, &owner, &at, why, sizeof why) == 0;
-    int rc = entered ? connect(fd, (struct sockaddr *)&sun, len) : -1;
-    int e = !entered ? EPERM : rc < 0 ? errno : 0;
-    if (entered && privsep_leave(&at, why, sizeof why) < 0) {
-        fprintf(stderr, "breakwater: %s\n", why);
+    if (!privsep_dir_shared(&dir))
+        return 0;
+    if (dir.st_uid == 0 && (sock->st_uid == 0 || sock->st_nlink != 1)) {
+        snprintf(why, size, "%s in a directory others can change: not used",
+                 sock->st_uid == 0 ? "a socket of root's" : "a socket with more than one link");
+        return -1;
+    }
+    const struct stat *owner = dir.st_uid != 0 ? &dir : sock;
+    *as = (struct privsep_user){.uid = owner->st_uid, .gid = owner->st_gid};
+    snprintf(as->name, sizeof as->name, "%u", (unsigned)owner->st_uid);
+    return 1;
+}
+
+/* control_connect_pinned - a socket connected to the pinned one through
+ * /proc/self/fd (its descriptor, not its name), with as's file-system
+ * identity when given (privsep_enter). Returns the fd, -1 with why set,
+ * or -2 when no room came in its backlog in time. Not getting root's
+ * identity back is fatal. */
+static int control_connect_pinned(int dir_fd, int pin, const struct privsep_user *as,
+                                  char *why, size_t size)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct privsep_at at;
+    snprintf(sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d", pin);
+    int fd = control_client_socket();
+    if (fd < 0) {
+        snprintf(why, size, "%s", strerror(errno));
+        return -1;
+    }
+    if (privsep_enter(dir_fd, as, &at, why, size) < 0) {
+        close(fd);
+        return -1;
+    }
+    int rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    int e = errno;
+    char back[256];
+    if (privsep_leave(&at, back, sizeof back) < 0) {
+        fprintf(stderr, "breakwater: %s\n", back);
         exit(2);
     }
+    if (rc == 0)
+        return fd;
+    close(fd);
+    snprintf(why, size, "%s", strerror(e));
+    return e == EAGAIN ? -2 : -1;
+}
+
+/* control_connect - a socket connected to the daemon at path (absolute).
+ * Root resolves no name another user can change: the directory is found
+ * without following a symlink (privsep_dir_find), the socket is pinned in
+ * it and connected to by its descriptor, with the identity
+ * control_identity() decides. Returns the fd, -1 with why set, or -2 when
+ * the socket took no one in time. */
+static int control_connect(const char *path, char *why, size_t size)
+{
+    char dir[4096];
+    struct stat st;
+    struct privsep_user owner;
+    const char *name = strrchr(path, '/') + 1;
+    snprintf(dir, sizeof dir, "%.*s", name - path > 1 ? (int)(name - path - 1) : 1, path);
+    int dir_fd = privsep_dir_find(dir, why, size);
+    if (dir_fd < 0)
+        return -1;
+    int fd = -1, pin = control_pin(dir_fd, name, &st, why, size);
+    int as = pin < 0 ? -1 : control_identity(dir_fd, &st, &owner, why, size);
+    if (as >= 0)
+        fd = control_connect_pinned(dir_fd, pin, as ? &owner : NULL, why, size);
+    if (pin >= 0)
+        close(pin);
     close(dir_fd);
-    errno = e;
-    return rc;
+    return fd;
+}
+
+/* control_clock - CLOCK_MONOTONIC in seconds */
+static double control_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + now.tv_nsec / 1e9;
+}
+
+/* control_recv - more of the answer, before the deadline (control_clock):
+ * bytes read, 0 at its end, -1 on an error, -2 past the deadline */
+static ssize_t control_recv(int fd, char *buf, size_t size, double deadline)
+{
+    int ms = (int)((deadline - control_clock()) * 1000);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int ready = ms > 0 ? poll(&p, 1, ms) : 0;
+    if (ready == 0)
+        return -2;
+    return ready < 0 ? -1 : recv(fd, buf, size, 0);
+}
+
+/* control_line - one line of the answer: "ok" ends it well, "ok: NOTE"
+ * and "error: WHY" go to err, anything else to out, each as printable
+ * ASCII (dnsbl_txt_escape: what comes through the socket is not for the
+ * terminal to interpret). Returns the request's status so far. */
+static int control_line(const char *line, size_t len, int status, FILE *out, FILE *err)
+{
+    char shown[4 * CONTROL_ANSWER_LINE_MAX + 1];
+    if (len == 2 && memcmp(line, "ok", 2) == 0)
+        return 0;
+    bool note = len >= 4 && memcmp(line, "ok: ", 4) == 0;
+    bool error = len >= 7 && memcmp(line, "error: ", 7) == 0;
+    size_t skip = note ? 4 : error ? 7 : 0;
+    dnsbl_txt_escape((const uint8_t *)line + skip, len - skip, shown, sizeof shown);
+    fprintf(note || error ? err : out, "%s%s\n", note || error ? "breakwater: " : "", shown);
+    return note ? 0 : error ? 1 : status;
+}
+
+/* control_answer - read the answer line by line until the daemon closes,
+ * within CONTROL_WAIT seconds of start; returns the request's status */
+static int control_answer(int fd, const char *path, double start, FILE *out, FILE *err)
+{
+    char buf[CONTROL_ANSWER_LINE_MAX];
+    size_t len = 0;
+    int status = 2;
+    ssize_t n;
+    while ((n = control_recv(fd, buf + len, sizeof buf - len, start + CONTROL_WAIT)) > 0) {
+        len += (size_t)n;
+        size_t used = 0;
+        for (char *nl; (nl = memchr(buf + used, '\n', len - used)) != NULL;
+             used = (size_t)(nl - buf) + 1)
+            status = control_line(buf + used, (size_t)(nl - buf) - used, status, out, err);
+        if (used == 0 && len == sizeof buf) { /* a line longer than buf: in pieces */
+            status = control_line(buf, len, status, out, err);
+            used = len;
+        }
+        memmove(buf, buf + used, len - used);
+        len -= used;
+    }
+    if (n == 0 && len > 0) /* the last line had no newline */
+        status = control_line(buf, len, status, out, err);
+    if (n == -2)
+        fprintf(err, "breakwater: " CONTROL_NO_ANSWER "\n", path, CONTROL_WAIT);
+    else if (n < 0)
+        fprintf(err, "breakwater: the daemon at %s: %s\n", path, strerror(errno));
+    else if (status == 2)
+        fprintf(err, "breakwater: the daemon at %s gave no answer\n", path);
+    return n < 0 ? 2 : status;
+}
+
+/* control_ask - connect (control_connect) and send the command line;
+ * returns the fd, -1 with why set, or -2 when the socket took no one, or
+ * not the line, in time */
+static int control_ask(const char *path, const char *line, char *why, size_t size)
+{
+    char ask[CONTROL_LINE_MAX + 1];
+    int len = snprintf(ask, sizeof ask, "%s\n", line);
+    if (path[0] != '/' || len < 0 || (size_t)len >= sizeof ask) {
+        snprintf(why, size, "%s", path[0] != '/' ? "not an absolute path" : "command too long");
+        return -1;
+    }
+    int fd = control_connect(path, why, size);
+    if (fd < 0)
+        return fd;
+    ssize_t sent = send(fd, ask, (size_t)len, MSG_NOSIGNAL);
+    if (sent == len)
+        return fd;
+    int e = sent < 0 ? errno : EAGAIN; /* a part: the rest timed out */
+    close(fd);
+    snprintf(why, size, "%s", strerror(e));
+    return e == EAGAIN ? -2 : -1;
 }
 
 int control_request(const char *path, const char *line, FILE *out, FILE *err)
 {
-    struct sockaddr_un sun;
-    socklen_t len = control_address(path, &sun);
-    int fd = len == 0 || path[0] != '/' ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || control_connect(fd, path) < 0 ||
-        send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-        fprintf(err, "breakwater: cannot reach the daemon at %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    char why[1024];
+    double start = control_clock();
+    int fd = control_ask(path, line, why, sizeof why);
+    if (fd == -2)
+        fprintf(err, "breakwater: " CONTROL_NO_ANSWER "\n", path, CONTROL_WAIT);
+    else if (fd < 0)
+        fprintf(err, "breakwater: cannot reach the daemon at %s: %s\n", path, why);
+    if (fd < 0)
         return 2;
-    }
-    FILE *in = fdopen(fd, "r");
-    char answer[CONTROL_LINE_MAX * 2];
-    int status = 2;
-    while (in != NULL && fgets(answer, sizeof answer, in) != NULL) {
-        if (strcmp(answer, "ok\n") == 0)
-            status = 0;
-        else if (strncmp(answer, "ok: ", 4) == 0) { /* done, with a remark */
-            fprintf(err, "breakwater: %s", answer + 4);
-            status = 0;
-        } else if (strncmp(answer, "error: ", 7) == 0) {
-            fprintf(err, "breakwater: %s", answer + 7);
-            status = 1;
-        } else
-            fputs(answer, out);
-    }
-    if (status == 2)
-        fprintf(err, "breakwater: the daemon at %s gave no answer\n", path);
-    if (in != NULL)
-        fclose(in);
-    else
-        close(fd);
+    int status = control_answer(fd, path, start, out, err);
+    close(fd);
     return status;
 }

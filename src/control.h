@@ -21,10 +21,23 @@
  *                     never by a path root resolves in a directory the
  *                     user can change (privsep.h)
  *   control_start()   serve it on the loop; control_stop()
- *   control_request() the client side, for `breakwater ctl`; run as root,
- *                     it reaches a socket in a directory another user owns
- *                     with that user's file-system identity (a symlink put
- *                     there leads nowhere that user could not go)
+ *   control_request() the client side, for `breakwater ctl`. It finds the
+ *                     socket's directory without following a symlink
+ *                     (privsep_dir_find), holds the socket there by an
+ *                     O_PATH descriptor (a symlink is refused) and
+ *                     connects to that descriptor, never again to the
+ *                     name. Run as root, in a directory others than root
+ *                     can change, it connects with the file-system
+ *                     identity of the directory's owner, or in a
+ *                     root-owned one (sticky, or writable by a group) of
+ *                     the socket's owner, who must not be root, the socket
+ *                     having one link: it reaches only what that user
+ *                     could. The answer is printed as dnsbl_txt_escape()
+ *                     prints TXT text (printable ASCII, \xHH for the
+ *                     rest): whoever listens there may have written it.
+ *
+ * Whoever listens on the socket may never answer: ctl, and the start's
+ * look at a socket already there, give up after CONTROL_WAIT seconds.
  *
  * With workers, every worker serves the same listening socket: the store
  * and the helper are shared, so any of them can answer.
@@ -42,6 +55,7 @@
 #include "store.h"
 
 #define CONTROL_LINE_MAX 512
+#define CONTROL_WAIT 5          /* seconds: ctl's whole request; the start's look */
 
 struct control;
 
@@ -50,8 +64,10 @@ struct control;
  * owner (NULL: leave it to the current user); in a directory others than
  * root can change (privsep_dir_shared) the socket is made under the user's
  * file-system identity, else made by root and given to the user with
- * fchownat(AT_SYMLINK_NOFOLLOW). Returns the listening fd, or -1 with err
- * set. */
+ * fchownat(AT_SYMLINK_NOFOLLOW). A socket already at the name is removed
+ * when no one listens on it; one a daemon answers on, or whose backlog
+ * stays full for CONTROL_WAIT seconds, is an error. Returns the listening
+ * fd, or -1 with err set. */
 int control_listen(const char *path, int dir_fd, const struct privsep_user *user, char *err,
                    size_t errsize);
 /* The daemon's reload: returns 0 (note: "" or what the reload could not
@@ -63,9 +79,11 @@ struct control *control_start(struct ev_loop *loop, int fd, control_reload_fn *r
                               const struct metrics *metrics);
 void control_stop(struct control *c);
 
-/* Sends line to the daemon at path and copies the answer to out (without
- * the final "ok"); an "error: ..." answer goes to err. Returns 0 for ok, 1
- * for an error answer, 2 when the daemon cannot be reached. */
+/* Sends line to the daemon at path (absolute) and copies the answer to
+ * out (without the final "ok"), escaped; an "error: ..." answer goes to
+ * err. Returns 0 for ok, 1 for an error answer, 2 when the daemon cannot
+ * be reached or the whole answer is not in within CONTROL_WAIT seconds
+ * ("no answer from the control socket PATH within 5s"). */
 int control_request(const char *path, const char *line, FILE *out, FILE *err);
 
 #endif

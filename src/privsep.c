@@ -123,6 +123,28 @@ static int privsep_open_root(bool give, char *err, size_t errsize)
     return fd;
 }
 
+/* privsep_parent_open - path's parent directory, opened (O_PATH: only
+ * looked in), and path's last name into name ("" for "/", its own
+ * parent); with check, the parent must be root's and writable by root
+ * alone, or sticky. Returns the descriptor, or -1 with err set. */
+static int privsep_parent_open(const char *path, bool check, char *name, size_t nsize,
+                               char *err, size_t errsize)
+{
+    char parent[4096];
+    if (privsep_split(path, parent, sizeof parent, name, nsize) < 0) {
+        snprintf(err, errsize, "%s: not a usable directory path", path);
+        return -1;
+    }
+    int fd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        snprintf(err, errsize, "%s: cannot open the directory: %s", parent, strerror(errno));
+    else if (check && privsep_parent_check(fd, parent, path, err, errsize) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* privsep_open_error - why openat(O_DIRECTORY|O_NOFOLLOW) failed: a
  * symlink says so (the kernel says ELOOP or ENOTDIR) */
 static void privsep_open_error(int parent_fd, const char *name, const char *path, char *err,
@@ -141,21 +163,13 @@ static void privsep_open_error(int parent_fd, const char *name, const char *path
 int privsep_dir_open(const char *path, const struct privsep_user *user, mode_t mode,
                      bool give_existing, char *err, size_t errsize)
 {
-    char parent[4096], name[256];
-    if (privsep_split(path, parent, sizeof parent, name, sizeof name) < 0) {
-        snprintf(err, errsize, "%s: not a usable directory path", path);
+    char name[256];
+    int parent_fd = privsep_parent_open(path, user != NULL, name, sizeof name, err, errsize);
+    if (parent_fd < 0)
         return -1;
-    }
-    if (name[0] == '\0')
-        return privsep_open_root(user != NULL && give_existing, err, errsize);
-    int parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (parent_fd < 0) {
-        snprintf(err, errsize, "%s: cannot open the directory: %s", parent, strerror(errno));
-        return -1;
-    }
-    if (user != NULL && privsep_parent_check(parent_fd, parent, path, err, errsize) < 0) {
+    if (name[0] == '\0') {      /* "/" is its own parent */
         close(parent_fd);
-        return -1;
+        return privsep_open_root(user != NULL && give_existing, err, errsize);
     }
     bool made = mkdirat(parent_fd, name, mode) == 0;
     int fd = -1;
@@ -169,6 +183,19 @@ int privsep_dir_open(const char *path, const struct privsep_user *user, mode_t m
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+int privsep_dir_find(const char *path, char *err, size_t errsize)
+{
+    char name[256];
+    int parent_fd = privsep_parent_open(path, privsep_is_root(), name, sizeof name, err, errsize);
+    if (parent_fd < 0 || name[0] == '\0')
+        return parent_fd;       /* "/" is its own parent */
+    int fd = openat(parent_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        privsep_open_error(parent_fd, name, path, err, errsize);
+    close(parent_fd);
     return fd;
 }
 

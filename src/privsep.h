@@ -14,6 +14,8 @@
  *   privsep_own_dir()    the same for state_dir, always given to the user,
  *                        with the named files in it, so that a worker
  *                        restarted after the drop can open them
+ *   privsep_dir_find()   open an existing directory the same way, to look
+ *                        in it only (root's `breakwater ctl`)
  *   privsep_dir_shared() may someone other than root change the names in a
  *                        directory (then root must not work in it by name)
  *   privsep_enter(), privsep_leave()
@@ -69,6 +71,12 @@ int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t
  * descriptor (O_RDONLY|O_DIRECTORY, close-on-exec), or -1 with err set. */
 int privsep_dir_open(const char *path, const struct privsep_user *user, mode_t mode,
                      bool give_existing, char *err, size_t errsize);
+/* Opens the existing directory path (absolute) to look names up in it
+ * (O_PATH): a symlink as its last name is refused, never followed, and as
+ * root its parent must be root's and not writable by others unless sticky.
+ * Nothing is made or given away. Returns the descriptor (close-on-exec),
+ * or -1 with err set. */
+int privsep_dir_find(const char *path, char *err, size_t errsize);
 /* privsep_dir_open() with give_existing, then files: NULL-terminated names
  * in it to give to the user too (those that exist), or NULL. */
 int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,

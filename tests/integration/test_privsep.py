@@ -22,6 +22,15 @@ state_dir names that are a symlink or a hard link to someone else's file
 are refused at start, not chowned; a state_dir inside a directory the user
 can write, or that is itself a symlink, is refused.
 
+PrivsepCtlTest: root's `breakwater ctl`, and serve's start, against what the
+user can put at the control socket's path: a name the user swaps in and
+out of a root-owned, group-writable directory while root's ctl runs (the
+code before the fix connected as root by path when the name was missing
+at its one look, then met the user's symlink); a symlink, in a sticky
+directory, in place of the socket's directory; a listener of the user's
+answering with terminal control sequences; one that never answers, or
+whose backlog is full (ctl and serve's start waited forever).
+
 ServeHelperKillTest: a compromised serve holds its socket to the ban
 helper. The test plays that process: it stops serve (SIGSTOP), takes a
 copy of the helper socket with pidfd_getfd(2) and sends BAN_KILL for a
@@ -42,6 +51,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -54,6 +64,9 @@ USER = "nobody"
 RESTARTS = 40          # starts of serve raced by the swapper
 BUDGET = 120           # seconds for the whole loop, whatever happens
 DEPTH = 30             # directories above the run dir (sun_path: 108 bytes)
+CTL_RACES = 300        # root's ctl runs raced by the toggler
+CTL_BUDGET = 40        # seconds for those, whatever happens
+CTL_TIMEOUT = 5        # seconds ctl and serve's start wait (CONTROL_WAIT, control.h)
 
 # The swapper: runs as USER, spins on the control socket's path and, the
 # moment a socket appears, renames a symlink to the secret over it; keeps
@@ -300,8 +313,8 @@ class PrivsepFilesTest(PrivsepTestCase):
     def test_ctl_as_root_not_led_by_a_symlink(self):
         """Root's `breakwater ctl` does not follow a symlink the user put
         in its own run directory in place of the control socket (here to
-        a root-only socket): it connects as that directory's owner and is
-        refused; the root-only socket hears nothing."""
+        a root-only socket): it refuses it; the root-only socket hears
+        nothing."""
         rundir = os.path.join(self.tmp, "run")
         os.mkdir(rundir, 0o750)
         os.chown(rundir, self.uid, self.gid)
@@ -332,6 +345,7 @@ class PrivsepFilesTest(PrivsepTestCase):
         self.assertIsNone(heard, "root's ctl reached the root-only socket and sent %r" % heard)
         self.assertEqual(ctl.returncode, 2, "ctl: %r %r" % (out, err))
         self.assertIn("cannot reach the daemon", err)
+        self.assertIn("a symlink (not followed here)", err)
 
     def test_state_names_not_followed(self):
         """A symlink, or a hard link, to a root-owned file under a store
@@ -371,6 +385,235 @@ class PrivsepFilesTest(PrivsepTestCase):
         st = os.stat(target)
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), log[-1000:])
         self.assertSecretKept(secret, content, log[-1000:])
+
+
+# The toggler: runs as USER in a directory it may write (not its own) and
+# swaps the control socket's name in and out as fast as it can: a symlink
+# to a root-only socket, then nothing. The code before the fix looked at
+# the name once and, finding nothing, connected as root by path. Stops at
+# the stop file or its deadline and prints its count.
+TOGGLER = r"""
+import os, sys, time
+rundir, target, stopfile, deadline = sys.argv[1:5]
+deadline = float(deadline)
+os.chdir(rundir)
+symlink, rename, unlink = os.symlink, os.rename, os.unlink
+toggles = 0
+while time.monotonic() < deadline and not os.path.exists(stopfile):
+    for _ in range(1000):
+        symlink(target, ".l")
+        rename(".l", "control")
+        unlink("control")
+    toggles += 1000
+print("toggles=%d" % toggles, flush=True)
+"""
+
+
+class Listener(threading.Thread):
+    """A listening Unix socket at path (uid's, mode 0600), standing for a
+    daemon or for what the user put there. Once started, it accepts every
+    client, keeps what each one sent first in .heard, sends answer back;
+    not started, its clients wait in the backlog unanswered."""
+
+    def __init__(self, test, path, uid=0, gid=0, answer=b"", backlog=16):
+        super().__init__(daemon=True)
+        self.answer, self.heard, self.done, self.queued = answer, [], False, []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        test._cleanups_extra.append(self.close)
+        self.sock.bind(path)
+        os.chown(path, uid, gid)
+        os.chmod(path, 0o600)
+        self.sock.listen(backlog)
+        self.path = path
+
+    def run(self):
+        self.sock.settimeout(0.1)
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with c:
+                c.settimeout(2)
+                try:
+                    self.heard.append(c.recv(512))
+                    c.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def fill_backlog(self):
+        """Queue clients until the backlog is full (listen(0)): a
+        blocking connect() to it then waits."""
+        for _ in range(8):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            self.queued.append(s)
+            try:
+                s.connect(self.path)
+            except BlockingIOError:
+                return
+        raise AssertionError("the backlog of %s never filled" % self.path)
+
+    def close(self):
+        self.done = True
+        if self.is_alive():
+            self.join(5)
+        for s in self.queued:
+            s.close()
+        self.sock.close()
+
+
+class PrivsepCtlTest(PrivsepTestCase):
+
+    def user_dir(self, name, uid=None, gid=None, mode=0o750):
+        """A directory of self.tmp given to uid:gid (the user's by
+        default) with mode."""
+        path = os.path.join(self.tmp, name)
+        os.mkdir(path)
+        os.chown(path, self.uid if uid is None else uid, self.gid if gid is None else gid)
+        os.chmod(path, mode)
+        return path
+
+    def ctl(self, sock, cpu=None):
+        """Root's `breakwater ctl stats` at sock (bytes out, bytes err,
+        status) and how long it took; the test fails when it still waits
+        after 3 * CTL_TIMEOUT."""
+        start = time.monotonic()
+        try:
+            p = subprocess.run([harness.BINARY, "ctl", "-c", "/dev/null", "-o",
+                                "control_socket=" + sock, "stats"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=3 * CTL_TIMEOUT * SLOW,
+                               preexec_fn=on_cpu(cpu))
+        except subprocess.TimeoutExpired:
+            self.fail("root's ctl at %s still waits after %.0fs" % (sock, 3 * CTL_TIMEOUT * SLOW))
+        err = p.stderr.decode("utf-8", "replace")
+        self.assertEqual(harness.sanitizer_lines(err), [], err[-4000:])
+        return p, time.monotonic() - start
+
+    def test_ctl_not_raced_in_a_group_writable_dir(self):
+        """The socket's directory is root's but group-writable by the user:
+        the user swaps a symlink to a root-only socket in and out of the
+        socket's name while root runs ctl again and again. The root-only
+        socket never hears from root; a real daemon's socket there still
+        answers ctl."""
+        rundir = self.user_dir("run", uid=0, mode=0o770)
+        private = self.user_dir("private", uid=0, gid=0, mode=0o700)
+        target = Listener(self, os.path.join(private, "sock"))
+        target.start()
+        stopfile = os.path.join(self.tmp, "stop-toggler")
+        deadline = time.monotonic() + CTL_BUDGET
+        pair = cpus()
+        toggler = subprocess.Popen(
+            [user_python(), "-c", TOGGLER, rundir, target.path, stopfile, str(deadline + 10)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.tmp, preexec_fn=as_user(self.uid, self.gid, pair and pair[1]))
+        self._cleanups_extra.append(lambda: harness.stop_process(toggler))
+        runs = 0
+        try:
+            time.sleep(0.2)    # under way
+            while runs < CTL_RACES and time.monotonic() < deadline and not target.heard:
+                self.ctl(os.path.join(rundir, "control"), pair and pair[0])
+                runs += 1
+        finally:
+            open(stopfile, "w").close()
+            out, err = toggler.communicate(timeout=20)
+        report = "%d runs of ctl; toggler: %s %s" % (runs, out.decode().strip(),
+                                                     err.decode()[-1500:])
+        self.assertEqual(target.heard, [], "root's ctl reached the root-only socket: " + report)
+        self.assertEqual(toggler.returncode, 0, report)
+        self.assertGreaterEqual(runs, 50, report)
+        for name in ("control", ".l"):
+            if os.path.lexists(os.path.join(rundir, name)):
+                os.unlink(os.path.join(rundir, name))
+        sock = os.path.join(rundir, "control")
+        d = self.start_daemon(conf_extra={"control_socket": sock, "user": USER})
+        self.assertOwned(sock, 0o600)
+        p, _ = self.ctl(sock)
+        self.assertEqual(p.returncode, 0, "ctl stats: %r %r" % (p.stdout, p.stderr))
+        self.assertIn(b"bans_applied", p.stdout)
+        self.assertEqual(d.stop(), 0, d.log()[-2000:])
+
+    def test_ctl_refuses_a_symlinked_directory(self):
+        """The socket's directory named in a sticky one (as /tmp) is the
+        user's symlink to a root-only directory holding a root-only socket
+        of the same name: refused, not followed; that socket hears
+        nothing."""
+        sticky = self.user_dir("sticky", uid=0, gid=0, mode=0o1777)
+        private = self.user_dir("private", uid=0, gid=0, mode=0o700)
+        target = Listener(self, os.path.join(private, "control"))
+        target.start()
+        link = os.path.join(sticky, "run")
+        os.symlink(private, link)
+        os.lchown(link, self.uid, self.gid)
+        p, _ = self.ctl(os.path.join(link, "control"))
+        self.assertEqual(target.heard, [], "root's ctl followed the symlinked directory")
+        self.assertEqual(p.returncode, 2, "ctl: %r %r" % (p.stdout, p.stderr))
+        self.assertIn(b"%s: a symlink (not followed here)" % link.encode(), p.stderr)
+
+    def test_ctl_answer_escaped(self):
+        """A listener of the user's in its run directory answers root's ctl
+        with terminal control sequences, a NUL and 8-bit bytes, in a data
+        line and in an error line: ctl prints them as \\xHH, nothing else
+        but printable ASCII and newlines reaches the terminal."""
+        rundir = self.user_dir("run")
+        answer = (b"title \x1b]0;owned\x07 clear \x1b[2J\r bell\x07 nul\x00 del\x7f hi\xff\n"
+                  b"error: red \x1b[31m text\x1b[0m\n")
+        Listener(self, os.path.join(rundir, "control"), self.uid, self.gid, answer).start()
+        p, _ = self.ctl(os.path.join(rundir, "control"))
+        self.assertEqual(p.returncode, 1, "ctl: %r %r" % (p.stdout, p.stderr))
+        for name, text in (("stdout", p.stdout), ("stderr", p.stderr)):
+            raw = sorted({b for b in text if (b < 0x20 and b != 0x0a) or b >= 0x7f})
+            self.assertEqual(raw, [], "%s carries raw bytes: %r" % (name, text))
+        self.assertEqual(p.stdout, b"title \\x1b]0;owned\\x07 clear \\x1b[2J\\x0d bell\\x07 "
+                         b"nul\\x00 del\\x7f hi\\xff\n")
+        self.assertIn(b"breakwater: red \\x1b[31m text\\x1b[0m\n", p.stderr)
+
+    def test_ctl_gives_up_on_a_silent_socket(self):
+        """A listener of the user's that never answers, and one whose
+        backlog is full: root's ctl gives up after CTL_TIMEOUT seconds and
+        says so (the code before the fix waited forever)."""
+        rundir = self.user_dir("run")
+        for case in ("silent", "full"):
+            sock = os.path.join(rundir, case)
+            listener = Listener(self, sock, self.uid, self.gid,
+                                backlog=16 if case == "silent" else 0)
+            if case == "full":
+                listener.fill_backlog()
+            p, took = self.ctl(sock)
+            self.assertEqual(p.returncode, 2, "%s: %r %r" % (case, p.stdout, p.stderr))
+            self.assertIn(b"no answer from the control socket %s within %ds"
+                          % (sock.encode(), CTL_TIMEOUT), p.stderr, case)
+            self.assertGreater(took, CTL_TIMEOUT - 1, case)
+
+    def test_start_gives_up_on_a_stuck_socket(self):
+        """serve's start finds a socket at its control socket's name whose
+        backlog is full (the user's listener): it stops with an error after
+        CTL_TIMEOUT seconds instead of waiting forever to learn whether
+        another daemon answers there."""
+        rundir = self.user_dir("run")
+        sock = os.path.join(rundir, "control")
+        Listener(self, sock, self.uid, self.gid, backlog=0).fill_backlog()
+        d = harness.Daemon(self.tmp, self.conf_for(sock), name="stuck")
+        d.start(wait=False)
+        try:
+            rc = d.proc.wait(3 * CTL_TIMEOUT * SLOW)
+        except subprocess.TimeoutExpired:
+            rc = None
+        d.stop()
+        log = d.log()
+        self.assertEqual(harness.sanitizer_lines(log), [], log[-4000:])
+        self.assertIsNotNone(rc, "serve still waits for the socket:\n" + log[-2000:])
+        self.assertNotEqual(rc, 0, log[-2000:])
+        self.assertIn("no answer from the control socket %s within %ds" % (sock, CTL_TIMEOUT),
+                      log)
+
+    def conf_for(self, sock):
+        conf = self.base_conf(self.dead_backend_address())
+        conf.update(user=USER, control_socket=sock)
+        return conf
 
 
 # The helper's messages (src/banproto.h): struct banproto_request and
