@@ -43,9 +43,12 @@
  *   - killconn_processes() never signals PID 1 or itself; it signals every
  *     process that holds a matching socket, which includes a parent that
  *     kept its copy of the accepted socket after fork(), unless it also
- *     holds an established connection of another client on the ports (a
- *     third dump, of every other client, tells): postscreen or a serve
- *     holds all its clients, and SIGTERM would end them all. A process that has
+ *     holds an established connection of another client to any port
+ *     something listens on: postscreen, a proxy or a serve holds many
+ *     clients, and SIGTERM would end them all. Those are dumped afresh
+ *     once the process is held by its pidfd (killconn_others), so a client
+ *     that came during the walk counts. A server whose only client is the
+ *     banned one is signalled: nothing tells it from a forked one. A process that has
  *     gone (ESRCH), or no longer holds a matching socket once its pidfd is
  *     open, is not counted. A kernel without pidfds (before 5.3) is an
  *     error: signalling a bare PID could hit a process that reused it.
@@ -91,8 +94,10 @@
 /* SOCK_DESTROY requests sent in one write; their acks must fit the default
  * receive buffer (each ack is a small skb of about 1 KiB truesize). */
 #define KILLCONN_BATCH 64
-/* TCP states looked at: TCP_ESTABLISHED (1) and TCP_CLOSE_WAIT (8). */
+/* TCP states looked at: TCP_ESTABLISHED (1) and TCP_CLOSE_WAIT (8); and
+ * TCP_LISTEN (10), for the ports a process may serve clients on. */
 #define KILLCONN_STATES ((1u << 1) | (1u << 8))
+#define KILLCONN_LISTEN (1u << 10)
 /* Ports compiled into the kernel's filter at most; with more, the dump
  * brings every socket and the matching is done here only. */
 #define KILLCONN_FILTER_PORTS 32
@@ -118,8 +123,9 @@ struct killconn_filter {
     size_t naddrs;
     bool any4;                   /* some address is IPv4: dump AF_INET too */
     bool others;                 /* match the remote addresses NOT in addrs */
-    const uint16_t *ports;
+    const uint16_t *ports;       /* NULL: any port */
     size_t nports;
+    uint32_t states;             /* KILLCONN_STATES or KILLCONN_LISTEN */
 };
 
 struct killconn_request {
@@ -150,7 +156,8 @@ static int killconn_addr_compare(const void *x, const void *y)
 static int killconn_filter_init(struct killconn_filter *f, const struct addr *addrs,
                                 size_t naddrs, const uint16_t *ports, size_t nports)
 {
-    *f = (struct killconn_filter){.naddrs = naddrs, .ports = ports, .nports = nports};
+    *f = (struct killconn_filter){.naddrs = naddrs, .ports = ports, .nports = nports,
+                                  .states = KILLCONN_STATES};
     f->addrs = calloc(naddrs ? naddrs : 1, sizeof *f->addrs);
     if (f->addrs == NULL)
         return -1;
@@ -196,6 +203,8 @@ static bool killconn_wanted(const struct killconn_filter *f, const struct inet_d
     }
     if (has == f->others)
         return false;
+    if (f->ports == NULL)
+        return true;
     for (i = 0; i < f->nports; i++)
         if (f->ports[i] == port)
             return true;
@@ -269,7 +278,7 @@ static void killconn_op(uint8_t *code, size_t *off, uint8_t op, size_t yes, size
  * or 0 when there are too many ports to compile. */
 static size_t killconn_filter_code(const struct killconn_filter *f, uint8_t *code)
 {
-    if (f->naddrs != 1 || f->others) /* every socket comes, killconn_wanted() picks */
+    if (f->naddrs != 1 || f->others || f->ports == NULL) /* killconn_wanted() picks */
         return 0;
     const struct addr *a = &f->addrs[0];
     struct inet_diag_hostcond cond = {.family = a->family, .port = -1};
@@ -397,7 +406,7 @@ static int killconn_dump(int fd, const struct killconn_filter *f, uint8_t family
     memset(&req, 0, sizeof req);
     killconn_request_init(&req.request, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
                           family, seq);
-    req.request.body.idiag_states = KILLCONN_STATES;
+    req.request.body.idiag_states = f->states;
     codelen = killconn_filter_code(f, req.bytecode);
     if (codelen > 0) {
         req.attr.nla_type = INET_DIAG_REQ_BYTECODE;
@@ -523,13 +532,10 @@ static int killconn_destroy(int fd, const struct killconn_list *list, char *err,
     return (int)destroyed;
 }
 
-/* killconn_find - the matching sockets of addrs into list, and with
- * others the sockets of every other client on the ports into that list;
- * returns the open netlink descriptor (the caller closes it), or -1 with
- * err set */
+/* killconn_find - the matching sockets of addrs into list; returns the
+ * open netlink descriptor (the caller closes it), or -1 with err set */
 static int killconn_find(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
-                         size_t nports, struct killconn_list *list,
-                         struct killconn_list *others, char *err, size_t errsize)
+                         size_t nports, struct killconn_list *list, char *err, size_t errsize)
 {
     struct killconn_filter f;
     if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
@@ -538,11 +544,6 @@ static int killconn_find(const struct addr *addrs, size_t naddrs, const uint16_t
     }
     int fd = killconn_open(err, errsize);
     if (fd >= 0 && killconn_collect(fd, &f, list, err, errsize) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    f.others = true;
-    if (fd >= 0 && others != NULL && killconn_collect(fd, &f, others, err, errsize) < 0) {
         close(fd);
         fd = -1;
     }
@@ -557,7 +558,7 @@ int killconn_sockets(const struct addr *addrs, size_t naddrs, const uint16_t *po
     struct killconn_list list = {NULL, 0, 0};
     if (nports == 0 || naddrs == 0)
         return 0;
-    int fd = killconn_find(addrs, naddrs, ports, nports, &list, NULL, err, errsize);
+    int fd = killconn_find(addrs, naddrs, ports, nports, &list, err, errsize);
     int result = fd < 0 ? -1 : killconn_destroy(fd, &list, err, errsize);
     if (fd >= 0)
         close(fd);
@@ -613,6 +614,50 @@ static uint32_t killconn_fd_inode(const char *link)
     if (errno != 0 || *end != ']' || end[1] != '\0' || v > UINT32_MAX)
         return 0;
     return (uint32_t)v;
+}
+
+/* killconn_port_compare - qsort order of ports */
+static int killconn_port_compare(const void *x, const void *y)
+{
+    return (int)*(const uint16_t *)x - (int)*(const uint16_t *)y;
+}
+
+/* killconn_others - the inodes of every other client's connections (the
+ * remote address not one of banned's) to any port something listens on,
+ * as the kernel has them now. An outbound connection, such as smtpd's to
+ * a milter, comes from a port nothing listens on and is not counted.
+ * 0, or -1 with err set. */
+static int killconn_others(int fd, const struct killconn_filter *banned,
+                           struct killconn_inodes *out, char *err, size_t errsize)
+{
+    struct killconn_list listeners = {NULL, 0, 0}, others = {NULL, 0, 0};
+    struct killconn_filter f = *banned;
+    uint16_t *ports = NULL;
+    size_t nports = 0;
+    f.others = true;
+    f.ports = NULL;
+    f.states = KILLCONN_LISTEN;
+    int rc = killconn_collect(fd, &f, &listeners, err, errsize);
+    if (rc == 0) {
+        ports = malloc((listeners.count ? listeners.count : 1) * sizeof *ports);
+        for (size_t i = 0; ports != NULL && i < listeners.count; i++)
+            ports[nports++] = ntohs(listeners.items[i].id.idiag_sport);
+    }
+    if (rc == 0 && ports != NULL) {
+        qsort(ports, nports, sizeof *ports, killconn_port_compare);
+        f.ports = ports;
+        f.nports = nports;
+        f.states = KILLCONN_STATES;
+        rc = nports == 0 ? 0 : killconn_collect(fd, &f, &others, err, errsize);
+    }
+    if (rc == 0 && (ports == NULL || killconn_inodes_of(&others, out) < 0)) {
+        snprintf(err, errsize, "out of memory");
+        rc = -1;
+    }
+    free(ports);
+    free(listeners.items);
+    free(others.items);
+    return rc;
 }
 
 /* What a process holds, as far as the kill is concerned. */
@@ -679,24 +724,32 @@ static pid_t killconn_pid_of(const char *name)
 
 /* killconn_signal_one - SIGTERM to pid if it holds banned connections and
  * no other client's, through a pidfd: the pidfd names one process, whose
- * descriptors are read again once it is held, and the signal goes to that
- * process or nowhere. Had the process ended and its PID gone to another
- * between the reading and the signal, pidfd_send_signal() finds it gone
- * (ESRCH): a reused PID is never hit. Returns 1 (signalled), 0 (gone, or
- * no longer holding one), -1 (refused, errno set) */
-static int killconn_signal_one(int procfd, pid_t pid, const struct killconn_inodes *banned,
-                               const struct killconn_inodes *others)
+ * descriptors are read again once it is held, against the other clients'
+ * connections as the kernel has them then (killconn_others: a client that
+ * came since the walk counts), and the signal goes to that process or
+ * nowhere. Had the process ended and its PID gone to another between the
+ * reading and the signal, pidfd_send_signal() finds it gone (ESRCH): a
+ * reused PID is never hit. Returns 1 (signalled), 0 (gone, or no longer
+ * holding one), 2 (it serves other clients too), -1 (refused, errno set)
+ * or -2 (the dump failed, err set) */
+static int killconn_signal_one(int procfd, pid_t pid, int nlfd, const struct killconn_filter *f,
+                               const struct killconn_inodes *banned, char *err, size_t errsize)
 {
+    struct killconn_inodes others = {NULL, 0};
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0)
         return errno == ESRCH ? 0 : -1;
-    int rc = 0;
-    if (killconn_pid_holds(procfd, pid, banned, others) == KILLCONN_BANNED) {
+    int rc = killconn_others(nlfd, f, &others, err, errsize) < 0 ? -2 : 0;
+    enum killconn_holder holds = rc < 0 ? KILLCONN_NONE
+                                 : killconn_pid_holds(procfd, pid, banned, &others);
+    if (holds == KILLCONN_SHARED)
+        rc = 2;
+    else if (holds == KILLCONN_BANNED)
         rc = syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) == 0 ? 1
              : errno == ESRCH ? 0 : -1;
-    }
     int saved = errno;
     close(pidfd);
+    free(others.v);
     errno = saved;
     return rc;
 }
@@ -718,37 +771,42 @@ static void killconn_signal_error(int e, char *err, size_t errsize)
  * many clients at once (postscreen, breakwater serve) is left alone, its
  * other clients are not the ban's. The number signalled, or -1 with err
  * set if none could be and something was in the way */
-static int killconn_signal_owners(const struct killconn_inodes *banned,
-                                  const struct killconn_inodes *others, char *err,
+static int killconn_signal_owners(int nlfd, const struct killconn_filter *f,
+                                  const struct killconn_inodes *banned, char *err,
                                   size_t errsize)
 {
+    static const struct killconn_inodes none = {NULL, 0};
     pid_t self = getpid(), pid, shared_pid = 0;
     struct dirent *de;
     DIR *proc = opendir("/proc");
-    int signalled = 0, unreadable = 0, refused = 0, refused_errno = 0;
+    int signalled = 0, unreadable = 0, refused = 0, refused_errno = 0, failed = 0;
 
     if (proc == NULL) {
         snprintf(err, errsize, "/proc: %s", strerror(errno));
         return -1;
     }
-    while ((de = readdir(proc)) != NULL) {
+    while (failed == 0 && (de = readdir(proc)) != NULL) {
         pid = killconn_pid_of(de->d_name);
         if (pid <= 1 || pid == self)
             continue;
-        enum killconn_holder holds = killconn_pid_holds(dirfd(proc), pid, banned, others);
+        enum killconn_holder holds = killconn_pid_holds(dirfd(proc), pid, banned, &none);
         if (holds == KILLCONN_UNREADABLE)
             unreadable++;
-        if (holds == KILLCONN_SHARED)
-            shared_pid = pid;
         if (holds != KILLCONN_BANNED)
             continue;
-        int sent = killconn_signal_one(dirfd(proc), pid, banned, others);
-        if (sent > 0)
+        int sent = killconn_signal_one(dirfd(proc), pid, nlfd, f, banned, err, errsize);
+        if (sent == 1)
             signalled++;
-        else if (sent < 0)
+        else if (sent == 2)
+            shared_pid = pid;
+        else if (sent == -1)
             refused++, refused_errno = errno;
+        else if (sent == -2)
+            failed = 1; /* err says why */
     }
     closedir(proc);
+    if (failed)
+        return -1;
     if (signalled == 0 && refused > 0) {
         killconn_signal_error(refused_errno, err, errsize);
         return -1;
@@ -770,24 +828,27 @@ static int killconn_signal_owners(const struct killconn_inodes *banned,
 int killconn_processes(const struct addr *addrs, size_t naddrs, const uint16_t *ports,
                        size_t nports, char *err, size_t errsize)
 {
-    struct killconn_list list = {NULL, 0, 0}, other_list = {NULL, 0, 0};
-    struct killconn_inodes banned = {NULL, 0}, others = {NULL, 0};
+    struct killconn_list list = {NULL, 0, 0};
+    struct killconn_inodes banned = {NULL, 0};
+    struct killconn_filter f;
     if (nports == 0 || naddrs == 0)
         return 0;
-    int fd = killconn_find(addrs, naddrs, ports, nports, &list, &other_list, err, errsize);
-    int result = fd < 0 ? -1 : 0;
-    if (fd >= 0)
-        close(fd);
-    if (result == 0 && (killconn_inodes_of(&list, &banned) < 0 ||
-                        killconn_inodes_of(&other_list, &others) < 0)) {
+    if (killconn_filter_init(&f, addrs, naddrs, ports, nports) < 0) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    int fd = killconn_open(err, errsize);
+    int result = fd < 0 ? -1 : killconn_collect(fd, &f, &list, err, errsize);
+    if (result == 0 && killconn_inodes_of(&list, &banned) < 0) {
         snprintf(err, errsize, "out of memory");
         result = -1;
     }
     if (result == 0 && banned.n > 0)
-        result = killconn_signal_owners(&banned, &others, err, errsize);
+        result = killconn_signal_owners(fd, &f, &banned, err, errsize);
+    if (fd >= 0)
+        close(fd);
     free(banned.v);
-    free(others.v);
     free(list.items);
-    free(other_list.items);
+    free(f.addrs);
     return result;
 }

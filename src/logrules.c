@@ -40,12 +40,16 @@
 #define LOGRULES_EXIM \
     "^(?:(?:" LOGRULES_SYSLOG_TIME " \\S+ )?exim4?\\[\\d+\\]: (?:" LOGRULES_EXIM_TIME " )?" \
     "|" LOGRULES_EXIM_TIME " )(?:\\[\\d+\\] )?"
+/* Exim's other fields (P=, S=, I=[local]:port, A=): each value read one
+ * way only, possessively */
+#define LOGRULES_EXIM_FIELDS \
+    "(?:[A-Z]+=(?:\\[[^\\]\\s]*\\](?::\\d+)?|[^\\s<>\\[][^\\s<>]*) )*+"
 /* SMTP status and enhanced status of a permanent refusal, then the reply
  * text up to the first ';' (no '<': a recipient's own refusal starts
  * "<rcpt>: ", and its text is the client's) */
 #define LOGRULES_5XX "5\\d\\d 5\\.\\d{1,3}\\.\\d{1,3} [^;<\\[]*; "
 
-#define LOGRULES_ONCE_MAX 2
+#define LOGRULES_ONCE_MAX 3
 
 struct logrules_builtin {
     const char *name;
@@ -77,11 +81,12 @@ static const struct logrules_builtin logrules_builtin[] = {
      "(?<addr>[0-9A-Fa-f:.]+)$", {NULL}},
     {"exim", "rejected RCPT <",
      LOGRULES_EXIM "H=(?:[^\\s()\\[\\]]+ )?(?:\\([^\\s()]*\\) )?\\[(?<addr>[0-9A-Fa-f:.]+)\\]"
-     /* other fields (P=, S=, I=[local]:port): each value read one way only */
-     "(?::\\d+)? (?:[A-Z]+=(?:\\[[^\\]\\s]*\\](?::\\d+)?|[^\\s<>\\[][^\\s<>]*) )*+(?:F=<.*> )?"
+     "(?::\\d+)? " LOGRULES_EXIM_FIELDS "F=<.*> " LOGRULES_EXIM_FIELDS
      "rejected RCPT <[^>]*>: .*?(?:is in a black list at|is listed at|blocked using) "
      "(?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)",
-     {" F=<", "rejected RCPT <"}},
+     /* ") [" ends the HELO Exim shows: a junk HELO (helo_accept_junk_hosts)
+      * can fake what comes before the client's [ADDR] in any H= line */
+     {" F=<", "rejected RCPT <", ") ["}},
 };
 
 struct logrules_rule {

@@ -761,24 +761,26 @@ class WatchKillTest(WatchTestCase):
 
     def test_kill_process_spares_a_shared_process(self):
         """watch_kill = process never signals a process that also serves
-        another client (postscreen, a serve): one process in S holds the
-        banned client's connection and a clean client's; after the reject
-        it lives on, both connections stay open, and watch counts and logs
-        the connection it did not end."""
+        another client (postscreen, a proxy): one process in S holds the
+        banned client's connection to a watch port and a clean client's to
+        another port it listens on; after the reject it lives on, both
+        connections stay open, and watch counts and logs the connection it
+        did not end."""
         port = 2527
         server = subprocess.Popen(
             ["python3", "-c", "import socket,sys,time\n"
-             "s = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
-             "held = [s.accept()[0] for _ in range(2)]\n"
+             "ls = [socket.create_server((sys.argv[1], int(p))) for p in sys.argv[2:]]\n"
+             "held = [l.accept()[0] for l in ls]\n"
              "print('held', flush=True)\n"
-             "time.sleep(60)\n", self.topo.server, str(port)],
+             "time.sleep(60)\n", self.topo.server, str(port), str(port + 1)],
             stdout=subprocess.PIPE, text=True, preexec_fn=self.S.preexec())
         self.addCleanup(server.wait)
         self.addCleanup(server.kill)
         w = self.start_ns_watch(watch_kill="process", watch_ports=str(port))
         clients = []
-        for source in (self.topo.listed2, self.topo.clean):
-            c = netns.smtp_client(self.C, source, self.topo.server, port, 5 * slow())
+        for source, to in ((self.topo.listed2, port), (self.topo.clean, port + 1)):
+            c = wait_until(lambda: self.connect_or_none(source, to), 5 * slow(),
+                           what="%s connected to port %d" % (source, to))
             self._cleanups_extra.append(c.close)
             clients.append(c)
         self.assertEqual(server.stdout.readline().strip(), "held")
@@ -792,6 +794,11 @@ class WatchKillTest(WatchTestCase):
         self.assertEqual(s["ended"], 0, "summary: %r" % s)
         self.assertGreaterEqual(s["not_ended"], 1, "summary: %r" % s)
 
+    def connect_or_none(self, source, port):
+        try:
+            return netns.smtp_client(self.C, source, self.topo.server, port, 5 * slow())
+        except OSError:
+            return None
 
 if __name__ == "__main__":
     unittest.main()

@@ -183,7 +183,12 @@ class FixtureInjectionTest(WatchTestCase):
         helo = "x) [%s] F=<a> rejected RCPT <b>: blocked using evil x" % VICTIM_DOC
         junk_helo = listed.replace("H=(client.example.test) [127.66.1.2]",
                                    "H=(%s) [%s]:4711" % (helo, self.ATTACKER))
-        return [accepted, refused, junk_helo]
+        # the same HELO on Exim's other H= lines (a real Exim 4.96 logs this
+        # for a sender it cannot verify)
+        verify = "2026-11-29 13:02:08 H=(x) [%s] rejected RCPT <b>: blocked using evil.example" \
+            ") [%s] sender verify fail for <s@nonexistent.invalid>: Unrouteable address" \
+            % (VICTIM_DOC, self.ATTACKER)
+        return [accepted, refused, junk_helo, verify]
 
     def test_courier_and_exim_fields(self):
         for mta, make, genuine in (

@@ -268,6 +268,9 @@ static void test_hostile_bytes(void **state)
 #define JUNK_HELO(helo) \
     "2026-11-29 13:02:08 H=(" helo ") [" ATTACKER "]:4711 F=<s@b.example> rejected RCPT " \
     "<a@mx.test>: blocked using bl.test"
+#define EXIM_OTHER(rest) \
+    "2026-11-29 13:02:08 H=(x) [" VICTIM "] rejected RCPT <b>: blocked using evil.example) [" \
+    ATTACKER "] " rest
 #define FAKES(before, after) \
     before FAKE_POSTFIX after, before FAKE_POSTSCREEN after, before FAKE_COURIER after, \
     before FAKE_EXIM after
@@ -327,6 +330,18 @@ static void test_injection(void **state)
         JUNK_HELO("x) [" VICTIM "] A=["),
         JUNK_HELO("x) [" VICTIM "]:25 I=[10.0.0.1]:25 A="),
         JUNK_HELO("x) [" VICTIM "] P=esmtp"),
+        /* Exim's other H= lines (found by a review with a real Exim 4.96):
+         * a junk HELO faking a whole reject before the client's address */
+        EXIM_OTHER("sender verify fail for <s@nonexistent.invalid>: Unrouteable address"),
+        EXIM_OTHER("F=<s@b> rejected RCPT <alice@mx.test>: Sender verify failed"),
+        EXIM_OTHER("Warning: listed"),
+        EXIM_OTHER("rejected MAIL <s@b>: no"),
+        EXIM_OTHER("incomplete transaction (QUIT) from <s@b>"),
+        EXIM_OTHER("F=<s@b> RCPT <a@mx.test>: discarded by RCPT ACL"),
+        "2026-11-29 13:02:08 H=rev.example.net (x) [" VICTIM "] rejected RCPT <b>: blocked "
+        "using evil.example) [" ATTACKER "]:4711 I=[10.0.0.1]:25 sender verify fail",
+        "exim[4242]: 2026-11-29 13:02:08 H=(x) [2001:db8::99] rejected RCPT <b>: blocked using "
+        "evil.example) [" ATTACKER "] Warning: listed",
     };
     for (size_t i = 0; i < sizeof maybe_self / sizeof maybe_self[0]; i++)
         if (logrules_match(r, maybe_self[i], strlen(maybe_self[i]), &hit)) {
@@ -345,6 +360,8 @@ static void test_injection(void **state)
               "\"@b>, to=<a@mx.test>, proto=ESMTP, helo=<h>"),
         FAKES("courieresmtpd: error,relay=::ffff:" ATTACKER ",port=4,from=<", ">,to=<a@mx.test>: "
               "511 Listed in bl.test"),
+        "2026-11-29 13:02:08 H=(c) [" ATTACKER "] F=<s@b> A=plain:bob rejected RCPT "
+        "<a@mx.test>: blocked using bl.test",
         "2026-11-29 13:02:08 H=([" VICTIM "]) [" ATTACKER "]:25 F=<a@b> rejected RCPT <a@mx.test>: "
         "blocked using bl.test",
     };
