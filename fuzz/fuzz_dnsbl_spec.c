@@ -8,6 +8,7 @@
  * be empty and the error one non-empty line; on success the invariants of
  * struct dnsbl_sites are checked, then dnsbl_score() is checked against an
  * independent sum and the lowest and highest reachable scores, and dnsbl_sites_free() must leave a zeroed struct.
+ * The spec text is also given as dnsbl_names (fuzz_check_names).
  * The whole input is also TXT text for dnsbl_txt_escape(), into a buffer
  * whose size the first byte gives: the result is printable ASCII within
  * it, undoes to the text's first bytes, and stops only where the next
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dnsbl_spec.h"
 
@@ -194,6 +196,27 @@ static void fuzz_check_escape(const uint8_t *data, size_t size)
         abort();
 }
 
+/* fuzz_check_names - the text as dnsbl_names too: checked and applied
+ * agree, and once named every site's spec starts (in any case) with its
+ * public name, which holds domain characters only. */
+static void fuzz_check_names(struct dnsbl_sites *sites, const char *names)
+{
+    char err[256] = "";
+    int checked = dnsbl_names_check(names, err, sizeof err);
+    int named = dnsbl_sites_name(sites, names, err, sizeof err);
+    if (checked < 0 && named == 0)
+        abort();
+    if ((checked < 0 || named < 0) && err[0] == '\0')
+        abort();
+    for (size_t i = 0; i < sites->count; i++) {
+        const char *name = sites->name[sites->site[i].zone];
+        size_t n = strlen(name);
+        if (n == 0 || strncasecmp(sites->site[i].spec, name, n) != 0 ||
+            name[strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.")] != '\0')
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nul = memchr(data, '\0', size);
@@ -214,6 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         fuzz_check_sites(&sites);
         fuzz_check_score(&sites, &rest);
+        fuzz_check_names(&sites, text);
     }
     dnsbl_sites_free(&sites);
     if (sites.site != NULL || sites.zone != NULL || sites.count != 0)

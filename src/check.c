@@ -200,6 +200,7 @@ int check_run(const struct conf *conf, char *const addresses[], int count)
             goto out;
         }
     }
+    dnsbl_warn_keyed(&conf->dnsbl_sites);
     r = resolver_new(loop, conf, conf->dnsbl_timeout, err, sizeof err);
     if (r == NULL) {
         fprintf(stderr, "breakwater: %s\n", err);

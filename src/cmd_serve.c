@@ -54,6 +54,7 @@ static void serve_announce(const struct conf *conf)
                     "denylisted is relayed");
     for (size_t i = 0; i < sites->count; i++)
         log_info("dnsbl site %s (weight %d)", sites->site[i].spec, sites->site[i].weight);
+    dnsbl_warn_keyed(sites);
     log_info("listed at score >= %d; decision within %.1fs", conf->dnsbl_threshold,
              conf->dnsbl_timeout);
     startup_announce_bans(conf);

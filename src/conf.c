@@ -555,6 +555,20 @@ static int conf_set_dnsbl_sites(struct conf *c, const struct conf_key *k,
     return 0;
 }
 
+/* conf_set_dnsbl_names - DOMAIN=PUBLIC_NAME pairs (dnsbl_spec), applied
+ * to dnsbl_sites by conf_finish(); "" for none */
+static int conf_set_dnsbl_names(struct conf *c, const struct conf_key *k,
+                                const char *value, char *what, size_t size)
+{
+    if (conf_check_length(k, value, what, size) != 0 || dnsbl_names_check(value, what, size) < 0)
+        return -1;
+    if (value[strspn(value, CONF_SEPARATORS)] != '\0')
+        return conf_replace_text(c, k, value, what, size);
+    free(c->dnsbl_names);
+    c->dnsbl_names = NULL;
+    return 0;
+}
+
 /* conf_set_ban_backend - one of conf_ban_backend_names. */
 static int conf_set_ban_backend(struct conf *c, const struct conf_key *k,
                                 const char *value, char *what, size_t size)
@@ -811,6 +825,7 @@ static const struct conf_key conf_keys[] = {
     /* conf_init() replaces this default with gethostname()'s answer */
     {"hostname", conf_set_hostname, CONF_FIELD(hostname), "localhost", 1, 253},
     {"dnsbl_sites", conf_set_dnsbl_sites, 0, "", 0, 0},
+    {"dnsbl_names", conf_set_dnsbl_names, CONF_FIELD(dnsbl_names), "", 0, CONF_LINE_MAX},
     {"dnsbl_health_interval", conf_set_duration, CONF_FIELD(dnsbl_health_interval),
      "5m", 0, 86400},
     {"dnsbl_threshold", conf_set_int, CONF_FIELD(dnsbl_threshold), "1", 1, 100000},
@@ -1141,6 +1156,12 @@ int conf_finish(struct conf *c, char *err)
                  origin);
         return -1;
     }
+    char why[CONF_ERR_MAX / 2];
+    if (c->dnsbl_names != NULL && dnsbl_sites_name(&c->dnsbl_sites, c->dnsbl_names, why,
+                                                   sizeof why) < 0) {
+        snprintf(err, CONF_ERR_MAX, "%s: dnsbl_names: %s", origin, why);
+        return -1;
+    }
     if (c->dnsbl_sites.count > 0 && conf_positive_weights(&c->dnsbl_sites) < c->dnsbl_threshold) {
         snprintf(err, CONF_ERR_MAX, "%s: dnsbl_threshold: %d can never be reached: the positive "
                  "weights of dnsbl_sites add up to %ld", origin, c->dnsbl_threshold,
@@ -1183,6 +1204,7 @@ void conf_free(struct conf *c)
     free(c->user);
     free(c->watch_rules);
     free(c->watch_journal_users);
+    free(c->dnsbl_names);
     free(c->fleet_name);
     free(c->fleet_host_id);
     for (size_t i = 0; i < c->watch_log_count; i++)

@@ -75,7 +75,8 @@ struct conf {
     bool has_backend_source;
     struct addr backend_source;
     char *hostname;
-    struct dnsbl_sites dnsbl_sites;
+    struct dnsbl_sites dnsbl_sites;      /* named from dnsbl_names by conf_finish() */
+    char *dnsbl_names;                   /* DOMAIN=PUBLIC_NAME pairs, or NULL */
     double dnsbl_health_interval;        /* seconds; 0 = no health checks */
     int dnsbl_threshold;
     double dnsbl_timeout;                /* seconds */

@@ -125,7 +125,7 @@ static void dnsbl_log_problems(struct dnsbl *d, unsigned zone, int status,
                                const struct addr *a)
 {
     char text[ADDR_TEXT_MAX];
-    const char *name = d->sites->zone[zone];
+    const char *name = d->sites->name[zone];
     if (r->status == DNSBL_ZONE_FAILED && status != ARES_EDESTRUCTION) {
         log_limited(&d->zone[zone].error_log, ev_now(d->loop), LOG_LEVEL_WARNING,
                     "dnsbl %s: query failed: %s (counted as not listed)",
@@ -347,6 +347,18 @@ static bool dnsbl_zone_named_before(const struct dnsbl_sites *sites,
     return false;
 }
 
+void dnsbl_warn_keyed(const struct dnsbl_sites *sites)
+{
+    for (size_t z = 0; z < sites->zone_count; z++) {
+        const char *list = dnsbl_domain_keyed(sites->zone[z]);
+        if (list != NULL && strcmp(sites->name[z], sites->zone[z]) == 0)
+            log_warning("dnsbl_sites: the domain KEY.%s looks like it carries your key, which "
+                        "every refused client would read in its reply: give it a public name, "
+                        "as in dnsbl_names = KEY.%s=zen.spamhaus.org (README, \"Using Spamhaus "
+                        "DQS\")", list, list);
+    }
+}
+
 void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
                        char *buf, size_t size)
 {
@@ -357,7 +369,7 @@ void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
             continue;
         if (dnsbl_zone_named_before(sites, hits, i))
             continue;
-        const char *name = sites->zone[sites->site[i].zone];
+        const char *name = sites->name[sites->site[i].zone];
         used += snprintf(buf + used, size - used, "%s%s", used ? "," : "", name);
     }
     if (used == 0)
@@ -429,11 +441,11 @@ static void dnsbl_health_apply(struct dnsbl *d, unsigned zone, int family,
     bool now = dnsbl_zone_suspended(d, zone, family);
     if (now)
         log_warning("dnsbl %s suspended for %s clients: it %s; its weight "
-                    "counts 0 until it passes again", d->sites->zone[zone],
+                    "counts 0 until it passes again", d->sites->name[zone],
                     fam, dnsbl_health_text(health));
     else if (was)
         log_info("dnsbl %s passes its health check again for %s clients",
-                 d->sites->zone[zone], fam);
+                 d->sites->name[zone], fam);
 }
 
 /* dnsbl_probe_done - one of a probe's two test queries answered */

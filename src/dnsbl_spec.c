@@ -35,6 +35,7 @@
 #define DNSBL_LABEL_MAX 63
 #define DNSBL_WEIGHT_LIMIT 1000
 #define DNSBL_QUOTE_MAX 80 /* spec characters quoted in an error line */
+#define DNSBL_KEY_LABEL_MIN 20 /* a label this long, letters and digits only: a key */
 
 /* dnsbl_is_separator - does c separate two items of the list? */
 static bool dnsbl_is_separator(char c)
@@ -311,8 +312,9 @@ static int dnsbl_parse_site(const char *item, size_t len,
     return 0;
 }
 
-/* dnsbl_zone_index - index of domain in sites->zone, adding it if new;
- * takes ownership of domain either way. */
+/* dnsbl_zone_index - index of domain in sites->zone, adding it (named as
+ * itself) if new; takes ownership of domain either way. DNSBL_SITES_MAX
+ * when out of memory. */
 static unsigned dnsbl_zone_index(struct dnsbl_sites *sites, char *domain)
 {
     for (size_t i = 0; i < sites->zone_count; i++) {
@@ -320,6 +322,11 @@ static unsigned dnsbl_zone_index(struct dnsbl_sites *sites, char *domain)
             free(domain);
             return (unsigned)i;
         }
+    }
+    sites->name[sites->zone_count] = strdup(domain);
+    if (sites->name[sites->zone_count] == NULL) {
+        free(domain);
+        return DNSBL_SITES_MAX; /* out of memory */
     }
     sites->zone[sites->zone_count] = domain;
     return (unsigned)sites->zone_count++;
@@ -341,6 +348,11 @@ static int dnsbl_add_site(struct dnsbl_sites *sites, const char *item,
         return -1;
     }
     site->zone = dnsbl_zone_index(sites, domain);
+    if (site->zone == DNSBL_SITES_MAX) {
+        free(site->spec);
+        dnsbl_error(err, errsize, "site", item, len, "out of memory");
+        return -1;
+    }
     sites->count++;
     return 0;
 }
@@ -384,7 +396,8 @@ int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
         return 0;
     out->site = calloc(n, sizeof(*out->site));
     out->zone = calloc(n, sizeof(*out->zone));
-    if (out->site == NULL || out->zone == NULL) {
+    out->name = calloc(n, sizeof(*out->name));
+    if (out->site == NULL || out->zone == NULL || out->name == NULL) {
         dnsbl_error(err, errsize, "site list", cursor, strlen(cursor),
                     "out of memory");
         dnsbl_sites_free(out);
@@ -428,11 +441,124 @@ void dnsbl_sites_free(struct dnsbl_sites *sites)
         return;
     for (size_t i = 0; i < sites->count; i++)
         free(sites->site[i].spec);
-    for (size_t i = 0; i < sites->zone_count; i++)
+    for (size_t i = 0; i < sites->zone_count; i++) {
         free(sites->zone[i]);
+        free(sites->name[i]);
+    }
     free(sites->site);
     free(sites->zone);
+    free(sites->name);
     memset(sites, 0, sizeof(*sites));
+}
+
+/* dnsbl_next_name - the next DOMAIN=NAME pair of a dnsbl_names text at
+ * *cursor, both checked, as lower case copies without trailing dots in
+ * *domain and *name (the caller frees them); 1, 0 at the end, -1 with err
+ * set */
+static int dnsbl_next_name(const char **cursor, char **domain, char **name, char *err,
+                           size_t errsize)
+{
+    const char *item;
+    size_t len = dnsbl_next_item(cursor, &item);
+    if (len == 0)
+        return 0;
+    const char *end = item + len, *eq = memchr(item, '=', len);
+    const char *reason = eq == NULL ? "not DOMAIN=PUBLIC_NAME" : dnsbl_check_domain(item, eq);
+    if (reason != NULL) {
+        dnsbl_error(err, errsize, "domain", item, len, reason);
+        return -1;
+    }
+    reason = dnsbl_check_domain(eq + 1, end);
+    if (reason != NULL) { /* quoted alone: the domain may carry a key */
+        dnsbl_error(err, errsize, "public name", eq + 1, (size_t)(end - eq - 1), reason);
+        return -1;
+    }
+    *domain = dnsbl_copy_domain(item, eq);
+    *name = dnsbl_copy_domain(eq + 1, end);
+    if (*domain != NULL && *name != NULL)
+        return 1;
+    free(*domain);
+    free(*name);
+    dnsbl_error(err, errsize, "name", item, len, "out of memory");
+    return -1;
+}
+
+int dnsbl_names_check(const char *text, char *err, size_t errsize)
+{
+    char *domain, *name;
+    int rc;
+    while ((rc = dnsbl_next_name(&text, &domain, &name, err, errsize)) > 0) {
+        free(domain);
+        free(name);
+    }
+    return rc;
+}
+
+/* dnsbl_site_rename - site's spec with its domain part replaced by name;
+ * -1 when out of memory */
+static int dnsbl_site_rename(struct dnsbl_site *site, const char *name)
+{
+    size_t domain_len = strcspn(site->spec, "=*"), name_len = strlen(name);
+    size_t rest = strlen(site->spec + domain_len);
+    char *spec = malloc(name_len + rest + 1);
+    if (spec == NULL)
+        return -1;
+    memcpy(spec, name, name_len);
+    memcpy(spec + name_len, site->spec + domain_len, rest + 1);
+    free(site->spec);
+    site->spec = spec;
+    return 0;
+}
+
+int dnsbl_sites_name(struct dnsbl_sites *sites, const char *names, char *err, size_t errsize)
+{
+    char *domain, *name;
+    int rc;
+    while ((rc = dnsbl_next_name(&names, &domain, &name, err, errsize)) > 0) {
+        size_t z = 0;
+        while (z < sites->zone_count && strcmp(sites->zone[z], domain) != 0)
+            z++;
+        if (z == sites->zone_count) {
+            snprintf(err, errsize, "%s is not a domain of dnsbl_sites", name);
+            rc = -1; /* the public name: the domain may carry a key */
+        }
+        for (size_t i = 0; rc > 0 && i < sites->count; i++)
+            if (sites->site[i].zone == z && dnsbl_site_rename(&sites->site[i], name) < 0) {
+                snprintf(err, errsize, "out of memory");
+                rc = -1;
+            }
+        if (rc > 0) {
+            free(sites->name[z]);
+            sites->name[z] = name;
+        } else {
+            free(name);
+        }
+        free(domain);
+        if (rc < 0)
+            return -1;
+    }
+    return rc;
+}
+
+const char *dnsbl_domain_keyed(const char *domain)
+{
+    const char *after = NULL;
+    size_t run = 0;
+    bool plain = true;
+    for (const char *p = domain;; p++) {
+        if (*p == '.' || *p == '\0') {
+            if (plain && run >= DNSBL_KEY_LABEL_MIN)
+                after = *p == '.' ? p + 1 : p;
+            if (*p == '\0')
+                return after;
+            run = 0;
+            plain = true;
+        } else {
+            run++;
+            plain &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9');
+        }
+    }
 }
 
 /* dnsbl_answer_is_refusal - is answer in 127.255.255.0/24? */

@@ -16,6 +16,9 @@
  *
  *   dnsbl_sites_parse()   the dnsbl_sites config value -> struct dnsbl_sites
  *   dnsbl_sites_free()
+ *   dnsbl_names_check()   a dnsbl_names value: DOMAIN=PUBLIC_NAME pairs
+ *   dnsbl_sites_name()    give zones their public names (dnsbl_names)
+ *   dnsbl_domain_keyed()  does a list's domain seem to carry a key?
  *   dnsbl_site_matches()  does one A answer count for this site?
  *   dnsbl_answer_is_refusal()
  *   dnsbl_score()         zone results -> score, settled?, sites hit
@@ -37,7 +40,7 @@ struct dnsbl_filter {
 };
 
 struct dnsbl_site {
-    char *spec;        /* the text as configured, for logs and check */
+    char *spec;        /* the text as configured, its domain shown by its public name */
     unsigned zone;     /* index into dnsbl_sites.zone */
     bool has_filter;
     struct dnsbl_filter filter;
@@ -48,6 +51,7 @@ struct dnsbl_sites {
     struct dnsbl_site *site;
     size_t count;
     char **zone;       /* distinct domains, lower case, no trailing dot */
+    char **name;       /* per zone: its public name (dnsbl_sites_name), else the domain */
     size_t zone_count;
 };
 
@@ -57,6 +61,20 @@ struct dnsbl_sites {
 int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
                       char *err, size_t errsize);
 void dnsbl_sites_free(struct dnsbl_sites *sites);
+
+/* A list's domain may carry the customer's key (Spamhaus DQS:
+ * KEY.zen.dq.spamhaus.net). Outside the DNS query itself only its public
+ * name may show: in replies, logs, metrics, check, the store and the fleet.
+ * dnsbl_names is a list of DOMAIN=PUBLIC_NAME pairs, both domain-shaped. */
+int dnsbl_names_check(const char *names, char *err, size_t errsize);
+/* Names each zone of sites from names (checked): name[z] and each site's
+ * spec then show the public name. A pair whose domain is not one of the
+ * zones is an error naming its public name. 0, or -1 with err set. */
+int dnsbl_sites_name(struct dnsbl_sites *sites, const char *names, char *err, size_t errsize);
+/* If a label of the domain is 20 or more letters and digits only, it looks
+ * like a key (a DQS key is 26): what follows the last such label (the
+ * list's own name, maybe ""); else NULL. */
+const char *dnsbl_domain_keyed(const char *domain);
 /* The sites as one line ("zen.spamhaus.org*3,bl.spamcop.net"): the store
  * empties its verdicts when it changes. */
 void dnsbl_sites_text(const struct dnsbl_sites *sites, char *buf, size_t size);

@@ -257,13 +257,13 @@ static void metrics_render_dnsbl(struct metrics_text *t, const struct metrics_sl
     for (size_t z = 0; z < sites->zone_count && z < DNSBL_SITES_MAX; z++)
         for (int r = 0; r < METRICS_DNSBL_RESULTS; r++)
             metrics_printf(t, "breakwater_dnsbl_queries_total{list=\"%s\",result=\"%s\"} %llu\n",
-                           sites->zone[z], results[r],
+                           sites->name[z], results[r],
                            (unsigned long long)s->dnsbl_queries[z][r]);
     metrics_family(t, "breakwater_dnsbl_answer_duration_seconds", "histogram",
                    "Time from a DNSBL query to its answer, by list.");
     for (size_t z = 0; z < sites->zone_count && z < DNSBL_SITES_MAX; z++) {
         char labels[DNSBL_DOMAIN_MAX + 16];
-        snprintf(labels, sizeof labels, "list=\"%s\",", sites->zone[z]);
+        snprintf(labels, sizeof labels, "list=\"%s\",", sites->name[z]);
         metrics_histogram(t, "breakwater_dnsbl_answer_duration_seconds", labels,
                           metrics_dnsbl_bounds, s->dnsbl_latency[z], METRICS_DNSBL_BUCKETS,
                           s->dnsbl_latency_sum_us[z]);

@@ -512,6 +512,57 @@ static void test_sites_text_and_hash(void **state)
     assert_true(h[0] == h[4]); /* spacing is not a change */
 }
 
+/* dnsbl_names: public names in every shown text, the domain kept for the
+ * query, the hash and the store's text free of the key */
+static void test_names(void **state)
+{
+    const char *key = "q7w8e9r0t1y2u3i4o5p6a7s8d9";
+    char domain[128], err[256], line[512], names[256];
+    struct dnsbl_sites sites, plain;
+    (void)state;
+    snprintf(domain, sizeof domain, "%s.zen.dq.spamhaus.net", key);
+    snprintf(line, sizeof line, "%s=127.0.0.[2..11]*3 %s*2 bl.example", domain, domain);
+    assert_int_equal(dnsbl_sites_parse(line, &sites, err, sizeof err), 0);
+    assert_string_equal(dnsbl_domain_keyed(sites.zone[0]), "zen.dq.spamhaus.net");
+    assert_null(dnsbl_domain_keyed(sites.zone[1]));
+    assert_string_equal(sites.name[0], domain); /* no names yet: the domain */
+    snprintf(names, sizeof names, "%s.=Zen.Spamhaus.org", domain);
+    assert_int_equal(dnsbl_sites_name(&sites, names, err, sizeof err), 0);
+    assert_string_equal(sites.zone[0], domain);
+    assert_string_equal(sites.name[0], "zen.spamhaus.org");
+    assert_string_equal(sites.name[1], "bl.example");
+    assert_string_equal(sites.site[0].spec, "zen.spamhaus.org=127.0.0.[2..11]*3");
+    assert_string_equal(sites.site[1].spec, "zen.spamhaus.org*2");
+    dnsbl_sites_text(&sites, line, sizeof line);
+    assert_null(strstr(line, key));
+    /* the hash is the public text's: the same as the lists named so */
+    assert_int_equal(dnsbl_sites_parse("zen.spamhaus.org=127.0.0.[2..11]*3 zen.spamhaus.org*2 "
+                                       "bl.example", &plain, err, sizeof err), 0);
+    assert_true(dnsbl_sites_hash(&sites) == dnsbl_sites_hash(&plain));
+    /* naming again (a second conf_finish) changes nothing */
+    assert_int_equal(dnsbl_sites_name(&sites, names, err, sizeof err), 0);
+    assert_string_equal(sites.site[1].spec, "zen.spamhaus.org*2");
+    /* a pair for no zone of the sites: the error names the public name only */
+    assert_int_equal(dnsbl_sites_name(&sites, "other.example=o.example", err, sizeof err), -1);
+    assert_string_equal(err, "o.example is not a domain of dnsbl_sites");
+    dnsbl_sites_free(&sites);
+    dnsbl_sites_free(&plain);
+    /* the check: pairs, both domain-shaped; the key never quoted for a bad name */
+    assert_int_equal(dnsbl_names_check(" a.example=b.example,c.example=d.example ", err,
+                                       sizeof err), 0);
+    assert_int_equal(dnsbl_names_check("", err, sizeof err), 0);
+    snprintf(names, sizeof names, "%s=<b>", domain);
+    assert_int_equal(dnsbl_names_check(names, err, sizeof err), -1);
+    assert_string_equal(err, "bad public name in '<b>': invalid character in domain");
+    assert_int_equal(dnsbl_names_check("=b.example", err, sizeof err), -1);
+    /* what looks like a key: 20 or more letters and digits in one label */
+    assert_null(dnsbl_domain_keyed("zen.spamhaus.org"));
+    assert_null(dnsbl_domain_keyed("a0123456789012345678-x.example"));
+    assert_null(dnsbl_domain_keyed("0123456789012345678.example"));
+    assert_string_equal(dnsbl_domain_keyed("01234567890123456789.example"), "example");
+    assert_string_equal(dnsbl_domain_keyed("x.01234567890123456789"), "");
+}
+
 /* escape_is - text (len bytes) escaped into a buffer of size bytes gives
  * want and takes `took` bytes of text */
 static void escape_is(const char *text, size_t len, size_t size, const char *want,
@@ -595,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_free_zeroed),
         cmocka_unit_test(test_sites_text_and_hash),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_txt_escape),
         cmocka_unit_test(test_txt_escape_every_byte),
     };
