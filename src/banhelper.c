@@ -77,16 +77,26 @@ static void banhelper_refuse(struct banhelper *h, struct banhelper_conn *c,
               "failed in the reply)", why, text);
 }
 
+/* banhelper_peer_gone - recv() gave 0: the peer closed (or shut its
+ * sending side), or it sent a zero-length message, which SOCK_SEQPACKET
+ * delivers as the same 0. Only the first shuts our receiving side. */
+static bool banhelper_peer_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
 /* banhelper_read - gather what waits on one socket; -1 when it is gone */
 static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
 {
     struct banproto_request req;
     while (banhelper_gathered(c) < BANHELPER_BATCH) {
         ssize_t n = recv(c->fd, &req, sizeof req, MSG_DONTWAIT | MSG_TRUNC);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return -1;
         if (n < 0)
-            return 0;
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        if (n == 0 && banhelper_peer_gone(c->fd))
+            return -1;
+        /* else an empty message: malformed ("wrong size"), like any other */
         uint32_t seq;
         const char *why;
         struct fw_ban *ban = &c->bans[c->count];

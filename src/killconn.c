@@ -598,7 +598,8 @@ static int killconn_inodes_of(const struct killconn_list *list, struct killconn_
 /* killconn_inodes_has - is inode in the set? */
 static bool killconn_inodes_has(const struct killconn_inodes *set, uint32_t inode)
 {
-    return bsearch(&inode, set->v, set->n, sizeof *set->v, killconn_inode_compare) != NULL;
+    return set->n > 0 &&
+           bsearch(&inode, set->v, set->n, sizeof *set->v, killconn_inode_compare) != NULL;
 }
 
 /* killconn_fd_inode - the inode of a "socket:[N]" link text, or 0 */

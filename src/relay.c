@@ -8,9 +8,11 @@
  * once per read.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,7 +126,9 @@ static void relay_update(struct relay *r)
         relay_finish(r, RELAY_FINISHED, NULL);
         return;
     }
-    if (r->down.shut && r->phase == RELAY_COPYING) /* the MTA is done */
+    /* The MTA is done: the deadline runs from its end of file, not from
+     * the delivery of its last bytes, which a slow reader can put off. */
+    if (r->down.eof && r->phase == RELAY_COPYING)
         relay_enter(r, RELAY_LINGERING, RELAY_LINGER_TIMEOUT);
     int client = 0, backend = 0;
     if (!r->up.eof && r->up.end < RELAY_BUFFER_SIZE)
@@ -241,6 +245,22 @@ static void relay_idle_check(struct relay *r)
     ev_timer_start(r->loop, &r->timer);
 }
 
+/* relay_linger_over - the client had its RELAY_LINGER_TIMEOUT after the
+ * MTA's end of file. If it has not taken all the MTA's bytes (some are in
+ * our buffer or the kernel's), its connection is reset (SO_LINGER 0 for
+ * the caller's close): after a plain close the kernel would go on feeding
+ * a slow reader, past every limit on its sessions, and a FIN after our
+ * buffer's loss would pass the cut-off reply for a whole one. */
+static void relay_linger_over(struct relay *r)
+{
+    int unsent = 0;
+    if (!r->down.shut || (ioctl(r->down.to, SIOCOUTQ, &unsent) == 0 && unsent > 0)) {
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(r->down.to, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
+    relay_finish(r, RELAY_FINISHED, "client did not close after the backend");
+}
+
 /* relay_timer_cb - the deadline of the phase */
 static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -255,7 +275,7 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         relay_idle_check(r);
         break;
     case RELAY_LINGERING:
-        relay_finish(r, RELAY_FINISHED, "client did not close after the backend");
+        relay_linger_over(r);
         break;
     }
 }

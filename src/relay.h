@@ -14,7 +14,8 @@
  * reached it: a pregreet; the bytes stay unread for the caller; the backend
  * connection is closed), RELAY_FINISHED (both directions done, a reset on
  * either side, or a deadline of the phases below; stats.problem names the
- * last two). The client socket always stays the caller's to close.
+ * last two). The client socket always stays the caller's to close (at
+ * LINGERING's deadline the relay may have set SO_LINGER 0 on it, below).
  *
  * Buffers: RELAY_BUFFER_SIZE each way, allocated once connected. When one
  * side cannot take more, the other side is not read (back-pressure). An end
@@ -29,14 +30,21 @@
  *               either way ends it (problem "relay_idle_timeout"); the
  *               time of the last byte is noted, the timer is not restarted
  *               per byte but re-armed when it fires early
- *   LINGERING   the MTA has closed its side, its last bytes were written
- *               and the client told so (half-close): RELAY_LINGER_TIMEOUT
- *               for the client's end of file (problem "client did not
- *               close after the backend"); until then, a client that does
- *               not take those bytes is still COPYING
+ *   LINGERING   from the MTA's end of file: its last bytes and the
+ *               half-close are passed on as the client takes them, and
+ *               RELAY_LINGER_TIMEOUT later the relay ends (problem "client
+ *               did not close after the backend") unless the client has
+ *               closed too. A fixed deadline: bytes still moving do not
+ *               extend it, so a client reading slowly cannot keep it. A
+ *               client that has not taken all the MTA's bytes by then
+ *               (some still in the relay's buffer or the kernel's) is
+ *               reset, not closed
  *
  * A session whose MTA has finished with it no longer holds a slot of
- * backend_max_connections for as long as the client likes.
+ * backend_max_connections for as long as the client likes. The client's
+ * end of file starts no such deadline: the MTA still answers what came
+ * before it (a final dot may take its filters minutes) and closes when it
+ * is done, which starts LINGERING; until then relay_idle_timeout applies.
  */
 #ifndef BREAKWATER_RELAY_H
 #define BREAKWATER_RELAY_H
@@ -49,10 +57,11 @@
 
 #define RELAY_BUFFER_SIZE 16384
 
-/* Seconds a client may keep its side open once the MTA has closed and its
- * last bytes were written to the client. An SMTP client closes right after reading the
- * 221; one that does not holds a slot of backend_max_connections that the
- * MTA has already let go. A few seconds cover a slow link's FIN. */
+/* Seconds a client may keep its side open once the MTA has closed: to
+ * read the MTA's last bytes and close. An SMTP client closes right after
+ * reading the 221; one that does not holds a slot of
+ * backend_max_connections that the MTA has already let go. A few seconds
+ * cover a slow link's last reply and FIN. */
 #define RELAY_LINGER_TIMEOUT 5.0
 
 enum relay_event { RELAY_BACKEND_DOWN, RELAY_CLIENT_SPOKE, RELAY_FINISHED };

@@ -1,22 +1,26 @@
 """Clean clients are relayed to the backend untouched: the backend's own
 greeting, messages byte-intact, half-close, back-pressure, PROXY v1/v2
 headers byte-exact, resets; and a relay ends when the MTA has closed and
-the client holds on, or when no byte moves for relay_idle_timeout."""
+the client holds on or reads its last bytes slowly, or when no byte moves
+for relay_idle_timeout."""
 
+import fcntl
 import hashlib
 import random
 import socket
 import struct
+import termios
 import time
 import unittest
 
 import harness
 from harness import (SLOW, BreakwaterTestCase, backend_greeting, free_port,
-                     send_message)
+                     send_message, wait_until)
 
 PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 RECORDER_GREETING = b"220 recorder.test ESMTP recorder\r\n"
 LINGER = 5.0    # RELAY_LINGER_TIMEOUT in src/relay.h
+RELAY_BUFFER = 16384    # RELAY_BUFFER_SIZE in src/relay.h
 
 
 def proxy_v1(src, sport, dst, dport):
@@ -252,6 +256,49 @@ class RelayTest(BreakwaterTestCase):
         self.assertEqual(s.get("reason"), "relay_idle_timeout", s["line"])
         self.assertEqual(s.get("bytes_in"), str(len(sent)), s["line"])
 
+    def test_slow_reader_after_backend_close(self):
+        # The MTA sends more than the client takes, then closes: breakwater
+        # still holds some of its bytes. The client reads a byte every
+        # 0.5 s. From the MTA's close it has RELAY_LINGER_TIMEOUT, which no
+        # byte moved extends: then the one slot (backend_max_connections =
+        # 1) is free for the next client, and this one, which has not taken
+        # the MTA's last bytes, is reset (a close would leave the kernel
+        # feeding it).
+        backend = self.recording_backend()
+        d = self.start_daemon(backend, opts={"backend_max_connections": "1"})
+        c = self.small_window_client(d, "127.1.5.30")
+        self.assertEqual(c.read_line(), RECORDER_GREETING)
+        conn = backend.wait_connections(1)[0]
+        fill_until_held(self, conn, c)
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        closed = time.monotonic()
+        deadline = closed + LINGER + 3 * SLOW
+        taken = 0
+        while tcp_state(c.sock) == TCP_ESTABLISHED and time.monotonic() < deadline:
+            taken += len(c.sock.recv(1))
+            time.sleep(0.5)
+        held = time.monotonic() - closed
+        n = self.client(d, "127.1.5.31")
+        self.assertEqual(n.read_line(), RECORDER_GREETING,
+                         "the slot is still taken %.1f s after the MTA closed" % held)
+        self.assertNotEqual(tcp_state(c.sock), TCP_ESTABLISHED,
+                            "the client still holds its connection %.1f s after the MTA "
+                            "closed (it took %d bytes meanwhile)" % (held, taken))
+        self.assertGreater(held, LINGER - 0.5, "cut off before the linger time")
+        self.assertGreater(taken, 0)
+        s = self.assertSession(d, c, "clean")
+        self.assertEqual(s.get("reason"), "client did not close after the backend", s["line"])
+
+    def small_window_client(self, d, source):
+        """A client with a small receive buffer and small segments: breakwater's
+        send queue to it stays about 100 KB (MBs with loopback's 64 KB MSS)."""
+        c = harness.SMTPClient(d.host, d.port, source=source, timeout=5 * SLOW,
+                               connect=False, rcvbuf=4096)
+        self._cleanups_extra.append(c.close)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        c.sock.connect((d.host, d.port))
+        return c
+
     # -- PROXY protocol
 
     def proxy_case(self, version, source, listen_host):
@@ -308,6 +355,72 @@ def relayed_within(test, d, source, timeout):
         if time.monotonic() > deadline:
             test.fail("no relay slot came free within %.0fs" % timeout)
         time.sleep(0.25)
+
+
+TCP_ESTABLISHED = 1   # tcpi_state
+
+
+def tcp_state(sock):
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+def queued(fd, request):
+    """FIONREAD (bytes to read) or TIOCOUTQ (SIOCOUTQ: bytes not yet acked)."""
+    return struct.unpack("i", fcntl.ioctl(fd, request, b"\0" * 4))[0]
+
+
+def tcp_queues(local, remote):
+    """(send queue, receive queue) of this namespace's IPv4 TCP socket
+    local -> remote, from /proc/net/tcp: also breakwater's sockets."""
+    def key(host, port):
+        return "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(host))[0], port)
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == key(*local) and fields[2] == key(*remote):
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    raise AssertionError("no TCP socket %r -> %r" % (local, remote))
+
+
+def fill_until_held(test, conn, client, chunk=4096):
+    """The backend (conn) sends to a client that does not read until
+    breakwater's send queue to the client is full and its own buffer holds
+    over 11 KiB, all the backend sent read: so it sees the backend's end
+    of file at once, with more still to deliver than the client's kernel
+    makes room for later (it compacts its receive queue)."""
+    relay_backend = conn.sock.getpeername()[:2], conn.sock.getsockname()[:2]
+    relay_client = client.sock.getpeername()[:2], client.sock.getsockname()[:2]
+    sent = 0
+
+    def read_all():
+        return (queued(conn.sock.fileno(), termios.TIOCOUTQ) == 0
+                and tcp_queues(*relay_backend)[1] == 0)
+
+    def send(n):
+        nonlocal sent
+        conn.send(b"x" * n)
+        sent += n
+        wait_until(read_all, 3 * SLOW, what="breakwater reading the backend's %d bytes" % sent)
+
+    def held():
+        passed = queued(client.sock.fileno(), termios.FIONREAD) + tcp_queues(*relay_client)[0]
+        return sent - passed
+
+    def stays_held():
+        if held() <= 0:
+            return False
+        time.sleep(0.2 * SLOW)   # not just on its way
+        return held() > 0
+
+    while not stays_held():
+        if sent >= 8 << 20:
+            test.fail("breakwater passed on all of %d bytes to a client that does not read"
+                      % sent)
+        send(chunk)
+    # the buffer is not a ring: after the last chunk (its end at most
+    # `chunk` in) it has room for this and then the end of file
+    send(RELAY_BUFFER - chunk - 1024)
 
 
 def next_conn_with(conns, needle, timeout):
