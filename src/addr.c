@@ -291,6 +291,27 @@ int cidr_parse(const char *text, struct cidr *out)
     return 0;
 }
 
+/* cidr_of - the network of a: its first prefix4 (IPv4) or prefix6 (IPv6)
+ * bits, the prefix cut to the family's length */
+struct cidr cidr_of(const struct addr *a, unsigned prefix4, unsigned prefix6)
+{
+    unsigned bits = (unsigned)addr_len(a) * 8, prefix = a->family == AF_INET ? prefix4 : prefix6;
+    struct cidr c = {*a, (uint8_t)(prefix < bits ? prefix : bits)};
+    cidr_mask(c.net.bytes, addr_len(a), c.prefix);
+    return c;
+}
+
+/* cidr_format - "ADDR" for a whole address, else "ADDR/PREFIX" */
+void cidr_format(const struct cidr *c, char *buf, size_t size)
+{
+    char text[ADDR_TEXT_MAX];
+    addr_format(&c->net, text, sizeof text);
+    if (c->prefix == addr_len(&c->net) * 8)
+        snprintf(buf, size, "%s", text);
+    else
+        snprintf(buf, size, "%s/%u", text, (unsigned)c->prefix);
+}
+
 /* cidr_contains - true if a has c's family and agrees with c.net on c.prefix bits */
 bool cidr_contains(const struct cidr *c, const struct addr *a)
 {

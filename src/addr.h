@@ -13,6 +13,7 @@
  *   addr_equal(), addr_hash()
  *   hostport_parse()      "a.b.c.d:port", "[v6]:port" -> address, port
  *   cidr_parse(), cidr_contains()
+ *   cidr_of(), cidr_format()  an address's network of a prefix, as text
  *   cidr_set_add(), cidr_set_contains(), cidr_set_free()
  *   addr_dnsbl_name()     reversed octets (IPv4) or nibbles (IPv6) + zone
  */
@@ -60,6 +61,12 @@ int hostport_parse(const char *text, struct addr *a, uint16_t *port);
  * below the prefix are cleared. Returns 0 or -1. */
 int cidr_parse(const char *text, struct cidr *out);
 bool cidr_contains(const struct cidr *c, const struct addr *a);
+/* The network of a with the prefix of its family (longer ones cut to the
+ * address's length), host bits zero. */
+struct cidr cidr_of(const struct addr *a, unsigned prefix4, unsigned prefix6);
+/* "ADDR" when c is one address, else "ADDR/PREFIX"; CIDR_TEXT_MAX fits any. */
+#define CIDR_TEXT_MAX (ADDR_TEXT_MAX + 4)
+void cidr_format(const struct cidr *c, char *buf, size_t size);
 
 /* Appends; returns 0 or -1 on allocation failure. */
 int cidr_set_add(struct cidr_set *set, const struct cidr *c);

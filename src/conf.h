@@ -86,7 +86,11 @@ struct conf {
     struct cidr_set allowlist;
     struct cidr_set denylist;
     unsigned max_connections;
-    unsigned max_connections_per_ip;
+    unsigned max_connections_per_ip;     /* per network (ipv4_prefix, ipv6_prefix) */
+    unsigned ipv4_prefix, ipv6_prefix;   /* a client's network: limits and bans */
+    unsigned max_connection_rate_per_ip; /* new connections per window; 0 = none */
+    double connection_rate_window;       /* seconds */
+    bool connection_rate_ban;            /* ban a network that keeps going */
     double command_timeout;              /* seconds */
     double reject_session_timeout;       /* seconds */
     char *reject_message;                /* %a address, %l lists, %% percent */

@@ -15,7 +15,7 @@
 static const char *const fleetproto_reasons[] = {
     [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
     [STORE_BAN_PREGREET] = "pregreet", [STORE_BAN_MANUAL] = "manual",
-    [STORE_BAN_LOG] = "log",
+    [STORE_BAN_LOG] = "log", [STORE_BAN_RATE] = "rate",
 };
 
 const char *fleetproto_reason_name(unsigned reason)

@@ -215,7 +215,7 @@ static void metrics_render_sessions(struct metrics_text *t, const struct metrics
 {
     static const char *const states[] = {"dnsbl", "reject", "relay", "closing"};
     static const char *const refusals[] = {"max_connections", "per_ip", "backend_full",
-                                           "backend_down"};
+                                           "backend_down", "rate"};
     static const char *const verdicts[METRICS_VERDICTS] = {
         "hangup", "listed", "clean", "allowlisted", "denylisted", "pregreet", "limit",
         "backend-down",
@@ -268,6 +268,12 @@ static void metrics_render_dnsbl(struct metrics_text *t, const struct metrics_sl
                           metrics_dnsbl_bounds, s->dnsbl_latency[z], METRICS_DNSBL_BUCKETS,
                           s->dnsbl_latency_sum_us[z]);
     }
+    metrics_family(t, "breakwater_dnsbl_health_refused_total", "counter",
+                   "Health checks whose test point 127.0.0.2 (or ::ffff:127.0.0.2) the "
+                   "list answered with 127.255.255.x: it refuses this resolver.");
+    for (size_t z = 0; z < sites->zone_count && z < DNSBL_SITES_MAX; z++)
+        metrics_printf(t, "breakwater_dnsbl_health_refused_total{list=\"%s\"} %llu\n",
+                       sites->name[z], (unsigned long long)s->dnsbl_health_refused[z]);
     metrics_family(t, "breakwater_verdict_cache_lookups_total", "counter",
                    "Verdict cache lookups, by result.");
     static const char *const lookups[] = {"hit", "miss"};
@@ -398,10 +404,12 @@ bool metrics_slot_move_zones(struct metrics_slot *slot, const struct dnsbl_sites
             memcpy(slot->dnsbl_queries[z], old.dnsbl_queries[was], sizeof slot->dnsbl_queries[z]);
             memcpy(slot->dnsbl_latency[z], old.dnsbl_latency[was], sizeof slot->dnsbl_latency[z]);
             slot->dnsbl_latency_sum_us[z] = old.dnsbl_latency_sum_us[was];
+            slot->dnsbl_health_refused[z] = old.dnsbl_health_refused[was];
         } else {
             memset(slot->dnsbl_queries[z], 0, sizeof slot->dnsbl_queries[z]);
             memset(slot->dnsbl_latency[z], 0, sizeof slot->dnsbl_latency[z]);
             slot->dnsbl_latency_sum_us[z] = 0;
+            slot->dnsbl_health_refused[z] = 0;
         }
     }
     return true;

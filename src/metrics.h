@@ -21,7 +21,9 @@
  * from its slot's values); gauges are set back to zero at a restart.
  *
  * Labels are fixed enums (states, refusal reasons, verdicts, DNSBL results,
- * ban results) or the configured DNSBL zones: never a client address.
+ * ban results) or the configured DNSBL zones, by their public names
+ * (sites->name[z], never the queried domain, which may carry a key): never
+ * a client address.
  */
 #ifndef BREAKWATER_METRICS_H
 #define BREAKWATER_METRICS_H
@@ -43,7 +45,7 @@ enum metrics_state {
 /* Connections turned away, and why. */
 enum metrics_refusal {
     METRICS_REFUSED_MAX_CONNECTIONS, METRICS_REFUSED_PER_IP,
-    METRICS_REFUSED_BACKEND_FULL, METRICS_REFUSED_BACKEND_DOWN,
+    METRICS_REFUSED_BACKEND_FULL, METRICS_REFUSED_BACKEND_DOWN, METRICS_REFUSED_RATE,
     METRICS_REFUSALS
 };
 
@@ -93,6 +95,7 @@ struct metrics_slot {
     uint64_t dnsbl_queries[DNSBL_SITES_MAX][METRICS_DNSBL_RESULTS];
     uint64_t dnsbl_latency[DNSBL_SITES_MAX][METRICS_DNSBL_BUCKETS];
     uint64_t dnsbl_latency_sum_us[DNSBL_SITES_MAX];
+    uint64_t dnsbl_health_refused[DNSBL_SITES_MAX]; /* test points answered 127.255.255.x */
     uint64_t cache_hits, cache_misses;
     struct bans_stats bans;                /* bans.c counts here (all uint64_t) */
     uint64_t relayed_to_backend, relayed_to_client;

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
+#include "addr.h"
 #include "rules.h"
 
 #define RULES_MULTIPORT_MAX 15
@@ -82,25 +85,67 @@ static void rules_nft_ports(const struct conf *conf, char *buf, size_t size)
         snprintf(buf + len, size - len, " }");
 }
 
-/* rules_nft_ratelimit - the optional per-source rate limit, commented out */
-static void rules_nft_ratelimit(struct rules_out *out, int table_len, const char *table,
-                                const char *ports)
-{
-    static const char *const family[][2] = {{"4", "ip"}, {"6", "ip6"}};
-    size_t f;
+/* The kernel's limit lets through twice max_connection_rate_per_ip in a
+ * window: the daemon answers the excess up to there with its 421 (and its
+ * ban), the kernel drops a flood beyond it before it costs an accept(). */
+#define RULES_RATE_FACTOR 2u
+#define RULES_RATE_SET_SIZE 262144 /* networks remembered by the kernel's limit */
 
-    rules_printf(out, "#\n"
-                 "# Optional: a limit of 20 new connections a minute from one source\n"
-                 "# to the ban ports, kept in sets that forget a source after a quiet\n"
-                 "# minute. To use it, remove the '# ' before the next four lines.\n");
-    for (f = 0; f < 2; f++)
-        rules_printf(out, "# add set %.*s ratelimit%s { type %s_addr; "
-                     "flags dynamic,timeout; timeout 1m; }\n", table_len, table,
-                     family[f][0], f == 0 ? "ipv4" : "ipv6");
-    for (f = 0; f < 2; f++)
-        rules_printf(out, "# add rule %.*s bans%s ct state new add @ratelimit%s "
-                     "{ %s saddr limit rate over 20/minute } drop\n", table_len, table,
-                     ports, family[f][0], family[f][1]);
+/* rules_rate_per_hour - the kernel's rate of new connections an hour */
+static unsigned long rules_rate_per_hour(const struct conf *conf)
+{
+    double per_hour = RULES_RATE_FACTOR * conf->max_connection_rate_per_ip * 3600.0 /
+                      conf->connection_rate_window;
+    return (unsigned long)per_hour + ((double)(unsigned long)per_hour < per_hour);
+}
+
+/* rules_mask - " & MASK" of a family's network prefix, "" for a whole
+ * address */
+static void rules_mask(int family, unsigned prefix, char *buf, size_t size)
+{
+    struct addr ones = {.family = (uint8_t)family};
+    memset(ones.bytes, 0xff, family == AF_INET ? 4 : 16);
+    struct cidr c = cidr_of(&ones, prefix, prefix);
+    char text[ADDR_TEXT_MAX];
+    addr_format(&c.net, text, sizeof text);
+    if (c.prefix == (family == AF_INET ? 32 : 128))
+        snprintf(buf, size, "%s", "");
+    else
+        snprintf(buf, size, " & %s", text);
+}
+
+/* rules_nft_ratelimit - max_connection_rate_per_ip in the kernel: a
+ * dynamic set per family remembers each network (ipv4_prefix,
+ * ipv6_prefix) with a token bucket, forgotten after a quiet window */
+static void rules_nft_ratelimit(struct rules_out *out, const struct conf *conf, int table_len,
+                                const char *table, const char *ports)
+{
+    static const char *const family[][3] = {{"4", "ip", "ipv4"}, {"6", "ip6", "ipv6"}};
+    if (conf->max_connection_rate_per_ip == 0) {
+        rules_printf(out, "# No kernel rate limit: max_connection_rate_per_ip is 0.\n");
+        return;
+    }
+    unsigned long per_hour = rules_rate_per_hour(conf);
+    rules_printf(out, "# Rate limit (max_connection_rate_per_ip = %u per %gs, per network of\n"
+                 "# ipv4_prefix /%u and ipv6_prefix /%u): the kernel drops new connections\n"
+                 "# beyond %u times that, before breakwater sees them; up to there\n"
+                 "# breakwater answers the excess with 421.\n",
+                 conf->max_connection_rate_per_ip, conf->connection_rate_window,
+                 conf->ipv4_prefix, conf->ipv6_prefix, RULES_RATE_FACTOR);
+    for (size_t f = 0; f < 2; f++)
+        rules_printf(out, "add set %.*s ratelimit%s { type %s_addr; size %d; "
+                     "flags dynamic,timeout; timeout %lus; }\n", table_len, table,
+                     family[f][0], family[f][2], RULES_RATE_SET_SIZE,
+                     rules_seconds(conf->connection_rate_window));
+    for (size_t f = 0; f < 2; f++) {
+        char mask[ADDR_TEXT_MAX + 4];
+        rules_mask(f == 0 ? AF_INET : AF_INET6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix,
+                   mask, sizeof mask);
+        rules_printf(out, "add rule %.*s bans%s %s add @ratelimit%s { %s saddr%s limit rate "
+                     "over %lu/hour burst %u packets } counter drop\n", table_len, table, ports,
+                     RULES_NFT_SYN, family[f][0], family[f][1], mask, per_hour,
+                     RULES_RATE_FACTOR * conf->max_connection_rate_per_ip);
+    }
 }
 
 /* rules_nft - the script for `nft -f -` */
@@ -131,7 +176,7 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
                  ports, RULES_NFT_SYN);
     rules_printf(out, "add rule %.*s bans ip6 saddr @%s6%s %s drop\n", table_len, set, prefix,
                  ports, RULES_NFT_SYN);
-    rules_nft_ratelimit(out, table_len, set, ports);
+    rules_nft_ratelimit(out, conf, table_len, set, ports);
 }
 
 /* rules_iptables - `CMD -C ... || CMD -I ...` for the match, one rule per
@@ -152,6 +197,29 @@ static void rules_iptables(struct rules_out *out, const struct conf *conf,
                      "    %s -I INPUT %s %s -j DROP\n", cmd, spec, match, cmd, spec, match);
         first += RULES_MULTIPORT_MAX;
     } while (first < conf->ban_port_count);
+}
+
+/* rules_iptables_ratelimit - the same with iptables' hashlimit, for the
+ * ipset and recent backends */
+static void rules_iptables_ratelimit(struct rules_out *out, const struct conf *conf)
+{
+    if (conf->max_connection_rate_per_ip == 0)
+        return;
+    unsigned long per_hour = rules_rate_per_hour(conf);
+    char match[256];
+    rules_printf(out, "# Rate limit (max_connection_rate_per_ip = %u per %gs, per network):\n"
+                 "# the kernel drops new connections beyond %u times that.\n",
+                 conf->max_connection_rate_per_ip, conf->connection_rate_window,
+                 RULES_RATE_FACTOR);
+    for (int f = 0; f < 2; f++) {
+        snprintf(match, sizeof match, "-m hashlimit --hashlimit-name breakwater%d "
+                 "--hashlimit-mode srcip --hashlimit-srcmask %u --hashlimit-above %lu/hour "
+                 "--hashlimit-burst %u --hashlimit-htable-expire %lu",
+                 f == 0 ? 4 : 6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix, per_hour,
+                 RULES_RATE_FACTOR * conf->max_connection_rate_per_ip,
+                 rules_seconds(conf->connection_rate_window) * 1000);
+        rules_iptables(out, conf, f == 0 ? "iptables" : "ip6tables", match);
+    }
 }
 
 /* rules_ipset - the sets and the iptables rules that match them */
@@ -177,6 +245,7 @@ static void rules_ipset(struct rules_out *out, const struct conf *conf)
     rules_iptables(out, conf, "iptables", match);
     snprintf(match, sizeof match, "-m set --match-set %s6 src", set);
     rules_iptables(out, conf, "ip6tables", match);
+    rules_iptables_ratelimit(out, conf);
 }
 
 /* rules_recent - the iptables rules that create and test the xt_recent
@@ -206,6 +275,7 @@ static void rules_recent(struct rules_out *out, const struct conf *conf)
              conf->ban_set, seconds);
     rules_iptables(out, conf, "iptables", match);
     rules_iptables(out, conf, "ip6tables", match);
+    rules_iptables_ratelimit(out, conf);
 }
 
 /* rules_format - the setup text for the configured backend */

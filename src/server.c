@@ -16,6 +16,8 @@
 #define SERVER_ACCEPT_BATCH 64     /* accepts per wakeup, to stay fair */
 #define SERVER_FD_PAUSE 0.1        /* seconds without accepting at EMFILE */
 #define SERVER_FD_RESERVE 64       /* listeners, DNS sockets, logs */
+#define SERVER_SWEEP_BUCKETS 1024  /* of the netlimit table, a second */
+#define SERVER_REPLY_PER_NET "421 4.7.0 Too many connections from your address, try again later"
 
 void server_refuse(int fd, const char *reply)
 {
@@ -40,27 +42,89 @@ static void server_log_refusal(struct server *s, const struct addr *a, uint16_t 
              text, port, why);
 }
 
+/* server_rate_refuse - over max_connection_rate_per_ip: 421, counted; a
+ * network that keeps going is banned if connection_rate_ban says so */
+static void server_rate_refuse(struct server *s, int fd, const struct addr *a, uint16_t port,
+                               bool again)
+{
+    char text[ADDR_TEXT_MAX], reply[128];
+    server_log_refusal(s, a, port, METRICS_REFUSED_RATE, "max_connection_rate_per_ip");
+    addr_format(a, text, sizeof text);
+    snprintf(reply, sizeof reply, "421 4.7.0 Error: too many connections from [%s]", text);
+    server_refuse(fd, reply);
+    if (again && s->gen->conf->connection_rate_ban)
+        bans_offender(s->bans, a, STORE_BAN_RATE, false);
+}
+
+/* server_net_admit - the client network's limits (netlimit.h): 0 with
+ * *entry set (NULL when nothing needs counting there), or -1 when the
+ * client was turned away (fd closed) */
+static int server_net_admit(struct server *s, int fd, const struct addr *a, uint16_t port,
+                            struct netlimit_entry **entry)
+{
+    const struct conf *conf = s->gen->conf;
+    struct cidr net = cidr_of(a, conf->ipv4_prefix, conf->ipv6_prefix);
+    *entry = NULL;
+    /* a network of one address without a rate: the per-address count of
+     * clients.h is the same number, kept at no extra memory */
+    if (conf->max_connection_rate_per_ip == 0 && net.prefix == (a->family == AF_INET ? 32 : 128))
+        return 0;
+    struct netlimit_policy p = {conf->max_connections_per_ip, conf->max_connection_rate_per_ip,
+                                conf->connection_rate_window};
+    enum netlimit_verdict v = netlimit_admit(s->nets, &net, ev_now(s->loop), &p, entry);
+    switch (v) {
+    case NETLIMIT_ADMITTED:
+        return 0;
+    case NETLIMIT_SESSIONS:
+        server_log_refusal(s, a, port, METRICS_REFUSED_PER_IP, "max_connections_per_ip");
+        server_refuse(fd, SERVER_REPLY_PER_NET);
+        return -1;
+    case NETLIMIT_RATE:
+    case NETLIMIT_RATE_AGAIN:
+        server_rate_refuse(s, fd, a, port, v == NETLIMIT_RATE_AGAIN);
+        return -1;
+    case NETLIMIT_NO_MEMORY:
+        break;
+    }
+    server_refuse(fd, SERVER_REPLY_TRY_LATER);
+    return -1;
+}
+
 /* server_admit - limits, then a session; takes ownership of fd */
 static void server_admit(struct server *s, int fd, const struct addr *a, uint16_t port)
 {
     const struct conf *conf = s->gen->conf;
+    struct netlimit_entry *net;
     if (s->connections >= conf->max_connections) {
         server_log_refusal(s, a, port, METRICS_REFUSED_MAX_CONNECTIONS, "max_connections");
         server_refuse(fd, "421 4.7.0 Too many connections, try again later");
         return;
     }
+    if (server_net_admit(s, fd, a, port, &net) < 0)
+        return;
     struct client *c = clients_get(s->clients, a);
     if (c == NULL) {
+        if (net != NULL)
+            netlimit_release(s->nets, net);
         server_refuse(fd, SERVER_REPLY_TRY_LATER);
         return;
     }
-    if (c->sessions >= conf->max_connections_per_ip) {
+    if (net == NULL && c->sessions >= conf->max_connections_per_ip) {
         server_log_refusal(s, a, port, METRICS_REFUSED_PER_IP, "max_connections_per_ip");
-        server_refuse(fd, "421 4.7.0 Too many connections from your address, try again later");
+        server_refuse(fd, SERVER_REPLY_PER_NET);
         clients_put(s->clients, c);
         return;
     }
-    session_start(s, c, fd, port);
+    session_start(s, c, fd, port, net);
+}
+
+/* server_sweep_cb - forget networks that count nothing any more */
+static void server_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = w->data;
+    (void)revents;
+    netlimit_sweep(s->nets, ev_now(loop), s->gen->conf->connection_rate_window,
+                   SERVER_SWEEP_BUCKETS);
 }
 
 /* server_pause_accepting - out of file descriptors: stop accepting for a
@@ -179,14 +243,20 @@ int server_start(struct server *s, struct ev_loop *loop, struct generation *gen,
     const struct conf *conf = gen->conf;
     *s = (struct server){.loop = loop, .gen = gen, .bans = bans, .metrics = metrics};
     s->clients = clients_new();
-    if (s->clients == NULL) {
+    s->nets = netlimit_new();
+    if (s->clients == NULL || s->nets == NULL) {
         for (size_t i = 0; i < conf->listen_count; i++)
             close(fds[i]);
+        clients_free(s->clients);
+        netlimit_free(s->nets);
         snprintf(err, errsize, "out of memory");
         return -1;
     }
     ev_init(&s->accept_pause, server_resume_cb);
     s->accept_pause.data = s;
+    ev_timer_init(&s->sweep, server_sweep_cb, 1., 1.);
+    s->sweep.data = s;
+    ev_timer_start(loop, &s->sweep);
     server_raise_fd_limit(conf);
     for (size_t i = 0; i < conf->listen_count; i++) {
         struct listener *l = &s->listener[s->listener_count++];
@@ -214,6 +284,7 @@ static void server_close_listeners(struct server *s)
     }
     s->listener_count = 0;
     ev_timer_stop(s->loop, &s->accept_pause);
+    ev_timer_stop(s->loop, &s->sweep);
 }
 
 void server_shutdown(struct server *s)
@@ -230,6 +301,8 @@ void server_stop(struct server *s)
         clients_foreach(s->clients, session_close_all, NULL);
     clients_free(s->clients);
     s->clients = NULL;
+    netlimit_free(s->nets); /* after the sessions, which release their entries */
+    s->nets = NULL;
     generation_drop(s->gen);
     s->gen = NULL;
 }

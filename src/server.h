@@ -25,6 +25,7 @@
 
 #include "bans.h"
 #include "clients.h"
+#include "netlimit.h"
 #include "conf.h"
 #include "generation.h"
 #include "log.h"
@@ -40,12 +41,14 @@ struct server {
     struct generation *gen;        /* the current one, held; a session holds its own */
     struct bans *bans;
     struct clients *clients;
+    struct netlimit *nets;         /* per client network: sessions, connection rate */
     struct metrics_slot *metrics;  /* this worker's (metrics.h) */
     unsigned connections;          /* open client sessions */
     unsigned backend_connections;  /* relays connecting or copying */
     struct listener listener[CONF_LISTEN_MAX];
     size_t listener_count;
     ev_timer accept_pause;         /* accepting stopped: out of fds */
+    ev_timer sweep;                /* netlimit_sweep() every second */
     struct log_limit fd_log;
 };
 

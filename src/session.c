@@ -60,6 +60,7 @@ struct session {
     struct server *srv;
     struct generation *gen;       /* the configuration it started under, held */
     struct client *client;
+    struct netlimit_entry *net;   /* its count in the client's network, or NULL */
     struct session *prev, *next;  /* the client's sessions */
     int fd;
     uint16_t port;
@@ -298,6 +299,8 @@ static void session_close(struct session *s)
     c->sessions--;
     srv->connections--;
     clients_put(srv->clients, c);
+    if (s->net != NULL)
+        netlimit_release(srv->nets, s->net);
     generation_drop(s->gen);
     free(s);
 }
@@ -591,7 +594,8 @@ static struct dnsbl_lookup *session_lookup(struct session *s, struct client *c)
     return c->lookup;
 }
 
-void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
+void session_start(struct server *srv, struct client *c, int fd, uint16_t port,
+                   struct netlimit_entry *net)
 {
     struct session *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -601,6 +605,7 @@ void session_start(struct server *srv, struct client *c, int fd, uint16_t port)
     s->srv = srv;
     s->gen = generation_hold(srv->gen);
     s->client = c;
+    s->net = net;
     s->fd = fd;
     s->port = port;
     s->started = ev_now(srv->loop);

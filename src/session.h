@@ -33,8 +33,10 @@
 #include "clients.h"
 #include "server.h"
 
+/* net: the session's count in its client network (netlimit.h), or NULL;
+ * released when it ends */
 void session_start(struct server *srv, struct client *client, int fd,
-                   uint16_t port);
+                   uint16_t port, struct netlimit_entry *net);
 void session_close_all(struct client *client, void *unused);
 void session_shutdown_all(struct client *client, void *unused);
 

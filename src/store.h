@@ -57,6 +57,7 @@ enum store_ban_reason {
     STORE_BAN_PREGREET = 3, /* talked before the greeting */
     STORE_BAN_MANUAL = 4,   /* ctl ban */
     STORE_BAN_LOG = 5,      /* watch: the MTA's log showed a DNSBL reject */
+    STORE_BAN_RATE = 6,     /* went on past max_connection_rate_per_ip */
 };
 
 struct store_ban {

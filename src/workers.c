@@ -42,14 +42,37 @@ static double workers_now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* workers_steer - attach the address-hash program to one port's group */
-static int workers_steer(int fd, int family, unsigned count)
+/* workers_mask - the mask of word w (0-based, 32 bits each) of an
+ * address under a prefix of that many bits */
+static uint32_t workers_mask(unsigned prefix, unsigned w)
 {
-    /* the source address: IPv4 header offset 12, IPv6 offset 8 (we hash its
-     * last 32 bits, which vary most between clients) */
-    unsigned offset = family == AF_INET6 ? 8 + 12 : 12;
-    struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (unsigned)SKF_NET_OFF + offset),
+    unsigned bits = prefix > 32 * w ? prefix - 32 * w : 0;
+    return bits >= 32 ? 0xffffffffu : bits == 0 ? 0 : ~(0xffffffffu >> bits);
+}
+
+/* workers_steer - attach the client-network hash program to one port's
+ * group: a client's network (ipv4_prefix, ipv6_prefix) always goes to the
+ * same worker, so per-network limits and the verdict cache stay exact */
+static int workers_steer(int fd, int family, unsigned count, const struct conf *conf)
+{
+    /* the source address: IPv4 header offset 12, IPv6 offset 8; the XOR of
+     * its 32-bit words within the prefix, each masked to it */
+    unsigned base = family == AF_INET6 ? 8 : 12;
+    unsigned prefix = family == AF_INET6 ? conf->ipv6_prefix : conf->ipv4_prefix;
+    unsigned words = family == AF_INET6 ? (prefix + 31) / 32 : 1;
+    struct sock_filter code[4 * 4 + 8];
+    unsigned n = 0;
+    for (unsigned w = 0; w < words; w++) {
+        if (w > 0)
+            code[n++] = (struct sock_filter)BPF_STMT(BPF_MISC | BPF_TAX, 0);
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                                 (unsigned)SKF_NET_OFF + base + 4 * w);
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K,
+                                                 workers_mask(prefix, w));
+        if (w > 0)
+            code[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0);
+    }
+    const struct sock_filter fold[] = {
         BPF_STMT(BPF_MISC | BPF_TAX, 0),
         BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
         BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
@@ -59,8 +82,23 @@ static int workers_steer(int fd, int family, unsigned count)
         BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
         BPF_STMT(BPF_RET | BPF_A, 0),
     };
-    struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+    for (size_t i = 0; i < sizeof fold / sizeof fold[0]; i++)
+        code[n++] = fold[i];
+    struct sock_fprog prog = {(unsigned short)n, code};
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
+}
+
+/* workers_steer_all - the steering of every listen port's group */
+static int workers_steer_all(struct workers *w)
+{
+    const struct conf *conf = w->conf;
+    for (size_t l = 0; l < conf->listen_count; l++) {
+        if (workers_steer(w->fds[0][l], conf->listen[l].addr.family, w->count, conf) < 0) {
+            log_error("cannot attach the reuseport steering program: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* workers_open_listeners - every worker's listeners, in worker order, then
@@ -75,13 +113,7 @@ static int workers_open_listeners(struct workers *w)
             return -1;
         }
     }
-    for (size_t l = 0; l < conf->listen_count; l++) {
-        if (workers_steer(w->fds[0][l], conf->listen[l].addr.family, w->count) < 0) {
-            log_error("cannot attach the reuseport steering program: %s", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
+    return workers_steer_all(w);
 }
 
 /* workers_close - close every listener and free w */
@@ -202,6 +234,7 @@ static void workers_reload(struct workers *w)
     workers_share(w);
     if (owned)
         conf_free(&old);
+    (void)workers_steer_all(w); /* new prefixes: new connections follow them */
     log_info("reload: passed on to %u workers", w->count);
     workers_signal_all(w, SIGHUP);
 }
