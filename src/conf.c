@@ -845,6 +845,7 @@ static const struct conf_key conf_keys[] = {
      "60s", 1, 3600},
     {"connection_rate_ban", conf_set_bool, CONF_FIELD(connection_rate_ban), "no", 0, 0},
     {"command_timeout", conf_set_duration, CONF_FIELD(command_timeout), "30s", 0.001, 86400},
+    {"reject_delay", conf_set_duration, CONF_FIELD(reject_delay), "0", 0, 300},
     {"reject_session_timeout", conf_set_duration, CONF_FIELD(reject_session_timeout),
      "60s", 0.001, 86400},
     {"reject_message", conf_set_message, CONF_FIELD(reject_message),
@@ -1174,6 +1175,12 @@ int conf_finish(struct conf *c, char *err)
         snprintf(err, CONF_ERR_MAX, "%s: dnsbl_threshold: %d can never be reached: the positive "
                  "weights of dnsbl_sites add up to %ld", origin, c->dnsbl_threshold,
                  conf_positive_weights(&c->dnsbl_sites));
+        return -1;
+    }
+    if (c->reject_delay >= c->command_timeout) {
+        snprintf(err, CONF_ERR_MAX, "%s: reject_delay: %gs is not shorter than command_timeout "
+                 "(%gs): a delayed reply would come after the session's idle limit", origin,
+                 c->reject_delay, c->command_timeout);
         return -1;
     }
     if (c->has_fleet && c->fleet_timeout >= c->dnsbl_timeout) {

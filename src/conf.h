@@ -93,6 +93,7 @@ struct conf {
     bool connection_rate_ban;            /* ban a network that keeps going */
     double command_timeout;              /* seconds */
     double reject_session_timeout;       /* seconds */
+    double reject_delay;                 /* seconds before each reply to a listed client */
     char *reject_message;                /* %a address, %l lists, %% percent */
     double cache_clean_ttl;              /* seconds a clean verdict is kept */
     double cache_listed_ttl;             /* seconds a listed verdict is kept */

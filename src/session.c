@@ -320,6 +320,32 @@ static void session_reject_reply(const struct session *s, char *text, size_t siz
     smtp_format_reject(s->gen->conf->reject_message, addr, lists, text, size);
 }
 
+/* session_reject_deadline - the idle or the whole-session limit, earlier */
+static double session_reject_deadline(const struct session *s)
+{
+    const struct conf *conf = s->gen->conf;
+    double idle = s->last_active + conf->command_timeout;
+    double whole = s->reject_started + conf->reject_session_timeout;
+    return idle < whole ? idle : whole;
+}
+
+/* session_reject_held - reject_delay: a reply waits until reject_delay
+ * after the client's last bytes (OpenBSD spamd's tarpit: a bot's time,
+ * not our memory: the reply sits in the buffer it is in anyway, the
+ * session's own timer wakes it). True while it must wait; the timer is
+ * then set for it, or for the session's deadline if that comes first. */
+static bool session_reject_held(struct session *s)
+{
+    double due = s->last_active + s->gen->conf->reject_delay;
+    if (s->buf == NULL || s->buf->out.len == 0 || ev_now(s->srv->loop) >= due)
+        return false;
+    double deadline = session_reject_deadline(s);
+    session_timer_at(s, due < deadline ? due : deadline);
+    /* a close is still seen; more bytes wait for the reply, up to the buffer */
+    evutil_io_want(s->srv->loop, &s->io, s->buf->in_len < SESSION_IN_MAX ? EV_READ : 0);
+    return true;
+}
+
 /* session_reject_pump - answer what the client sent, write what we can */
 static void session_reject_pump(struct session *s)
 {
@@ -335,6 +361,8 @@ static void session_reject_pump(struct session *s)
         size_t used = engine_input(&s->engine, &params, b->in, b->in_len, &b->out);
         memmove(b->in, b->in + used, b->in_len - used);
         b->in_len -= used;
+        if (session_reject_held(s))
+            return;
         if (session_flush(s) < 0) {
             s->reason = "client gone";
             session_close(s);
@@ -358,15 +386,6 @@ static void session_reject_pump(struct session *s)
     session_buffers_release(s);
 }
 
-/* session_reject_deadline - the idle or the whole-session limit, earlier */
-static double session_reject_deadline(const struct session *s)
-{
-    const struct conf *conf = s->gen->conf;
-    double idle = s->last_active + conf->command_timeout;
-    double whole = s->reject_started + conf->reject_session_timeout;
-    return idle < whole ? idle : whole;
-}
-
 /* session_reject_begin - listed (or denylisted, or pregreet): the engine
  * takes over the dialogue */
 static void session_reject_begin(struct session *s)
@@ -382,6 +401,11 @@ static void session_reject_begin(struct session *s)
     engine_init(&s->engine);
     const struct engine_params params = {s->gen->conf->hostname, NULL};
     engine_greeting(&s->engine, &params, &s->buf->out);
+    if (session_flush(s) < 0) { /* the greeting is never held back */
+        s->reason = "client gone";
+        session_close(s);
+        return;
+    }
     session_timer_at(s, session_reject_deadline(s));
     session_reject_pump(s);
 }
@@ -403,6 +427,7 @@ static void session_reject_timeout(struct session *s)
     double deadline = session_reject_deadline(s);
     if (ev_now(s->srv->loop) < deadline) {
         session_timer_at(s, deadline);
+        session_reject_pump(s); /* a held reply may be due */
         return;
     }
     char reply[300];

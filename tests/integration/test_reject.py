@@ -234,6 +234,50 @@ class RejectTest(BreakwaterTestCase):
         self.assertIsNotNone(closed_at, "a busy listed client was kept past reject_session_timeout")
         self.assertGreater(closed_at - t0, 1.5, "closed too early")
 
+    def test_reject_delay(self):
+        """reject_delay = 0.5s: the greeting at once, every later reply to
+        a listed client half a second after its command, the whole session
+        still bounded by reject_session_timeout; a clean client's dialogue
+        (the MTA's) is not delayed."""
+        d = self.listed_daemon(reject_delay="0.5s", reject_session_timeout="2.2s",
+                               dnsbl_sites="bl.test")
+        c = self.client(d, "127.66.1.11")
+        t0 = time.monotonic()
+        engine_greeting(self, c)
+        self.assertLess(time.monotonic() - t0, 0.4 * SLOW, "the greeting was held back")
+        waits = []
+        for line in ("EHLO client.test", "MAIL FROM:<bot@spam.example>",
+                     "RCPT TO:<victim@example.org>"):
+            t = time.monotonic()
+            r = c.cmd(line)
+            waits.append(time.monotonic() - t)
+            self.assertIn(r.code, (250, 550), str(r))
+        self.assertEqual(r.code, 550)
+        for w in waits:
+            self.assertGreaterEqual(w, 0.45, "a reply came before reject_delay: %r" % waits)
+        # reject_session_timeout still ends it: 2.2 s in all
+        closed = None
+        while closed is None and time.monotonic() - t0 < 2.2 + 3 * SLOW:
+            try:
+                if c.cmd("NOOP").code == 421:
+                    closed = time.monotonic()
+            except Closed:
+                closed = time.monotonic()
+        self.assertIsNotNone(closed, "kept past reject_session_timeout")
+        self.assertLess(closed - t0, 2.2 + 1.0 * SLOW)
+        # a clean client talks to the MTA at its pace
+        clean = self.client(d, "127.1.9.9")
+        t = time.monotonic()
+        r = clean.read_reply()
+        self.assertEqual(r.lines[0], "220 recorder.test ESMTP recorder")
+        self.assertLess(time.monotonic() - t, 0.4 * SLOW)
+
+    def test_reject_delay_shorter_than_command_timeout(self):
+        p = self.run_bw(["check", "-c", "/dev/null", "-o", "reject_delay=30s",
+                         "-o", "command_timeout=30s", "127.0.0.1"])
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("reject_delay: 30s is not shorter than command_timeout", p.stderr)
+
     def test_binary_junk_then_still_serving(self):
         d = self.listed_daemon()
         c = self.client(d, "127.66.1.11")
