@@ -607,6 +607,8 @@ static const struct test_finish test_finishes[] = {
     {{"dnsbl_sites=a.example*2 b.example*2 c.example*-5", "dnsbl_threshold=5"},
      "configuration: dnsbl_threshold: 5 can never be reached"},
     {{"dnsbl_sites=a.example*2 b.example*2 c.example*-5", "dnsbl_threshold=4"}, NULL},
+    {{"reject_delay=30s"}, "configuration: reject_delay: 30s is not shorter than command_timeout"},
+    {{"reject_delay=29s"}, NULL},
     {{"dnsbl_sites=key01234567890123456789.a.example", "dnsbl_names=c.example=c.test"},
      "configuration: dnsbl_names: c.test is not a domain of dnsbl_sites"},
     {{"dnsbl_names=KEY01234567890123456789.A.example.=a.test",
