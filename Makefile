@@ -26,7 +26,7 @@ CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 # Pure modules: no sockets, no globals; unit-tested and fuzzed directly.
 PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c \
 	   src/fleetproto.c src/netlimit.c \
-	   src/logrules.c
+	   src/logrules.c src/dnsttl.c
 # Unit-tested too, against the real library they wrap (LMDB in a temp dir).
 UNIT_LIB_SRC = src/store.c src/log.c src/follow.c
 SRC      = $(wildcard src/*.c)

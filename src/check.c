@@ -7,6 +7,10 @@
  * A TXT answer is the list's text (or a spoofer's): it is printed escaped
  * (dnsbl_txt_escape), so that no control byte of it reaches the terminal,
  * and cut at CHECK_TXT_MAX.
+ *
+ * A list that answers its test point with 127.255.255.x refuses this
+ * resolver: that is said once per list, with the fix (dnsbl_warn_refused,
+ * on stderr as serve says it), before the addresses.
  */
 #include <ares.h>
 #include <arpa/nameser.h>
@@ -126,8 +130,7 @@ static const char *check_status_text(int status)
 static void check_print_site(const struct dnsbl_site *site, const struct check_answer *a,
                              enum dnsbl_health health)
 {
-    bool suspended = health == DNSBL_HEALTH_LISTS_EVERYTHING ||
-                     health == DNSBL_HEALTH_MISSES_TEST_POINT;
+    bool suspended = dnsbl_health_suspends(health);
     bool matched = false;
     printf("  %s:", site->spec);
     if (a->a_status != ARES_SUCCESS)
@@ -158,8 +161,7 @@ static int check_print(const struct conf *conf, const char *text,
     printf("%s\n", text);
     for (size_t z = 0; z < sites->zone_count; z++) {
         results[z] = answers[z].a;
-        if (health[z] == DNSBL_HEALTH_LISTS_EVERYTHING ||
-            health[z] == DNSBL_HEALTH_MISSES_TEST_POINT)
+        if (dnsbl_health_suspends(health[z]))
             results[z].status = DNSBL_ZONE_SUSPENDED;
         if (answers[z].a.status == DNSBL_ZONE_FAILED)
             failed++;
@@ -174,6 +176,22 @@ static int check_print(const struct conf *conf, const char *text,
            score.listed ? "listed" : "clean",
            all_failed ? " (every list failed to answer)" : "");
     return all_failed ? 3 : score.listed ? 1 : 0;
+}
+
+/* check_warn_refused - once per list that refuses this resolver for some
+ * family (points: the list's four test-point answers) */
+static void check_warn_refused(const struct conf *conf, size_t zone,
+                               const struct check_answer *points,
+                               const enum dnsbl_health *health)
+{
+    for (int f = 0; f < 2; f++) {
+        if (health[f] != DNSBL_HEALTH_REFUSED)
+            continue;
+        dnsbl_warn_refused(conf->dnsbl_sites.name[zone],
+                           dnsbl_health_refusal(&points[f * 2].a),
+                           f == 1 ? "::ffff:127.0.0.2" : "127.0.0.2");
+        return;
+    }
 }
 
 int check_run(const struct conf *conf, char *const addresses[], int count)
@@ -220,10 +238,12 @@ int check_run(const struct conf *conf, char *const addresses[], int count)
     }
     if (run.pending > 0)
         ev_run(loop, 0);
-    for (size_t z = 0; z < zones; z++)
+    for (size_t z = 0; z < zones; z++) {
         for (int f = 0; f < 2; f++)
             health[z * 2 + f] = dnsbl_health_evaluate(&points[z * 4 + f * 2].a,
                                                       &points[z * 4 + f * 2 + 1].a);
+        check_warn_refused(conf, z, &points[z * 4], &health[z * 2]);
+    }
     for (int i = 0; i < count; i++) {
         enum dnsbl_health h[DNSBL_SITES_MAX];
         for (size_t z = 0; z < zones; z++)

@@ -850,7 +850,9 @@ static const struct conf_key conf_keys[] = {
      "60s", 0.001, 86400},
     {"reject_message", conf_set_message, CONF_FIELD(reject_message),
      "5.7.1 Service unavailable; client [%a] blocked using %l", 1, 400},
-    {"cache_clean_ttl", conf_set_duration, CONF_FIELD(cache_clean_ttl), "24h", 60, 30 * 86400},
+    /* the cap of a clean verdict's negative TTL (dnsttl_bound), Postfix's
+     * postscreen_dnsbl_max_ttl */
+    {"cache_clean_ttl", conf_set_duration, CONF_FIELD(cache_clean_ttl), "1h", 1, 30 * 86400},
     {"cache_listed_ttl", conf_set_duration, CONF_FIELD(cache_listed_ttl), "1h", 60, 30 * 86400},
     {"cache_max_entries", conf_set_count, CONF_FIELD(cache_max_entries), "1000000", 0, 100000000},
     {"workers", conf_set_workers, CONF_FIELD(workers), "1", 1, 64},

@@ -13,15 +13,18 @@
 
 #include "store.h"
 #include "dnsbl.h"
+#include "dnsttl.h"
 #include "log.h"
 
 #define DNSBL_NAME_MAX (DNSBL_DOMAIN_MAX + 80)
-#define DNSBL_CACHE_TTL_MIN 60.0       /* seconds, whatever the DNS TTL */
+#define DNSBL_TTL_NONE UINT32_MAX      /* no answer has given a TTL yet */
 
 enum { DNSBL_FAMILY_V4, DNSBL_FAMILY_V6, DNSBL_FAMILIES };
 
 struct dnsbl_zone_state {
     uint8_t health[DNSBL_FAMILIES]; /* enum dnsbl_health; UNKNOWN = usable */
+    bool refused_said;              /* dnsbl_warn_refused() since it last
+                                       stopped refusing */
     struct log_limit refusal_log;
     struct log_limit error_log;
 };
@@ -61,6 +64,8 @@ struct dnsbl_lookup {
     bool cached;                       /* decided from the cache */
     struct store_verdict verdict;      /* when cached */
     unsigned min_ttl;                  /* lowest TTL of the A answers, 0: none */
+    uint32_t clean_ttl;                /* lowest TTL of every answer, negative
+                                          TTLs included; DNSBL_TTL_NONE: none */
     struct dnsbl_zone_result *results; /* [zone_count], after query[] */
     struct dnsbl_query query[];        /* [zone_count] */
 };
@@ -89,8 +94,31 @@ static int dnsbl_family_index(const struct addr *a)
 
 static bool dnsbl_zone_suspended(const struct dnsbl *d, unsigned zone, int family)
 {
-    uint8_t h = d->zone[zone].health[family];
-    return h == DNSBL_HEALTH_LISTS_EVERYTHING || h == DNSBL_HEALTH_MISSES_TEST_POINT;
+    return dnsbl_health_suspends((enum dnsbl_health)d->zone[zone].health[family]);
+}
+
+/* dnsbl_zone_refused - does the list refuse us for some family? */
+static bool dnsbl_zone_refused(const struct dnsbl *d, unsigned zone)
+{
+    for (int family = 0; family < DNSBL_FAMILIES; family++)
+        if (d->zone[zone].health[family] == DNSBL_HEALTH_REFUSED)
+            return true;
+    return false;
+}
+
+/* dnsbl_answer_ttl - how long one list's answer may be believed, for a
+ * clean verdict: an NXDOMAIN's or NODATA's negative TTL (0, which
+ * dnsttl_bound() raises to the floor, when it carries no well-formed SOA),
+ * else the lowest TTL of its A records */
+static uint32_t dnsbl_answer_ttl(int status, const unsigned char *abuf, int alen,
+                                 unsigned a_ttl)
+{
+    uint32_t ttl;
+    if (status != ARES_ENOTFOUND && status != ARES_ENODATA)
+        return a_ttl;
+    if (abuf == NULL || alen <= 0 || !dnsttl_negative(abuf, (size_t)alen, &ttl))
+        return 0;
+    return ttl;
 }
 
 void dnsbl_parse_a(int status, const unsigned char *abuf, int alen,
@@ -156,9 +184,13 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
             return; /* failed or suspended: not a verdict to keep */
     struct dnsbl_score score;
     dnsbl_score(d->sites, lookup->results, d->threshold, &score);
-    double ttl = score.listed ? d->listed_ttl : d->clean_ttl;
-    if (lookup->min_ttl > 0 && lookup->min_ttl < ttl)
-        ttl = lookup->min_ttl < DNSBL_CACHE_TTL_MIN ? DNSBL_CACHE_TTL_MIN : lookup->min_ttl;
+    double ttl;
+    if (!score.listed)
+        ttl = dnsttl_bound(lookup->clean_ttl, d->clean_ttl);
+    else if (lookup->min_ttl > 0)
+        ttl = dnsttl_bound(lookup->min_ttl, d->listed_ttl);
+    else
+        ttl = d->listed_ttl;
     struct store_verdict v = {score.score, score.hits, d->sites_hash};
     store_verdict_put(d->store, &lookup->addr, &v, ev_now(d->loop) + ttl);
     if (d->fleet != NULL)
@@ -203,6 +235,9 @@ static void dnsbl_lookup_done(void *arg, int status, const unsigned char *abuf,
     dnsbl_parse_a(status, abuf, alen, r, &ttl);
     if (ttl > 0 && (lookup->min_ttl == 0 || ttl < lookup->min_ttl))
         lookup->min_ttl = ttl;
+    uint32_t believed = dnsbl_answer_ttl(status, abuf, alen, ttl);
+    if (r->status == DNSBL_ZONE_ANSWERED && believed < lookup->clean_ttl)
+        lookup->clean_ttl = believed;
     dnsbl_log_problems(lookup->d, q->zone, status, r, &lookup->addr);
     dnsbl_count_answer(lookup->d, q, status, r);
     if (--lookup->pending == 0 && !lookup->starting)
@@ -287,7 +322,8 @@ struct dnsbl_lookup *dnsbl_lookup_start(struct dnsbl *d, const struct addr *a,
     if (lookup == NULL)
         return NULL;
     *lookup = (struct dnsbl_lookup){.d = d, .addr = *a, .update = update,
-                                    .arg = arg, .starting = true};
+                                    .arg = arg, .starting = true,
+                                    .clean_ttl = DNSBL_TTL_NONE};
     lookup->results = (struct dnsbl_zone_result *)&lookup->query[n];
     if (d->store != NULL && store_verdict_get(d->store, a, ev_now(d->loop), d->sites_hash,
                                               &lookup->verdict)) {
@@ -399,9 +435,27 @@ static bool dnsbl_counts(const struct dnsbl_zone_result *r)
     return false;
 }
 
+const uint8_t *dnsbl_health_refusal(const struct dnsbl_zone_result *point)
+{
+    if (point->status != DNSBL_ZONE_ANSWERED)
+        return NULL;
+    for (unsigned i = 0; i < point->count; i++)
+        if (dnsbl_answer_is_refusal(point->answer[i]))
+            return point->answer[i];
+    return NULL;
+}
+
+bool dnsbl_health_suspends(enum dnsbl_health health)
+{
+    return health == DNSBL_HEALTH_LISTS_EVERYTHING ||
+           health == DNSBL_HEALTH_MISSES_TEST_POINT || health == DNSBL_HEALTH_REFUSED;
+}
+
 enum dnsbl_health dnsbl_health_evaluate(const struct dnsbl_zone_result *listed_point,
                                         const struct dnsbl_zone_result *unlisted_point)
 {
+    if (!dnsbl_counts(listed_point) && dnsbl_health_refusal(listed_point) != NULL)
+        return DNSBL_HEALTH_REFUSED;
     if (unlisted_point->status == DNSBL_ZONE_ANSWERED && dnsbl_counts(unlisted_point))
         return DNSBL_HEALTH_LISTS_EVERYTHING;
     if (listed_point->status == DNSBL_ZONE_ANSWERED && !dnsbl_counts(listed_point))
@@ -422,13 +476,44 @@ const char *dnsbl_health_text(enum dnsbl_health health)
                "answering for every address)";
     case DNSBL_HEALTH_MISSES_TEST_POINT:
         return "does not list the test point 127.0.0.2 or ::ffff:127.0.0.2";
+    case DNSBL_HEALTH_REFUSED:
+        return "refuses this resolver (answers its test point 127.0.0.2 or "
+               "::ffff:127.0.0.2 with 127.255.255.x)";
     case DNSBL_HEALTH_UNKNOWN:
         break;
     }
     return "health unknown (test queries failed)";
 }
 
-/* dnsbl_health_apply - record a probe's outcome; log changes of state */
+void dnsbl_warn_refused(const char *name, const uint8_t answer[4], const char *point)
+{
+    log_warning("dnsbl %s refuses this resolver: it answered %u.%u.%u.%u for its test point "
+                "%s, so every answer it gives here is an error, and its weight counts 0 "
+                "until it answers the test point again. "
+                "Spamhaus answers so to queries that come through public or shared "
+                "resolvers (127.255.255.254) or go over its free limit (127.255.255.255). "
+                "Fix: a local recursive resolver such as unbound (resolver = 127.0.0.1), "
+                "or Spamhaus DQS with dnsbl_names (README, \"Using Spamhaus DQS\")",
+                name, answer[0], answer[1], answer[2], answer[3], point);
+}
+
+/* dnsbl_health_refused - a probe's test point was refused: count it, and
+ * say it once until the list stops refusing */
+static void dnsbl_health_refused(struct dnsbl *d, unsigned zone, int family,
+                                 const uint8_t answer[4])
+{
+    struct dnsbl_zone_state *z = &d->zone[zone];
+    if (d->metrics != NULL && zone < DNSBL_SITES_MAX)
+        d->metrics->dnsbl_health_refused[zone]++;
+    if (z->refused_said)
+        return;
+    z->refused_said = true;
+    dnsbl_warn_refused(d->sites->name[zone], answer,
+                       family == DNSBL_FAMILY_V6 ? "::ffff:127.0.0.2" : "127.0.0.2");
+}
+
+/* dnsbl_health_apply - record a probe's outcome; log changes of state (a
+ * refusal is said by dnsbl_health_refused()) */
 static void dnsbl_health_apply(struct dnsbl *d, unsigned zone, int family,
                                enum dnsbl_health health)
 {
@@ -439,6 +524,10 @@ static void dnsbl_health_apply(struct dnsbl *d, unsigned zone, int family,
     bool was = dnsbl_zone_suspended(d, zone, family);
     *state = (uint8_t)health;
     bool now = dnsbl_zone_suspended(d, zone, family);
+    if (!dnsbl_zone_refused(d, zone))
+        d->zone[zone].refused_said = false; /* a new refusal is said again */
+    if (health == DNSBL_HEALTH_REFUSED)
+        return;
     if (now)
         log_warning("dnsbl %s suspended for %s clients: it %s; its weight "
                     "counts 0 until it passes again", d->sites->name[zone],
@@ -457,9 +546,13 @@ static void dnsbl_probe_done(void *arg, int status, const unsigned char *abuf,
     dnsbl_parse_a(status, abuf, alen, &p->result[q->which], NULL);
     if (--p->pending > 0)
         return;
-    if (status != ARES_EDESTRUCTION)
-        dnsbl_health_apply(p->d, p->zone, p->family,
-                           dnsbl_health_evaluate(&p->result[0], &p->result[1]));
+    if (status != ARES_EDESTRUCTION) {
+        enum dnsbl_health health = dnsbl_health_evaluate(&p->result[0], &p->result[1]);
+        if (health == DNSBL_HEALTH_REFUSED)
+            dnsbl_health_refused(p->d, p->zone, p->family,
+                                 dnsbl_health_refusal(&p->result[0]));
+        dnsbl_health_apply(p->d, p->zone, p->family, health);
+    }
     free(p);
 }
 

@@ -22,18 +22,34 @@
  *   dnsbl_format_hits()    "bl.test,zen.spamhaus.org" for logs and replies
  *   dnsbl_warn_keyed()     at start: a list domain that carries a key, unnamed
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
- *   dnsbl_health_evaluate(), dnsbl_health_text()
+ *   dnsbl_health_evaluate(), dnsbl_health_text(), dnsbl_health_suspends()
+ *   dnsbl_health_refusal() the refusal answer of a test point, if any
+ *   dnsbl_warn_refused()   the plain warning, with the fix, for a list that
+ *                          refuses this resolver (serve and check)
  *
- * Verdicts are remembered in the store (store.h): a lookup of an address with
- * an unexpired verdict sends no query. A verdict is stored once every list
- * answered (never when one failed: a DNS failure must not stick), for
- * cache_listed_ttl or cache_clean_ttl, shortened to the lowest TTL of the
- * answers that made it, but not below 60 s.
+ * Verdicts are remembered in the store (store.h), and shared with the fleet
+ * with the same expiry: a lookup of an address with an unexpired verdict
+ * sends no query. A verdict is stored once every list answered (never when
+ * one failed: a DNS failure must not stick), for as long as the answers
+ * behind it may be believed, bounded by dnsttl_bound() (dnsttl.h):
  *
- * A list that fails its health check (lists 127.0.0.1, or stops listing
- * 127.0.0.2) is suspended: its queries are not sent and its weight counts 0
- * until it passes again. IPv4 and IPv6 are checked separately, since many
- * lists serve only IPv4.
+ *   listed  the lowest TTL of the A records, within [60 s, cache_listed_ttl]
+ *           (cache_listed_ttl when no A record has a TTL)
+ *   clean   the lowest TTL of every list's answer: an NXDOMAIN's (or
+ *           NODATA's) negative TTL, from the SOA of its authority section
+ *           (RFC 2308), an A answer's lowest TTL (an allow list, an answer
+ *           outside the filter), within [min(60 s, cache_clean_ttl),
+ *           cache_clean_ttl]; a negative answer without a usable SOA
+ *           counts as the floor (RFC 2308 §5: not to be cached)
+ *
+ * A list that fails its health check (lists 127.0.0.1, stops listing
+ * 127.0.0.2, or refuses this resolver: answers 127.0.0.2 with
+ * 127.255.255.x) is suspended: its queries are not sent and its weight
+ * counts 0 until it passes again. IPv4 and IPv6 are checked separately,
+ * since many lists serve only IPv4. A list refusing the resolver is said
+ * once (dnsbl_warn_refused(), with the fix), not once per family or check,
+ * until it answers again; each refused test point is counted in the
+ * metrics (dnsbl_health_refused).
  */
 #ifndef BREAKWATER_DNSBL_H
 #define BREAKWATER_DNSBL_H
@@ -92,6 +108,7 @@ enum dnsbl_health {
     DNSBL_HEALTH_OK,
     DNSBL_HEALTH_LISTS_EVERYTHING,  /* lists the 127.0.0.1 test point */
     DNSBL_HEALTH_MISSES_TEST_POINT, /* does not list 127.0.0.2 */
+    DNSBL_HEALTH_REFUSED,           /* answers 127.0.0.2 with 127.255.255.x only */
 };
 
 /* listed_point: the answer for 127.0.0.2 (or ::ffff:127.0.0.2);
@@ -99,6 +116,13 @@ enum dnsbl_health {
 enum dnsbl_health dnsbl_health_evaluate(const struct dnsbl_zone_result *listed_point,
                                         const struct dnsbl_zone_result *unlisted_point);
 const char *dnsbl_health_text(enum dnsbl_health health);
+/* Does this state suspend the list (its weight counts 0)? */
+bool dnsbl_health_suspends(enum dnsbl_health health);
+/* The first 127.255.255.x answer of an answered test point, or NULL. */
+const uint8_t *dnsbl_health_refusal(const struct dnsbl_zone_result *point);
+/* name: the list's public name; answer: its refusal answer for point (the
+ * test point's text, "127.0.0.2" or "::ffff:127.0.0.2"). */
+void dnsbl_warn_refused(const char *name, const uint8_t answer[4], const char *point);
 /* The RFC 5782 test point of a family: which = 2 (must be listed) or 1. */
 void dnsbl_test_point(int family, int which, struct addr *out);
 

@@ -28,7 +28,12 @@
 
 struct resolver;
 
-/* status is an ARES_* code; abuf/alen the raw answer when ARES_SUCCESS. */
+/* status is an ARES_* code; abuf/alen the raw answer with ARES_SUCCESS,
+ * and with ARES_ENOTFOUND (NXDOMAIN) and ARES_ENODATA (no record of the
+ * type), whose authority section holds the zone's SOA, the negative TTL
+ * (c-ares 1.18's ares_query passes the message on then; dnsttl.h reads
+ * it); NULL/0 with any other status, and may be NULL with those too. The
+ * bytes are the server's (or a spoofer's), valid during the call only. */
 typedef void (*resolver_callback)(void *arg, int status,
                                   const unsigned char *abuf, int alen);
 
