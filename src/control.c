@@ -21,7 +21,6 @@
 #define CONTROL_NO_ANSWER "no answer from the control socket %s within %ds"
 #define CONTROL_ANSWER_LINE_MAX (CONTROL_LINE_MAX * 2) /* ctl prints longer lines in pieces */
 #define CONTROL_ARGS_MAX 4
-#define CONTROL_OUT_MAX (256u << 20)
 
 struct control {
     struct ev_loop *loop;
@@ -124,7 +123,7 @@ static int control_ban_line(const struct addr *a, const struct store_ban *b, voi
     static const char *const reasons[] = {
         [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
         [STORE_BAN_PREGREET] = "pregreet", [STORE_BAN_MANUAL] = "manual",
-        [STORE_BAN_LOG] = "log",
+        [STORE_BAN_LOG] = "log", [STORE_BAN_RATE] = "rate",
     };
     struct control_conn *cc = arg;
     char text[ADDR_TEXT_MAX];
@@ -374,7 +373,7 @@ static void control_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     ev_timer_start(loop, &cc->timer);
 }
 
-/* control_address - path into a sockaddr_un; -1 when it does not fit */
+/* control_address - path into a sockaddr_un; 0 when it does not fit */
 static socklen_t control_address(const char *path, struct sockaddr_un *sun)
 {
     memset(sun, 0, sizeof *sun);
@@ -385,19 +384,48 @@ static socklen_t control_address(const char *path, struct sockaddr_un *sun)
     return (socklen_t)sizeof *sun;
 }
 
-/* control_client_socket - a stream socket whose connect() and send()
- * give up after CONTROL_WAIT seconds with EAGAIN: a Unix socket's
- * connect() never says EINPROGRESS, it waits for room in a full backlog
- * as long as SO_SNDTIMEO lets it */
-static int control_client_socket(void)
+/* control_pin - the socket named name in dir_fd, held by an O_PATH
+ * descriptor (a symlink there is not followed): what is connected to
+ * (control_connect_pin) is what was looked at, whatever the name holds by
+ * then. The one way the start and ctl look at a socket. Returns the
+ * descriptor with st filled, -1 with why set, or -2 (why set too) when
+ * nothing has that name. */
+static int control_pin(int dir_fd, const char *name, struct stat *st, char *why, size_t size)
 {
-    struct timeval wait = {.tv_sec = CONTROL_WAIT};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait) < 0) {
+    int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    if (fd < 0 || fstat(fd, st) < 0)
+        snprintf(why, size, "%s", strerror(fd < 0 ? e : errno));
+    else if (!S_ISSOCK(st->st_mode))
+        snprintf(why, size, "%s", S_ISLNK(st->st_mode) ? "a symlink (not followed here)"
+                 : "not a socket");
+    else
+        return fd;
+    if (fd >= 0)
         close(fd);
-        return -1;
-    }
-    return fd;
+    return fd < 0 && e == ENOENT ? -2 : -1;
+}
+
+/* control_connect_pin - a stream socket connected to the pinned socket
+ * through /proc/self/fd (its descriptor, never its name), with the
+ * current file-system identity; its connect() and send() give up after
+ * CONTROL_WAIT seconds with EAGAIN (a Unix socket's connect() never says
+ * EINPROGRESS: it waits for room in a full backlog as long as SO_SNDTIMEO
+ * lets it). Returns the fd, -1 with *error set, or -2 when no room came in
+ * the backlog in time. */
+static int control_connect_pin(int pin, int *error)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct timeval wait = {.tv_sec = CONTROL_WAIT};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d", pin);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait) == 0 &&
+        connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0)
+        return fd;
+    *error = errno;
+    if (fd >= 0)
+        close(fd);
+    return *error == EAGAIN ? -2 : -1;
 }
 
 /* What the start finds listening on the socket it is about to replace. */
@@ -407,42 +435,58 @@ enum control_probe {
     CONTROL_PROBE_STUCK,     /* a listener whose backlog stayed full */
 };
 
-/* control_probe - who listens on this socket? */
-static enum control_probe control_probe(const struct sockaddr_un *sun, socklen_t len)
+/* control_probe - who listens on the pinned socket? */
+static enum control_probe control_probe(int pin)
 {
-    int fd = control_client_socket();
-    if (fd < 0)
-        return CONTROL_PROBE_NONE;
-    int rc = connect(fd, (const struct sockaddr *)sun, len);
-    int e = errno;
-    close(fd);
-    return rc == 0 ? CONTROL_PROBE_DAEMON : e == EAGAIN ? CONTROL_PROBE_STUCK : CONTROL_PROBE_NONE;
+    int e;
+    int fd = control_connect_pin(pin, &e);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0 ? CONTROL_PROBE_DAEMON : fd == -2 ? CONTROL_PROBE_STUCK : CONTROL_PROBE_NONE;
 }
 
-/* control_bind - in the socket's directory (the current one, dir_fd): a
- * socket left by a daemon that did not stop cleanly is removed, unless
- * something still listens on it; then the new one, mode 0600. Returns the
- * listening fd, or -1 with err set. */
+/* control_clear - what is at the name before the start binds it: nothing,
+ * or a socket left by a daemon that did not stop cleanly (removed), unless
+ * something still listens on it (looked at through control_pin). Anything
+ * else there is an error. Returns 0, or -1 with err set. */
+static int control_clear(int dir_fd, const char *name, const char *path, char *err,
+                         size_t errsize)
+{
+    struct stat st;
+    char why[256];
+    int pin = control_pin(dir_fd, name, &st, why, sizeof why);
+    if (pin == -2)
+        return 0;
+    if (pin < 0) {
+        snprintf(err, errsize, "%s: %s: not replaced (remove it)", path, why);
+        return -1;
+    }
+    enum control_probe found = control_probe(pin);
+    close(pin);
+    if (found == CONTROL_PROBE_DAEMON) {
+        snprintf(err, errsize, "%s: another breakwater answers on this control socket "
+                 "(set control_socket to run a second one)", path);
+        return -1;
+    }
+    if (found == CONTROL_PROBE_STUCK) {
+        snprintf(err, errsize, CONTROL_NO_ANSWER ": something listens there and takes "
+                 "no one (stop it, or remove the socket)", path, CONTROL_WAIT);
+        return -1;
+    }
+    unlinkat(dir_fd, name, 0);
+    return 0;
+}
+
+/* control_bind - in the socket's directory (the current one, dir_fd): the
+ * name cleared (control_clear), then the new socket, mode 0600. Returns
+ * the listening fd, or -1 with err set. */
 static int control_bind(int dir_fd, const char *name, const char *path, char *err,
                         size_t errsize)
 {
     struct sockaddr_un sun;
-    struct stat st;
     socklen_t len = control_address(name, &sun);
-    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode)) {
-        enum control_probe found = control_probe(&sun, len);
-        if (found == CONTROL_PROBE_DAEMON) {
-            snprintf(err, errsize, "%s: another breakwater answers on this control socket "
-                     "(set control_socket to run a second one)", path);
-            return -1;
-        }
-        if (found == CONTROL_PROBE_STUCK) {
-            snprintf(err, errsize, CONTROL_NO_ANSWER ": something listens there and takes "
-                     "no one (stop it, or remove the socket)", path, CONTROL_WAIT);
-            return -1;
-        }
-        unlinkat(dir_fd, name, 0);
-    }
+    if (control_clear(dir_fd, name, path, err, errsize) < 0)
+        return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
     int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sun, len);
@@ -536,34 +580,16 @@ void control_stop(struct control *c)
     free(c);
 }
 
-/* control_pin - the socket named name in dir_fd, held by an O_PATH
- * descriptor (a symlink there is not followed): what root connects to is
- * what it looked at, whatever the name holds by then. Returns the
- * descriptor with st filled, or -1 with why set. */
-static int control_pin(int dir_fd, const char *name, struct stat *st, char *why, size_t size)
-{
-    int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, st) < 0)
-        snprintf(why, size, "%s", strerror(errno));
-    else if (!S_ISSOCK(st->st_mode))
-        snprintf(why, size, "%s", S_ISLNK(st->st_mode) ? "a symlink (not followed here)"
-                 : "not a socket");
-    else
-        return fd;
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
-
 /* control_identity - whose file-system identity root connects with, from
- * the directory's descriptor and the pinned socket: its own in a
- * directory only root can change; else the directory's owner, or, in a
- * root-owned one others may write (sticky, or a group's), the socket's
- * owner, which must not be root and the socket not a hard link there (it
- * could be anyone's, linked in). Returns 1 with *as set, 0 for root's own
- * (and when not root), or -1 with why set. */
-static int control_identity(int dir_fd, const struct stat *sock, struct privsep_user *as,
-                            char *why, size_t size)
+ * the directory's descriptor and the pinned socket: root's own in a
+ * directory only root can change; in any other, the configured user's
+ * (user, looked up as the start looks it up), and then the socket must be
+ * that user's: a socket of someone else's, renamed there by whoever may
+ * write the directory, is not used (root would reach it with its owner's
+ * rights). Returns 1 with *as set, 0 for root's own (and when not root),
+ * or -1 with why set. */
+static int control_identity(int dir_fd, const struct stat *sock, const char *user,
+                            struct privsep_user *as, char *why, size_t size)
 {
     struct stat dir;
     if (!privsep_is_root())
@@ -574,49 +600,37 @@ static int control_identity(int dir_fd, const struct stat *sock, struct privsep_
     }
     if (!privsep_dir_shared(&dir))
         return 0;
-    if (dir.st_uid == 0 && (sock->st_uid == 0 || sock->st_nlink != 1)) {
-        snprintf(why, size, "%s in a directory others can change: not used",
-                 sock->st_uid == 0 ? "a socket of root's" : "a socket with more than one link");
+    if (privsep_lookup(user, as, why, size) < 0)
+        return -1;
+    if (sock->st_uid != as->uid) {
+        snprintf(why, size, "owned by uid %u, not by %s (uid %u), in a directory others than "
+                 "root can change: not used", (unsigned)sock->st_uid, as->name,
+                 (unsigned)as->uid);
         return -1;
     }
-    const struct stat *owner = dir.st_uid != 0 ? &dir : sock;
-    *as = (struct privsep_user){.uid = owner->st_uid, .gid = owner->st_gid};
-    snprintf(as->name, sizeof as->name, "%u", (unsigned)owner->st_uid);
     return 1;
 }
 
-/* control_connect_pinned - a socket connected to the pinned one through
- * /proc/self/fd (its descriptor, not its name), with as's file-system
- * identity when given (privsep_enter). Returns the fd, -1 with why set,
- * or -2 when no room came in its backlog in time. Not getting root's
- * identity back is fatal. */
-static int control_connect_pinned(int dir_fd, int pin, const struct privsep_user *as,
-                                  char *why, size_t size)
+/* control_connect_as - control_connect_pin() with as's file-system
+ * identity when given (privsep_enter, in dir_fd). Returns the fd, -1 with
+ * why set, or -2 when no room came in its backlog in time. Not getting
+ * root's identity back is fatal. */
+static int control_connect_as(int dir_fd, int pin, const struct privsep_user *as, char *why,
+                              size_t size)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct privsep_at at;
-    snprintf(sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d", pin);
-    int fd = control_client_socket();
-    if (fd < 0) {
-        snprintf(why, size, "%s", strerror(errno));
-        return -1;
-    }
-    if (privsep_enter(dir_fd, as, &at, why, size) < 0) {
-        close(fd);
-        return -1;
-    }
-    int rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
-    int e = errno;
     char back[256];
+    int e = 0;
+    if (privsep_enter(dir_fd, as, &at, why, size) < 0)
+        return -1;
+    int fd = control_connect_pin(pin, &e);
     if (privsep_leave(&at, back, sizeof back) < 0) {
         fprintf(stderr, "breakwater: %s\n", back);
         exit(2);
     }
-    if (rc == 0)
-        return fd;
-    close(fd);
-    snprintf(why, size, "%s", strerror(e));
-    return e == EAGAIN ? -2 : -1;
+    if (fd < 0)
+        snprintf(why, size, "%s", strerror(e));
+    return fd;
 }
 
 /* control_connect - a socket connected to the daemon at path (absolute).
@@ -625,7 +639,7 @@ static int control_connect_pinned(int dir_fd, int pin, const struct privsep_user
  * it and connected to by its descriptor, with the identity
  * control_identity() decides. Returns the fd, -1 with why set, or -2 when
  * the socket took no one in time. */
-static int control_connect(const char *path, char *why, size_t size)
+static int control_connect(const char *path, const char *user, char *why, size_t size)
 {
     char dir[4096];
     struct stat st;
@@ -636,9 +650,9 @@ static int control_connect(const char *path, char *why, size_t size)
     if (dir_fd < 0)
         return -1;
     int fd = -1, pin = control_pin(dir_fd, name, &st, why, size);
-    int as = pin < 0 ? -1 : control_identity(dir_fd, &st, &owner, why, size);
+    int as = pin < 0 ? -1 : control_identity(dir_fd, &st, user, &owner, why, size);
     if (as >= 0)
-        fd = control_connect_pinned(dir_fd, pin, as ? &owner : NULL, why, size);
+        fd = control_connect_as(dir_fd, pin, as ? &owner : NULL, why, size);
     if (pin >= 0)
         close(pin);
     close(dir_fd);
@@ -654,15 +668,21 @@ static double control_clock(void)
 }
 
 /* control_recv - more of the answer, before the deadline (control_clock):
- * bytes read, 0 at its end, -1 on an error, -2 past the deadline */
+ * bytes read, 0 at its end, -1 on an error, -2 past the deadline. No read
+ * blocks: poll() may show what recv() then skips (a byte sent MSG_OOB),
+ * so a read that finds nothing goes back to poll() until the deadline. */
 static ssize_t control_recv(int fd, char *buf, size_t size, double deadline)
 {
-    int ms = (int)((deadline - control_clock()) * 1000);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int ready = ms > 0 ? poll(&p, 1, ms) : 0;
-    if (ready == 0)
-        return -2;
-    return ready < 0 ? -1 : recv(fd, buf, size, 0);
+    for (;;) {
+        int ms = (int)((deadline - control_clock()) * 1000);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int ready = ms > 0 ? poll(&p, 1, ms) : 0;
+        if (ready == 0)
+            return -2;
+        ssize_t n = ready < 0 ? -1 : recv(fd, buf, size, MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return n;
+    }
 }
 
 /* control_line - one line of the answer: "ok" ends it well, "ok: NOTE"
@@ -682,42 +702,61 @@ static int control_line(const char *line, size_t len, int status, FILE *out, FIL
     return note ? 0 : error ? 1 : status;
 }
 
+/* control_lines - the complete lines in buf[0..len) to control_line(),
+ * and a line that fills buf alone in pieces; returns the bytes used and
+ * updates *status */
+static size_t control_lines(const char *buf, size_t len, size_t size, int *status, FILE *out,
+                            FILE *err)
+{
+    size_t used = 0;
+    for (const char *nl; (nl = memchr(buf + used, '\n', len - used)) != NULL;
+         used = (size_t)(nl - buf) + 1)
+        *status = control_line(buf + used, (size_t)(nl - buf) - used, *status, out, err);
+    if (used == 0 && len == size) { /* a line longer than buf: in pieces */
+        *status = control_line(buf, len, *status, out, err);
+        used = len;
+    }
+    return used;
+}
+
 /* control_answer - read the answer line by line until the daemon closes,
- * within CONTROL_WAIT seconds of start; returns the request's status */
-static int control_answer(int fd, const char *path, double start, FILE *out, FILE *err)
+ * within CONTROL_WAIT seconds of start and max bytes; returns the
+ * request's status */
+static int control_answer(int fd, const char *path, double start, size_t max, FILE *out,
+                          FILE *err)
 {
     char buf[CONTROL_ANSWER_LINE_MAX];
-    size_t len = 0;
+    size_t len = 0, total = 0;
     int status = 2;
     ssize_t n;
     while ((n = control_recv(fd, buf + len, sizeof buf - len, start + CONTROL_WAIT)) > 0) {
+        total += (size_t)n;
+        if (total > max)
+            break;
         len += (size_t)n;
-        size_t used = 0;
-        for (char *nl; (nl = memchr(buf + used, '\n', len - used)) != NULL;
-             used = (size_t)(nl - buf) + 1)
-            status = control_line(buf + used, (size_t)(nl - buf) - used, status, out, err);
-        if (used == 0 && len == sizeof buf) { /* a line longer than buf: in pieces */
-            status = control_line(buf, len, status, out, err);
-            used = len;
-        }
+        size_t used = control_lines(buf, len, sizeof buf, &status, out, err);
         memmove(buf, buf + used, len - used);
         len -= used;
     }
     if (n == 0 && len > 0) /* the last line had no newline */
         status = control_line(buf, len, status, out, err);
-    if (n == -2)
+    if (total > max)
+        fprintf(err, "breakwater: the answer from the control socket %s is longer than %zu "
+                "bytes: not read further\n", path, max);
+    else if (n == -2)
         fprintf(err, "breakwater: " CONTROL_NO_ANSWER "\n", path, CONTROL_WAIT);
     else if (n < 0)
         fprintf(err, "breakwater: the daemon at %s: %s\n", path, strerror(errno));
     else if (status == 2)
         fprintf(err, "breakwater: the daemon at %s gave no answer\n", path);
-    return n < 0 ? 2 : status;
+    return n < 0 || total > max ? 2 : status;
 }
 
 /* control_ask - connect (control_connect) and send the command line;
  * returns the fd, -1 with why set, or -2 when the socket took no one, or
  * not the line, in time */
-static int control_ask(const char *path, const char *line, char *why, size_t size)
+static int control_ask(const char *path, const char *user, const char *line, char *why,
+                       size_t size)
 {
     char ask[CONTROL_LINE_MAX + 1];
     int len = snprintf(ask, sizeof ask, "%s\n", line);
@@ -725,7 +764,7 @@ static int control_ask(const char *path, const char *line, char *why, size_t siz
         snprintf(why, size, "%s", path[0] != '/' ? "not an absolute path" : "command too long");
         return -1;
     }
-    int fd = control_connect(path, why, size);
+    int fd = control_connect(path, user, why, size);
     if (fd < 0)
         return fd;
     ssize_t sent = send(fd, ask, (size_t)len, MSG_NOSIGNAL);
@@ -737,18 +776,20 @@ static int control_ask(const char *path, const char *line, char *why, size_t siz
     return e == EAGAIN ? -2 : -1;
 }
 
-int control_request(const char *path, const char *line, FILE *out, FILE *err)
+int control_request(const struct conf *conf, const char *line, size_t max, FILE *out,
+                    FILE *err)
 {
     char why[1024];
+    const char *path = conf->control_socket;
     double start = control_clock();
-    int fd = control_ask(path, line, why, sizeof why);
+    int fd = control_ask(path, conf->user, line, why, sizeof why);
     if (fd == -2)
         fprintf(err, "breakwater: " CONTROL_NO_ANSWER "\n", path, CONTROL_WAIT);
     else if (fd < 0)
         fprintf(err, "breakwater: cannot reach the daemon at %s: %s\n", path, why);
     if (fd < 0)
         return 2;
-    int status = control_answer(fd, path, start, out, err);
+    int status = control_answer(fd, path, start, max, out, err);
     close(fd);
     return status;
 }

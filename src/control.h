@@ -21,23 +21,30 @@
  *                     never by a path root resolves in a directory the
  *                     user can change (privsep.h)
  *   control_start()   serve it on the loop; control_stop()
- *   control_request() the client side, for `breakwater ctl`. It finds the
- *                     socket's directory without following a symlink
- *                     (privsep_dir_find), holds the socket there by an
- *                     O_PATH descriptor (a symlink is refused) and
+ *   control_request() the client side, for `breakwater ctl` and `stats`.
+ *                     It finds the socket's directory without following a
+ *                     symlink (privsep_dir_find), holds the socket there
+ *                     by an O_PATH descriptor (a symlink is refused) and
  *                     connects to that descriptor, never again to the
  *                     name. Run as root, in a directory others than root
- *                     can change, it connects with the file-system
- *                     identity of the directory's owner, or in a
- *                     root-owned one (sticky, or writable by a group) of
- *                     the socket's owner, who must not be root, the socket
- *                     having one link: it reaches only what that user
- *                     could. The answer is printed as dnsbl_txt_escape()
- *                     prints TXT text (printable ASCII, \xHH for the
- *                     rest): whoever listens there may have written it.
+ *                     can change (privsep_dir_shared), it connects with
+ *                     the file-system identity of the configured `user`
+ *                     (privsep_lookup), to a socket owned by that user
+ *                     only: it reaches only what the user could, and no
+ *                     socket another user could rename there. The answer
+ *                     is printed as dnsbl_txt_escape() prints TXT text
+ *                     (printable ASCII, \xHH for the rest): whoever
+ *                     listens there may have written it.
  *
- * Whoever listens on the socket may never answer: ctl, and the start's
- * look at a socket already there, give up after CONTROL_WAIT seconds.
+ * The start's look at a socket already at the name holds it the same way
+ * (control_pin) and connects through the descriptor, never by the name.
+ *
+ * Whoever listens on the socket may never answer, answer without end, or
+ * send what poll() shows and recv() skips (a byte sent MSG_OOB): ctl
+ * reads without blocking, gives up after CONTROL_WAIT seconds and stops
+ * past the caller's cap on the answer (CONTROL_OUT_MAX, the longest answer
+ * the daemon sends; CONTROL_STATS_MAX for `stats`, kept in memory); the
+ * start's look gives up after CONTROL_WAIT seconds too.
  *
  * With workers, every worker serves the same listening socket: the store
  * and the helper are shared, so any of them can answer.
@@ -56,6 +63,8 @@
 
 #define CONTROL_LINE_MAX 512
 #define CONTROL_WAIT 5          /* seconds: ctl's whole request; the start's look */
+#define CONTROL_OUT_MAX (256u << 20)  /* bytes: the longest answer sent, or read by ctl */
+#define CONTROL_STATS_MAX (1u << 20)  /* bytes of a `stats` answer read (kept in memory) */
 
 struct control;
 
@@ -79,11 +88,15 @@ struct control *control_start(struct ev_loop *loop, int fd, control_reload_fn *r
                               const struct metrics *metrics);
 void control_stop(struct control *c);
 
-/* Sends line to the daemon at path (absolute) and copies the answer to
- * out (without the final "ok"), escaped; an "error: ..." answer goes to
- * err. Returns 0 for ok, 1 for an error answer, 2 when the daemon cannot
- * be reached or the whole answer is not in within CONTROL_WAIT seconds
- * ("no answer from the control socket PATH within 5s"). */
-int control_request(const char *path, const char *line, FILE *out, FILE *err);
+/* Sends line to the daemon at conf->control_socket (absolute; as root in
+ * a directory others can change, as conf->user, to a socket of that
+ * user's) and copies the answer to out (without the final "ok"), escaped;
+ * an "error: ..." answer goes to err. Returns 0 for ok, 1 for an error
+ * answer, 2 when the daemon cannot be reached, the whole answer is not in
+ * within CONTROL_WAIT seconds ("no answer from the control socket PATH
+ * within 5s"), or it is longer than max bytes ("... longer than MAX
+ * bytes"; what came before is printed). */
+int control_request(const struct conf *conf, const char *line, size_t max, FILE *out,
+                    FILE *err);
 
 #endif

@@ -115,7 +115,7 @@ static int main_ctl(struct conf *conf, char **operands, int count)
         }
         used += (size_t)n;
     }
-    return control_request(conf->control_socket, line, stdout, stderr);
+    return control_request(conf, line, CONTROL_OUT_MAX, stdout, stderr);
 }
 
 /* main_ctl_json - `ctl stats --json`: the snapshot as one JSON object */
@@ -126,7 +126,7 @@ static int main_ctl_json(struct conf *conf)
     FILE *out = open_memstream(&text, &size);
     if (out == NULL)
         return 1;
-    int status = control_request(conf->control_socket, "stats", out, stderr);
+    int status = control_request(conf, "stats", CONTROL_STATS_MAX, out, stderr);
     fclose(out);
     if (status == 0 && stats_json(text, stdout) < 0) {
         fprintf(stderr, "breakwater: ctl: the daemon's stats are not key value lines\n");

@@ -199,9 +199,15 @@ int privsep_dir_find(const char *path, char *err, size_t errsize)
     return fd;
 }
 
-/* privsep_give_file - one named file in dir_fd to the user, if there: a
- * regular file with one link, root's or the user's already; a symlink, a
- * hard link or another kind of file is refused, never followed */
+/* privsep_give_file - one named file in dir_fd kept for the user, if
+ * there: a regular file with one link of the user's already (its group
+ * set to the user's). Root's is refused too: a rename keeps one link,
+ * and the user may rename any root file it can reach on this file system
+ * (a non-sticky directory it may write) into its own directory. No
+ * version of breakwater makes these files as root (the store is opened
+ * only once root is gone): one of root's is a restore, or a tool run as
+ * root, for the admin to check and chown. A symlink, a hard link or
+ * another kind of file is refused, never followed. */
 static int privsep_give_file(int dir_fd, const char *path, const char *name,
                              const struct privsep_user *user, char *err, size_t errsize)
 {
@@ -212,16 +218,21 @@ static int privsep_give_file(int dir_fd, const char *path, const char *name,
     int rc = fd < 0 || fstat(fd, &st) < 0 ? -1 : 0;
     if (rc < 0)
         snprintf(err, errsize, "%s/%s: %s", path, name, strerror(errno));
-    else if (!S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-             (st.st_uid != 0 && st.st_uid != user->uid)) {
-        snprintf(err, errsize, "%s/%s: not a plain file of root's or %s (a symlink, a file "
-                 "with %lu links, or owned by uid %u): not given to %s; remove it", path, name,
+    else if (S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid == 0) {
+        snprintf(err, errsize, "%s/%s: root's, not %s's: root gives no file in %s away (made "
+                 "by root: a restore, a tool run as root?); if it is the store, `chown %s: "
+                 "%s/%s`, else remove it", path, name, user->name, path, user->name, path,
+                 name);
+        rc = -1;
+    } else if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != user->uid) {
+        snprintf(err, errsize, "%s/%s: not a plain file of %s's (a symlink, a file with %lu "
+                 "links, or owned by uid %u): not given to %s; remove it", path, name,
                  user->name, (unsigned long)st.st_nlink, (unsigned)st.st_uid, user->name);
         rc = -1;
-    } else if ((st.st_uid != user->uid || st.st_gid != user->gid) &&
+    } else if (st.st_gid != user->gid &&
                fchownat(fd, "", user->uid, user->gid, AT_EMPTY_PATH) < 0) {
-        snprintf(err, errsize, "%s/%s: cannot give it to uid %u: %s", path, name,
-                 (unsigned)user->uid, strerror(errno));
+        snprintf(err, errsize, "%s/%s: cannot give it to gid %u: %s", path, name,
+                 (unsigned)user->gid, strerror(errno));
         rc = -1;
     }
     if (fd >= 0)

@@ -11,9 +11,9 @@
  *                        start (creating it when missing, giving it to the
  *                        user): the descriptor, not the path, is used from
  *                        then on
- *   privsep_own_dir()    the same for state_dir, always given to the user,
- *                        with the named files in it, so that a worker
- *                        restarted after the drop can open them
+ *   privsep_own_dir()    the same for state_dir, always given to the user;
+ *                        the named files in it must be the user's already
+ *                        (a worker restarted after the drop opens them)
  *   privsep_dir_find()   open an existing directory the same way, to look
  *                        in it only (root's `breakwater ctl`)
  *   privsep_dir_shared() may someone other than root change the names in a
@@ -34,11 +34,16 @@
  * directory the user can write is resolved with root's rights. A directory
  * is opened with O_NOFOLLOW|O_DIRECTORY from a parent only root can change
  * (or a sticky one, as /tmp), and is then changed through its descriptor
- * (fchown, fchmod); a file in it is opened with O_PATH|O_NOFOLLOW and given
- * away only if it is a regular file with one link owned by root or the
- * user (no symlink, no hard link to someone else's file); a socket in it
- * is made under the user's file-system identity, so it is the user's from
- * the start and nothing is chowned by name. The directories above
+ * (fchown, fchmod); a file in it is opened with O_PATH|O_NOFOLLOW and kept
+ * only if it is a regular file with one link owned by the user (no
+ * symlink, no hard link, and no file of root's: a rename keeps one link,
+ * so one of root's may have been moved there from any directory the user
+ * can write; it is refused with the chown that gives it, for the admin
+ * to decide; breakwater never makes one: the store is opened once root
+ * is gone); a socket in it is made under the user's file-system identity,
+ * so it is the user's from the start and nothing is chowned by name.
+ * Root's `breakwater ctl` connects there with the user's identity, to a
+ * socket of the user's only (control.h). The directories above
  * state_dir's and the control socket's parents are trusted as the admin
  * set them (the defaults, /var/lib and /run, are root's).
  *
@@ -78,7 +83,8 @@ int privsep_dir_open(const char *path, const struct privsep_user *user, mode_t m
  * or -1 with err set. */
 int privsep_dir_find(const char *path, char *err, size_t errsize);
 /* privsep_dir_open() with give_existing, then files: NULL-terminated names
- * in it to give to the user too (those that exist), or NULL. */
+ * in it that must be the user's regular files with one link (those that
+ * exist; the group is set to the user's), or NULL. */
 int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mode,
                     const char *const *files, char *err, size_t errsize);
 /* st: a directory's. True unless it is root's and writable by no one else. */

@@ -75,6 +75,19 @@ static int startup_control(const struct conf *conf, const struct privsep_user *a
     return fd;
 }
 
+/* startup_state_dir - state_dir, made or given to the user (as): the
+ * store's files in it must be the user's already (privsep_own_dir); -1
+ * with err set ("cannot open the state store: ...") */
+static int startup_state_dir(const struct conf *conf, const struct privsep_user *as, char *err,
+                             size_t errsize)
+{
+    char why[768];
+    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errsize, "cannot open the state store: %s", why);
+    return -1;
+}
+
 /* startup_prepare - while root: the state directory, the helper, the
  * control socket and the metrics listener (serve only: watch leaves ctl to
  * serve, and its helper also ends banned clients' connections); then give
@@ -91,7 +104,7 @@ int startup_prepare(const struct conf *conf, struct startup *ctx, unsigned worke
             goto fail;
         as = &user;
     }
-    if (privsep_own_dir(conf->state_dir, as, 0750, store_files, err, sizeof err) < 0)
+    if (startup_state_dir(conf, as, err, sizeof err) < 0)
         goto fail;
     if (conf->ban_backend != BAN_BACKEND_NONE &&
         banhelper_start(conf, as, watch, ctx->helper_fd, workers, err, sizeof err) < 0)

@@ -62,16 +62,16 @@ static int stats_options(char **operands, int count, double *interval, long *lin
     return 0;
 }
 
-/* stats_sample - one `stats` answer, parsed. Returns 0, or the control
- * request's status. */
-static int stats_sample(const char *path, struct stats_sample *s)
+/* stats_sample - one `stats` answer (at most CONTROL_STATS_MAX bytes),
+ * parsed. Returns 0, or the control request's status. */
+static int stats_sample(const struct conf *conf, struct stats_sample *s)
 {
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
     if (out == NULL)
         return 1;
-    int status = control_request(path, "stats", out, stderr);
+    int status = control_request(conf, "stats", CONTROL_STATS_MAX, out, stderr);
     fclose(out);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -133,27 +133,79 @@ static void stats_sleep(double when)
         ;
 }
 
+/* stats_digits - past the decimal digits at *p; how many there were */
+static size_t stats_digits(const char **p)
+{
+    size_t n = strspn(*p, "0123456789");
+    *p += n;
+    return n;
+}
+
+/* stats_json_number - text is a JSON number as RFC 8259 spells it
+ * (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?): no hex, no "1.", no
+ * "+1", no leading zeros, no words */
+static bool stats_json_number(const char *text)
+{
+    const char *p = text + (*text == '-');
+    if (*p == '0')
+        p++;
+    else if (*p < '1' || *p > '9' || stats_digits(&p) == 0)
+        return false;
+    if (*p == '.') {
+        p++;
+        if (stats_digits(&p) == 0)
+            return false;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p += 1 + (p[1] == '+' || p[1] == '-');
+        if (stats_digits(&p) == 0)
+            return false;
+    }
+    return *p == '\0';
+}
+
+/* stats_json_line - the line at p (len bytes, no newline) as `key value`:
+ * key of [a-z0-9_], one space, a value of no spaces, both shorter than
+ * 64 bytes, into key and value. Returns the value's JSON text: value
+ * itself when it is a JSON number, "null" for inf and nan (as %g writes
+ * them, or a number too large for a double), NULL for anything else. */
+static const char *stats_json_line(const char *p, size_t len, char *key, char *value)
+{
+    static const char *const nulls[] = {"inf", "-inf", "nan", "-nan"};
+    size_t klen = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+    if (klen == 0 || klen >= 64 || klen >= len || p[klen] != ' ' || len - klen - 1 >= 64)
+        return NULL;
+    memcpy(key, p, klen);
+    key[klen] = '\0';
+    memcpy(value, p + klen + 1, len - klen - 1);
+    value[len - klen - 1] = '\0';
+    if (stats_json_number(value))
+        return isfinite(strtod(value, NULL)) ? value : "null";
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
+        if (strcmp(value, nulls[i]) == 0)
+            return "null";
+    return NULL;
+}
+
 int stats_json(const char *lines, FILE *out)
 {
-    const char *sep = "{";
-    char key[64], value[64];
-    for (const char *p = lines; *p != '\0';) {
-        size_t len = strcspn(p, "\n");
-        char *end;
-        if (sscanf(p, "%63s %63s", key, value) != 2 ||
-            strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key))
-            return -1;
-        double v = strtod(value, &end);
-        if (*end != '\0' && *end != '\n')
-            return -1;
-        if (isfinite(v))
-            fprintf(out, "%s\"%s\":%s", sep, key, value);
-        else
-            fprintf(out, "%s\"%s\":null", sep, key);
-        sep = ",";
-        p += len + (p[len] == '\n');
+    /* every line is checked before the first is written: all or nothing */
+    for (int write = 0; write < 2; write++) {
+        const char *sep = "{";
+        for (const char *p = lines; *p != '\0';) {
+            char key[64], value[64];
+            size_t len = strcspn(p, "\n");
+            const char *json = stats_json_line(p, len, key, value);
+            if (json == NULL)
+                return -1;
+            if (write)
+                fprintf(out, "%s\"%s\":%s", sep, key, json);
+            sep = ",";
+            p += len + (p[len] == '\n');
+        }
+        if (write)
+            fprintf(out, "%s}\n", sep[0] == '{' ? "{" : "");
     }
-    fprintf(out, "%s}\n", sep[0] == '{' ? "{" : "");
     return 0;
 }
 
@@ -168,13 +220,13 @@ int stats_run(struct conf *conf, char **operands, int count)
         return CMD_EXIT_USAGE;
     }
     struct stats_sample old, now;
-    if (stats_sample(conf->control_socket, &old) != 0)
+    if (stats_sample(conf, &old) != 0)
         return 1;
     double next = old.when;
     for (long printed = 0; lines == 0 || printed < lines; printed++) {
         next += interval;
         stats_sleep(next);
-        if (stats_sample(conf->control_socket, &now) != 0)
+        if (stats_sample(conf, &now) != 0)
             return 1;
         stats_print(&old, &now, json);
         old = now;

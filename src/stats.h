@@ -19,8 +19,10 @@
 #include "conf.h"
 
 int stats_run(struct conf *conf, char **operands, int count);
-/* The `key value` lines of `ctl stats` as one JSON object (an inf or nan
- * value as null). Returns 0, or -1 for a line of another shape. */
+/* The `key value` lines of `ctl stats` as one JSON object: a value is
+ * written as it came only when it is a JSON number (RFC 8259: no hex, no
+ * "1.", no "+1"); inf and nan, as %g writes them, are null. Returns 0, or
+ * -1 (nothing written) when a line has another shape or value. */
 int stats_json(const char *lines, FILE *out);
 
 #endif

@@ -20,7 +20,9 @@ and in a root-owned one (made by root, given away without following);
 root's `breakwater ctl` is not led by a symlink in the user's directory;
 state_dir names that are a symlink or a hard link to someone else's file
 are refused at start, not chowned; a state_dir inside a directory the user
-can write, or that is itself a symlink, is refused.
+can write, or that is itself a symlink, is refused; a root-owned file the
+user renamed into state_dir under a store name (one link, root's: the code
+before the fix gave it away) is refused too, and stays root's.
 
 PrivsepCtlTest: root's `breakwater ctl`, and serve's start, against what the
 user can put at the control socket's path: a name the user swaps in and
@@ -29,7 +31,15 @@ code before the fix connected as root by path when the name was missing
 at its one look, then met the user's symlink); a symlink, in a sticky
 directory, in place of the socket's directory; a listener of the user's
 answering with terminal control sequences; one that never answers, or
-whose backlog is full (ctl and serve's start waited forever).
+whose backlog is full (ctl and serve's start waited forever); one that
+sends a single byte MSG_OOB (ctl's blocking recv() skipped it and waited
+forever); one that answers without end (ctl read it all, `ctl stats
+--json` kept it all in memory) or with numbers JSON has no word for
+(`0x1p4`); another user's socket renamed onto the control name in a
+root-owned group-writable directory (the code before the fix connected
+with that other user's identity); a name flipped between a dead socket and
+a symlink while serve starts (the start's look connected by name, through
+the symlink, as root).
 
 ServeHelperKillTest: a compromised serve holds its socket to the ban
 helper. The test plays that process: it stops serve (SIGSTOP), takes a
@@ -67,6 +77,11 @@ DEPTH = 30             # directories above the run dir (sun_path: 108 bytes)
 CTL_RACES = 300        # root's ctl runs raced by the toggler
 CTL_BUDGET = 40        # seconds for those, whatever happens
 CTL_TIMEOUT = 5        # seconds ctl and serve's start wait (CONTROL_WAIT, control.h)
+ANSWER_MAX = 256 << 20  # bytes of an answer ctl reads (CONTROL_OUT_MAX, control.h)
+STATS_MAX = 1 << 20     # ... `ctl stats --json` and `stats` (CONTROL_STATS_MAX)
+OTHER_UID = 54321       # another user than USER and root, owner of its own socket
+FLIP_STARTS = 200      # serve starts raced by the flipper
+FLIP_BUDGET = 60       # seconds for those, whatever happens
 
 # The swapper: runs as USER, spins on the control socket's path and, the
 # moment a socket appears, renames a symlink to the secret over it; keeps
@@ -231,6 +246,13 @@ class PrivsepTestCase(BreakwaterTestCase):
         self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
                          (self.uid, self.gid, mode), path)
 
+    def run_as_user(self, code, *args):
+        """Python code run as the user (what a compromised serve can do)."""
+        p = subprocess.run([user_python(), "-c", code] + list(args), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.tmp,
+                           timeout=10 * SLOW, preexec_fn=as_user(self.uid, self.gid))
+        self.assertEqual(p.returncode, 0, "as %s: %r %r" % (USER, p.stdout, p.stderr))
+
 
 class PrivsepSymlinkTest(PrivsepTestCase):
 
@@ -363,6 +385,37 @@ class PrivsepFilesTest(PrivsepTestCase):
             self.assertEqual(result, "failed", kind)
             self.assertIn("%s: not a plain file" % planted, log, kind)
 
+    def test_root_files_renamed_into_state_dir_kept(self):
+        """A non-sticky directory the user may write, on state_dir's file
+        system, holds a root-owned 0600 file (here a drop box root:nogroup
+        0770). The user renames it under each store name in its state_dir:
+        one link, root's, a regular file. The code before the fix gave it to
+        the user at the next start (and only then failed: not an LMDB file).
+        The start now stops, says how to give it back if the admin means
+        it, and the file stays root's; once it is gone, serve starts again
+        on the user's own store."""
+        conf = self.conf()
+        self.assertEqual(self.start_once(conf, "first")[0], "up")
+        drop = os.path.join(self.tmp, "drop")
+        os.mkdir(drop)
+        os.chown(drop, 0, self.gid)
+        os.chmod(drop, 0o770)
+        for name in ("breakwater.mdb", "breakwater.mdb-lock"):
+            secret, content = self.secret()
+            os.rename(secret, os.path.join(drop, "secret"))
+            planted = os.path.join(conf["state_dir"], name)
+            self.run_as_user("import os, sys; os.rename(sys.argv[1], sys.argv[2])",
+                             os.path.join(drop, "secret"), planted)
+            result, log = self.start_once(conf, "start-" + name)
+            self.assertSecretKept(planted, content, name + ": " + log[-1000:])
+            self.assertEqual(result, "failed", name)
+            self.assertIn("%s: root's" % planted, log, name)
+            self.assertIn("chown %s: %s" % (USER, planted), log, name)
+            os.unlink(planted)
+        result, log = self.start_once(conf, "again")
+        self.assertEqual(result, "up", log[-2000:])
+        self.assertOwned(os.path.join(conf["state_dir"], "breakwater.mdb"), 0o640)
+
     def test_state_dir_refused_where_the_user_can_swap_it(self):
         """state_dir inside a directory the user owns, or that is a
         symlink: refused, nothing given away."""
@@ -409,20 +462,48 @@ print("toggles=%d" % toggles, flush=True)
 """
 
 
-class Listener(threading.Thread):
-    """A listening Unix socket at path (uid's, mode 0600), standing for a
-    daemon or for what the user put there. Once started, it accepts every
-    client, keeps what each one sent first in .heard, sends answer back;
-    not started, its clients wait in the backlog unanswered."""
+# The flipper: runs as USER in its own run directory and flips the control
+# socket's name as fast as it can between a dead socket of its own (nothing
+# listens there: serve's start removes it) and a symlink to target. The
+# code before the fix looked at the name, then connected to it by name.
+# Stops at the stop file or its deadline and prints its count.
+FLIPPER = r"""
+import os, socket, sys, time
+rundir, target, stopfile, deadline = sys.argv[1:5]
+deadline = float(deadline)
+os.chdir(rundir)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(".dead")
+s.close()
+link, symlink, rename = os.link, os.symlink, os.rename
+flips = 0
+while time.monotonic() < deadline and not os.path.exists(stopfile):
+    for _ in range(1000):
+        link(".dead", ".s")
+        rename(".s", "control")
+        symlink(target, ".l")
+        rename(".l", "control")
+    flips += 1000
+print("flips=%d" % flips, flush=True)
+"""
 
-    def __init__(self, test, path, uid=0, gid=0, answer=b"", backlog=16):
+
+class Listener(threading.Thread):
+    """A listening Unix socket at path (uid's, mode 0600 unless told),
+    standing for a daemon or for what the user put there. Once started, it
+    accepts every client, keeps what each one sent first in .heard, sends
+    answer back (bytes, or a function of the listener and the connection
+    that does the answering); not started, its clients wait in the backlog
+    unanswered."""
+
+    def __init__(self, test, path, uid=0, gid=0, answer=b"", backlog=16, mode=0o600):
         super().__init__(daemon=True)
         self.answer, self.heard, self.done, self.queued = answer, [], False, []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         test._cleanups_extra.append(self.close)
         self.sock.bind(path)
         os.chown(path, uid, gid)
-        os.chmod(path, 0o600)
+        os.chmod(path, mode)
         self.sock.listen(backlog)
         self.path = path
 
@@ -439,9 +520,18 @@ class Listener(threading.Thread):
                 c.settimeout(2)
                 try:
                     self.heard.append(c.recv(512))
-                    c.sendall(self.answer)
+                    if callable(self.answer):
+                        self.answer(self, c)
+                    else:
+                        c.sendall(self.answer)
                 except OSError:
                     pass
+
+    def hold(self, seconds):
+        """Keep the connection being answered open (bounded)."""
+        deadline = time.monotonic() + seconds
+        while not self.done and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def fill_backlog(self):
         """Queue clients until the backlog is full (listen(0)): a
@@ -476,14 +566,15 @@ class PrivsepCtlTest(PrivsepTestCase):
         os.chmod(path, mode)
         return path
 
-    def ctl(self, sock, cpu=None):
-        """Root's `breakwater ctl stats` at sock (bytes out, bytes err,
-        status) and how long it took; the test fails when it still waits
-        after 3 * CTL_TIMEOUT."""
+    def ctl(self, sock, cpu=None, command=("ctl", "stats")):
+        """Root's `breakwater ctl stats` (or command) at sock, the daemon's
+        user being USER (bytes out, bytes err, status) and how long it took;
+        the test fails when it still waits after 3 * CTL_TIMEOUT."""
         start = time.monotonic()
         try:
-            p = subprocess.run([harness.BINARY, "ctl", "-c", "/dev/null", "-o",
-                                "control_socket=" + sock, "stats"],
+            p = subprocess.run([harness.BINARY, command[0], "-c", "/dev/null", "-o",
+                                "control_socket=" + sock, "-o", "user=" + USER]
+                               + list(command[1:]),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=3 * CTL_TIMEOUT * SLOW,
                                preexec_fn=on_cpu(cpu))
@@ -609,6 +700,190 @@ class PrivsepCtlTest(PrivsepTestCase):
         self.assertNotEqual(rc, 0, log[-2000:])
         self.assertIn("no answer from the control socket %s within %ds" % (sock, CTL_TIMEOUT),
                       log)
+
+    def test_ctl_not_held_by_an_out_of_band_byte(self):
+        """A listener of the user's answers root's ctl with one byte sent
+        MSG_OOB and keeps the connection open: poll() says there is
+        something to read, a blocking recv() skips that byte and waits (the
+        code before the fix, for as long as the listener liked). ctl reads
+        without blocking and gives up after CTL_TIMEOUT seconds."""
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            a.send(b"!", socket.MSG_OOB)
+        except OSError as e:
+            self.skipTest("no MSG_OOB on Unix stream sockets here (%s)" % e)
+        finally:
+            a.close()
+            b.close()
+        rundir = self.user_dir("run")
+        sock = os.path.join(rundir, "control")
+
+        def oob(listener, c):
+            c.send(b"!", socket.MSG_OOB)
+            listener.hold(4 * CTL_TIMEOUT * SLOW)
+        listener = Listener(self, sock, self.uid, self.gid, oob)
+        listener.start()
+        p, took = self.ctl(sock)
+        self.assertEqual(listener.heard, [b"stats\n"])
+        self.assertEqual(p.returncode, 2, "ctl: %r %r" % (p.stdout, p.stderr))
+        self.assertIn(b"no answer from the control socket %s within %ds"
+                      % (sock.encode(), CTL_TIMEOUT), p.stderr)
+        self.assertGreater(took, CTL_TIMEOUT - 1)
+
+    def test_ctl_not_led_to_another_users_socket(self):
+        """The socket's directory is root's, writable by the user's group and
+        not sticky (as in test_ctl_not_raced_in_a_group_writable_dir).
+        Another user (OTHER_UID) has its own 0600 socket there; the user
+        renames it onto the control socket's name: one link, an owner that
+        is not root. The code before the fix connected with that owner's
+        identity and reached it. ctl connects as the configured user and
+        uses a socket of that user's only: refused, the other socket hears
+        nothing; a socket of the user's at the name still answers."""
+        rundir = self.user_dir("run", uid=0, mode=0o770)
+        other = Listener(self, os.path.join(rundir, "other"), OTHER_UID, OTHER_UID,
+                         b"the other daemon\nok\n")
+        other.start()
+        sock = os.path.join(rundir, "control")
+        self.run_as_user("import os, sys; os.rename(sys.argv[1], sys.argv[2])", other.path, sock)
+        st = os.lstat(sock)
+        self.assertEqual((st.st_uid, st.st_nlink), (OTHER_UID, 1))
+        p, _ = self.ctl(sock)
+        self.assertEqual(other.heard, [], "root's ctl reached another user's socket: %r %r"
+                         % (p.stdout, p.stderr))
+        self.assertEqual(p.returncode, 2, "ctl: %r %r" % (p.stdout, p.stderr))
+        self.assertIn(b"owned by uid %d, not by %s" % (OTHER_UID, USER.encode()), p.stderr)
+        os.unlink(sock)
+        mine = Listener(self, sock, self.uid, self.gid, b"the user's daemon\nok\n")
+        mine.start()
+        p, _ = self.ctl(sock)
+        self.assertEqual((p.returncode, p.stdout), (0, b"the user's daemon\n"), p.stderr)
+        self.assertEqual(mine.heard, [b"stats\n"])
+
+    def test_start_look_not_led_by_a_symlink(self):
+        """The user flips the control socket's name, in its own run
+        directory, between a dead socket of its own and a symlink to a
+        socket anyone may connect to (mode 0666, root's), while serve starts
+        again and again. The code before the fix looked at the name (a
+        socket), then connected to it by name to see whether a daemon
+        answers there: through the symlink, as root (the listener sees uid
+        0), when the flip fell between the two. The start now holds what it
+        looked at and connects to that: the target never hears from it."""
+        rundir = self.user_dir("run")
+        target = Listener(self, os.path.join(self.tmp, "target"), mode=0o666)
+        target.start()
+        conf = self.conf_for(os.path.join(rundir, "control"))
+        stopfile = os.path.join(self.tmp, "stop-flipper")
+        deadline = time.monotonic() + FLIP_BUDGET
+        pair = cpus()
+        flipper = subprocess.Popen(
+            [user_python(), "-c", FLIPPER, rundir, target.path, stopfile, str(deadline + 10)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.tmp, preexec_fn=as_user(self.uid, self.gid, pair and pair[1]))
+        self._cleanups_extra.append(lambda: harness.stop_process(flipper))
+        results = []
+        try:
+            time.sleep(0.2)    # under way
+            while (len(results) < FLIP_STARTS and time.monotonic() < deadline
+                   and not target.heard):
+                results.append(self.start_once(conf, "flip%d" % len(results),
+                                               pair and pair[0])[0])
+        finally:
+            open(stopfile, "w").close()
+            out, err = flipper.communicate(timeout=20)
+        report = "%d starts: %d up, %d refused; flipper: %s %s" % (
+            len(results), results.count("up"), results.count("failed"), out.decode().strip(),
+            err.decode()[-1500:])
+        self.assertEqual(target.heard, [], "serve's start connected through the user's "
+                         "symlink: " + report)
+        self.assertEqual(flipper.returncode, 0, report)
+        self.assertGreaterEqual(len(results), 20, report)
+
+    def flood(self, args, answer, limit):
+        """Root's breakwater (args) against a listener of the user's that
+        answers `answer` (bytes) again and again until the client goes, or
+        for at most 4 * CTL_TIMEOUT seconds. Returns (status, bytes on
+        stdout, stderr, seconds, peak RSS in KiB)."""
+        rundir = os.path.join(self.tmp, "run")
+        if not os.path.isdir(rundir):
+            self.user_dir("run")
+        sock = os.path.join(rundir, "flood-%d" % len(os.listdir(rundir)))
+
+        def endless(listener, c):
+            c.settimeout(3 * CTL_TIMEOUT * SLOW)
+            deadline = time.monotonic() + 4 * CTL_TIMEOUT * SLOW
+            while not listener.done and time.monotonic() < deadline:
+                c.sendall(answer)
+        Listener(self, sock, self.uid, self.gid, endless).start()
+        start = time.monotonic()
+        proc = subprocess.Popen([harness.BINARY] + args[:1] + [
+            "-c", "/dev/null", "-o", "control_socket=" + sock, "-o", "user=" + USER] + args[1:],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._cleanups_extra.append(lambda: harness.stop_process(proc))
+        timer = threading.Timer(limit, proc.kill)
+        timer.start()
+        counted, errs = [0], []
+
+        def count():
+            for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
+                counted[0] += len(chunk)
+        readers = [threading.Thread(target=count),
+                   threading.Thread(target=lambda: errs.append(proc.stderr.read()))]
+        for t in readers:
+            t.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        for t in readers:
+            t.join(10)
+        err = errs[0] if errs else b""
+        self.assertEqual(harness.sanitizer_lines(err.decode("utf-8", "replace")), [],
+                         err[-4000:])
+        return proc.returncode, counted[0], err, time.monotonic() - start, usage.ru_maxrss
+
+    def test_ctl_answer_capped(self):
+        """A listener of the user's answers without end, as fast as it
+        can. The code before the fix read on until CTL_TIMEOUT (ctl printed
+        about 1 GB; `ctl stats --json` kept it all, 2 GB). ctl stops past
+        ANSWER_MAX bytes (the longest answer a daemon sends), `ctl stats
+        --json` and `stats` past STATS_MAX, and say so."""
+        line = b"x" * 1023 + b"\n"
+        for args, cap, status in ((["ctl", "stats", "--json"], STATS_MAX, 2),
+                                  (["stats", "-n", "1"], STATS_MAX, 1),
+                                  (["ctl", "bans"], ANSWER_MAX, 2)):
+            what = " ".join(args)
+            rc, printed, err, took, rss = self.flood(args, line * 1024, 3 * CTL_TIMEOUT * SLOW)
+            self.assertEqual(rc, status, "%s: %r" % (what, err[-2000:]))
+            self.assertIn(b"longer than %d bytes" % cap, err, what)
+            self.assertNotIn(b"no answer", err, what)
+            self.assertLessEqual(printed, cap, what)
+            if cap == STATS_MAX:
+                self.assertEqual(printed, 0, what)
+                self.assertLess(rss, 256 << 10, "%s: peak RSS %d KiB" % (what, rss))
+
+    def test_ctl_stats_json_numbers(self):
+        """`ctl stats --json` writes a value as it came only when it is a
+        JSON number: a listener of the user's answering `0x1p4` (which
+        strtod() reads, and the code before the fix printed as it was:
+        invalid JSON) is refused, and nothing is printed; inf and nan are
+        null."""
+        rundir = self.user_dir("run")
+        for answer, status, out in (
+                (b"connections 3\nlatency_seconds 1.5e-05\nlatency_max inf\n"
+                 b"latency_p99 -nan\nok\n", 0,
+                 b'{"connections":3,"latency_seconds":1.5e-05,"latency_max":null,'
+                 b'"latency_p99":null}\n'),
+                (b"connections 1\nbans 0x1p4\nok\n", 1, b""),
+                (b"connections 1\nbans 0x10\nok\n", 1, b""),
+                (b"connections 1\nbans infinity\nok\n", 1, b""),
+                (b"connections 1\nbans 1.\nok\n", 1, b""),
+                (b"connections 1\nbans 007\nok\n", 1, b""),
+                (b"connections 1\nbans +1\nok\n", 1, b"")):
+            sock = os.path.join(rundir, "json-%d" % len(os.listdir(rundir)))
+            Listener(self, sock, self.uid, self.gid, answer).start()
+            p, _ = self.ctl(sock, command=("ctl", "stats", "--json"))
+            self.assertEqual((p.returncode, p.stdout), (status, out), "%r: %r" % (answer, p.stderr))
+            if status:
+                self.assertIn(b"not key value lines", p.stderr)
 
     def conf_for(self, sock):
         conf = self.base_conf(self.dead_backend_address())
