@@ -59,6 +59,9 @@ struct logrules_builtin {
      * (a junk HELO) can sit before the client field, a second copy means
      * the line could be read with another address, so it is not read */
     const char *once[LOGRULES_ONCE_MAX];
+    /* a literal by which the MTA marks a line it cut: the rest, the
+     * client's own address with it, may be gone, so the line is not read */
+    const char *cut_mark;
 };
 
 /* A group named addr2, where a line names the client twice, must hold the
@@ -67,18 +70,18 @@ static const struct logrules_builtin logrules_builtin[] = {
     {"postfix-smtpd", "blocked using ",
      LOGRULES_POSTFIX("smtpd") "(?:NOQUEUE|[0-9A-Za-z]+): reject: RCPT from [^\\[\\s]*\\["
      "(?<addr>[^\\]]+)\\](?::\\d+)?: " LOGRULES_5XX
-     "Client host \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}},
+     "Client host \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}, NULL},
     {"postscreen", "blocked using ",
      LOGRULES_POSTFIX("postscreen") "NOQUEUE: reject: RCPT from \\[(?<addr>[^\\]]+)\\]:\\d+: "
-     LOGRULES_5XX "client \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}},
+     LOGRULES_5XX "client \\[(?<addr2>[^\\]]+)\\] blocked using (?<list>[^\\s;]+)", {NULL}, NULL},
     {"postscreen", "DNSBL rank ",
-     LOGRULES_POSTFIX("postscreen") "DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+$", {NULL}},
+     LOGRULES_POSTFIX("postscreen") "DNSBL rank \\d+ for \\[(?<addr>[^\\]]+)\\]:\\d+$", {NULL}, NULL},
     {"courier", ": 511 ",
      LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: error,relay=(?<addr>[0-9A-Fa-f:.]+),"
-     "port=\\d+,from=<.*>: 511 ", {NULL}}, /* the last '>: 511 ': from and to may hold '>' */
+     "port=\\d+,from=<.*>: 511 ", {NULL}, NULL}, /* the last '>: 511 ': from and to may hold '>' */
     {"courier", "dropped blocked connection from ",
      LOGRULES_SYSLOG "courieresmtpd(?:\\[\\d+\\])?: dropped blocked connection from "
-     "(?<addr>[0-9A-Fa-f:.]+)$", {NULL}},
+     "(?<addr>[0-9A-Fa-f:.]+)$", {NULL}, NULL},
     {"exim", "rejected RCPT <",
      LOGRULES_EXIM "H=(?:[^\\s()\\[\\]]+ )?(?:\\([^\\s()]*\\) )?\\[(?<addr>[0-9A-Fa-f:.]+)\\]"
      "(?::\\d+)? " LOGRULES_EXIM_FIELDS "F=<.*> " LOGRULES_EXIM_FIELDS
@@ -86,13 +89,17 @@ static const struct logrules_builtin logrules_builtin[] = {
      "(?<list>[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)+)",
      /* ") [" ends the HELO Exim shows: a junk HELO (helo_accept_junk_hosts)
       * can fake what comes before the client's [ADDR] in any H= line */
-     {" F=<", "rejected RCPT <", ") ["}},
+     {" F=<", "rejected RCPT <", ") ["},
+     /* Exim 4.98 keeps the start of a line longer than its 8 KiB buffer:
+      * a junk HELO can push the client's [ADDR] out of it */
+     "**** log string overflowed log buffer ****"},
 };
 
 struct logrules_rule {
     char name[32];
     const char *needle;   /* NULL: always try the pattern */
     const char *const *once; /* LOGRULES_ONCE_MAX literals or NULLs; NULL: none */
+    const char *cut_mark;    /* NULL: none */
     pcre2_code *code;
     int addr_group, addr2_group, list_group;
     bool anchored;        /* matches only at the start of a line */
@@ -236,6 +243,7 @@ struct logrules *logrules_new(bool only_custom, const char *custom, const char *
                          errsize) < 0)
             goto fail; /* a bug in the table: the tests compile it */
         r->rule[r->count - 1].once = b->once;
+        r->rule[r->count - 1].cut_mark = b->cut_mark;
     }
     if (custom != NULL && logrules_add_custom(r, custom, origin, err, errsize) < 0)
         goto fail;
@@ -286,9 +294,12 @@ static void logrules_printable(char *text)
             *text = '?';
 }
 
-/* logrules_repeats - does one of the rule's once literals occur twice? */
-static bool logrules_repeats(const struct logrules_rule *rule, const char *line, size_t len)
+/* logrules_suspect - does one of the rule's once literals occur twice, or
+ * its cut mark once? */
+static bool logrules_suspect(const struct logrules_rule *rule, const char *line, size_t len)
 {
+    if (rule->cut_mark != NULL && memmem(line, len, rule->cut_mark, strlen(rule->cut_mark)))
+        return true;
     for (size_t i = 0; rule->once != NULL && i < LOGRULES_ONCE_MAX && rule->once[i]; i++) {
         size_t n = strlen(rule->once[i]);
         const char *first = memmem(line, len, rule->once[i], n);
@@ -307,8 +318,8 @@ bool logrules_match(const struct logrules *r, const char *line, size_t len,
         const struct logrules_rule *rule = &r->rule[i];
         if (rule->needle != NULL && memmem(line, len, rule->needle, strlen(rule->needle)) == NULL)
             continue;
-        if (logrules_repeats(rule, line, len))
-            continue; /* a client's text copies the MTA's words: which copy is real? */
+        if (logrules_suspect(rule, line, len))
+            continue; /* a client's text copies the MTA's words, or the MTA cut the line */
         if (pcre2_match(rule->code, (PCRE2_SPTR)line, len, 0, 0, r->match, NULL) < 0)
             continue;
         if (logrules_address(r, rule->addr_group, line, &hit->addr) < 0)

@@ -69,7 +69,9 @@ static void watch_line(void *arg, const char *line, size_t len)
     struct logrules_hit hit;
     char text[ADDR_TEXT_MAX];
     w->stats.lines++;
-    if (!logrules_match(w->rules, line, len, &hit))
+    /* a line follow or journal cut at FOLLOW_LINE_MAX: its end, where the
+     * MTA's own words may be, is gone; only whole lines are read */
+    if (len >= FOLLOW_LINE_MAX || !logrules_match(w->rules, line, len, &hit))
         return;
     w->stats.rejects++;
     unsigned n = watch_count(w, &hit.addr);

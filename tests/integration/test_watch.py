@@ -319,7 +319,8 @@ class WatchFollowTest(WatchTestCase):
 
         # a line of 20,000 bytes, whose reject text comes after the first
         # 16 KiB (cut there, the rest skipped: no hit), then a reject line;
-        # a long line that starts with a reject is matched (cut)
+        # a long line that starts with a reject is not read either: cut, it
+        # may have lost the MTA's own words (only whole lines are read)
         junk = b"2026-11-29T13:10:00.000000+00:00 mx1 noise[1]: " + b"x" * 20000
         write(log, junk + b" " + reject("postfix-smtpd", "192.0.2.11"))
         write(log, reject("postfix-smtpd", "192.0.2.12"))
@@ -327,8 +328,7 @@ class WatchFollowTest(WatchTestCase):
         write(log, reject("exim", "192.0.2.14"))
         w.wait_hit("192.0.2.14")
         got = w.addresses()[count + 1:]
-        self.assertEqual(got, ["192.0.2.12", "192.0.2.13", "192.0.2.14"],
-                         "around lines longer than 16 KiB")
+        self.assertEqual(got, ["192.0.2.12", "192.0.2.14"], "around lines longer than 16 KiB")
 
         # invalid UTF-8 and NUL bytes before the reject text
         line = reject("postfix-smtpd", "192.0.2.15")
@@ -340,7 +340,7 @@ class WatchFollowTest(WatchTestCase):
 
         s = self.stop_watch(w)
         self.assertEqual(s["rejects"], len(w.hits()), "summary %r vs the hits logged" % s)
-        self.assertEqual(len(w.hits()), len(new) + 1 + 1 + 3 + 1, "hits: %s" % w.addresses())
+        self.assertEqual(len(w.hits()), len(new) + 1 + 1 + 2 + 1, "hits: %s" % w.addresses())
         self.assertEqual(s["asked"], 0, "ban_backend = none asked for bans: %r" % s)
 
     def test_from_start(self):
