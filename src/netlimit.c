@@ -48,13 +48,27 @@ static void netlimit_drop(struct netlimit *t, struct netlimit_entry *e, bool kee
     free(e);
 }
 
-enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct cidr *net, double now,
+/* netlimit_refused - count a refusal of a's; true when the window's
+ * refusals reached max_rate, all of them a's */
+static bool netlimit_refused(struct netlimit_entry *e, const struct addr *a, unsigned max_rate)
+{
+    if (e->count == max_rate + 1)
+        e->refused_by = *a; /* the window's first refusal */
+    else if (!addr_equal(&e->refused_by, a))
+        e->refused_mixed = true;
+    return e->count == 2u * max_rate && !e->refused_mixed;
+}
+
+enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct addr *a,
+                                     const struct cidr *net, double now,
                                      const struct netlimit_policy *p,
                                      struct netlimit_entry **entry)
 {
     struct addrmap_node **link = addrmap_find(&t->map, &net->net);
     struct netlimit_entry *e = (struct netlimit_entry *)*link;
     if (e == NULL) {
+        if (t->map.count >= p->max_entries)
+            return NETLIMIT_NO_MEMORY;
         e = calloc(1, sizeof *e);
         if (e == NULL)
             return NETLIMIT_NO_MEMORY;
@@ -66,13 +80,14 @@ enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct cidr *net,
         if (now - e->window_start >= p->window || now < e->window_start) {
             e->window_start = now; /* a new window (or the clock went back) */
             e->count = 0;
+            e->refused_mixed = false;
         }
         if (e->count <= 2u * p->max_rate) /* bounded: past it nothing changes */
             e->count++;
-        if (e->count > p->max_rate) {
-            /* refusals count too: the max_rate-th refusal says it keeps going */
-            return e->count == 2u * p->max_rate ? NETLIMIT_RATE_AGAIN : NETLIMIT_RATE;
-        }
+        else
+            return NETLIMIT_RATE;
+        if (e->count > p->max_rate) /* the max_rate-th refusal says it keeps going */
+            return netlimit_refused(e, a, p->max_rate) ? NETLIMIT_RATE_AGAIN : NETLIMIT_RATE;
     }
     if (e->sessions >= p->max_sessions)
         return NETLIMIT_SESSIONS; /* sessions >= 1: the entry stays */
@@ -87,8 +102,9 @@ void netlimit_release(struct netlimit *t, struct netlimit_entry *e)
     netlimit_drop(t, e, true);
 }
 
-void netlimit_sweep(struct netlimit *t, double now, double window, size_t buckets)
+void netlimit_sweep(struct netlimit *t, double now, double window, double interval)
 {
+    size_t buckets = (size_t)(2.0 * (double)t->map.buckets * interval / window) + 1;
     for (size_t n = 0; n < buckets && n < t->map.buckets; n++) {
         size_t i = t->sweep_next++ & (t->map.buckets - 1);
         struct addrmap_node **link = addrmap_bucket(&t->map, i);

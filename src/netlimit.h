@@ -16,7 +16,13 @@
  * Postfix's anvil does: a window starts with a network's first connection
  * after the last one ended. A connection refused for the rate counts too,
  * so that one that goes on past the limit can be banned (netlimit_admit
- * says when).
+ * says when): only when one address made every refusal of the window, so
+ * that a neighbour in the same network can never get another address
+ * banned.
+ *
+ * Bounded: past max_entries a new network is admitted uncounted (failing
+ * open, as for no memory), and the sweep visits the whole table about
+ * twice a window.
  *
  * An addrmap (addrmap.h) keyed by the network's address with host bits
  * zero: O(1) at any size. Pure (no I/O, time passed in): unit-tested.
@@ -33,21 +39,25 @@ struct netlimit_policy {
     unsigned max_sessions;  /* open at once; at least 1 */
     unsigned max_rate;      /* new connections per window; 0 = no limit */
     double window;          /* seconds */
+    size_t max_entries;     /* networks counted at most */
 };
 
 struct netlimit_entry {
     struct addrmap_node node;  /* first: the network's address */
     unsigned sessions;
     unsigned count;            /* connections in the window, refused ones too */
+    bool refused_mixed;        /* the window's refusals came from several addresses */
     double window_start;
+    struct addr refused_by;    /* the address of the window's first refusal */
 };
 
 enum netlimit_verdict {
     NETLIMIT_ADMITTED,
     NETLIMIT_SESSIONS,         /* max_sessions open already */
     NETLIMIT_RATE,             /* max_rate reached in this window */
-    NETLIMIT_RATE_AGAIN,       /* ... and as many refused since: it keeps going */
-    NETLIMIT_NO_MEMORY,
+    NETLIMIT_RATE_AGAIN,       /* ... and as many refused since, all of them this
+                                  address's: it keeps going */
+    NETLIMIT_NO_MEMORY,        /* or max_entries reached: the caller fails open */
 };
 
 struct netlimit;
@@ -55,17 +65,20 @@ struct netlimit;
 struct netlimit *netlimit_new(void);
 /* Frees every entry. */
 void netlimit_free(struct netlimit *t);
-/* A connection from net (a cidr_of() network, host bits zero) at now.
- * NETLIMIT_ADMITTED: counted as an open session in *entry, which
- * netlimit_release() takes when it ends. NETLIMIT_RATE_AGAIN comes once a
- * window, when the refusals reach max_rate. */
-enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct cidr *net, double now,
+/* A connection from address a of network net (a cidr_of() network, host
+ * bits zero) at now. NETLIMIT_ADMITTED: counted as an open session in
+ * *entry, which netlimit_release() takes when it ends. NETLIMIT_RATE_AGAIN
+ * comes once a window, when the refusals reach max_rate and a made all of
+ * them. */
+enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct addr *a,
+                                     const struct cidr *net, double now,
                                      const struct netlimit_policy *p,
                                      struct netlimit_entry **entry);
 void netlimit_release(struct netlimit *t, struct netlimit_entry *e);
-/* Visits `buckets` buckets from where the last sweep stopped and frees the
- * entries with no session whose window ended before now - window. */
-void netlimit_sweep(struct netlimit *t, double now, double window, size_t buckets);
+/* Called every `interval` seconds: visits a slice of the buckets (the
+ * whole table about twice a window) from where the last sweep stopped and
+ * frees the entries with no session whose window is over. */
+void netlimit_sweep(struct netlimit *t, double now, double window, double interval);
 /* Entries held (tests, metrics). */
 size_t netlimit_count(const struct netlimit *t);
 

@@ -114,6 +114,30 @@ static void rules_mask(int family, unsigned prefix, char *buf, size_t size)
         snprintf(buf, size, " & %s", text);
 }
 
+/* rules_nft_allowlist - the allowlist leaves the chain before the rate
+ * limit: a neighbour's flood never gets a partner's SYNs dropped */
+static void rules_nft_allowlist(struct rules_out *out, const struct conf *conf, int table_len,
+                                const char *table)
+{
+    static const char *const family[] = {"ip", "ip6"};
+    for (size_t f = 0; f < 2; f++) {
+        const char *sep = " {";
+        for (size_t i = 0; i < conf->allowlist.count; i++) {
+            const struct cidr *c = &conf->allowlist.items[i];
+            if ((c->net.family == AF_INET) != (f == 0))
+                continue;
+            char text[CIDR_TEXT_MAX];
+            cidr_format(c, text, sizeof text);
+            if (sep[1] == '{')
+                rules_printf(out, "add rule %.*s bans %s saddr", table_len, table, family[f]);
+            rules_printf(out, "%s %s", sep, text);
+            sep = ",";
+        }
+        if (sep[0] == ',')
+            rules_printf(out, " } return\n");
+    }
+}
+
 /* rules_nft_ratelimit - max_connection_rate_per_ip in the kernel: a
  * dynamic set per family remembers each network (ipv4_prefix,
  * ipv6_prefix) with a token bucket, forgotten after a quiet window */
@@ -137,6 +161,7 @@ static void rules_nft_ratelimit(struct rules_out *out, const struct conf *conf, 
                      "flags dynamic,timeout; timeout %lus; }\n", table_len, table,
                      family[f][0], family[f][2], RULES_RATE_SET_SIZE,
                      rules_seconds(conf->connection_rate_window));
+    rules_nft_allowlist(out, conf, table_len, table);
     for (size_t f = 0; f < 2; f++) {
         char mask[ADDR_TEXT_MAX + 4];
         rules_mask(f == 0 ? AF_INET : AF_INET6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix,

@@ -16,7 +16,8 @@
 #define SERVER_ACCEPT_BATCH 64     /* accepts per wakeup, to stay fair */
 #define SERVER_FD_PAUSE 0.1        /* seconds without accepting at EMFILE */
 #define SERVER_FD_RESERVE 64       /* listeners, DNS sockets, logs */
-#define SERVER_SWEEP_BUCKETS 1024  /* of the netlimit table, a second */
+#define SERVER_SWEEP_INTERVAL 1.0  /* seconds between sweeps of the netlimit table */
+#define SERVER_NETS_MIN 65536      /* networks counted at least (4 x max_connections else) */
 #define SERVER_REPLY_PER_NET "421 4.7.0 Too many connections from your address, try again later"
 
 void server_refuse(int fd, const char *reply)
@@ -66,12 +67,17 @@ static int server_net_admit(struct server *s, int fd, const struct addr *a, uint
     struct cidr net = cidr_of(a, conf->ipv4_prefix, conf->ipv6_prefix);
     *entry = NULL;
     /* a network of one address without a rate: the per-address count of
-     * clients.h is the same number, kept at no extra memory */
-    if (conf->max_connection_rate_per_ip == 0 && net.prefix == (a->family == AF_INET ? 32 : 128))
+     * clients.h is the same number, kept at no extra memory; an allowlisted
+     * address is not counted with its neighbours (they cannot get it
+     * refused) and keeps the per-address cap */
+    if ((conf->max_connection_rate_per_ip == 0 && net.prefix == (a->family == AF_INET ? 32 : 128))
+        || cidr_set_contains(&conf->allowlist, a))
         return 0;
+    size_t most = 4 * (size_t)conf->max_connections;
     struct netlimit_policy p = {conf->max_connections_per_ip, conf->max_connection_rate_per_ip,
-                                conf->connection_rate_window};
-    enum netlimit_verdict v = netlimit_admit(s->nets, &net, ev_now(s->loop), &p, entry);
+                                conf->connection_rate_window,
+                                most > SERVER_NETS_MIN ? most : SERVER_NETS_MIN};
+    enum netlimit_verdict v = netlimit_admit(s->nets, a, &net, ev_now(s->loop), &p, entry);
     switch (v) {
     case NETLIMIT_ADMITTED:
         return 0;
@@ -83,11 +89,13 @@ static int server_net_admit(struct server *s, int fd, const struct addr *a, uint
     case NETLIMIT_RATE_AGAIN:
         server_rate_refuse(s, fd, a, port, v == NETLIMIT_RATE_AGAIN);
         return -1;
-    case NETLIMIT_NO_MEMORY:
-        break;
+    case NETLIMIT_NO_MEMORY: /* fail open: the per-address cap still holds */
+        log_limited(&s->nets_log, ev_now(s->loop), LOG_LEVEL_WARNING,
+                    "too many client networks to count (%zu, or out of memory): new ones "
+                    "are admitted uncounted", netlimit_count(s->nets));
+        return 0;
     }
-    server_refuse(fd, SERVER_REPLY_TRY_LATER);
-    return -1;
+    return 0;
 }
 
 /* server_admit - limits, then a session; takes ownership of fd */
@@ -109,7 +117,7 @@ static void server_admit(struct server *s, int fd, const struct addr *a, uint16_
         server_refuse(fd, SERVER_REPLY_TRY_LATER);
         return;
     }
-    if (net == NULL && c->sessions >= conf->max_connections_per_ip) {
+    if (net == NULL && c->sessions >= conf->max_connections_per_ip) { /* uncounted above */
         server_log_refusal(s, a, port, METRICS_REFUSED_PER_IP, "max_connections_per_ip");
         server_refuse(fd, SERVER_REPLY_PER_NET);
         clients_put(s->clients, c);
@@ -124,7 +132,7 @@ static void server_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct server *s = w->data;
     (void)revents;
     netlimit_sweep(s->nets, ev_now(loop), s->gen->conf->connection_rate_window,
-                   SERVER_SWEEP_BUCKETS);
+                   SERVER_SWEEP_INTERVAL);
 }
 
 /* server_pause_accepting - out of file descriptors: stop accepting for a
@@ -254,7 +262,7 @@ int server_start(struct server *s, struct ev_loop *loop, struct generation *gen,
     }
     ev_init(&s->accept_pause, server_resume_cb);
     s->accept_pause.data = s;
-    ev_timer_init(&s->sweep, server_sweep_cb, 1., 1.);
+    ev_timer_init(&s->sweep, server_sweep_cb, SERVER_SWEEP_INTERVAL, SERVER_SWEEP_INTERVAL);
     s->sweep.data = s;
     ev_timer_start(loop, &s->sweep);
     server_raise_fd_limit(conf);

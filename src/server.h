@@ -50,6 +50,7 @@ struct server {
     ev_timer accept_pause;         /* accepting stopped: out of fds */
     ev_timer sweep;                /* netlimit_sweep() every second */
     struct log_limit fd_log;
+    struct log_limit nets_log;     /* the netlimit table full */
 };
 
 /* One non-blocking TCP listening socket on e (IPv6 sockets IPv6-only).

@@ -329,20 +329,19 @@ static double session_reject_deadline(const struct session *s)
     return idle < whole ? idle : whole;
 }
 
-/* session_reject_held - reject_delay: a reply waits until reject_delay
- * after the client's last bytes (OpenBSD spamd's tarpit: a bot's time,
- * not our memory: the reply sits in the buffer it is in anyway, the
- * session's own timer wakes it). True while it must wait; the timer is
- * then set for it, or for the session's deadline if that comes first. */
-static bool session_reject_held(struct session *s)
+/* session_reject_gated - reject_delay, a tarpit as OpenBSD spamd's: the
+ * client's next command is not read until reject_delay after our last
+ * reply (or its last bytes), so each reply comes that long after the
+ * client's command. The command waits in the kernel, not in our buffers.
+ * True while the gate is shut; the session's timer is then set for its
+ * opening, or for the session's deadline if that comes first. */
+static bool session_reject_gated(struct session *s)
 {
     double due = s->last_active + s->gen->conf->reject_delay;
-    if (s->buf == NULL || s->buf->out.len == 0 || ev_now(s->srv->loop) >= due)
+    if (s->gen->conf->reject_delay <= 0 || ev_now(s->srv->loop) >= due)
         return false;
     double deadline = session_reject_deadline(s);
     session_timer_at(s, due < deadline ? due : deadline);
-    /* a close is still seen; more bytes wait for the reply, up to the buffer */
-    evutil_io_want(s->srv->loop, &s->io, s->buf->in_len < SESSION_IN_MAX ? EV_READ : 0);
     return true;
 }
 
@@ -351,7 +350,7 @@ static void session_reject_pump(struct session *s)
 {
     struct session_buffers *b = s->buf;
     if (b == NULL) { /* nothing came, nothing waits to go */
-        evutil_io_want(s->srv->loop, &s->io, EV_READ);
+        evutil_io_want(s->srv->loop, &s->io, session_reject_gated(s) ? 0 : EV_READ);
         return;
     }
     char reply[ENGINE_REPLY_MAX];
@@ -361,8 +360,8 @@ static void session_reject_pump(struct session *s)
         size_t used = engine_input(&s->engine, &params, b->in, b->in_len, &b->out);
         memmove(b->in, b->in + used, b->in_len - used);
         b->in_len -= used;
-        if (session_reject_held(s))
-            return;
+        if (b->out.len > 0 && s->gen->conf->reject_delay > 0)
+            s->last_active = ev_now(s->srv->loop); /* the tarpit's gate runs from here */
         if (session_flush(s) < 0) {
             s->reason = "client gone";
             session_close(s);
@@ -380,7 +379,8 @@ static void session_reject_pump(struct session *s)
         return;
     }
     int want = b->out.len > 0 ? EV_WRITE : 0;
-    if (b->in_len < SESSION_IN_MAX && b->out.cap - b->out.len >= ENGINE_REPLY_MAX)
+    if (b->in_len < SESSION_IN_MAX && b->out.cap - b->out.len >= ENGINE_REPLY_MAX &&
+        !session_reject_gated(s))
         want |= EV_READ;
     evutil_io_want(s->srv->loop, &s->io, want);
     session_buffers_release(s);

@@ -86,6 +86,32 @@ class RateLimitTest(NetLimitTestCase):
         self.assertEqual(self.connect(t.clean), "timeout")
         self.quit_relayed(t.spare)
 
+    def test_neighbour_never_banned_nor_allowlisted_refused(self):
+        """ipv4_prefix = 24, rate 2, connection_rate_ban: a neighbour's
+        refused connection does not get it banned (only an address that
+        made every refusal of the window is), and an allowlisted address of
+        the same /24 is neither refused by the daemon nor dropped by the
+        kernel's limit."""
+        t = self.topo
+        d = self.make_daemon(max_connection_rate_per_ip="2", connection_rate_window="60s",
+                             connection_rate_ban="yes", ipv4_prefix="24",
+                             allowlist=t.listed2)
+        self.load_rules(d)
+        self.start(d)
+        for _ in range(2):
+            self.quit_relayed(t.clean)
+        self.rate_refused(t.clean)           # the attacker's first refusal
+        self.rate_refused(t.spare)           # the neighbour's one connection
+        time.sleep(0.5)
+        self.assertEqual(self.nft4() or {}, {}, "someone was banned for a mixed window")
+        # the /24 has had the kernel's burst (4): its next SYN is dropped ...
+        self.assertEqual(self.connect(t.spare), "timeout")
+        for _ in range(4):                   # ... but not the allowlisted address's
+            c = self.smtp(t.listed2)
+            harness.backend_greeting(self, c)
+            self.assertReply(c.cmd("QUIT"), 221)
+            c.close()
+
     def test_kernel_limit_from_rules(self):
         """`breakwater rules` with max_connection_rate_per_ip: the kernel
         lets through twice the rate (its burst) and drops the SYNs beyond,
