@@ -179,9 +179,14 @@ static void dnsbl_remember(const struct dnsbl_lookup *lookup)
     struct dnsbl *d = lookup->d;
     if (d->store == NULL || d->sites->zone_count == 0)
         return;
-    for (size_t z = 0; z < d->sites->zone_count; z++)
-        if (lookup->results[z].status != DNSBL_ZONE_ANSWERED)
+    for (size_t z = 0; z < d->sites->zone_count; z++) {
+        const struct dnsbl_zone_result *r = &lookup->results[z];
+        if (r->status != DNSBL_ZONE_ANSWERED)
             return; /* failed or suspended: not a verdict to keep */
+        for (unsigned i = 0; i < r->count; i++)
+            if (dnsbl_answer_is_refusal(r->answer[i]))
+                return; /* the list refused us: an error, which never sticks */
+    }
     struct dnsbl_score score;
     dnsbl_score(d->sites, lookup->results, d->threshold, &score);
     double ttl;

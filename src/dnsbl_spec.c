@@ -28,6 +28,7 @@
  */
 #include "dnsbl_spec.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,22 +60,32 @@ static size_t dnsbl_next_item(const char **cursor, const char **item)
 }
 
 /* dnsbl_quote - copy item into buf for an error line: printable characters
- * only (others become '?'), cut at DNSBL_QUOTE_MAX with "...". */
+ * only (others become '?'), a key-like run of letters and digits as "KEY",
+ * cut at DNSBL_QUOTE_MAX with "...". */
 static void dnsbl_quote(char *buf, size_t bufsize, const char *item,
                         size_t len)
 {
     size_t shown = len > DNSBL_QUOTE_MAX ? DNSBL_QUOTE_MAX : len;
-    size_t i;
+    size_t i = 0, o = 0;
 
-    for (i = 0; i < shown && i + 4 < bufsize; i++) {
-        unsigned char c = (unsigned char)item[i];
-        buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    while (i < shown && o + 4 < bufsize) {
+        size_t run = 0;
+        while (i + run < len && isalnum((unsigned char)item[i + run]))
+            run++;
+        if (run >= DNSBL_KEY_LABEL_MIN) { /* a key (DQS): never in an error line */
+            memcpy(buf + o, "KEY", 3);
+            o += 3;
+            i += run;
+            continue;
+        }
+        unsigned char c = (unsigned char)item[i++];
+        buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
-    if (shown < len && i + 4 <= bufsize) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
+    if (i < len && o + 4 <= bufsize) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
-    buf[i] = '\0';
+    buf[o] = '\0';
 }
 
 /* dnsbl_error - write "bad WHAT in 'ITEM': REASON" into err. */

@@ -112,6 +112,12 @@ class ListsTest(BreakwaterTestCase):
         s = self.assertSession(d, c, "clean")
         self.assertEqual(s.get("score"), "0", s["line"])
         d.wait_log(r"bl\.test.*(127\.255\.255\.254|refus)|(127\.255\.255\.254|refus).*bl\.test")
+        # a refusal is an error: it never sticks as a cached verdict
+        c = self.client(d, "127.67.0.1")
+        backend_greeting(self, c)
+        self.quit(c)
+        s = self.assertSession(d, c, "clean")
+        self.assertNotEqual(s.get("cache"), "hit", s["line"])
         # the same with a filter that would otherwise accept the answer
         d2 = self.start_daemon(sink, opts={"dnsbl_sites": "bl.test=127.255.255.[0..255]*5"})
         c = self.client(d2, "127.67.0.2")

@@ -555,6 +555,13 @@ static void test_names(void **state)
     assert_int_equal(dnsbl_names_check(names, err, sizeof err), -1);
     assert_string_equal(err, "bad public name in '<b>': invalid character in domain");
     assert_int_equal(dnsbl_names_check("=b.example", err, sizeof err), -1);
+    /* an error line never quotes a key */
+    assert_int_equal(dnsbl_names_check(domain, err, sizeof err), -1);
+    assert_string_equal(err, "bad domain in 'KEY.zen.dq.spamhaus.net': not DOMAIN=PUBLIC_NAME");
+    snprintf(line, sizeof line, "%s=127.0.0.[2..300]*3", domain);
+    assert_int_equal(dnsbl_sites_parse(line, &sites, err, sizeof err), -1);
+    assert_null(strstr(err, key));
+    assert_non_null(strstr(err, "'KEY.zen.dq.spamhaus.net=127.0.0.[2..300]*3'"));
     /* what looks like a key: 20 or more letters and digits in one label */
     assert_null(dnsbl_domain_keyed("zen.spamhaus.org"));
     assert_null(dnsbl_domain_keyed("a0123456789012345678-x.example"));
