@@ -179,6 +179,31 @@ class Ipv6NetworkTest(NetLimitTestCase):
         c = self.held("%s%x" % (V6_NET, 21))
         self.assertIn("4.7.0 Too many connections from your address", self.rate_reply(c))
 
+    def test_reload_changes_prefix_and_rate(self):
+        """A reload applies a new prefix and a new rate to new connections,
+        with workers = 2 (the steering follows the new prefix): from /128
+        and no rate to /64 and 3 a minute, four addresses of the /64 count
+        as one network, the fourth is refused; the next /64 is served."""
+        d = self.daemon(ipv6_prefix="128", workers="2")
+        held = [self.held("%s%x" % (V6_NET, i)) for i in range(1, 22)]
+        for c in held:
+            harness.engine_greeting(self, c)
+        for c in held[1:]:
+            c.close()
+        d.conf.update(ipv6_prefix="64", max_connection_rate_per_ip="3",
+                      connection_rate_window="60s")
+        d.write_conf()
+        p = self.ctl(d, "reload")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_until(lambda: d.log().count("configuration reloaded") == 2, 5 * slow(),
+                   what="both workers reloaded")
+        for i in range(2, 5):  # the /64 opens 3 more (the one held counts apart)
+            harness.engine_greeting(self, self.held("%s%x" % (V6_NET, i)))
+        c = self.held("%s%x" % (V6_NET, 5))
+        self.assertIn("4.7.0 Error: too many connections from [%s%x]" % (V6_NET, 5),
+                      self.rate_reply(c))
+        harness.engine_greeting(self, self.held(V6_NEXT))
+
     def test_prefix_128_counts_addresses(self):
         self.daemon(ipv6_prefix="128")
         for i in range(1, 22):
