@@ -28,7 +28,7 @@
  *                     connects to that descriptor, never again to the
  *                     name. Run as root, in a directory others than root
  *                     can change (privsep_dir_shared), it connects with
- *                     the file-system identity of the configured `user`
+ *                     the effective identity of the configured `user`
  *                     (privsep_lookup), to a socket owned by that user
  *                     only: it reaches only what the user could, and no
  *                     socket another user could rename there. The answer

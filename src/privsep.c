@@ -253,25 +253,24 @@ int privsep_own_dir(const char *path, const struct privsep_user *user, mode_t mo
     return rc;
 }
 
-/* privsep_fs_become - the user's fsuid and fsgid, no supplementary groups;
- * what was there saved in at */
+/* privsep_fs_become - the user's effective uid and gid (the file-system
+ * ones follow), no supplementary groups; what was there saved in at */
 static int privsep_fs_become(const struct privsep_user *user, struct privsep_at *at,
                              char *err, size_t errsize)
 {
     at->ngroups = getgroups(PRIVSEP_GROUPS_MAX, at->groups);
-    at->fsuid = (uid_t)setfsuid((uid_t)-1);
-    at->fsgid = (gid_t)setfsgid((gid_t)-1);
+    at->euid = geteuid();
+    at->egid = getegid();
     if (at->ngroups < 0 || setgroups(0, NULL) < 0) {
         snprintf(err, errsize, "cannot %s the supplementary groups: %s",
                  at->ngroups < 0 ? "save" : "clear", strerror(errno));
         return -1;
     }
-    setfsgid(user->gid);
-    setfsuid(user->uid);
-    /* setfsuid() says nothing of failure: ask again */
-    if ((uid_t)setfsuid((uid_t)-1) != user->uid || (gid_t)setfsgid((gid_t)-1) != user->gid) {
-        snprintf(err, errsize, "cannot take uid %u's file-system identity",
-                 (unsigned)user->uid);
+    /* the effective ids (the file-system ones follow them); the saved
+     * set-user-ID stays root's, to come back */
+    if (setegid(user->gid) < 0 || seteuid(user->uid) < 0) {
+        snprintf(err, errsize, "cannot take uid %u's identity: %s", (unsigned)user->uid,
+                 strerror(errno));
         return -1;
     }
     return 0;
@@ -280,12 +279,10 @@ static int privsep_fs_become(const struct privsep_user *user, struct privsep_at 
 /* privsep_fs_restore - the identity saved by privsep_fs_become() */
 static int privsep_fs_restore(const struct privsep_at *at, char *err, size_t errsize)
 {
-    setfsuid(at->fsuid);
-    setfsgid(at->fsgid);
-    if ((uid_t)setfsuid((uid_t)-1) != at->fsuid || (gid_t)setfsgid((gid_t)-1) != at->fsgid ||
-        setgroups((size_t)at->ngroups, at->groups) < 0) {
-        snprintf(err, errsize, "cannot take back the file-system identity of uid %u",
-                 (unsigned)at->fsuid);
+    if (seteuid(at->euid) < 0 || setegid(at->egid) < 0 ||
+        setgroups((size_t)at->ngroups, at->groups) < 0 || geteuid() != at->euid) {
+        snprintf(err, errsize, "cannot take back the identity of uid %u: %s",
+                 (unsigned)at->euid, strerror(errno));
         return -1;
     }
     return 0;

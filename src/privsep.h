@@ -21,8 +21,9 @@
  *   privsep_enter(), privsep_leave()
  *                        work in a directory by name for a moment: it is
  *                        the working directory, and with a user, the
- *                        user's file-system identity is taken
- *                        (setfsuid/setfsgid, no supplementary groups): what
+ *                        user's effective identity is taken (seteuid and
+ *                        setegid, the saved IDs kept to come back, no
+ *                        supplementary groups): what
  *                        is made or looked up in a directory the user can
  *                        change is made or looked up with the user's rights
  *   privsep_drop()       switch to the user (with the user's supplementary
@@ -40,7 +41,7 @@
  * so one of root's may have been moved there from any directory the user
  * can write; it is refused with the chown that gives it, for the admin
  * to decide; breakwater never makes one: the store is opened once root
- * is gone); a socket in it is made under the user's file-system identity,
+ * is gone); a socket in it is made under the user's identity,
  * so it is the user's from the start and nothing is chowned by name.
  * Root's `breakwater ctl` connects there with the user's identity, to a
  * socket of the user's only (control.h). The directories above
@@ -96,8 +97,10 @@ bool privsep_dir_shared(const struct stat *st);
 struct privsep_at {
     int cwd;                 /* the working directory before (O_PATH) */
     bool as_user;
-    uid_t fsuid;             /* the file-system identity before */
-    gid_t fsgid;
+    uid_t euid;              /* the effective identity before: the user's is
+                                taken as a whole, so that a socket's peer
+                                (SO_PEERCRED) sees the user, not root */
+    gid_t egid;
     int ngroups;
     gid_t groups[PRIVSEP_GROUPS_MAX];
 };

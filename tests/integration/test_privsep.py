@@ -662,6 +662,22 @@ class PrivsepCtlTest(PrivsepTestCase):
                          b"nul\\x00 del\\x7f hi\\xff\n")
         self.assertIn(b"breakwater: red \\x1b[31m text\\x1b[0m\n", p.stderr)
 
+    def test_ctl_peer_is_the_user(self):
+        """Root's ctl talks to a socket in the user's directory as the user
+        whole: the listener's SO_PEERCRED names the user, not root (a
+        service of a shared user's that trusts uid 0 learns nothing)."""
+        rundir = self.user_dir("run")
+        seen = []
+
+        def answer(listener, c):
+            creds = c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            seen.append(struct.unpack("3i", creds)[1:])
+            c.sendall(b"ok\n")
+        Listener(self, os.path.join(rundir, "control"), self.uid, self.gid, answer).start()
+        p, _ = self.ctl(os.path.join(rundir, "control"))
+        self.assertEqual(p.returncode, 0, "ctl: %r %r" % (p.stdout, p.stderr))
+        self.assertEqual(seen, [(self.uid, self.gid)], "the peer's uid and gid")
+
     def test_ctl_gives_up_on_a_silent_socket(self):
         """A listener of the user's that never answers, and one whose
         backlog is full: root's ctl gives up after CTL_TIMEOUT seconds and
