@@ -671,9 +671,10 @@ def machine():
             "nofile": ver(["sh", "-c", "ulimit -n"])}
 
 
-def enter_namespace():
-    """Re-exec inside a private network + mount namespace, loopback up,
-    /etc/resolv.conf bind-mounted to name 127.0.0.1 (rbldnsd on port 53)."""
+def enter_namespace(script=None):
+    """Re-exec script (bench.py by default) inside a private network +
+    mount namespace, loopback up, /etc/resolv.conf bind-mounted to name
+    127.0.0.1 (rbldnsd on port 53); in there, the bind-mounted file."""
     if os.environ.get("BW_BENCH_NS") == "1":
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         rc = tempfile.NamedTemporaryFile("w", prefix="bwbench-resolv-", suffix=".conf",
@@ -685,7 +686,7 @@ def enter_namespace():
         return rc.name
     os.environ["BW_BENCH_NS"] = "1"
     os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                          sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
+                          sys.executable, script or os.path.abspath(__file__)] + sys.argv[1:])
 
 
 def main():

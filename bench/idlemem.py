@@ -33,31 +33,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402  (Bench.hold is figure e's method)
-
-
-def enter_namespace():
-    """Re-exec this script inside a private network + mount namespace
-    (bench.py's enter_namespace, for this file)."""
-    if os.environ.get("BW_BENCH_NS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        rc = tempfile.NamedTemporaryFile("w", prefix="bwidle-resolv-", suffix=".conf",
-                                         delete=False)
-        rc.write("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
-        rc.close()
-        os.chmod(rc.name, 0o644)
-        subprocess.run(["mount", "--bind", rc.name, "/etc/resolv.conf"], check=True)
-        return rc.name
-    os.environ["BW_BENCH_NS"] = "1"
-    os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                          sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
 
 
 def mem_by_kind(pids):
@@ -108,7 +89,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("idlemem: needs root (namespaces, rbldnsd on port 53)")
     a.wave = os.path.abspath(a.wave)
-    resolv = enter_namespace()
+    resolv = bench.enter_namespace(os.path.abspath(__file__))
     bench.WAVE = a.wave
     b = bench.Bench(argparse.Namespace(keep=False))
 

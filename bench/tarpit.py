@@ -49,7 +49,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -63,23 +62,6 @@ METRICS = "127.0.0.1:19625"
 def log(msg):
     sys.stderr.write("[tarpit %5.0fs] %s\n" % (time.monotonic() - bench.T0, msg))
     sys.stderr.flush()
-
-
-def enter_namespace():
-    """Re-exec this script inside a private network + mount namespace
-    (bench.py's enter_namespace, for this file)."""
-    if os.environ.get("BW_BENCH_NS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        rc = tempfile.NamedTemporaryFile("w", prefix="bwtarpit-resolv-", suffix=".conf",
-                                         delete=False)
-        rc.write("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
-        rc.close()
-        os.chmod(rc.name, 0o644)
-        subprocess.run(["mount", "--bind", rc.name, "/etc/resolv.conf"], check=True)
-        return rc.name
-    os.environ["BW_BENCH_NS"] = "1"
-    os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                          sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
 
 
 def listed_sessions():
@@ -200,7 +182,7 @@ def main():
     if a.window[1] > a.duration - 2 or a.window[0] >= a.window[1]:
         sys.exit("tarpit: --window must lie inside --duration")
     a.binary, a.wave = os.path.abspath(a.binary), os.path.abspath(a.wave)
-    resolv = enter_namespace()
+    resolv = bench.enter_namespace(os.path.abspath(__file__))
     bench.BW, bench.WAVE = a.binary, a.wave
     b = bench.Bench(argparse.Namespace(keep=False))
 

@@ -1006,9 +1006,28 @@ class ServeHelperKillTest(test_bans.BanTestCase):
         return data != b""
 
     def ask(self, hs, request):
+        """Sends one message on the helper socket; returns its reply."""
         hs.send(request)
         hs.settimeout(3 * SLOW)
-        return parse_reply(hs.recv(REPLY.size + 64))
+        data = hs.recv(REPLY.size + 64)
+        self.assertNotEqual(data, b"", "the ban helper closed its socket: it has stopped")
+        return parse_reply(data)
+
+    def seize_helper(self, d):
+        """Stops serve (SIGSTOP: its replies are ours now) and returns a
+        copy of its helper socket, drained of what serve had not read."""
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        found = helper_socket(d.proc.pid)
+        self.assertEqual(len(found), 1, "serve's helper sockets: %r" % found)
+        hs = found[0]
+        self._cleanups_extra.append(hs.close)
+        hs.setblocking(False)
+        try:
+            while hs.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        return hs
 
     def test_serve_helper_refuses_ban_kill(self):
         addr = self.topo.spare
@@ -1016,18 +1035,8 @@ class ServeHelperKillTest(test_bans.BanTestCase):
         self.load_rules(d)
         self.start(d)
         c, a = self.hold_connection(addr)
-        os.kill(d.proc.pid, signal.SIGSTOP)   # its replies are ours now
         try:
-            found = helper_socket(d.proc.pid)
-            self.assertEqual(len(found), 1, "serve's helper sockets: %r" % found)
-            hs = found[0]
-            self._cleanups_extra.append(hs.close)
-            hs.setblocking(False)
-            try:
-                while hs.recv(4096):
-                    pass    # replies serve had not read yet
-            except BlockingIOError:
-                pass
+            hs = self.seize_helper(d)
             replies = [self.ask(hs, ban_request(BANPROTO_BAN_KILL, addr, 30, 0x7f000001 + i))
                        for i in range(3)]
             banned = self.nft4()
@@ -1052,6 +1061,34 @@ class ServeHelperKillTest(test_bans.BanTestCase):
         self.assertIn(addr, line)
         refusals = [l for l in d.log().splitlines() if "BAN_KILL refused" in l]
         self.assertEqual(len(refusals), 1, "logged once: %r" % refusals)
+
+    def test_empty_message_refused_and_helper_serves_on(self):
+        """On SOCK_SEQPACKET a zero-length message reads as recv() = 0, the
+        same as the peer's close. The helper tells them apart: an empty
+        message is refused as malformed (failed = 1, logged) and the helper
+        serves on, so the next ban still goes into the firewall. Before the
+        fix it took it for the close and exited: every later ban was lost."""
+        addr = self.topo.spare
+        d = self.make_daemon()
+        self.load_rules(d)
+        self.start(d)
+        try:
+            hs = self.seize_helper(d)
+            empty = self.ask(hs, b"")
+            ban = self.ask(hs, ban_request(BANPROTO_BAN, addr, 30, 0x7f000020))
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        self.assertEqual((empty["version"], empty["applied"], empty["failed"]),
+                         (BANPROTO_VERSION, 0, 1), "reply to an empty message: %r" % empty)
+        self.assertIn("malformed request: wrong size", empty["error"], empty)
+        self.assertEqual((ban["seq"], ban["applied"], ban["failed"]), (0x7f000020, 1, 0),
+                         "reply to the ban after it: %r" % ban)
+        self.wait_nft(addr)
+        d.wait_log(r"ban helper: refused a malformed request: wrong size")
+        # serve itself still bans through the helper
+        self.refuse_listed(self.topo.listed)
+        self.wait_nft(self.topo.listed)
+        self.assertNotIn("ban helper is gone", d.log())
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ static void test_request_malformed(void **state)
     assert_int_equal(banproto_request_parse(&good, sizeof good + 1, MAX_SECONDS, &ban, &seq,
                                             &kill, &why), -1);
     /* an empty message: the ban helper tells it from its peer's close and
-     * refuses it here (tests/integration/test_banhelper.py) */
+     * refuses it here (test_privsep.ServeHelperKillTest) */
     why = NULL;
     assert_int_equal(banproto_request_parse(&good, 0, MAX_SECONDS, &ban, &seq, &kill, &why), -1);
     assert_string_equal(why, "wrong size");
