@@ -22,17 +22,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fw_ban ban;
+    struct addr addr;
     struct banproto_request again;
     struct banproto_reply reply;
     uint32_t seq;
     bool kill;
     const char *why = NULL;
 
-    if (banproto_request_parse(data, size, FUZZ_MAX_SECONDS, &ban, &seq, &kill, &why) == 0) {
+    if (banproto_request_parse(data, size, FUZZ_MAX_SECONDS, &ban, &addr, &seq, &kill,
+                               &why) == 0) {
         assert(size == sizeof again);
-        assert(ban.addr.family == AF_INET || ban.addr.family == AF_INET6);
+        assert(addr.family == AF_INET || addr.family == AF_INET6);
         assert(ban.seconds <= FUZZ_MAX_SECONDS);
-        banproto_request_make(&again, &ban.addr, ban.seconds, seq, kill);
+        /* the network holds the address, and is no wider than allowed */
+        assert(cidr_contains(&ban.net, &addr));
+        assert(ban.net.prefix >= (addr.family == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN));
+        banproto_request_make(&again, &addr, ban.net.prefix, ban.seconds, seq, kill);
         assert(memcmp(&again, data, sizeof again) == 0);
         /* serve's helper carries out all but BAN_KILL, watch's all */
         assert(banproto_request_allowed(BANPROTO_PEER_WATCH, kill, &why));

@@ -324,6 +324,15 @@ bool cidr_contains(const struct cidr *c, const struct addr *a)
     return memcmp(masked.bytes, c->net.bytes, addr_len(&masked)) == 0;
 }
 
+/* cidr_overlaps - the wider of the two networks holds the other's address */
+bool cidr_overlaps(const struct cidr *a, const struct cidr *b)
+{
+    const struct cidr *wide = a->prefix <= b->prefix ? a : b;
+    const struct cidr *narrow = wide == a ? b : a;
+
+    return cidr_contains(wide, &narrow->net);
+}
+
 /* cidr_set_add - append c; the capacity is implied by count (4, then powers of two) */
 int cidr_set_add(struct cidr_set *set, const struct cidr *c)
 {
@@ -352,6 +361,19 @@ bool cidr_set_contains(const struct cidr_set *set, const struct addr *a)
 
     for (i = 0; i < set->count; i++) {
         if (cidr_contains(&set->items[i], a))
+            return true;
+    }
+    return false;
+}
+
+/* cidr_set_overlaps - linear search: true if any network in set shares an
+ * address with c */
+bool cidr_set_overlaps(const struct cidr_set *set, const struct cidr *c)
+{
+    size_t i;
+
+    for (i = 0; i < set->count; i++) {
+        if (cidr_overlaps(&set->items[i], c))
             return true;
     }
     return false;

@@ -14,7 +14,8 @@
  *   hostport_parse()      "a.b.c.d:port", "[v6]:port" -> address, port
  *   cidr_parse(), cidr_contains()
  *   cidr_of(), cidr_format()  an address's network of a prefix, as text
- *   cidr_set_add(), cidr_set_contains(), cidr_set_free()
+ *   cidr_overlaps()       two networks share an address (one holds the other)
+ *   cidr_set_add(), cidr_set_contains(), cidr_set_overlaps(), cidr_set_free()
  *   addr_dnsbl_name()     reversed octets (IPv4) or nibbles (IPv6) + zone
  */
 #ifndef BREAKWATER_ADDR_H
@@ -36,6 +37,11 @@ struct cidr {
     struct addr net; /* host bits are zero */
     uint8_t prefix;  /* 0..32 or 0..128 */
 };
+
+/* The widest networks breakwater limits or bans (ipv4_prefix, ipv6_prefix,
+ * ctl ban ADDRESS/LEN): a /8 of IPv4, a /16 of IPv6. */
+#define CIDR_NET4_MIN 8
+#define CIDR_NET6_MIN 16
 
 struct cidr_set {
     struct cidr *items;
@@ -67,10 +73,14 @@ struct cidr cidr_of(const struct addr *a, unsigned prefix4, unsigned prefix6);
 /* "ADDR" when c is one address, else "ADDR/PREFIX"; CIDR_TEXT_MAX fits any. */
 #define CIDR_TEXT_MAX (ADDR_TEXT_MAX + 4)
 void cidr_format(const struct cidr *c, char *buf, size_t size);
+/* Networks of one family that share an address: since both are aligned,
+ * one holds the other. */
+bool cidr_overlaps(const struct cidr *a, const struct cidr *b);
 
 /* Appends; returns 0 or -1 on allocation failure. */
 int cidr_set_add(struct cidr_set *set, const struct cidr *c);
 bool cidr_set_contains(const struct cidr_set *set, const struct addr *a);
+bool cidr_set_overlaps(const struct cidr_set *set, const struct cidr *c);
 void cidr_set_free(struct cidr_set *set);
 
 /* The DNSBL query name for a under zone: "4.3.2.1.zone" for 1.2.3.4, 32

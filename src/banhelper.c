@@ -31,7 +31,8 @@ struct banhelper_conn {
     uint32_t seq;           /* of the last well-formed request */
     const char *why;        /* of the last malformed one */
     const char *refused_why; /* of the last one this helper does not do */
-    bool *kill;             /* [BANHELPER_BATCH]: end bans[i]'s connections too */
+    bool *kill;             /* [BANHELPER_BATCH]: end addrs[i]'s connections too */
+    struct addr *addrs;     /* [BANHELPER_BATCH]: the address each request named */
 };
 
 struct banhelper {
@@ -66,13 +67,13 @@ static size_t banhelper_gathered(const struct banhelper_conn *c)
 static void banhelper_refuse(struct banhelper *h, struct banhelper_conn *c,
                              const struct fw_ban *ban, const char *why)
 {
-    char text[ADDR_TEXT_MAX];
+    char text[CIDR_TEXT_MAX];
     c->refused++;
     c->refused_why = why;
     if (h->refusal_logged)
         return;
     h->refusal_logged = true;
-    addr_format(&ban->addr, text, sizeof text);
+    cidr_format(&ban->net, text, sizeof text);
     log_error("ban helper: %s (address %s; logged once, every later one is counted as "
               "failed in the reply)", why, text);
 }
@@ -100,8 +101,8 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
         uint32_t seq;
         const char *why;
         struct fw_ban *ban = &c->bans[c->count];
-        if (banproto_request_parse(&req, (size_t)n, h->max_seconds, ban, &seq,
-                                   &c->kill[c->count], &c->why) < 0) {
+        if (banproto_request_parse(&req, (size_t)n, h->max_seconds, ban, &c->addrs[c->count],
+                                   &seq, &c->kill[c->count], &c->why) < 0) {
             c->malformed++;
             log_limited(&h->malformed_log, banhelper_now(), LOG_LEVEL_ERROR,
                         "ban helper: refused a malformed request: %s", c->why);
@@ -126,7 +127,7 @@ static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c,
     size_t n = 0;
     for (size_t i = 0; i < c->count; i++)
         if (c->kill[i])
-            h->kill_addrs[n++] = c->bans[i].addr;
+            h->kill_addrs[n++] = c->addrs[i];
     if (n == 0 || conf->watch_kill == WATCH_KILL_NONE || h->peer != BANPROTO_PEER_WATCH)
         return 0; /* serve's BAN_KILL never gets here (banhelper_read) */
     int ended = conf->watch_kill == WATCH_KILL_SOCKET
@@ -236,9 +237,10 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     for (size_t i = 0; i < count; i++) {
         h.conn[i] = (struct banhelper_conn){
             .fd = fds[i], .bans = malloc(BANHELPER_BATCH * sizeof(struct fw_ban)),
-            .kill = calloc(BANHELPER_BATCH, sizeof(bool))};
+            .kill = calloc(BANHELPER_BATCH, sizeof(bool)),
+            .addrs = malloc(BANHELPER_BATCH * sizeof(struct addr))};
         h.pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-        if (h.conn[i].bans == NULL || h.conn[i].kill == NULL)
+        if (h.conn[i].bans == NULL || h.conn[i].kill == NULL || h.conn[i].addrs == NULL)
             _exit(1);
     }
     int status = banhelper_serve(&h);

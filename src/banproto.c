@@ -6,7 +6,7 @@
 #include "banproto.h"
 
 /* banproto_request_make - fill every byte, so no stack garbage crosses */
-void banproto_request_make(struct banproto_request *r, const struct addr *a,
+void banproto_request_make(struct banproto_request *r, const struct addr *a, unsigned prefix,
                            uint32_t seconds, uint32_t seq, bool kill)
 {
     memset(r, 0, sizeof *r);
@@ -14,6 +14,7 @@ void banproto_request_make(struct banproto_request *r, const struct addr *a,
     r->op = seconds == 0 ? BANPROTO_UNBAN : kill ? BANPROTO_BAN_KILL : BANPROTO_BAN;
     r->family = a->family;
     memcpy(r->addr, a->bytes, a->family == AF_INET ? 4 : 16);
+    r->prefix = prefix;
     r->seconds = seconds;
     r->seq = seq;
 }
@@ -29,7 +30,8 @@ static int banproto_all_zero(const uint8_t *p, size_t n)
 
 /* banproto_request_parse - trust nothing: every field is checked */
 int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
-                           struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why)
+                           struct fw_ban *ban, struct addr *addr, uint32_t *seq, bool *kill,
+                           const char **why)
 {
     struct banproto_request r;
 
@@ -51,6 +53,11 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
         *why = "not a single address";
         return -1;
     }
+    if (r.prefix < (r.family == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN) ||
+        r.prefix > alen * 8) {
+        *why = "prefix length out of bounds";
+        return -1;
+    }
     bool is_ban = r.op == BANPROTO_BAN || r.op == BANPROTO_BAN_KILL;
     if (!is_ban && r.op != BANPROTO_UNBAN) {
         *why = "unknown operation";
@@ -60,9 +67,11 @@ int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
         *why = "duration out of bounds";
         return -1;
     }
+    memset(addr, 0, sizeof *addr);
+    addr->family = (uint8_t)r.family;
+    memcpy(addr->bytes, r.addr, alen);
     memset(ban, 0, sizeof *ban);
-    ban->addr.family = (uint8_t)r.family;
-    memcpy(ban->addr.bytes, r.addr, alen);
+    ban->net = cidr_of(addr, r.prefix, r.prefix);
     ban->seconds = r.seconds;
     *seq = r.seq;
     *kill = r.op == BANPROTO_BAN_KILL;

@@ -3,13 +3,16 @@
  * privileged ban helper: fixed-size structs, one per SOCK_SEQPACKET
  * message, checked field by field on arrival. Pure: no I/O.
  *
- *   banproto_request_make()  a ban (seconds > 0, with or without ending the
- *                            address's connections) or an unban (seconds 0)
+ *   banproto_request_make()  a ban of a network (seconds > 0, with or
+ *                            without ending one address's connections) or
+ *                            an unban (seconds 0)
  *   banproto_request_parse() the helper's check of what arrived: exactly one
  *                            request, known version and operation, one
  *                            address of a known family (not the unspecified
- *                            address), a duration within 1..max_seconds for
- *                            a ban and 0 for an unban
+ *                            address), a prefix length from CIDR_NET4_MIN
+ *                            or CIDR_NET6_MIN to the whole address, a
+ *                            duration within 1..max_seconds for a ban and 0
+ *                            for an unban
  *   banproto_request_allowed() what the helper's peer may ask: bans and
  *                            unbans from serve and watch alike, BAN_KILL
  *                            from watch alone (a compromised serve must
@@ -32,10 +35,11 @@
 #include "addr.h"
 #include "fw.h"
 
-#define BANPROTO_VERSION 1
+#define BANPROTO_VERSION 2
 
-/* BAN_KILL: a ban, then the address's live connections to watch_ports are
- * ended (killconn.h); what `watch` asks for. */
+/* BAN_KILL: a ban of the address's network, then the live connections of
+ * the address itself (not its network's) to watch_ports are ended
+ * (killconn.h); what `watch` asks for. */
 enum banproto_op { BANPROTO_BAN = 1, BANPROTO_UNBAN = 2, BANPROTO_BAN_KILL = 3 };
 
 struct banproto_request {
@@ -43,6 +47,7 @@ struct banproto_request {
     uint32_t op;         /* enum banproto_op */
     uint32_t family;     /* AF_INET or AF_INET6 */
     uint8_t addr[16];    /* network order; IPv4 in the first 4, rest zero */
+    uint32_t prefix;     /* the banned network: addr's first prefix bits */
     uint32_t seconds;    /* BAN: 1..max; UNBAN: 0 */
     uint32_t seq;        /* the sender's counter, echoed in replies */
 };
@@ -58,12 +63,15 @@ struct banproto_reply {
     char error[FW_ERR_MAX]; /* the first failure, NUL-terminated, or "" */
 };
 
-void banproto_request_make(struct banproto_request *r, const struct addr *a,
+/* a: the address (whose connections a kill ends); prefix: the length of
+ * its network to ban. */
+void banproto_request_make(struct banproto_request *r, const struct addr *a, unsigned prefix,
                            uint32_t seconds, uint32_t seq, bool kill);
-/* Returns 0 and fills *ban, *seq and *kill, or -1 with *why saying what is
- * wrong. */
+/* Returns 0 and fills *ban (the network), *addr (the address as sent),
+ * *seq and *kill, or -1 with *why saying what is wrong. */
 int banproto_request_parse(const void *buf, size_t len, uint32_t max_seconds,
-                           struct fw_ban *ban, uint32_t *seq, bool *kill, const char **why);
+                           struct fw_ban *ban, struct addr *addr, uint32_t *seq, bool *kill,
+                           const char **why);
 
 /* Whom a helper was started for (banhelper_start's kills). */
 enum banproto_peer { BANPROTO_PEER_SERVE, BANPROTO_PEER_WATCH };

@@ -119,8 +119,10 @@ static void bans_pump(struct bans *b)
     evutil_io_want(b->loop, &b->io, EV_READ | (b->sent < b->tail ? EV_WRITE : 0));
 }
 
-/* bans_request - queue one request for the helper (seconds 0 = unban) */
-static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds, bool kill)
+/* bans_request - queue one request for the helper (seconds 0 = unban):
+ * the network of a's first prefix bits; kill ends a's own connections */
+static void bans_request(struct bans *b, const struct addr *a, unsigned prefix,
+                         uint32_t seconds, bool kill)
 {
     if (b->tail - b->head == b->cap && bans_grow(b) < 0) {
         b->stats->dropped++;
@@ -130,7 +132,7 @@ static void bans_request(struct bans *b, const struct addr *a, uint32_t seconds,
         return;
     }
     struct bans_entry *e = bans_entry_at(b, b->tail++);
-    banproto_request_make(&e->req, a, seconds, ++b->seq, kill);
+    banproto_request_make(&e->req, a, prefix, seconds, ++b->seq, kill);
     e->queued = bans_monotonic();
     b->stats->requested++;
     if (b->sent + 1 == b->tail)
@@ -203,33 +205,61 @@ static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     bans_pump(b);
 }
 
+/* bans_network - what a ban of a covers: its network (ipv4_prefix,
+ * ipv6_prefix), or a alone when the allowlist holds part of that network
+ * (banning the network would block an allowlisted address) */
+static struct cidr bans_network(const struct bans *b, const struct addr *a)
+{
+    struct cidr net = cidr_of(a, b->conf->ipv4_prefix, b->conf->ipv6_prefix);
+    if (cidr_set_overlaps(&b->conf->allowlist, &net))
+        net = cidr_of(a, 32, 128);
+    return net;
+}
+
 /* bans_apply - decide with the policy, remember, request; true when a
- * ban was requested */
-static bool bans_apply(struct bans *b, const struct addr *a, double seconds, unsigned reason,
-                       bool kill)
+ * ban was requested. a: the address whose connections a kill ends. */
+static bool bans_apply(struct bans *b, const struct cidr *net, const struct addr *a,
+                       double seconds, unsigned reason, bool kill)
 {
     struct store_ban prev, next;
     double now = ev_now(b->loop);
-    bool known = store_ban_get(b->store, a, &prev);
+    bool known = store_ban_get(b->store, net, &prev);
     if (banpolicy_next(known ? &prev : NULL, now, b->conf->ban_time, b->conf->ban_time_max,
-                       seconds, reason, &next) == BANPOLICY_NOTHING)
+                       seconds, reason, &next) == BANPOLICY_NOTHING) {
+        /* the network was banned a moment ago, maybe for another of its
+         * addresses: this one's connections still have to end */
+        if (kill && net->prefix < (net->net.family == AF_INET ? 32 : 128) && prev.until - now >= 1)
+            bans_request(b, a, net->prefix, (uint32_t)(prev.until - now), true);
         return false;
-    store_ban_put(b->store, a, &next); /* a store error is logged there */
+    }
+    store_ban_put(b->store, net, &next); /* a store error is logged there */
     double length = next.until - now;
-    bans_request(b, a, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
+    bans_request(b, a, net->prefix, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
     if (b->fleet != NULL)
-        fleet_ban(b->fleet, a, next.until, next.count, next.reason);
+        fleet_ban(b->fleet, net, next.until, next.count, next.reason);
     return true;
+}
+
+/* bans_unban_one - a ban's record, firewall entry and the fleet's copy */
+static void bans_unban_one(struct bans *b, const struct cidr *net, bool publish)
+{
+    store_ban_delete(b->store, net);
+    bans_request(b, &net->net, net->prefix, 0, false);
+    if (publish && b->fleet != NULL)
+        fleet_unban(b->fleet, net);
 }
 
 bool bans_peer(void *arg, const struct fleetproto_ban *m)
 {
     struct bans *b = arg;
-    if (b->fd < 0 || cidr_set_contains(&b->conf->allowlist, &m->addr))
+    const struct cidr *net = &m->net;
+    unsigned own = net->net.family == AF_INET ? b->conf->ipv4_prefix : b->conf->ipv6_prefix;
+    /* never wider than this host's own networks: a peer's word must not
+     * ban more here than this host's policy would */
+    if (b->fd < 0 || cidr_set_overlaps(&b->conf->allowlist, net) || net->prefix < own)
         return false;
     if (m->kind == FLEETPROTO_UNBAN) {
-        store_ban_delete(b->store, &m->addr);
-        bans_request(b, &m->addr, 0, false);
+        bans_unban_one(b, net, false);
         return true;
     }
     double now = ev_now(b->loop), left = m->until_ms / 1000.0 - now;
@@ -238,15 +268,15 @@ bool bans_peer(void *arg, const struct fleetproto_ban *m)
     if (left > b->conf->ban_time_max)
         left = b->conf->ban_time_max;
     struct store_ban prev, next = {now + left, now, m->count, m->reason};
-    if (store_ban_get(b->store, &m->addr, &prev)) {
+    if (store_ban_get(b->store, net, &prev)) {
         if (prev.until >= next.until - 1)
             return false; /* banned as long already: an echo, or a race */
         if (prev.count > next.count)
             next.count = prev.count;
     }
-    store_ban_put(b->store, &m->addr, &next);
+    store_ban_put(b->store, net, &next);
     /* never kill: a peer's word proves nothing about this host's connections */
-    bans_request(b, &m->addr, (uint32_t)(left + 0.5), false);
+    bans_request(b, &net->net, net->prefix, (uint32_t)(left + 0.5), false);
     return true;
 }
 
@@ -255,11 +285,12 @@ bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason r
 {
     if (b->fd < 0 || cidr_set_contains(&b->conf->allowlist, a))
         return false;
-    return bans_apply(b, a, 0, reason, kill);
+    struct cidr net = bans_network(b, a);
+    return bans_apply(b, &net, a, 0, reason, kill);
 }
 
 /* bans_usable - can a ban be made by hand now? */
-static int bans_usable(struct bans *b, const struct addr *a, char *err, size_t errsize)
+static int bans_usable(struct bans *b, char *err, size_t errsize)
 {
     if (b->conf->ban_backend == BAN_BACKEND_NONE) {
         snprintf(err, errsize, "ban_backend is none: nothing to ban in");
@@ -269,35 +300,76 @@ static int bans_usable(struct bans *b, const struct addr *a, char *err, size_t e
         snprintf(err, errsize, "the ban helper is gone");
         return -1;
     }
-    if (a != NULL && cidr_set_contains(&b->conf->allowlist, a)) {
-        snprintf(err, errsize, "the address is in the allowlist");
-        return -1;
-    }
     return 0;
 }
 
-int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
+int bans_manual(struct bans *b, const struct addr *a, int prefix, double seconds, char *err,
                 size_t errsize)
 {
-    if (bans_usable(b, a, err, errsize) < 0)
+    if (bans_usable(b, err, errsize) < 0)
         return -1;
+    if (cidr_set_contains(&b->conf->allowlist, a)) {
+        snprintf(err, errsize, "the address is in the allowlist");
+        return -1;
+    }
+    struct cidr net = prefix < 0 ? bans_network(b, a) : cidr_of(a, (unsigned)prefix, (unsigned)prefix);
+    if (cidr_set_overlaps(&b->conf->allowlist, &net)) {
+        snprintf(err, errsize, "the network holds addresses of the allowlist");
+        return -1;
+    }
     if (seconds > b->conf->ban_time_max) {
         snprintf(err, errsize, "longer than ban_time_max (%gs)", b->conf->ban_time_max);
         return -1;
     }
-    bans_apply(b, a, seconds, STORE_BAN_MANUAL, false);
+    bans_apply(b, &net, &net.net, seconds, STORE_BAN_MANUAL, false);
     return 0;
 }
 
-int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize)
+/* The bans an unban lifts, gathered first: the store is not written while
+ * store_ban_foreach() walks it. */
+struct bans_overlap_walk {
+    const struct cidr *net;
+    struct cidr *found;
+    size_t count, cap;
+    bool failed;
+};
+
+static int bans_overlap_one(const struct cidr *net, const struct store_ban *ban, void *arg)
 {
-    if (bans_usable(b, NULL, err, errsize) < 0)
+    struct bans_overlap_walk *walk = arg;
+    (void)ban;
+    if (!cidr_overlaps(net, walk->net))
+        return 0;
+    if (walk->count == walk->cap) {
+        size_t cap = walk->cap ? walk->cap * 2 : 8;
+        struct cidr *found = realloc(walk->found, cap * sizeof *found);
+        if (found == NULL) {
+            walk->failed = true;
+            return 1;
+        }
+        walk->found = found;
+        walk->cap = cap;
+    }
+    walk->found[walk->count++] = *net;
+    return 0;
+}
+
+int bans_unban(struct bans *b, const struct cidr *net, char *err, size_t errsize)
+{
+    if (bans_usable(b, err, errsize) < 0)
         return -1;
-    /* removed from the firewall even without a record: it may predate it */
-    store_ban_delete(b->store, a);
-    bans_request(b, a, 0, false);
-    if (b->fleet != NULL)
-        fleet_unban(b->fleet, a);
+    struct bans_overlap_walk walk = {.net = net};
+    if (store_ban_foreach(b->store, bans_overlap_one, &walk) < 0 || walk.failed) {
+        free(walk.found);
+        snprintf(err, errsize, "the bans cannot be read from the state store");
+        return -1;
+    }
+    for (size_t i = 0; i < walk.count; i++)
+        bans_unban_one(b, &walk.found[i], true);
+    if (walk.count == 0) /* removed from the firewall even without a record: it
+                            may predate it */
+        bans_unban_one(b, net, true);
+    free(walk.found);
     return 0;
 }
 
@@ -308,14 +380,14 @@ struct bans_restore_walk {
 };
 
 /* bans_restore_one - one stored ban, back with its remaining time */
-static int bans_restore_one(const struct addr *a, const struct store_ban *ban, void *arg)
+static int bans_restore_one(const struct cidr *net, const struct store_ban *ban, void *arg)
 {
     struct bans_restore_walk *walk = arg;
     double left = ban->until - walk->now;
-    if (left >= 1 && !cidr_set_contains(&walk->b->conf->allowlist, a)) {
+    if (left >= 1 && !cidr_set_overlaps(&walk->b->conf->allowlist, net)) {
         if (left > walk->b->conf->ban_time_max)
             left = walk->b->conf->ban_time_max;
-        bans_request(walk->b, a, (uint32_t)left, false);
+        bans_request(walk->b, &net->net, net->prefix, (uint32_t)left, false);
         walk->count++;
     }
     return 0;

@@ -8,8 +8,8 @@
  *   bans_offender()  a client was refused (after its first 5xx went out),
  *                    or the MTA's log says it refused it (watch: then its
  *                    live connections to watch_ports are ended too)
- *   bans_manual()    ctl ban ADDRESS [DURATION]
- *   bans_unban()     ctl unban ADDRESS
+ *   bans_manual()    ctl ban ADDRESS[/LEN] [DURATION]
+ *   bans_unban()     ctl unban ADDRESS[/LEN]
  *   bans_restore()   at start: every unexpired ban back into the firewall
  *                    with its remaining time
  *   bans_set_fleet() publish every ban and unban made here to the fleet
@@ -27,6 +27,13 @@
  * a queue (bounded: BANS_QUEUE_MAX, beyond which they are dropped and
  * counted) that drains as the socket becomes writable. Allowlisted
  * addresses are never banned.
+ *
+ * A ban covers the client's network (ipv4_prefix, ipv6_prefix, as when it
+ * was made): records, escalation, the firewall entry and the fleet message
+ * are the network's. Where the allowlist holds part of that network, the
+ * client's address alone is banned. A kill (watch) still ends only the
+ * connections of the address the log named. A peer's ban wider than this
+ * host's own prefix is refused.
  */
 #ifndef BREAKWATER_BANS_H
 #define BREAKWATER_BANS_H
@@ -70,10 +77,14 @@ bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason r
 void bans_set_fleet(struct bans *b, struct fleet *fleet);
 /* A fleet_ban_fn (arg: the bans); true when applied. */
 bool bans_peer(void *arg, const struct fleetproto_ban *ban);
-/* seconds 0 = the policy's length. Returns 0, or -1 with err set. */
-int bans_manual(struct bans *b, const struct addr *a, double seconds, char *err,
+/* prefix: the network of a to ban, or -1 for the configured one (as for
+ * an offender); seconds 0 = the policy's length. Returns 0, or -1 with err
+ * set. */
+int bans_manual(struct bans *b, const struct addr *a, int prefix, double seconds, char *err,
                 size_t errsize);
-int bans_unban(struct bans *b, const struct addr *a, char *err, size_t errsize);
+/* Lifts every ban that overlaps net (the /64 that holds an address, or the
+ * addresses banned alone inside a network). */
+int bans_unban(struct bans *b, const struct cidr *net, char *err, size_t errsize);
 /* Returns how many bans were put back. */
 size_t bans_restore(struct bans *b);
 void bans_stats(const struct bans *b, struct bans_stats *out);

@@ -837,8 +837,8 @@ static const struct conf_key conf_keys[] = {
     {"max_connections_per_ip", conf_set_count, CONF_FIELD(max_connections_per_ip),
      "20", 1, 1000000},
     /* an IPv6 site (an ISP's customer, a bot's VPS) holds a /64 */
-    {"ipv4_prefix", conf_set_count, CONF_FIELD(ipv4_prefix), "32", 8, 32},
-    {"ipv6_prefix", conf_set_count, CONF_FIELD(ipv6_prefix), "64", 16, 128},
+    {"ipv4_prefix", conf_set_count, CONF_FIELD(ipv4_prefix), "32", CIDR_NET4_MIN, 32},
+    {"ipv6_prefix", conf_set_count, CONF_FIELD(ipv6_prefix), "64", CIDR_NET6_MIN, 128},
     {"max_connection_rate_per_ip", conf_set_count, CONF_FIELD(max_connection_rate_per_ip),
      "0", 0, 1000000},
     {"connection_rate_window", conf_set_duration, CONF_FIELD(connection_rate_window),

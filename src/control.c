@@ -78,27 +78,38 @@ static void control_say(struct control_conn *cc, const char *fmt, ...)
     }
 }
 
-/* control_parse_addr - the ADDRESS argument, or an error answer */
-static int control_parse_addr(struct control_conn *cc, const char *text, struct addr *a)
+/* control_parse_net - the ADDRESS[/LEN] argument, or an error answer;
+ * *prefix is -1 when no /LEN was given (net is then the address alone) */
+static int control_parse_net(struct control_conn *cc, const char *text, struct cidr *net,
+                             int *prefix)
 {
-    if (addr_parse(text, a) == 0)
-        return 0;
-    control_say(cc, "error: not an IP address: '%.64s'", text);
-    return -1;
+    if (cidr_parse(text, net) < 0) {
+        control_say(cc, "error: not an IP address or ADDRESS/LEN: '%.64s'", text);
+        return -1;
+    }
+    *prefix = strchr(text, '/') != NULL ? net->prefix : -1;
+    if (*prefix >= 0 &&
+        *prefix < (net->net.family == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN)) {
+        control_say(cc, "error: a network wider than /%d (IPv4) or /%d (IPv6): '%.64s'",
+                    CIDR_NET4_MIN, CIDR_NET6_MIN, text);
+        return -1;
+    }
+    return 0;
 }
 
 static void control_ban(struct control_conn *cc, char **argv, int argc)
 {
-    struct addr a;
+    struct cidr net;
+    int prefix;
     double seconds = 0;
     char err[256];
-    if (control_parse_addr(cc, argv[1], &a) < 0)
+    if (control_parse_net(cc, argv[1], &net, &prefix) < 0)
         return;
     if (argc > 2 && (conf_parse_duration(argv[2], &seconds) < 0 || seconds < 1)) {
         control_say(cc, "error: not a duration of at least 1s: '%.64s'", argv[2]);
         return;
     }
-    if (bans_manual(cc->ctl->bans, &a, seconds, err, sizeof err) < 0)
+    if (bans_manual(cc->ctl->bans, &net.net, prefix, seconds, err, sizeof err) < 0)
         control_say(cc, "error: %s", err);
     else
         control_say(cc, "ok");
@@ -106,19 +117,20 @@ static void control_ban(struct control_conn *cc, char **argv, int argc)
 
 static void control_unban(struct control_conn *cc, char **argv, int argc)
 {
-    struct addr a;
+    struct cidr net;
+    int prefix;
     char err[256];
     (void)argc;
-    if (control_parse_addr(cc, argv[1], &a) < 0)
+    if (control_parse_net(cc, argv[1], &net, &prefix) < 0)
         return;
-    if (bans_unban(cc->ctl->bans, &a, err, sizeof err) < 0)
+    if (bans_unban(cc->ctl->bans, &net, err, sizeof err) < 0)
         control_say(cc, "error: %s", err);
     else
         control_say(cc, "ok");
 }
 
 /* control_ban_line - one active ban of `bans` */
-static int control_ban_line(const struct addr *a, const struct store_ban *b, void *arg)
+static int control_ban_line(const struct cidr *net, const struct store_ban *b, void *arg)
 {
     static const char *const reasons[] = {
         [STORE_BAN_DNSBL] = "dnsbl", [STORE_BAN_DENYLIST] = "denylist",
@@ -126,11 +138,11 @@ static int control_ban_line(const struct addr *a, const struct store_ban *b, voi
         [STORE_BAN_LOG] = "log", [STORE_BAN_RATE] = "rate",
     };
     struct control_conn *cc = arg;
-    char text[ADDR_TEXT_MAX];
+    char text[CIDR_TEXT_MAX];
     double left = b->until - ev_now(cc->ctl->loop);
     if (left < 1)
         return 0;
-    addr_format(a, text, sizeof text);
+    cidr_format(net, text, sizeof text);
     control_say(cc, "address=%s remaining=%.0f reason=%s count=%u", text, left,
                 b->reason < sizeof reasons / sizeof reasons[0] && reasons[b->reason]
                     ? reasons[b->reason] : "unknown", b->count);
@@ -227,8 +239,8 @@ static const struct {
     int min_args, max_args;   /* not counting the name */
     const char *usage;
 } control_commands[] = {
-    {"ban", control_ban, 1, 2, "ban ADDRESS [DURATION]"},
-    {"unban", control_unban, 1, 1, "unban ADDRESS"},
+    {"ban", control_ban, 1, 2, "ban ADDRESS[/LEN] [DURATION]"},
+    {"unban", control_unban, 1, 1, "unban ADDRESS[/LEN]"},
     {"bans", control_bans, 0, 0, "bans"},
     {"flush", control_flush, 0, 0, "flush"},
     {"stats", control_stats, 0, 0, "stats"},

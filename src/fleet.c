@@ -199,7 +199,7 @@ static void fleet_publish_cb(redisAsyncContext *ac, void *r, void *priv)
 /* fleet_publish - one message on the channel, and its key */
 static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
 {
-    char msg[FLEETPROTO_MESSAGE_MAX + 1], key[FLEET_KEY_MAX], text[ADDR_TEXT_MAX];
+    char msg[FLEETPROTO_MESSAGE_MAX + 1], key[FLEET_KEY_MAX], text[CIDR_TEXT_MAX];
     int len = fleetproto_ban_format(b, msg, sizeof msg);
     /* the PUBLISH and its SET or DEL go together, or neither */
     if (len < 0 || f->cmd.state != FLEET_UP || f->cmd.inflight + 2 > FLEET_INFLIGHT_MAX)
@@ -208,7 +208,7 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     if (sent == NULL)
         return false;
     *sent = (struct fleet_sent){f, *b};
-    addr_format(&b->addr, text, sizeof text);
+    cidr_format(&b->net, text, sizeof text);
     snprintf(key, sizeof key, "%s:ban:%s", f->name, text);
     if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "PUBLISH %s:bans %b", f->name, msg,
                     (size_t)len)) {
@@ -675,10 +675,10 @@ void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics)
     fleet_connected_gauge(f);
 }
 
-void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t count,
+void fleet_ban(struct fleet *f, const struct cidr *net, double until, uint32_t count,
                uint8_t reason)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .addr = *a, .until_ms = fleet_ms(until),
+    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .net = *net, .until_ms = fleet_ms(until),
                                .count = count ? count : 1, .reason = reason,
                                .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
@@ -686,9 +686,9 @@ void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t cou
         fleet_queue_push(f, &f->backlog, &b);
 }
 
-void fleet_unban(struct fleet *f, const struct addr *a)
+void fleet_unban(struct fleet *f, const struct cidr *net)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .addr = *a,
+    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .net = *net,
                                .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b))

@@ -16,7 +16,8 @@
  *   fleet_verdict_put() share a verdict made here, for its TTL
  *   fleet_free()        answers every waiting request (as a miss) first
  *
- * Keys: FLEET_NAME:ban:ADDRESS (the ban message, expiring with the ban),
+ * Keys: FLEET_NAME:ban:ADDRESS or :ban:ADDRESS/LEN for a network (the ban
+ * message, expiring with the ban),
  * FLEET_NAME:verdict:ADDRESS (expiring with the verdict); channel
  * FLEET_NAME:bans. Messages: fleetproto.h.
  *
@@ -71,9 +72,9 @@ int fleet_probe(const struct conf *conf, char *err, size_t errsize);
 struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool listen,
                         fleet_ban_fn *on_ban, void *arg, char *err, size_t errsize);
 void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics);
-void fleet_ban(struct fleet *f, const struct addr *a, double until, uint32_t count,
+void fleet_ban(struct fleet *f, const struct cidr *net, double until, uint32_t count,
                uint8_t reason);
-void fleet_unban(struct fleet *f, const struct addr *a);
+void fleet_unban(struct fleet *f, const struct cidr *net);
 /* timeout: fleet_timeout of the caller's configuration. Returns false (fn
  * will not be called) when Redis is not connected. */
 bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,

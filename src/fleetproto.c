@@ -122,8 +122,8 @@ int fleetproto_url_parse(const char *text, struct fleetproto_url *out, char *wha
 
 int fleetproto_ban_format(const struct fleetproto_ban *b, char *buf, size_t size)
 {
-    char text[ADDR_TEXT_MAX];
-    addr_format(&b->addr, text, sizeof text);
+    char text[CIDR_TEXT_MAX];
+    cidr_format(&b->net, text, sizeof text);
     int n;
     if (b->kind == FLEETPROTO_BAN) {
         const char *reason = fleetproto_reason_name(b->reason);
@@ -165,6 +165,21 @@ static int fleetproto_split(char *line, char **words, int max)
     return n;
 }
 
+/* fleetproto_net_parse - ADDRESS or NETWORK/LEN exactly as
+ * fleetproto_ban_format() writes it (host bits zero, no mapped form), no
+ * wider than CIDR_NET4_MIN or CIDR_NET6_MIN */
+static int fleetproto_net_parse(const char *word, struct cidr *out)
+{
+    char again[CIDR_TEXT_MAX];
+    if (cidr_parse(word, out) < 0)
+        return -1;
+    cidr_format(out, again, sizeof again);
+    if (strcmp(again, word) != 0 ||
+        out->prefix < (out->net.family == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN))
+        return -1;
+    return 0;
+}
+
 int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *out)
 {
     char line[FLEETPROTO_MESSAGE_MAX + 1], *w[FLEETPROTO_WORDS_MAX];
@@ -180,7 +195,7 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
     if (!(ban && n == 8) && !(strcmp(w[0], "unban") == 0 && n == 5))
         return -1;
     out->kind = ban ? FLEETPROTO_BAN : FLEETPROTO_UNBAN;
-    if (!fleetproto_id_valid(w[2]) || addr_parse(w[3], &out->addr) < 0)
+    if (!fleetproto_id_valid(w[2]) || fleetproto_net_parse(w[3], &out->net) < 0)
         return -1;
     strcpy(out->origin, w[2]);
     uint64_t v;

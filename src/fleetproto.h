@@ -18,9 +18,12 @@
  *   unban v1 ORIGIN ADDRESS SENT_MS
  *
  * ORIGIN is the sender's fleet_host_id ([A-Za-z0-9._-], 1..64), ADDRESS an
- * IPv4 or IPv6 address, UNTIL_MS and SENT_MS Unix time in milliseconds,
- * COUNT the address's ban count (escalation) 1..1000000, REASON one of
- * dnsbl, denylist, pregreet, manual, log.
+ * IPv4 or IPv6 address, or a network ADDRESS/LEN of ipv4_prefix or
+ * ipv6_prefix bits (LEN from 8 or 16, host bits zero; hosts before network
+ * bans refuse it as malformed), in the text form this program writes,
+ * UNTIL_MS and SENT_MS Unix time in milliseconds,
+ * COUNT the network's ban count (escalation) 1..1000000, REASON one of
+ * dnsbl, denylist, pregreet, manual, log, rate.
  *
  * Verdicts: "v1 SITES_HASH SCORE HITS EXPIRES_MS" (hex, decimal, hex,
  * decimal).
@@ -58,7 +61,7 @@ enum fleetproto_kind { FLEETPROTO_BAN, FLEETPROTO_UNBAN };
 struct fleetproto_ban {
     enum fleetproto_kind kind;
     char origin[FLEETPROTO_ID_MAX + 1];
-    struct addr addr;
+    struct cidr net;      /* host bits zero */
     uint64_t until_ms;    /* ban only */
     uint32_t count;       /* ban only */
     uint8_t reason;       /* ban only: enum store_ban_reason */

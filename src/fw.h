@@ -7,15 +7,19 @@
  *   fw_open()   check that the configured sets exist and can be written;
  *               the error names the command that creates them
  *   fw_apply()  add (with a timeout, refreshing an entry that is there) or
- *               remove a batch of addresses in as few kernel transactions
- *               as the backend allows
+ *               remove a batch of networks (one address being the network
+ *               of its whole length) in as few kernel transactions as the
+ *               backend allows
  *   fw_close()
  *
  * Set names (conf.h, ban_set): nft "inet TABLE PREFIX" -> sets PREFIX4
- * (ipv4_addr) and PREFIX6 (ipv6_addr), both with flags timeout; ipset
- * PREFIX -> hash:ip sets PREFIX4 (family inet) and PREFIX6 (family inet6)
- * with timeout; recent NAME -> /proc/net/xt_recent/NAME, whose entries
- * have no timeout of their own (the iptables rule's --seconds decides).
+ * (ipv4_addr) and PREFIX6 (ipv6_addr), with flags interval,timeout (sets
+ * without interval take single addresses only); ipset PREFIX -> hash:net
+ * sets PREFIX4 (family inet) and PREFIX6 (family inet6) with timeout
+ * (hash:ip: single addresses only); recent NAME -> /proc/net/xt_recent/NAME,
+ * whose entries have no timeout of their own (the iptables rule's --seconds
+ * decides) and hold one address each (the rule's --mask makes an entry
+ * stand for its network).
  */
 #ifndef BREAKWATER_FW_H
 #define BREAKWATER_FW_H
@@ -29,8 +33,8 @@
 #define FW_ERR_MAX 256
 
 struct fw_ban {
-    struct addr addr;
-    uint32_t seconds; /* 0 = remove the address */
+    struct cidr net;  /* host bits zero */
+    uint32_t seconds; /* 0 = remove the network */
 };
 
 struct fw;

@@ -1,8 +1,11 @@
 /*
  * fw_ipset - the ipset backend of fw.h, through libipset: bans are entries
- * of two hash:ip sets created with timeout support, PREFIX4 (family inet)
+ * of two hash:net sets created with timeout support, PREFIX4 (family inet)
  * and PREFIX6 (family inet6), PREFIX being conf->ban_set. `breakwater
  * rules` (rules.c) prints the ipset and iptables lines that create them.
+ * hash:net holds networks of any lengths side by side (a /64 and one of its
+ * addresses alike); a hash:ip set, as made before network bans, is still
+ * taken while ipv4_prefix and ipv6_prefix name single addresses.
  *
  *   fw_ipset_open()   loads the set types (once per process), opens a
  *                     session with IPSET_ENV_EXIST (re-adding an entry
@@ -51,6 +54,7 @@ struct fw_ipset_set {
     char name[IPSET_MAXNAMELEN];
     uint8_t family;                /* AF_INET or AF_INET6 */
     const struct ipset_type *type; /* from the kernel's header at open */
+    bool networks;                 /* hash:net, not hash:ip */
 };
 
 struct fw_ipset {
@@ -87,18 +91,24 @@ static void fw_ipset_report(struct ipset_session *session, char *out, size_t siz
  * one entry; < 0 on failure, with the session's report set */
 static int fw_ipset_cmd(struct fw_ipset *ip, const struct fw_ban *ban, uint32_t lineno)
 {
-    const struct fw_ipset_set *set = &ip->set[ban->addr.family == AF_INET6];
+    const struct fw_ipset_set *set = &ip->set[ban->net.net.family == AF_INET6];
     struct ipset_data *data = ipset_session_data(ip->session);
     uint32_t timeout = ban->seconds < FW_IPSET_TIMEOUT_MAX ? ban->seconds
                                                             : FW_IPSET_TIMEOUT_MAX;
+    uint8_t prefix = ban->net.prefix;
     union nf_inet_addr address;
 
+    if (!set->networks && prefix != (set->family == AF_INET ? 32 : 128))
+        return ipset_session_report(ip->session, IPSET_ERROR,
+                                    "a hash:ip set takes no networks: recreate it as the "
+                                    "hash:net of `breakwater rules -o ban_backend=ipset`");
     memset(&address, 0, sizeof address);
-    memcpy(&address, ban->addr.bytes, set->family == AF_INET ? 4 : 16);
+    memcpy(&address, ban->net.net.bytes, set->family == AF_INET ? 4 : 16);
     if (ipset_data_set(data, IPSET_SETNAME, set->name) < 0 ||
         ipset_data_set(data, IPSET_OPT_TYPE, set->type) < 0 ||
         ipset_data_set(data, IPSET_OPT_FAMILY, &set->family) < 0 ||
         ipset_data_set(data, IPSET_OPT_IP, &address) < 0 ||
+        (set->networks && ipset_data_set(data, IPSET_OPT_CIDR, &prefix) < 0) ||
         (ban->seconds > 0 && ipset_data_set(data, IPSET_OPT_TIMEOUT, &timeout) < 0)) {
         ipset_data_reset(data);
         return ipset_session_report(ip->session, IPSET_ERROR, "cannot set up the entry");
@@ -109,7 +119,7 @@ static int fw_ipset_cmd(struct fw_ipset *ip, const struct fw_ban *ban, uint32_t 
 /* fw_ipset_is_address - whether the entry is an IPv4 or IPv6 address */
 static bool fw_ipset_is_address(const struct fw_ban *ban)
 {
-    return ban->addr.family == AF_INET || ban->addr.family == AF_INET6;
+    return ban->net.net.family == AF_INET || ban->net.net.family == AF_INET6;
 }
 
 /* fw_ipset_batch - every entry, grouped so that libipset can pack them;
@@ -124,7 +134,7 @@ static int fw_ipset_batch(struct fw_ipset *ip, const struct fw_ban *bans, size_t
     for (f = 0; f < sizeof families / sizeof families[0]; f++)
         for (removals = 0; removals < 2; removals++)
             for (i = 0; i < count; i++) {
-                if (bans[i].addr.family != families[f] ||
+                if (bans[i].net.net.family != families[f] ||
                     (bans[i].seconds == 0) != (removals == 1))
                     continue;
                 if (fw_ipset_cmd(ip, &bans[i], ++lineno) < 0)
@@ -137,7 +147,7 @@ static int fw_ipset_batch(struct fw_ipset *ip, const struct fw_ban *bans, size_t
 static size_t fw_ipset_apply_each(struct fw_ipset *ip, const struct fw_ban *bans,
                                   size_t count, char *err, size_t errsize)
 {
-    char report[FW_ERR_MAX], text[ADDR_TEXT_MAX];
+    char report[FW_ERR_MAX], text[CIDR_TEXT_MAX];
     size_t i, failed = 0;
 
     for (i = 0; i < count; i++) {
@@ -150,9 +160,9 @@ static size_t fw_ipset_apply_each(struct fw_ipset *ip, const struct fw_ban *bans
             continue;
         fw_ipset_report(ip->session, report, sizeof report);
         if (failed++ == 0) {
-            addr_format(&bans[i].addr, text, sizeof text);
+            cidr_format(&bans[i].net, text, sizeof text);
             snprintf(err, errsize, "ipset %s: %s: %s",
-                     ip->set[bans[i].addr.family == AF_INET6].name, text, report);
+                     ip->set[bans[i].net.net.family == AF_INET6].name, text, report);
         }
     }
     return failed;
@@ -178,8 +188,9 @@ static size_t fw_ipset_apply(void *state, const struct fw_ban *bans, size_t coun
 }
 
 /* fw_ipset_check_set - the set's header from the kernel: it must exist and
- * be a hash:ip of the right family; keeps its type for the commands */
-static int fw_ipset_check_set(struct fw_ipset *ip, struct fw_ipset_set *set,
+ * be a hash:net (or, when networks is false, a hash:ip) of the right
+ * family; keeps its type for the commands */
+static int fw_ipset_check_set(struct fw_ipset *ip, struct fw_ipset_set *set, bool networks,
                               char *err, size_t errsize)
 {
     struct ipset_data *data = ipset_session_data(ip->session);
@@ -200,10 +211,12 @@ static int fw_ipset_check_set(struct fw_ipset *ip, struct fw_ipset_set *set,
         return -1;
     }
     typename = ipset_data_get(data, IPSET_OPT_TYPENAME);
-    if (typename == NULL || strcmp(typename, "hash:ip") != 0 ||
+    set->networks = typename != NULL && strcmp(typename, "hash:net") == 0;
+    if (typename == NULL || (!set->networks && (networks || strcmp(typename, "hash:ip") != 0)) ||
         ipset_data_family(data) != set->family) {
-        snprintf(err, errsize, "ipset %s is not a hash:ip set of family %s (it is %s): "
-                 "recreate it as `breakwater rules -o ban_backend=ipset` prints", set->name,
+        snprintf(err, errsize, "ipset %s is not a hash:net set of family %s (it is %s): "
+                 "recreate it as `breakwater rules -o ban_backend=ipset` prints (stored "
+                 "bans come back at start)", set->name,
                  set->family == AF_INET ? "inet" : "inet6", typename ? typename : "unknown");
         ipset_data_reset(data);
         return -1;
@@ -252,7 +265,9 @@ static int fw_ipset_setup(struct fw_ipset *ip, const struct conf *conf,
     }
     ipset_envopt_set(ip->session, IPSET_ENV_EXIST);
     for (i = 0; i < 2; i++)
-        if (fw_ipset_check_set(ip, &ip->set[i], err, errsize) != 0)
+        if (fw_ipset_check_set(ip, &ip->set[i],
+                               i == 0 ? conf->ipv4_prefix < 32 : conf->ipv6_prefix < 128,
+                               err, errsize) != 0)
             return -1;
     return 0;
 }

@@ -1,13 +1,18 @@
 /*
  * fw_nft - the nftables backend of fw.h, through libnftables: bans are
- * elements of two sets with flags timeout, "FAMILY TABLE PREFIX4"
+ * elements of two sets with flags interval,timeout, "FAMILY TABLE PREFIX4"
  * (ipv4_addr) and "FAMILY TABLE PREFIX6" (ipv6_addr), from conf->ban_set.
- * `breakwater rules` (rules.c) prints the script that creates them.
+ * `breakwater rules` (rules.c) prints the script that creates them. A
+ * network is one element "ADDR/LEN"; a single address, "ADDR".
  *
  *   fw_nft_open()   a context with buffered output and error; checks that
  *                   both sets exist and take timed elements with a dry
  *                   run of one add each (nft's check mode fetches set
- *                   headers, never the elements, and commits nothing)
+ *                   headers, never the elements, and commits nothing),
+ *                   and, when the family's prefix (ipv4_prefix,
+ *                   ipv6_prefix) is shorter than an address, that they take
+ *                   a network (sets made before network bans have no
+ *                   interval flag)
  *   fw_nft_apply()  one command buffer, so one kernel transaction, for
  *                   the whole batch
  *   fw_nft_close()
@@ -22,6 +27,13 @@
  * says `timeout Ns expires Ns`: a refresh then starts the ban's time
  * again (and a changed length takes effect). Within one batch, removals
  * come after additions: give each address at most once per batch.
+ *
+ * An interval set refuses an element that overlaps one of another length
+ * ("interval overlaps with an existing one"): a /64 while one of its
+ * addresses is banned alone, or the reverse. Such bans arise only when the
+ * prefixes change or by hand (ctl ban ADDRESS/LEN); the entry fails with
+ * nft's message, and the traffic of the part that is in the set stays
+ * dropped until that element ends.
  *
  * A buffer is all or nothing. When the batch fails, every entry is tried
  * again alone, so only the bad ones fail; they are counted and err gets
@@ -149,7 +161,7 @@ static char fw_nft_set_char(int family)
 static void fw_nft_group(struct fw_nft *nft, const struct fw_ban *bans, size_t count,
                          int family, bool removals)
 {
-    char text[ADDR_TEXT_MAX];
+    char text[CIDR_TEXT_MAX];
     const char *sep;
     size_t i;
     int pass;
@@ -157,13 +169,13 @@ static void fw_nft_group(struct fw_nft *nft, const struct fw_ban *bans, size_t c
     for (pass = 0; pass < (removals ? 2 : 1); pass++) {
         sep = "";
         for (i = 0; i < count; i++) {
-            if (bans[i].addr.family != family || (bans[i].seconds == 0) != removals)
+            if (bans[i].net.net.family != family || (bans[i].seconds == 0) != removals)
                 continue;
             if (sep[0] == '\0')
                 fw_nft_text_printf(&nft->text, "%s element %s %s%c { ",
                                    pass == 0 ? "add" : "delete", nft->table,
                                    nft->prefix, fw_nft_set_char(family));
-            addr_format(&bans[i].addr, text, sizeof text);
+            cidr_format(&bans[i].net, text, sizeof text);
             unsigned long seconds = removals ? (unsigned long)FW_NFT_REMOVE_TIMEOUT
                                              : (unsigned long)bans[i].seconds;
             if (pass == 1)
@@ -195,14 +207,14 @@ static void fw_nft_batch(struct fw_nft *nft, const struct fw_ban *bans, size_t c
  * take (anything else is counted as failed) */
 static bool fw_nft_is_address(const struct fw_ban *ban)
 {
-    return ban->addr.family == AF_INET || ban->addr.family == AF_INET6;
+    return ban->net.net.family == AF_INET || ban->net.net.family == AF_INET6;
 }
 
 /* fw_nft_apply_each - every entry alone; returns how many failed */
 static size_t fw_nft_apply_each(struct fw_nft *nft, const struct fw_ban *bans,
                                 size_t count, char *err, size_t errsize)
 {
-    char line[FW_ERR_MAX], text[ADDR_TEXT_MAX];
+    char line[FW_ERR_MAX], text[CIDR_TEXT_MAX];
     size_t i, failed = 0;
 
     for (i = 0; i < count; i++) {
@@ -218,9 +230,9 @@ static size_t fw_nft_apply_each(struct fw_nft *nft, const struct fw_ban *bans,
             continue;
         }
         if (failed++ == 0) {
-            addr_format(&bans[i].addr, text, sizeof text);
+            cidr_format(&bans[i].net, text, sizeof text);
             snprintf(err, errsize, "nft %s %s%c: %s: %s", nft->table, nft->prefix,
-                     fw_nft_set_char(bans[i].addr.family), text, line);
+                     fw_nft_set_char(bans[i].net.net.family), text, line);
         }
     }
     return failed;
@@ -245,16 +257,19 @@ static size_t fw_nft_apply(void *state, const struct fw_ban *bans, size_t count,
     return fw_nft_apply_each(nft, bans, count, err, errsize);
 }
 
-/* fw_nft_check_set - dry-run one add into the set of a family; err names
- * the command that creates the sets when it is missing */
-static int fw_nft_check_set(struct fw_nft *nft, int family, char *err, size_t errsize)
+/* fw_nft_check_set - dry-run one add into the set of a family, of a
+ * network when networks is set; err names the command that creates the
+ * sets when it is missing or cannot take what is banned */
+static int fw_nft_check_set(struct fw_nft *nft, int family, bool networks,
+                            char *err, size_t errsize)
 {
     char cmd[2 * FW_NFT_NAME_MAX + 64], line[FW_ERR_MAX];
     int rc;
 
-    snprintf(cmd, sizeof cmd, "add element %s %s%c { %s timeout 1s }\n", nft->table,
+    snprintf(cmd, sizeof cmd, "add element %s %s%c { %s%s timeout 1s }\n", nft->table,
              nft->prefix, fw_nft_set_char(family),
-             family == AF_INET ? "192.0.2.0" : "2001:db8::");
+             family == AF_INET ? "192.0.2.0" : "2001:db8::",
+             networks ? (family == AF_INET ? "/24" : "/64") : "");
     nft_ctx_set_dry_run(nft->ctx, true);
     rc = fw_nft_run(nft, cmd, line, sizeof line);
     nft_ctx_set_dry_run(nft->ctx, false);
@@ -265,10 +280,12 @@ static int fw_nft_check_set(struct fw_nft *nft, int family, char *err, size_t er
                  "`breakwater rules | nft -f -`", nft->table, nft->prefix,
                  fw_nft_set_char(family));
     else
-        snprintf(err, errsize, "nft set %s %s%c cannot take bans (%s): it needs "
-                 "type %s and flags timeout, as `breakwater rules | nft -f -` "
-                 "creates it", nft->table, nft->prefix, fw_nft_set_char(family), line,
-                 family == AF_INET ? "ipv4_addr" : "ipv6_addr");
+        snprintf(err, errsize, "nft set %s %s%c cannot take %s (%s): it needs "
+                 "type %s and flags interval,timeout; delete it (nft delete table %s) "
+                 "and load `breakwater rules | nft -f -` (stored bans come back at "
+                 "start)", nft->table, nft->prefix, fw_nft_set_char(family),
+                 networks ? "networks (ipv4_prefix, ipv6_prefix)" : "bans", line,
+                 family == AF_INET ? "ipv4_addr" : "ipv6_addr", nft->table);
     return -1;
 }
 
@@ -318,8 +335,8 @@ static int fw_nft_setup(struct fw_nft *nft, const struct conf *conf,
         snprintf(err, errsize, "nft: cannot buffer libnftables output");
         return -1;
     }
-    if (fw_nft_check_set(nft, AF_INET, err, errsize) != 0 ||
-        fw_nft_check_set(nft, AF_INET6, err, errsize) != 0)
+    if (fw_nft_check_set(nft, AF_INET, conf->ipv4_prefix < 32, err, errsize) != 0 ||
+        fw_nft_check_set(nft, AF_INET6, conf->ipv6_prefix < 128, err, errsize) != 0)
         return -1;
     return 0;
 }

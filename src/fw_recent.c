@@ -1,13 +1,14 @@
 /*
- * fw_recent - the xt_recent backend of fw.h: bans are entries of the list
- * /proc/net/xt_recent/NAME (NAME = conf->ban_set), which iptables and
- * ip6tables rules with `-m recent --name NAME --rcheck --seconds N -j DROP`
- * test. The kernel creates the file when the first such rule is loaded;
- * `breakwater rules` (rules.c) prints those rules. One list holds both
- * IPv4 and IPv6 entries.
+ * fw_recent - the xt_recent backend of fw.h: bans are entries of two lists,
+ * /proc/net/xt_recent/NAME for IPv4 and NAME6 for IPv6 (NAME =
+ * conf->ban_set), which iptables and ip6tables rules with `-m recent --name
+ * NAME --rcheck --seconds N [--mask M] -j DROP` test. The kernel creates a
+ * list's file when the first rule naming it is loaded; `breakwater rules`
+ * (rules.c) prints those rules. One list per family, because xt_recent
+ * keeps the --mask of the rule that created a list for the whole list.
  *
- *   fw_recent_open()   opens the list file for writing and keeps the
- *                      descriptor: the file belongs to root, and the ban
+ *   fw_recent_open()   opens both list files for writing and keeps the
+ *                      descriptors: the files belong to root, and the ban
  *                      helper drops its privileges after opening
  *   fw_recent_apply()  one write per entry, "+ADDR\n" to add (an entry that
  *                      is there gets its last-seen time refreshed) and
@@ -15,13 +16,20 @@
  *                      every write at offset 0, as xt_recent requires
  *   fw_recent_close()
  *
+ * A network is written as its first address: the rules' --mask (the
+ * prefix of ipv4_prefix and ipv6_prefix when they were printed) cuts the
+ * client's address the same way before the lookup. So an entry stands for
+ * a network of exactly the rule's length: a ban of another length (after a
+ * change of the prefixes, or one address where the allowlist holds part of
+ * its network) matches nothing until the rules are printed and loaded again.
+ *
  * Limits of this backend, said again by `breakwater rules`: entries have
  * no timeout of their own, so a ban lasts the rule's --seconds (ban_time)
  * whatever fw_ban.seconds asks, and bans cannot escalate; and a list keeps
  * at most ip_list_tot entries (an xt_recent module parameter, 100 on this
  * kernel), the oldest going silently when a new one comes.
  *
- * The state owns the descriptor.
+ * The state owns the descriptors.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,20 +45,22 @@
 
 #define FW_RECENT_DIR "/proc/net/xt_recent/"
 
+/* [0] the IPv4 list NAME, [1] the IPv6 list NAME6 */
 struct fw_recent {
-    int fd;
-    char path[PATH_MAX];
+    int fd[2];
+    char path[2][PATH_MAX];
 };
 
-/* fw_recent_write - one command line at offset 0; 0 or an errno value */
-static int fw_recent_write(struct fw_recent *recent, const char *line, size_t len)
+/* fw_recent_write - one command line at offset 0 of list file fd; 0 or an
+ * errno value */
+static int fw_recent_write(int fd, const char *line, size_t len)
 {
     ssize_t n;
 
-    if (lseek(recent->fd, 0, SEEK_SET) < 0)
+    if (lseek(fd, 0, SEEK_SET) < 0)
         return errno;
     do
-        n = write(recent->fd, line, len);
+        n = write(fd, line, len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno;
@@ -67,18 +77,19 @@ static size_t fw_recent_apply(void *state, const struct fw_ban *bans, size_t cou
     int len, e;
 
     for (i = 0; i < count; i++) {
-        if (bans[i].addr.family != AF_INET && bans[i].addr.family != AF_INET6) {
+        if (bans[i].net.net.family != AF_INET && bans[i].net.net.family != AF_INET6) {
             if (failed++ == 0)
                 snprintf(err, errsize, "entry %zu: not an IPv4 or IPv6 address", i);
             continue;
         }
+        size_t list = bans[i].net.net.family == AF_INET6;
         line[0] = bans[i].seconds > 0 ? '+' : '-';
-        addr_format(&bans[i].addr, line + 1, sizeof line - 2);
+        addr_format(&bans[i].net.net, line + 1, sizeof line - 2);
         len = (int)strlen(line);
         line[len++] = '\n';
-        e = fw_recent_write(recent, line, (size_t)len);
+        e = fw_recent_write(recent->fd[list], line, (size_t)len);
         if (e != 0 && failed++ == 0)
-            snprintf(err, errsize, "%s: writing %.*s: %s", recent->path, len - 1, line,
+            snprintf(err, errsize, "%s: writing %.*s: %s", recent->path[list], len - 1, line,
                      strerror(e));
     }
     return failed;
@@ -91,13 +102,14 @@ static void fw_recent_close(void *state)
 
     if (recent == NULL)
         return;
-    if (recent->fd >= 0)
-        close(recent->fd);
+    for (size_t i = 0; i < 2; i++)
+        if (recent->fd[i] >= 0)
+            close(recent->fd[i]);
     free(recent);
 }
 
-/* fw_recent_open - the list file opened for writing; NULL with err set,
- * naming the command that loads the rules when the list does not exist */
+/* fw_recent_open - both list files opened for writing; NULL with err set,
+ * naming the command that loads the rules when a list does not exist */
 static void *fw_recent_open(const struct conf *conf, char *err, size_t errsize)
 {
     struct fw_recent *recent = calloc(1, sizeof *recent);
@@ -106,22 +118,25 @@ static void *fw_recent_open(const struct conf *conf, char *err, size_t errsize)
         snprintf(err, errsize, "out of memory");
         return NULL;
     }
-    recent->fd = -1;
+    recent->fd[0] = recent->fd[1] = -1;
     if (conf->ban_set[0] == '\0' || strchr(conf->ban_set, '/') != NULL ||
-        strlen(conf->ban_set) + sizeof FW_RECENT_DIR > sizeof recent->path) {
+        strlen(conf->ban_set) + 1 + sizeof FW_RECENT_DIR > sizeof recent->path[0]) {
         snprintf(err, errsize, "ban_set '%s' is not an xt_recent list name", conf->ban_set);
         fw_recent_close(recent);
         return NULL;
     }
-    snprintf(recent->path, sizeof recent->path, FW_RECENT_DIR "%s", conf->ban_set);
-    recent->fd = open(recent->path, O_WRONLY | O_CLOEXEC);
-    if (recent->fd < 0) {
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(recent->path[i], sizeof recent->path[i], FW_RECENT_DIR "%s%s", conf->ban_set,
+                 i == 0 ? "" : "6");
+        recent->fd[i] = open(recent->path[i], O_WRONLY | O_CLOEXEC);
+        if (recent->fd[i] >= 0)
+            continue;
         if (errno == ENOENT)
-            snprintf(err, errsize, "xt_recent list %s does not exist (no %s): load its "
+            snprintf(err, errsize, "xt_recent list %s%s does not exist (no %s): load its "
                      "rules with `breakwater rules -o ban_backend=recent | sh`",
-                     conf->ban_set, recent->path);
+                     conf->ban_set, i == 0 ? "" : "6", recent->path[i]);
         else
-            snprintf(err, errsize, "%s: %s", recent->path, strerror(errno));
+            snprintf(err, errsize, "%s: %s", recent->path[i], strerror(errno));
         fw_recent_close(recent);
         return NULL;
     }

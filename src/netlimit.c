@@ -48,19 +48,8 @@ static void netlimit_drop(struct netlimit *t, struct netlimit_entry *e, bool kee
     free(e);
 }
 
-/* netlimit_refused - count a refusal of a's; true when the window's
- * refusals reached max_rate, all of them a's */
-static bool netlimit_refused(struct netlimit_entry *e, const struct addr *a, unsigned max_rate)
-{
-    if (e->count == max_rate + 1)
-        e->refused_by = *a; /* the window's first refusal */
-    else if (!addr_equal(&e->refused_by, a))
-        e->refused_mixed = true;
-    return e->count == 2u * max_rate && !e->refused_mixed;
-}
 
-enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct addr *a,
-                                     const struct cidr *net, double now,
+enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct cidr *net, double now,
                                      const struct netlimit_policy *p,
                                      struct netlimit_entry **entry)
 {
@@ -80,14 +69,13 @@ enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct addr *a,
         if (now - e->window_start >= p->window || now < e->window_start) {
             e->window_start = now; /* a new window (or the clock went back) */
             e->count = 0;
-            e->refused_mixed = false;
         }
         if (e->count <= 2u * p->max_rate) /* bounded: past it nothing changes */
             e->count++;
         else
             return NETLIMIT_RATE;
         if (e->count > p->max_rate) /* the max_rate-th refusal says it keeps going */
-            return netlimit_refused(e, a, p->max_rate) ? NETLIMIT_RATE_AGAIN : NETLIMIT_RATE;
+            return e->count == 2u * p->max_rate ? NETLIMIT_RATE_AGAIN : NETLIMIT_RATE;
     }
     if (e->sessions >= p->max_sessions)
         return NETLIMIT_SESSIONS; /* sessions >= 1: the entry stays */

@@ -16,9 +16,8 @@
  * Postfix's anvil does: a window starts with a network's first connection
  * after the last one ended. A connection refused for the rate counts too,
  * so that one that goes on past the limit can be banned (netlimit_admit
- * says when): only when one address made every refusal of the window, so
- * that a neighbour in the same network can never get another address
- * banned.
+ * says when), whichever of its addresses the refusals came from: the ban
+ * is of the network too (bans.h).
  *
  * Bounded: past max_entries a new network is admitted uncounted (failing
  * open, as for no memory), and the sweep visits the whole table about
@@ -46,17 +45,15 @@ struct netlimit_entry {
     struct addrmap_node node;  /* first: the network's address */
     unsigned sessions;
     unsigned count;            /* connections in the window, refused ones too */
-    bool refused_mixed;        /* the window's refusals came from several addresses */
     double window_start;
-    struct addr refused_by;    /* the address of the window's first refusal */
 };
 
 enum netlimit_verdict {
     NETLIMIT_ADMITTED,
     NETLIMIT_SESSIONS,         /* max_sessions open already */
     NETLIMIT_RATE,             /* max_rate reached in this window */
-    NETLIMIT_RATE_AGAIN,       /* ... and as many refused since, all of them this
-                                  address's: it keeps going */
+    NETLIMIT_RATE_AGAIN,       /* ... and as many refused since: it keeps going
+                                  (said once a window) */
     NETLIMIT_NO_MEMORY,        /* or max_entries reached: the caller fails open */
 };
 
@@ -65,13 +62,11 @@ struct netlimit;
 struct netlimit *netlimit_new(void);
 /* Frees every entry. */
 void netlimit_free(struct netlimit *t);
-/* A connection from address a of network net (a cidr_of() network, host
+/* A connection from network net (a cidr_of() network, host
  * bits zero) at now. NETLIMIT_ADMITTED: counted as an open session in
  * *entry, which netlimit_release() takes when it ends. NETLIMIT_RATE_AGAIN
- * comes once a window, when the refusals reach max_rate and a made all of
- * them. */
-enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct addr *a,
-                                     const struct cidr *net, double now,
+ * comes once a window, when the refusals reach max_rate. */
+enum netlimit_verdict netlimit_admit(struct netlimit *t, const struct cidr *net, double now,
                                      const struct netlimit_policy *p,
                                      struct netlimit_entry **entry);
 void netlimit_release(struct netlimit *t, struct netlimit_entry *e);

@@ -186,13 +186,18 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
                  "# ban_set = \"%s\". Load with: breakwater rules | nft -f -\n"
                  "# Safe to load again: what exists stays, banned addresses too, and\n"
                  "# the rules of chain bans are replaced. breakwater adds and removes\n"
-                 "# the elements of %s4 and %s6 itself.\n"
+                 "# the elements of %s4 and %s6 itself: networks of ipv4_prefix and\n"
+                 "# ipv6_prefix bits (flags interval), or single addresses.\n"
+                 "# Sets made before network bans (flags timeout alone) make this\n"
+                 "# script fail with \"File exists\": delete the table first\n"
+                 "# (nft delete table %.*s), load this, then restart breakwater, which\n"
+                 "# puts its stored bans back.\n"
                  RULES_SYN_NOTE,
-                 set, prefix, prefix);
+                 set, prefix, prefix, table_len, set);
     rules_printf(out, "add table %.*s\n", table_len, set);
-    rules_printf(out, "add set %.*s %s4 { type ipv4_addr; flags timeout; }\n",
+    rules_printf(out, "add set %.*s %s4 { type ipv4_addr; flags interval,timeout; }\n",
                  table_len, set, prefix);
-    rules_printf(out, "add set %.*s %s6 { type ipv6_addr; flags timeout; }\n",
+    rules_printf(out, "add set %.*s %s6 { type ipv6_addr; flags interval,timeout; }\n",
                  table_len, set, prefix);
     rules_printf(out, "add chain %.*s bans { type filter hook input priority filter - 10; "
                  "policy accept; }\n", table_len, set);
@@ -259,12 +264,16 @@ static void rules_ipset(struct rules_out *out, const struct conf *conf)
                  "# Safe to run again: -exist keeps the sets and their entries, and a\n"
                  "# rule goes in only when iptables -C does not find it.\n"
                  RULES_SYN_NOTE
-                 "# timeout 0: entries take their own timeouts (breakwater gives each\n"
-                 "# one); maxelem: room for %d bans per family.\n"
+                 "# hash:net: an entry is a network of ipv4_prefix or ipv6_prefix bits\n"
+                 "# or a single address; timeout 0: entries take their own timeouts\n"
+                 "# (breakwater gives each one); maxelem: room for %d bans per family.\n"
+                 "# A hash:ip set made before network bans makes this script fail:\n"
+                 "# remove its iptables rules and the set (ipset destroy) first, then\n"
+                 "# restart breakwater, which puts its stored bans back.\n"
                  "set -e\n", set, RULES_IPSET_MAXELEM);
-    rules_printf(out, "ipset create %s4 hash:ip family inet timeout 0 maxelem %d -exist\n",
+    rules_printf(out, "ipset create %s4 hash:net family inet timeout 0 maxelem %d -exist\n",
                  set, RULES_IPSET_MAXELEM);
-    rules_printf(out, "ipset create %s6 hash:ip family inet6 timeout 0 maxelem %d -exist\n",
+    rules_printf(out, "ipset create %s6 hash:net family inet6 timeout 0 maxelem %d -exist\n",
                  set, RULES_IPSET_MAXELEM);
     snprintf(match, sizeof match, "-m set --match-set %s4 src", set);
     rules_iptables(out, conf, "iptables", match);
@@ -278,15 +287,18 @@ static void rules_ipset(struct rules_out *out, const struct conf *conf)
 static void rules_recent(struct rules_out *out, const struct conf *conf)
 {
     unsigned long seconds = rules_seconds(conf->ban_time);
-    char match[300];
+    char match[300], mask[ADDR_TEXT_MAX + 16];
 
     rules_printf(out, "#!/bin/sh\n"
                  "# breakwater: iptables rules for ban_backend = recent, xt_recent list\n"
                  "# \"%s\". Run with: breakwater rules -o ban_backend=recent | sh\n"
-                 "# The first rule creates /proc/net/xt_recent/%s, one list for IPv4\n"
-                 "# and IPv6. Safe to run again: a rule goes in only when iptables -C\n"
-                 "# does not find it; after a change of ban_time, delete the old rule\n"
-                 "# (iptables -D) yourself.\n", conf->ban_set, conf->ban_set);
+                 "# The rules create /proc/net/xt_recent/%s (IPv4) and %s6 (IPv6).\n"
+                 "# Safe to run again: a rule goes in only when iptables -C does not\n"
+                 "# find it; after a change of ban_time or of a prefix, delete the old\n"
+                 "# rules (iptables -D; a list goes with its last rule, and keeps the\n"
+                 "# --mask of the rule that made it) yourself, run this again and\n"
+                 "# restart breakwater, which puts its stored bans back.\n",
+                 conf->ban_set, conf->ban_set, conf->ban_set);
     rules_printf(out, "# Limits of this backend:\n"
                  "# - entries have no timeout of their own: a ban lasts --seconds %lu\n"
                  "#   (ban_time) after breakwater last listed the address, so bans\n"
@@ -294,12 +306,21 @@ static void rules_recent(struct rules_out *out, const struct conf *conf)
                  "# - a list keeps at most ip_list_tot entries, an xt_recent module\n"
                  "#   parameter (100 unless the module is loaded with more; see\n"
                  "#   /sys/module/xt_recent/parameters/ip_list_tot): when it is full\n"
-                 "#   the oldest entry goes, silently.\n"
-                 "set -e\n", seconds);
-    snprintf(match, sizeof match, "-m recent --name %s --rcheck --seconds %lu",
-             conf->ban_set, seconds);
-    rules_iptables(out, conf, "iptables", match);
-    rules_iptables(out, conf, "ip6tables", match);
+                 "#   the oldest entry goes, silently;\n"
+                 "# - an entry is one address: --mask cuts the client's address to its\n"
+                 "#   network (ipv4_prefix /%u, ipv6_prefix /%u) before the lookup, and\n"
+                 "#   breakwater lists a network by its first address, so every ban\n"
+                 "#   must be of that one length; an address banned alone (its\n"
+                 "#   network holds allowlisted addresses) is not dropped.\n"
+                 "set -e\n", seconds, conf->ipv4_prefix, conf->ipv6_prefix);
+    for (int f = 0; f < 2; f++) {
+        rules_mask(f == 0 ? AF_INET : AF_INET6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix,
+                   mask, sizeof mask);
+        snprintf(match, sizeof match, "-m recent --name %s%s --rcheck --seconds %lu%s%s",
+                 conf->ban_set, f == 0 ? "" : "6", seconds, mask[0] != '\0' ? " --mask " : "",
+                 mask[0] != '\0' ? mask + 3 : "");
+        rules_iptables(out, conf, f == 0 ? "iptables" : "ip6tables", match);
+    }
     rules_iptables_ratelimit(out, conf);
 }
 

@@ -44,16 +44,19 @@ static void server_log_refusal(struct server *s, const struct addr *a, uint16_t 
 }
 
 /* server_rate_refuse - over max_connection_rate_per_ip: 421, counted; a
- * network that keeps going is banned if connection_rate_ban says so */
-static void server_rate_refuse(struct server *s, int fd, const struct addr *a, uint16_t port,
-                               bool again)
+ * network that keeps going is banned if connection_rate_ban says so, unless
+ * the allowlist holds part of it (the rate was the network's, so no one
+ * address of it can be picked to ban instead) */
+static void server_rate_refuse(struct server *s, int fd, const struct addr *a,
+                               const struct cidr *net, uint16_t port, bool again)
 {
     char text[ADDR_TEXT_MAX], reply[128];
     server_log_refusal(s, a, port, METRICS_REFUSED_RATE, "max_connection_rate_per_ip");
     addr_format(a, text, sizeof text);
     snprintf(reply, sizeof reply, "421 4.7.0 Error: too many connections from [%s]", text);
     server_refuse(fd, reply);
-    if (again && s->gen->conf->connection_rate_ban)
+    const struct conf *conf = s->gen->conf;
+    if (again && conf->connection_rate_ban && !cidr_set_overlaps(&conf->allowlist, net))
         bans_offender(s->bans, a, STORE_BAN_RATE, false);
 }
 
@@ -77,7 +80,7 @@ static int server_net_admit(struct server *s, int fd, const struct addr *a, uint
     struct netlimit_policy p = {conf->max_connections_per_ip, conf->max_connection_rate_per_ip,
                                 conf->connection_rate_window,
                                 most > SERVER_NETS_MIN ? most : SERVER_NETS_MIN};
-    enum netlimit_verdict v = netlimit_admit(s->nets, a, &net, ev_now(s->loop), &p, entry);
+    enum netlimit_verdict v = netlimit_admit(s->nets, &net, ev_now(s->loop), &p, entry);
     switch (v) {
     case NETLIMIT_ADMITTED:
         return 0;
@@ -87,7 +90,7 @@ static int server_net_admit(struct server *s, int fd, const struct addr *a, uint
         return -1;
     case NETLIMIT_RATE:
     case NETLIMIT_RATE_AGAIN:
-        server_rate_refuse(s, fd, a, port, v == NETLIMIT_RATE_AGAIN);
+        server_rate_refuse(s, fd, a, &net, port, v == NETLIMIT_RATE_AGAIN);
         return -1;
     case NETLIMIT_NO_MEMORY: /* fail open: the per-address cap still holds */
         log_limited(&s->nets_log, ev_now(s->loop), LOG_LEVEL_WARNING,

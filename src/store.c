@@ -6,7 +6,11 @@
  * three named databases:
  *   verdicts  key: family byte + 4/16 address bytes; value: struct
  *             store_verdict_record
- *   bans      same keys; value: struct store_ban_record
+ *   bans      key: the same for a ban of one address, and for a network
+ *             (ipv4_prefix, ipv6_prefix) a prefix-length byte after the
+ *             bytes, so a /64 and its first address are two records
+ *             (stores written before network bans hold only the first
+ *             kind); value: struct store_ban_record
  *   meta      "sites": the dnsbl_sites text the verdicts were made under
  * Values are fixed-size records in host byte order (the file never leaves
  * the machine); a value of another size reads as absent and is purged.
@@ -52,7 +56,7 @@ const char *const store_files[] = {STORE_FILE, STORE_FILE "-lock", NULL};
 #define STORE_MAX_DBS 4
 #define STORE_MAP_BASE ((size_t)64 << 20)  /* address space, not disk */
 #define STORE_MAP_PER_VERDICT 512          /* generous: copy-on-write pages */
-#define STORE_KEY_MAX 17                   /* family byte + 16 bytes */
+#define STORE_KEY_MAX 18                   /* family byte + 16 bytes + prefix */
 #define STORE_META_SITES "sites"
 
 struct store_verdict_record {
@@ -111,29 +115,43 @@ static void store_log_error(struct store *s, const char *what, int rc)
                 "state store %s: %s: %s", s->path, what, mdb_strerror(rc));
 }
 
-/* store_key - the key of an address: family byte, then its bytes; returns
- * the key's size */
-static size_t store_key(const struct addr *a, uint8_t key[STORE_KEY_MAX])
+/* store_key - the key of a network: family byte, then its bytes, then
+ * the prefix length unless it is the whole address; returns the key's size */
+static size_t store_key(const struct cidr *c, uint8_t key[STORE_KEY_MAX])
 {
-    size_t size = a->family == AF_INET ? 4 : 16;
-    key[0] = a->family;
-    memcpy(key + 1, a->bytes, size);
-    return size + 1;
+    size_t size = c->net.family == AF_INET ? 4 : 16;
+    key[0] = c->net.family;
+    memcpy(key + 1, c->net.bytes, size);
+    if (c->prefix == size * 8)
+        return size + 1;
+    key[size + 1] = c->prefix;
+    return size + 2;
 }
 
-/* store_key_decode - the address of a key; false for a malformed key */
-static bool store_key_decode(const MDB_val *key, struct addr *a)
+/* store_host - one address as the network of its whole length */
+static struct cidr store_host(const struct addr *a)
+{
+    return cidr_of(a, 32, 128);
+}
+
+/* store_key_decode - the network of a key; false for a malformed key (a
+ * prefix byte of the whole length or more, or host bits set) */
+static bool store_key_decode(const MDB_val *key, struct cidr *c)
 {
     const uint8_t *k = key->mv_data;
     if (key->mv_size == 0 || (k[0] != AF_INET && k[0] != AF_INET6))
         return false;
     size_t size = k[0] == AF_INET ? 4 : 16;
-    if (key->mv_size != size + 1)
+    if (key->mv_size != size + 1 && key->mv_size != size + 2)
         return false;
-    memset(a, 0, sizeof *a);
-    a->family = k[0];
-    memcpy(a->bytes, k + 1, size);
-    return true;
+    memset(c, 0, sizeof *c);
+    c->net.family = k[0];
+    memcpy(c->net.bytes, k + 1, size);
+    c->prefix = key->mv_size == size + 1 ? (uint8_t)(size * 8) : k[size + 1];
+    if (c->prefix >= size * 8 && key->mv_size == size + 2)
+        return false;
+    struct cidr masked = cidr_of(&c->net, c->prefix, c->prefix);
+    return memcmp(masked.net.bytes, c->net.bytes, size) == 0;
 }
 
 /* store_write_begin - the write transaction, begun now if none is open;
@@ -199,7 +217,7 @@ static void store_read_end(struct store *s, MDB_txn *txn)
 
 /* store_get - copies the size-byte value of a's record in dbi into out;
  * 1 found, 0 absent (or malformed), -1 error */
-static int store_get(struct store *s, MDB_dbi dbi, const struct addr *a,
+static int store_get(struct store *s, MDB_dbi dbi, const struct cidr *a,
                      void *out, size_t size)
 {
     uint8_t key[STORE_KEY_MAX];
@@ -220,7 +238,7 @@ static int store_get(struct store *s, MDB_dbi dbi, const struct addr *a,
 }
 
 /* store_put - stores a's record in dbi in the write transaction */
-static int store_put(struct store *s, MDB_dbi dbi, const struct addr *a,
+static int store_put(struct store *s, MDB_dbi dbi, const struct cidr *a,
                      const void *value, size_t size)
 {
     MDB_txn *txn = store_write_begin(s);
@@ -397,7 +415,8 @@ bool store_verdict_get(struct store *s, const struct addr *a, double now, uint64
                        struct store_verdict *out)
 {
     struct store_verdict_record r;
-    if (s->max_verdicts == 0 || store_get(s, s->verdicts, a, &r, sizeof r) != 1)
+    struct cidr host = store_host(a);
+    if (s->max_verdicts == 0 || store_get(s, s->verdicts, &host, &r, sizeof r) != 1)
         return false;
     if (r.expires <= now || r.sites != sites)
         return false;
@@ -411,7 +430,8 @@ static bool store_verdict_room(struct store *s, MDB_txn *txn, const struct addr 
 {
     MDB_stat st;
     uint8_t key[STORE_KEY_MAX];
-    MDB_val k = {store_key(a, key), key}, v;
+    struct cidr host = store_host(a);
+    MDB_val k = {store_key(&host, key), key}, v;
     if (mdb_stat(txn, s->verdicts, &st) != 0 || st.ms_entries < s->max_verdicts)
         return true; /* (a failed stat: let the put report the error) */
     if (mdb_get(txn, s->verdicts, &k, &v) == 0)
@@ -434,7 +454,8 @@ int store_verdict_put(struct store *s, const struct addr *a,
         return -1;
     struct store_verdict_record r = {.expires = expires, .hits = v->hits, .sites = v->sites,
                                      .score = v->score};
-    return store_put(s, s->verdicts, a, &r, sizeof r);
+    struct cidr host = store_host(a);
+    return store_put(s, s->verdicts, &host, &r, sizeof r);
 }
 
 /* store_verdict_flush - see store.h */
@@ -570,7 +591,7 @@ static bool store_ban_decode(const MDB_val *value, struct store_ban *out)
 }
 
 /* store_ban_get - see store.h */
-bool store_ban_get(struct store *s, const struct addr *a, struct store_ban *out)
+bool store_ban_get(struct store *s, const struct cidr *a, struct store_ban *out)
 {
     struct store_ban_record r;
     if (store_get(s, s->bans, a, &r, sizeof r) != 1)
@@ -580,7 +601,7 @@ bool store_ban_get(struct store *s, const struct addr *a, struct store_ban *out)
 }
 
 /* store_ban_put - see store.h */
-int store_ban_put(struct store *s, const struct addr *a, const struct store_ban *b)
+int store_ban_put(struct store *s, const struct cidr *a, const struct store_ban *b)
 {
     struct store_ban_record r = {.until = b->until, .last = b->last,
                                  .count = b->count, .reason = b->reason};
@@ -588,7 +609,7 @@ int store_ban_put(struct store *s, const struct addr *a, const struct store_ban 
 }
 
 /* store_ban_delete - see store.h */
-int store_ban_delete(struct store *s, const struct addr *a)
+int store_ban_delete(struct store *s, const struct cidr *a)
 {
     MDB_txn *txn = store_write_begin(s);
     if (txn == NULL)
@@ -603,7 +624,7 @@ int store_ban_delete(struct store *s, const struct addr *a)
 
 /* store_ban_foreach - see store.h */
 int store_ban_foreach(struct store *s,
-                      int (*fn)(const struct addr *a, const struct store_ban *b, void *arg),
+                      int (*fn)(const struct cidr *a, const struct store_ban *b, void *arg),
                       void *arg)
 {
     MDB_txn *txn = store_read_begin(s);
@@ -615,7 +636,7 @@ int store_ban_foreach(struct store *s,
     int rc = mdb_cursor_open(txn, s->bans, &c);
     if (rc == 0) {
         for (MDB_cursor_op op = MDB_FIRST; rc == 0 && result == 0; op = MDB_NEXT) {
-            struct addr a;
+            struct cidr a;
             struct store_ban b;
             rc = mdb_cursor_get(c, &k, &v, op);
             if (rc == 0 && store_key_decode(&k, &a) && store_ban_decode(&v, &b))

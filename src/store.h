@@ -23,8 +23,9 @@
  *
  * Reads see the writes made before them, committed or not. Times are wall
  * clock seconds (time(NULL), ev_now()), since they must mean the same after
- * a restart. Keys are the address's family byte then its 4 or 16 bytes, so
- * one family sorts together and in address order.
+ * a restart. Verdicts are kept per address, bans per network (one address
+ * being the network of its whole length); keys sort one family together
+ * and in address order.
  *
  * Errors from LMDB (disk full, map full) are logged, rate-limited, and the
  * call returns -1 or false: the daemon goes on without the stored data.
@@ -97,15 +98,16 @@ int store_verdict_flush(struct store *s);
 size_t store_verdict_purge(struct store *s, double now, size_t max_visit);
 size_t store_verdict_count(struct store *s);
 
-bool store_ban_get(struct store *s, const struct addr *a, struct store_ban *out);
-int store_ban_put(struct store *s, const struct addr *a, const struct store_ban *b);
+/* Bans are keyed by network: a, host bits zero (cidr_of()). */
+bool store_ban_get(struct store *s, const struct cidr *a, struct store_ban *out);
+int store_ban_put(struct store *s, const struct cidr *a, const struct store_ban *b);
 /* Returns 0, also when there was no record. */
-int store_ban_delete(struct store *s, const struct addr *a);
+int store_ban_delete(struct store *s, const struct cidr *a);
 /* Calls fn for every ban record in key order until fn returns non-zero;
  * returns that value, or 0, or -1 on a store error. fn must not write to
  * the store. */
 int store_ban_foreach(struct store *s,
-                      int (*fn)(const struct addr *a, const struct store_ban *b, void *arg),
+                      int (*fn)(const struct cidr *a, const struct store_ban *b, void *arg),
                       void *arg);
 /* Like store_verdict_purge() for ban records whose until is older than
  * now - keep (an offender forgotten: its next ban starts from ban_time). */

@@ -31,6 +31,7 @@ with addCleanup or BreakwaterTestCase's _cleanups_extra).
 
 import ctypes
 import itertools
+import ipaddress
 import json
 import os
 import re
@@ -310,7 +311,7 @@ class NsSmtpSink(harness.SmtpSink):
 # Clients
 
 def _connect(source, host, port, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((source, 0))
         s.settimeout(timeout)
@@ -342,8 +343,8 @@ def smtp_client(ns, source, host, port, timeout=5.0):
 # Firewall state
 
 def nft_set(ns, table, name):
-    """{address: (timeout, expires)} in whole seconds, of an nft set;
-    None when the set (or its table) does not exist."""
+    """{address or "network/len": (timeout, expires)} in whole seconds, of
+    an nft set; None when the set (or its table) does not exist."""
     p = ns.run(["nft", "-j", "list", "set"] + table.split() + [name], timeout=10)
     if p.returncode != 0:
         return None
@@ -355,10 +356,18 @@ def nft_set(ns, table, name):
         for e in s.get("elem", []):
             if isinstance(e, dict) and "elem" in e:
                 e = e["elem"]
-                out[e["val"]] = (e.get("timeout"), e.get("expires"))
-            elif isinstance(e, str):
-                out[e] = (None, None)
+                out[_nft_element(e["val"])] = (e.get("timeout"), e.get("expires"))
+            else:
+                out[_nft_element(e)] = (None, None)
     return out
+
+
+def _nft_element(val):
+    """An element's key as text: "ADDR", or "ADDR/LEN" for a network of an
+    interval set (nft -j writes {"prefix": {"addr": ..., "len": ...}})."""
+    if isinstance(val, dict) and "prefix" in val:
+        return "%s/%d" % (val["prefix"]["addr"], val["prefix"]["len"])
+    return val
 
 
 def ipset_members(ns, name):
@@ -378,12 +387,13 @@ def ipset_members(ns, name):
 
 
 def recent_members(ns, name):
-    """Addresses in xt_recent list name of namespace ns; None when the
-    list does not exist."""
+    """Addresses in xt_recent list name of namespace ns, in their short form
+    (the list writes IPv6 in full); None when the list does not exist."""
     p = ns.run(["cat", "/proc/net/xt_recent/" + name], timeout=10)
     if p.returncode != 0:
         return None
-    return [line.split()[0][4:] for line in p.stdout.splitlines() if line.startswith("src=")]
+    return [ipaddress.ip_address(line.split()[0][4:]).compressed
+            for line in p.stdout.splitlines() if line.startswith("src=")]
 
 
 # --------------------------------------------------------------------------

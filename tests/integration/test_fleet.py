@@ -215,6 +215,27 @@ class FleetTest(FleetTestCase):
             self.wait_banned(d, bot, present=False)
         self.assertEqual(self.redis_cli("EXISTS", "breakwater:ban:" + bot).strip(), "0")
 
+    def test_network_ban_reaches_peers_of_its_prefix(self):
+        """A network ban (ctl ban NET/24 on A) travels as NET/24: B, whose
+        ipv4_prefix is 24 too, bans the network; C, which bans single
+        addresses, refuses a peer's ban wider than its own; an unban on A
+        of an address inside lifts B's copy."""
+        a = self.start_host("A", ipv4_prefix="24")
+        b = self.start_host("B", ipv4_prefix="24")
+        c = self.start_host("C")
+        net = "198.51.100.0/24"
+        p = self.run_bw(["ctl", "-c", a.confpath, "ban", net, "2m"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.wait_banned(a, net)
+        self.wait_banned(b, net)
+        self.assertIn("ban v1 host-a %s " % net, self.redis_cli("GET", "breakwater:ban:" + net))
+        time.sleep(0.3 * SLOW)
+        self.assertEqual(self.banned(c), set(), "C took a ban wider than its ipv4_prefix")
+        p = self.run_bw(["ctl", "-c", a.confpath, "unban", "198.51.100.7"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for d in (a, b):
+            self.wait_banned(d, net, present=False)
+
     def test_allowlist_wins_and_ban_time_max_bounds_a_peer(self):
         a = self.start_host("A")
         b = self.start_host("B", allowlist=self.net + "102")

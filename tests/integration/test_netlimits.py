@@ -86,12 +86,29 @@ class RateLimitTest(NetLimitTestCase):
         self.assertEqual(self.connect(t.clean), "timeout")
         self.quit_relayed(t.spare)
 
-    def test_neighbour_never_banned_nor_allowlisted_refused(self):
-        """ipv4_prefix = 24, rate 2, connection_rate_ban: a neighbour's
-        refused connection does not get it banned (only an address that
-        made every refusal of the window is), and an allowlisted address of
-        the same /24 is neither refused by the daemon nor dropped by the
-        kernel's limit."""
+    def test_rate_ban_of_the_network(self):
+        """ipv4_prefix = 24, rate 2, connection_rate_ban: refusals of two
+        addresses of one /24 count together, and the ban is of the /24."""
+        t = self.topo
+        d = self.make_daemon(max_connection_rate_per_ip="2", connection_rate_window="60s",
+                             connection_rate_ban="yes", ipv4_prefix="24")
+        self.load_rules(d)
+        self.start(d)
+        for _ in range(2):
+            self.quit_relayed(t.clean)
+        self.rate_refused(t.clean)
+        self.rate_refused(t.spare)
+        net = t.clean.rsplit(".", 1)[0] + ".0/24"
+        self.wait_nft(net, what="%s banned after going on past the rate" % net)
+        self.assertEqual(self.ctl_bans(d)[net]["reason"], "rate")
+        self.assertEqual(self.connect(t.spare), "timeout")
+
+    def test_allowlist_in_the_network_stops_the_rate_ban(self):
+        """ipv4_prefix = 24, rate 2, connection_rate_ban, an allowlisted
+        address in the /24: the network's refusals ban nothing (no one
+        address of it can be picked instead), and the allowlisted address
+        is neither refused by the daemon nor dropped by the kernel's
+        limit."""
         t = self.topo
         d = self.make_daemon(max_connection_rate_per_ip="2", connection_rate_window="60s",
                              connection_rate_ban="yes", ipv4_prefix="24",
@@ -100,10 +117,11 @@ class RateLimitTest(NetLimitTestCase):
         self.start(d)
         for _ in range(2):
             self.quit_relayed(t.clean)
-        self.rate_refused(t.clean)           # the attacker's first refusal
-        self.rate_refused(t.spare)           # the neighbour's one connection
+        self.rate_refused(t.clean)
+        self.rate_refused(t.spare)           # the /24's refusals reach the limit
         time.sleep(0.5)
-        self.assertEqual(self.nft4() or {}, {}, "someone was banned for a mixed window")
+        self.assertEqual(self.nft4() or {}, {}, "a network holding an allowlisted address "
+                         "was banned, or one address of it")
         # the /24 has had the kernel's burst (4): its next SYN is dropped ...
         self.assertEqual(self.connect(t.spare), "timeout")
         for _ in range(4):                   # ... but not the allowlisted address's

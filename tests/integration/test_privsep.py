@@ -909,9 +909,9 @@ class PrivsepCtlTest(PrivsepTestCase):
 
 # The helper's messages (src/banproto.h): struct banproto_request and
 # struct banproto_reply, native byte order, no padding.
-BANPROTO_VERSION = 1
+BANPROTO_VERSION = 2
 BANPROTO_BAN, BANPROTO_BAN_KILL = 1, 3
-REQUEST = struct.Struct("=III16sII")
+REQUEST = struct.Struct("=III16sIII")   # ..., addr, prefix, seconds, seq
 REPLY = struct.Struct("=IIIIIIQ256s")   # FW_ERR_MAX = 256
 HELD_PORT = 2600                        # watch_ports: the held connection's
 
@@ -956,7 +956,7 @@ def helper_socket(pid):
 
 def ban_request(op, addr, seconds, seq):
     return REQUEST.pack(BANPROTO_VERSION, op, socket.AF_INET,
-                        socket.inet_aton(addr) + bytes(12), seconds, seq)
+                        socket.inet_aton(addr) + bytes(12), 32, seconds, seq)
 
 
 def parse_reply(data):

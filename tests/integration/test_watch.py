@@ -704,6 +704,34 @@ class WatchKillTest(WatchTestCase):
         self.assertEqual((s["rejects"], s["asked"], s["applied"], s["failed"]), (1, 1, 1, 0),
                          "summary: %r" % s)
 
+    def test_kill_two_addresses_of_one_network(self):
+        """ipv4_prefix = 31: reject lines for two addresses of one /31 within
+        a second ban the /31 once and end both addresses' connections (the
+        second's although the network's ban was a moment old); a client
+        outside the /31 keeps its connection and can connect."""
+        w = self.start_ns_watch(ipv4_prefix="31")
+        first, second, outside = self.topo.listed2, self.topo.spare, self.topo.clean
+        c1, pid1 = self.held(first)
+        c2, pid2 = self.held(second)
+        c3, _ = self.held(outside)
+        write(self.log, self.postfix_reject(c1, pid1) + self.postfix_reject(c2, pid2))
+        for c in (c1, c2):
+            self.assertIn(self.read_end(c, 1.0 * slow()), ("reset", "eof"),
+                          "%s's connection after its reject line; watch stderr:\n%s"
+                          % (c.source, w.log()[-2000:]))
+        self.assertEqual(self.read_end(c3, 0.3 * slow()), "open")
+        net = first + "/31"
+        wait_until(lambda: net in (self.nft4() or {}), 1.0 * slow(), interval=0.05,
+                   what="%s in banned4" % net)
+        self.assertEqual(list(self.nft4()), [net])
+        self.assertEqual(netns.connect_result(self.C, second, self.topo.server, self.PORT),
+                         "timeout")
+        self.assertEqual(netns.connect_result(self.C, outside, self.topo.server, self.PORT),
+                         "connected")
+        s = self.stop_watch(w)
+        self.assertGreaterEqual(s["ended"], 2, "summary: %r" % s)
+        self.assertEqual(s["not_ended"], 0, "summary: %r" % s)
+
     def test_kill_none_and_max_hits(self):
         """watch_kill = none, watch_max_hits = 2: the first reject only
         counts (no ban: a new connection gets through), the second bans;

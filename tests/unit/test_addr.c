@@ -450,6 +450,47 @@ static void test_cidr_contains(void **state)
     test_cidr_contains_if("::/96", "1.2.3.4", false);
 }
 
+/* test_cidr_overlaps_if - assert whether networks a and b share an address,
+ * both ways round */
+static void test_cidr_overlaps_if(const char *a, const char *b, bool expected)
+{
+    struct cidr x, y;
+    char want[128], got[128];
+
+    assert_int_equal(cidr_parse(a, &x), 0);
+    assert_int_equal(cidr_parse(b, &y), 0);
+    snprintf(want, sizeof want, "%s ~ %s: %d %d", a, b, expected, expected);
+    snprintf(got, sizeof got, "%s ~ %s: %d %d", a, b, cidr_overlaps(&x, &y),
+             cidr_overlaps(&y, &x));
+    assert_string_equal(got, want);
+}
+
+/* test_cidr_overlaps - nesting, neighbours, equal networks, families */
+static void test_cidr_overlaps(void **state)
+{
+    struct cidr_set set = {NULL, 0};
+    struct cidr c;
+
+    (void)state;
+    test_cidr_overlaps_if("2001:db8::/64", "2001:db8::5", true);
+    test_cidr_overlaps_if("2001:db8::/64", "2001:db8:0:1::5", false);
+    test_cidr_overlaps_if("2001:db8::/48", "2001:db8:0:ffff::/64", true);
+    test_cidr_overlaps_if("2001:db8::/64", "2001:db8::/64", true);
+    test_cidr_overlaps_if("2001:db8::/64", "2001:db9::/64", false);
+    test_cidr_overlaps_if("10.0.0.0/24", "10.0.0.255", true);
+    test_cidr_overlaps_if("10.0.0.0/24", "10.0.1.0", false);
+    test_cidr_overlaps_if("10.0.0.0/24", "10.0.0.0/8", true);
+    test_cidr_overlaps_if("0.0.0.0/0", "::/0", false);
+    test_cidr_overlaps_if("::ffff:10.0.0.0/120", "10.0.0.7", true);
+    assert_int_equal(cidr_parse("192.0.2.7", &c), 0);
+    assert_int_equal(cidr_set_add(&set, &c), 0);
+    assert_int_equal(cidr_parse("192.0.2.0/24", &c), 0);
+    assert_true(cidr_set_overlaps(&set, &c));
+    assert_int_equal(cidr_parse("192.0.3.0/24", &c), 0);
+    assert_false(cidr_set_overlaps(&set, &c));
+    cidr_set_free(&set);
+}
+
 /* test_cidr_set_many - a thousand networks: all found, neighbours not, freed empty */
 static void test_cidr_set_many(void **state)
 {
@@ -573,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_hostport_table),
         cmocka_unit_test(test_cidr_table),
         cmocka_unit_test(test_cidr_contains),
+        cmocka_unit_test(test_cidr_overlaps),
         cmocka_unit_test(test_cidr_set_many),
         cmocka_unit_test(test_dnsbl_table),
         cmocka_unit_test(test_dnsbl_v6_test_point),

@@ -28,24 +28,37 @@ static int test_parse(const struct banproto_request *r, struct fw_ban *ban, cons
 {
     uint32_t seq = 0;
     bool kill;
-    return banproto_request_parse(r, sizeof *r, MAX_SECONDS, ban, &seq, &kill, why);
+    struct addr addr;
+    return banproto_request_parse(r, sizeof *r, MAX_SECONDS, ban, &addr, &seq, &kill, why);
 }
 
+/* test_request_round_trip - the address, its network of the prefix sent,
+ * the length, the sequence number and kill come back as made */
 static void test_request_round_trip(void **state)
 {
-    const char *addrs[] = {"192.0.2.7", "2001:db8::1", "::ffff:127.66.0.1"};
+    static const struct {
+        const char *addr;
+        unsigned prefix;
+        const char *net;
+    } cases[] = {{"192.0.2.7", 32, "192.0.2.7"}, {"2001:db8::1", 64, "2001:db8::/64"},
+                 {"::ffff:127.66.0.1", 24, "127.66.0.0/24"},
+                 {"2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6"},
+                 {"2001:db8:ffff::1", 16, "2001::/16"}, {"10.9.8.7", 8, "10.0.0.0/8"}};
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
-        struct addr a = test_addr(addrs[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct addr a = test_addr(cases[i].addr), sent;
         struct banproto_request r;
         struct fw_ban ban;
         uint32_t seq = 0;
         bool kill = true;
         const char *why = NULL;
-        banproto_request_make(&r, &a, 600, 41 + (uint32_t)i, i == 1);
-        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &seq, &kill,
-                                                &why), 0);
-        assert_true(addr_equal(&ban.addr, &a));
+        char text[CIDR_TEXT_MAX];
+        banproto_request_make(&r, &a, cases[i].prefix, 600, 41 + (uint32_t)i, i == 1);
+        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &sent, &seq,
+                                                &kill, &why), 0);
+        assert_true(addr_equal(&sent, &a));
+        cidr_format(&ban.net, text, sizeof text);
+        assert_string_equal(text, cases[i].net);
         assert_int_equal(ban.seconds, 600);
         assert_int_equal(seq, 41 + i);
         assert_int_equal(kill, i == 1);  /* only the one made with kill */
@@ -59,7 +72,7 @@ static void test_request_unban(void **state)
     struct fw_ban ban;
     const char *why;
     (void)state;
-    banproto_request_make(&r, &a, 0, 1, true);
+    banproto_request_make(&r, &a, 32, 0, 1, true);
     assert_int_equal(r.op, BANPROTO_UNBAN); /* nothing to kill for an unban */
     assert_int_equal(test_parse(&r, &ban, &why), 0);
     assert_int_equal(ban.seconds, 0);
@@ -70,26 +83,42 @@ static void test_request_malformed(void **state)
     struct addr a = test_addr("198.51.100.1");
     struct banproto_request good, r;
     struct fw_ban ban;
+    struct addr sent;
     uint32_t seq;
     bool kill;
     const char *why = NULL;
     (void)state;
-    banproto_request_make(&good, &a, 60, 1, false);
+    banproto_request_make(&good, &a, 32, 60, 1, false);
 
-    assert_int_equal(banproto_request_parse(&good, sizeof good - 1, MAX_SECONDS, &ban, &seq,
-                                            &kill, &why), -1);
+    assert_int_equal(banproto_request_parse(&good, sizeof good - 1, MAX_SECONDS, &ban, &sent,
+                                            &seq, &kill, &why), -1);
     assert_string_equal(why, "wrong size");
-    assert_int_equal(banproto_request_parse(&good, sizeof good + 1, MAX_SECONDS, &ban, &seq,
-                                            &kill, &why), -1);
+    assert_int_equal(banproto_request_parse(&good, sizeof good + 1, MAX_SECONDS, &ban, &sent,
+                                            &seq, &kill, &why), -1);
     /* an empty message: the ban helper tells it from its peer's close and
      * refuses it here (test_privsep.ServeHelperKillTest) */
     why = NULL;
-    assert_int_equal(banproto_request_parse(&good, 0, MAX_SECONDS, &ban, &seq, &kill, &why), -1);
+    assert_int_equal(banproto_request_parse(&good, 0, MAX_SECONDS, &ban, &sent, &seq, &kill,
+                                            &why), -1);
     assert_string_equal(why, "wrong size");
 
-    r = good; r.version = 2;
+    r = good; r.version = 1;   /* before network bans */
     assert_int_equal(test_parse(&r, &ban, &why), -1);
     assert_string_equal(why, "unknown version");
+    r = good; r.prefix = 7;    /* wider than a /8 */
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
+    assert_string_equal(why, "prefix length out of bounds");
+    r = good; r.prefix = 33;
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
+    r = good; r.prefix = 0;
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
+    r = good; r.family = AF_INET6; r.addr[15] = 1; r.prefix = 15; /* wider than a /16 */
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
+    assert_string_equal(why, "prefix length out of bounds");
+    r.prefix = 129;
+    assert_int_equal(test_parse(&r, &ban, &why), -1);
+    r.prefix = 16;
+    assert_int_equal(test_parse(&r, &ban, &why), 0);
     r = good; r.family = 17;
     assert_int_equal(test_parse(&r, &ban, &why), -1);
     assert_string_equal(why, "unknown address family");
@@ -128,12 +157,13 @@ static void test_request_allowed(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct banproto_request r;
         struct fw_ban ban;
+        struct addr sent;
         uint32_t seq;
         bool kill;
         const char *why = NULL;
-        banproto_request_make(&r, &a, cases[i].seconds, 7, cases[i].kill);
-        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &seq, &kill,
-                                                &why), 0);
+        banproto_request_make(&r, &a, 32, cases[i].seconds, 7, cases[i].kill);
+        assert_int_equal(banproto_request_parse(&r, sizeof r, MAX_SECONDS, &ban, &sent, &seq,
+                                                &kill, &why), 0);
         assert_true(banproto_request_allowed(BANPROTO_PEER_WATCH, kill, &why));
         assert_int_equal(banproto_request_allowed(BANPROTO_PEER_SERVE, kill, &why),
                          cases[i].serve_may);

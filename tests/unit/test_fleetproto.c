@@ -55,14 +55,14 @@ static void test_ban_round_trip(void **state)
     struct fleetproto_ban out;
     char text[FLEETPROTO_MESSAGE_MAX + 1];
     (void)state;
-    assert_int_equal(addr_parse("2001:db8::7", &b.addr), 0);
+    assert_int_equal(cidr_parse("2001:db8::7", &b.net), 0);
     int n = fleetproto_ban_format(&b, text, sizeof text);
     assert_string_equal(text, "ban v1 mx-2.example 2001:db8::7 1800000000123 3 pregreet "
                               "1790000000456");
     assert_int_equal(fleetproto_ban_parse(text, (size_t)n, &out), 0);
     assert_int_equal(out.kind, FLEETPROTO_BAN);
     assert_string_equal(out.origin, "mx-2.example");
-    assert_true(addr_equal(&out.addr, &b.addr));
+    assert_true(addr_equal(&out.net.net, &b.net.net) && out.net.prefix == 128);
     assert_true(out.until_ms == b.until_ms && out.sent_ms == b.sent_ms);
     assert_int_equal(out.count, 3);
     assert_int_equal(out.reason, STORE_BAN_PREGREET);
@@ -74,6 +74,15 @@ static void test_ban_round_trip(void **state)
     assert_int_equal(out.kind, FLEETPROTO_UNBAN);
     /* too small a buffer is refused, not cut */
     assert_int_equal(fleetproto_ban_format(&b, text, 10), -1);
+
+    /* a network: ADDRESS/LEN */
+    b.kind = FLEETPROTO_BAN;
+    assert_int_equal(cidr_parse("2001:db8:0:7::/64", &b.net), 0);
+    n = fleetproto_ban_format(&b, text, sizeof text);
+    assert_string_equal(text, "ban v1 mx-2.example 2001:db8:0:7::/64 1800000000123 3 pregreet "
+                              "1790000000456");
+    assert_int_equal(fleetproto_ban_parse(text, (size_t)n, &out), 0);
+    assert_true(addr_equal(&out.net.net, &b.net.net) && out.net.prefix == 64);
 }
 
 /* every field of a ban message has its own reason to be refused */
@@ -86,7 +95,13 @@ static void test_ban_refused(void **state)
         "ban v1 " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         " 192.0.2.1 1800000000000 1 dnsbl 1790000000000",   /* origin of 65 */
         "ban v1 a 192.0.2.256 1800000000000 1 dnsbl 1790000000000",
-        "ban v1 a 192.0.2.1/24 1800000000000 1 dnsbl 1790000000000",
+        "ban v1 a 192.0.2.1/24 1800000000000 1 dnsbl 1790000000000", /* host bits */
+        "ban v1 a 10.0.0.0/7 1800000000000 1 dnsbl 1790000000000",   /* wider than /8 */
+        "ban v1 a 2001::/15 1800000000000 1 dnsbl 1790000000000",    /* wider than /16 */
+        "ban v1 a 192.0.2.1/32 1800000000000 1 dnsbl 1790000000000", /* not as written */
+        "ban v1 a 2001:db8:0:0::/64 1800000000000 1 dnsbl 1790000000000",
+        "ban v1 a ::ffff:192.0.2.1 1800000000000 1 dnsbl 1790000000000",
+        "ban v1 a 192.0.2.0/024 1800000000000 1 dnsbl 1790000000000",
         "ban v1 a 192.0.2.1 -1800000000000 1 dnsbl 1790000000000",
         "ban v1 a 192.0.2.1 0 1 dnsbl 1790000000000",
         "ban v1 a 192.0.2.1 18e11 1 dnsbl 1790000000000",

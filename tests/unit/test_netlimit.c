@@ -48,18 +48,18 @@ static void test_sessions_per_network(void **state)
     for (int i = 0; i < 20; i++) { /* 20 addresses of one /64 */
         snprintf(text, sizeof text, "2001:db8:0:1::%x", i + 1);
         struct cidr n = net_of(text, 32, 64);
-        assert_int_equal(netlimit_admit(t, &n.net, &n, 10.0, &p, &e[i]), NETLIMIT_ADMITTED);
+        assert_int_equal(netlimit_admit(t, &n, 10.0, &p, &e[i]), NETLIMIT_ADMITTED);
     }
     struct cidr n21 = net_of("2001:db8:0:1::ffff", 32, 64);
-    assert_int_equal(netlimit_admit(t, &n21.net, &n21, 10.0, &p, &e[20]), NETLIMIT_SESSIONS);
+    assert_int_equal(netlimit_admit(t, &n21, 10.0, &p, &e[20]), NETLIMIT_SESSIONS);
     struct cidr next = net_of("2001:db8:0:2::1", 32, 64); /* the next /64 */
-    assert_int_equal(netlimit_admit(t, &next.net, &next, 10.0, &p, &other), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &next, 10.0, &p, &other), NETLIMIT_ADMITTED);
     assert_int_equal(netlimit_count(t), 2);
     netlimit_release(t, e[0]);
-    assert_int_equal(netlimit_admit(t, &n21.net, &n21, 10.0, &p, &e[20]), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n21, 10.0, &p, &e[20]), NETLIMIT_ADMITTED);
     /* /128: every address its own */
     struct cidr single = net_of("2001:db8:0:1::ffff", 32, 128);
-    assert_int_equal(netlimit_admit(t, &single.net, &single, 10.0, &p, &other), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &single, 10.0, &p, &other), NETLIMIT_ADMITTED);
     netlimit_release(t, other);
     /* without a rate, an entry goes with its last session */
     for (int i = 1; i <= 20; i++)
@@ -77,21 +77,21 @@ static void test_rate_windows(void **state)
     struct netlimit_entry *e;
     struct cidr n = net_of("198.51.100.7", 32, 64), other = net_of("198.51.100.8", 32, 64);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(netlimit_admit(t, &n.net, &n, 100.0 + i, &p, &e), NETLIMIT_ADMITTED);
+        assert_int_equal(netlimit_admit(t, &n, 100.0 + i, &p, &e), NETLIMIT_ADMITTED);
         netlimit_release(t, e); /* closed at once: the count stays */
     }
     assert_int_equal(netlimit_count(t), 1);
-    assert_int_equal(netlimit_admit(t, &n.net, &n, 110.0, &p, &e), NETLIMIT_RATE);
-    assert_int_equal(netlimit_admit(t, &other.net, &other, 110.0, &p, &e), NETLIMIT_ADMITTED);
-    assert_int_equal(netlimit_admit(t, &n.net, &n, 111.0, &p, &e), NETLIMIT_RATE);
-    assert_int_equal(netlimit_admit(t, &n.net, &n, 112.0, &p, &e), NETLIMIT_RATE_AGAIN); /* 3 refused */
+    assert_int_equal(netlimit_admit(t, &n, 110.0, &p, &e), NETLIMIT_RATE);
+    assert_int_equal(netlimit_admit(t, &other, 110.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n, 111.0, &p, &e), NETLIMIT_RATE);
+    assert_int_equal(netlimit_admit(t, &n, 112.0, &p, &e), NETLIMIT_RATE_AGAIN); /* 3 refused */
     for (int i = 0; i < 10; i++) /* once a window */
-        assert_int_equal(netlimit_admit(t, &n.net, &n, 113.0, &p, &e), NETLIMIT_RATE);
+        assert_int_equal(netlimit_admit(t, &n, 113.0, &p, &e), NETLIMIT_RATE);
     /* the window is over: served again */
-    assert_int_equal(netlimit_admit(t, &n.net, &n, 160.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n, 160.0, &p, &e), NETLIMIT_ADMITTED);
     netlimit_release(t, e);
     /* a clock that went back starts a window too */
-    assert_int_equal(netlimit_admit(t, &n.net, &n, 50.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n, 50.0, &p, &e), NETLIMIT_ADMITTED);
     netlimit_release(t, e);
     /* the sweep frees what counts nothing any more, not an open session */
     netlimit_sweep(t, 500.0, 60, 60);
@@ -101,35 +101,31 @@ static void test_rate_windows(void **state)
     netlimit_free(t); /* frees the open one too (ASan: no leak) */
 }
 
-/* A neighbour's refusals never get another address banned: the ban signal
- * needs one address to have made every refusal of the window. */
-static void test_rate_ban_only_its_own(void **state)
+/* The ban signal counts the network's refusals, whichever of its
+ * addresses made them (the ban is of the network), once a window. */
+static void test_rate_ban_of_the_network(void **state)
 {
     (void)state;
     struct netlimit *t = netlimit_new();
     struct netlimit_policy p = {.max_sessions = 1000, .max_rate = 2, .window = 60,
                                 .max_entries = 100};
     struct netlimit_entry *e;
-    struct addr attacker, victim;
-    assert_int_equal(addr_parse("2001:db8:77:1::a", &attacker), 0);
-    assert_int_equal(addr_parse("2001:db8:77:1::b", &victim), 0);
-    struct cidr n = cidr_of(&attacker, 32, 64);
+    struct cidr n = net_of("2001:db8:77:1::a", 32, 64);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(netlimit_admit(t, &attacker, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
+        assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
         netlimit_release(t, e);
     }
-    assert_int_equal(netlimit_admit(t, &attacker, &n, 1.0, &p, &e), NETLIMIT_RATE);
-    /* the victim's one connection would be the 2nd refusal: refused, not banned */
-    assert_int_equal(netlimit_admit(t, &victim, &n, 1.0, &p, &e), NETLIMIT_RATE);
-    for (int i = 0; i < 5; i++) /* nor the attacker, in this window */
-        assert_int_equal(netlimit_admit(t, &attacker, &n, 1.0, &p, &e), NETLIMIT_RATE);
-    /* next window, the attacker alone: banned */
-    assert_int_equal(netlimit_admit(t, &attacker, &n, 100.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_RATE);
+    assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_RATE_AGAIN);
+    for (int i = 0; i < 5; i++) /* said once in this window */
+        assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_RATE);
+    /* next window: counted afresh */
+    assert_int_equal(netlimit_admit(t, &n, 100.0, &p, &e), NETLIMIT_ADMITTED);
     netlimit_release(t, e);
-    assert_int_equal(netlimit_admit(t, &attacker, &n, 100.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &n, 100.0, &p, &e), NETLIMIT_ADMITTED);
     netlimit_release(t, e);
-    assert_int_equal(netlimit_admit(t, &attacker, &n, 100.0, &p, &e), NETLIMIT_RATE);
-    assert_int_equal(netlimit_admit(t, &attacker, &n, 100.0, &p, &e), NETLIMIT_RATE_AGAIN);
+    assert_int_equal(netlimit_admit(t, &n, 100.0, &p, &e), NETLIMIT_RATE);
+    assert_int_equal(netlimit_admit(t, &n, 100.0, &p, &e), NETLIMIT_RATE_AGAIN);
     netlimit_free(t);
 }
 
@@ -145,11 +141,11 @@ static void test_max_entries(void **state)
     for (int i = 1; i <= 3; i++) {
         snprintf(text, sizeof text, "10.0.0.%d", i);
         struct cidr n = net_of(text, 32, 64);
-        assert_int_equal(netlimit_admit(t, &n.net, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
+        assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
     }
     struct cidr fourth = net_of("10.0.0.4", 32, 64), first = net_of("10.0.0.1", 32, 64);
-    assert_int_equal(netlimit_admit(t, &fourth.net, &fourth, 1.0, &p, &e), NETLIMIT_NO_MEMORY);
-    assert_int_equal(netlimit_admit(t, &first.net, &first, 1.0, &p, &e), NETLIMIT_ADMITTED);
+    assert_int_equal(netlimit_admit(t, &fourth, 1.0, &p, &e), NETLIMIT_NO_MEMORY);
+    assert_int_equal(netlimit_admit(t, &first, 1.0, &p, &e), NETLIMIT_ADMITTED);
     assert_int_equal(netlimit_count(t), 3);
     netlimit_free(t);
 }
@@ -165,7 +161,7 @@ static void test_sweep_visits_a_slice(void **state)
     for (int i = 0; i < 5000; i++) {
         snprintf(text, sizeof text, "10.%d.%d.1", i / 250, i % 250);
         struct cidr n = net_of(text, 32, 64);
-        assert_int_equal(netlimit_admit(t, &n.net, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
+        assert_int_equal(netlimit_admit(t, &n, 1.0, &p, &e), NETLIMIT_ADMITTED);
         netlimit_release(t, e);
     }
     assert_int_equal(netlimit_count(t), 5000);
@@ -186,7 +182,7 @@ int main(void)
         cmocka_unit_test(test_cidr_of),
         cmocka_unit_test(test_sessions_per_network),
         cmocka_unit_test(test_rate_windows),
-        cmocka_unit_test(test_rate_ban_only_its_own),
+        cmocka_unit_test(test_rate_ban_of_the_network),
         cmocka_unit_test(test_max_entries),
         cmocka_unit_test(test_sweep_visits_a_slice),
     };

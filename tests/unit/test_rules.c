@@ -86,8 +86,8 @@ static void test_nft_default(void **state)
     static const char *const options[] = {NULL};
     static const char *const want[] = {
         "add table inet breakwater",
-        "add set inet breakwater banned4 { type ipv4_addr; flags timeout; }",
-        "add set inet breakwater banned6 { type ipv6_addr; flags timeout; }",
+        "add set inet breakwater banned4 { type ipv4_addr; flags interval,timeout; }",
+        "add set inet breakwater banned6 { type ipv6_addr; flags interval,timeout; }",
         "add chain inet breakwater bans { type filter hook input priority filter - 10; "
         "policy accept; }",
         "flush chain inet breakwater bans",
@@ -113,8 +113,8 @@ static void test_nft_custom(void **state)
     };
     static const char *const want[] = {
         "add table inet fw",
-        "add set inet fw bad4 { type ipv4_addr; flags timeout; }",
-        "add set inet fw bad6 { type ipv6_addr; flags timeout; }",
+        "add set inet fw bad4 { type ipv4_addr; flags interval,timeout; }",
+        "add set inet fw bad6 { type ipv6_addr; flags interval,timeout; }",
         "flush chain inet fw bans",
         "add rule inet fw bans ip saddr @bad4 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
         "add rule inet fw bans ip6 saddr @bad6 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
@@ -217,8 +217,8 @@ static void test_ipset(void **state)
     static const char *const want[] = {
         "#!/bin/sh",
         "set -e",
-        "ipset create breakwater-banned4 hash:ip family inet timeout 0 maxelem 1048576 -exist",
-        "ipset create breakwater-banned6 hash:ip family inet6 timeout 0 maxelem 1048576 "
+        "ipset create breakwater-banned4 hash:net family inet timeout 0 maxelem 1048576 -exist",
+        "ipset create breakwater-banned6 hash:net family inet6 timeout 0 maxelem 1048576 "
         "-exist",
         "iptables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m set --match-set "
         "breakwater-banned4 src -j DROP 2>/dev/null ||",
@@ -249,7 +249,7 @@ static void test_ipset_custom_set(void **state)
     char *text = test_rules(options);
 
     (void)state;
-    assert_true(test_has_line(text, "ipset create bw4 hash:ip family inet timeout 0 "
+    assert_true(test_has_line(text, "ipset create bw4 hash:net family inet timeout 0 "
                                     "maxelem 1048576 -exist"));
     assert_true(test_has_line(text, "    ip6tables -I INPUT -p tcp --syn -m multiport --dports 25 "
                                     "-m set --match-set bw6 src -j DROP"));
@@ -268,10 +268,10 @@ static void test_recent(void **state)
         "--rcheck --seconds 3600 -j DROP 2>/dev/null ||",
         "    iptables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name "
         "breakwater --rcheck --seconds 3600 -j DROP",
-        "ip6tables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name breakwater "
-        "--rcheck --seconds 3600 -j DROP 2>/dev/null ||",
+        "ip6tables -C INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name breakwater6 "
+        "--rcheck --seconds 3600 --mask ffff:ffff:ffff:ffff:: -j DROP 2>/dev/null ||",
         "    ip6tables -I INPUT -p tcp --syn -m multiport --dports 25,587 -m recent --name "
-        "breakwater --rcheck --seconds 3600 -j DROP",
+        "breakwater6 --rcheck --seconds 3600 --mask ffff:ffff:ffff:ffff:: -j DROP",
         NULL,
     };
     char *text = test_rules(options);
@@ -290,10 +290,21 @@ static void test_recent(void **state)
 static void test_recent_default_time(void **state)
 {
     static const char *const options[] = {"ban_backend=recent", "ban_set=smtp", NULL};
+    static const char *const networks[] = {"ban_backend=recent", "ipv4_prefix=24",
+                                           "ipv6_prefix=128", NULL};
     char *text = test_rules(options);
 
     (void)state;
-    assert_int_equal(test_count(text, "--name smtp --rcheck --seconds 600 -j DROP"), 4);
+    /* the IPv4 rules match single addresses, the IPv6 ones a /64 */
+    assert_int_equal(test_count(text, "--name smtp --rcheck --seconds 600 -j DROP"), 2);
+    assert_int_equal(test_count(text, "--name smtp6 --rcheck --seconds 600 "
+                                      "--mask ffff:ffff:ffff:ffff:: -j DROP"), 2);
+    free(text);
+    text = test_rules(networks);
+    assert_int_equal(test_count(text, "--rcheck --seconds 600 --mask 255.255.255.0 -j DROP"), 2);
+    assert_int_equal(test_count(text, "ip6tables -C INPUT -p tcp --syn -m multiport --dports 25 "
+                                      "-m recent --name breakwater6 --rcheck --seconds 600 -j DROP"),
+                     1);
     free(text);
 }
 

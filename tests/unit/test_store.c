@@ -79,6 +79,9 @@ static struct store *test_open(void **state, size_t max_verdicts, const char *si
 }
 
 /* test_addr - parses text, failing the test if it is not an address */
+/* HOST - an address as the network of its whole length, a ban key */
+#define HOST(a) (&(struct cidr){*(a), (a)->family == AF_INET ? 32 : 128})
+
 static struct addr test_addr(const char *text)
 {
     struct addr a;
@@ -161,19 +164,19 @@ static void test_persistence(void **state)
     struct store_verdict v = {4, 2, 0}, got;
     struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 2e9), 0);
-    assert_int_equal(store_ban_put(s, &b, &ban), 0);
+    assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s); /* commits */
 
     s = test_open(state, MAX_VERDICTS, SITES);
     assert_true(store_verdict_get(s, &a, 1e9, 0, &got));
     assert_int_equal(got.score, 4);
     assert_true(got.hits == 2);
-    assert_true(store_ban_get(s, &b, &gotban));
+    assert_true(store_ban_get(s, HOST(&b), &gotban));
     assert_true(gotban.until == ban.until);
     assert_true(gotban.last == ban.last);
     assert_int_equal(gotban.count, 3);
     assert_int_equal(gotban.reason, STORE_BAN_PREGREET);
-    assert_false(store_ban_get(s, &a, &gotban));
+    assert_false(store_ban_get(s, HOST(&a), &gotban));
     store_close(s);
 }
 
@@ -184,7 +187,7 @@ static void test_sites_change(void **state)
     struct store_verdict v = {1, 1, 0}, got;
     struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
-    assert_int_equal(store_ban_put(s, &b, &ban), 0);
+    assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s);
 
     /* same text: kept */
@@ -196,7 +199,7 @@ static void test_sites_change(void **state)
     s = test_open(state, MAX_VERDICTS, "bl.example, zen.example:2");
     assert_int_equal(store_verdict_count(s), 0);
     assert_false(store_verdict_get(s, &a, 0, 0, &got));
-    assert_true(store_ban_get(s, &b, &gotban));
+    assert_true(store_ban_get(s, HOST(&b), &gotban));
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     store_close(s);
 
@@ -211,7 +214,7 @@ static void test_sites_change(void **state)
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_count(s), 0);
-    assert_true(store_ban_get(s, &b, &gotban));
+    assert_true(store_ban_get(s, HOST(&b), &gotban));
     store_close(s);
 }
 
@@ -341,19 +344,19 @@ static void test_purge_visits_each_once(void **state)
 }
 
 struct test_ban_list {
-    char text[8][ADDR_TEXT_MAX];
+    char text[8][CIDR_TEXT_MAX];
     struct store_ban ban[8];
     unsigned count;
     unsigned stop_at; /* return 7 at this record (1-based); 0: never */
 };
 
 /* test_ban_collect - store_ban_foreach() callback: notes each record */
-static int test_ban_collect(const struct addr *a, const struct store_ban *b, void *arg)
+static int test_ban_collect(const struct cidr *a, const struct store_ban *b, void *arg)
 {
     struct test_ban_list *list = arg;
     if (list->count >= 8)
         return -2;
-    addr_format(a, list->text[list->count], ADDR_TEXT_MAX);
+    cidr_format(a, list->text[list->count], CIDR_TEXT_MAX);
     list->ban[list->count] = *b;
     list->count++;
     return list->count == list->stop_at ? 7 : 0;
@@ -371,7 +374,7 @@ static void test_ban_records(void **state)
     for (unsigned i = 0; i < 6; i++) {
         struct addr a = test_addr(inserted[i]);
         struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL};
-        assert_int_equal(store_ban_put(s, &a, &b), 0);
+        assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     for (int pass = 0; pass < 2; pass++) { /* pending, then committed */
         struct test_ban_list list = {.count = 0};
@@ -394,15 +397,52 @@ static void test_ban_records(void **state)
 
     struct addr a = test_addr("10.0.0.1"), absent = test_addr("10.9.9.9");
     struct store_ban b;
-    assert_int_equal(store_ban_delete(s, &a), 0);
-    assert_int_equal(store_ban_delete(s, &absent), 0);
-    assert_false(store_ban_get(s, &a, &b));
+    assert_int_equal(store_ban_delete(s, HOST(&a)), 0);
+    assert_int_equal(store_ban_delete(s, HOST(&absent)), 0);
+    assert_false(store_ban_get(s, HOST(&a), &b));
     assert_int_equal(store_commit(s), 0);
-    assert_false(store_ban_get(s, &a, &b));
+    assert_false(store_ban_get(s, HOST(&a), &b));
     list = (struct test_ban_list){.count = 0};
     assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
     assert_int_equal(list.count, 5);
     assert_string_equal(list.text[1], "10.0.0.2");
+    store_close(s);
+}
+
+/* test_ban_networks - a network and its first address are two records;
+ * networks sort with their family in address order, and come back with
+ * their length */
+static void test_ban_networks(void **state)
+{
+    static const char *const inserted[] = {
+        "2001:db8::/64", "2001:db8::", "10.0.0.0/24", "10.0.0.0", "2001:db8::/48",
+    };
+    static const char *const sorted[] = {
+        "10.0.0.0", "10.0.0.0/24", "2001:db8::", "2001:db8::/48", "2001:db8::/64",
+    };
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    for (unsigned i = 0; i < 5; i++) {
+        struct cidr net;
+        struct store_ban b = {1000, 900, i, STORE_BAN_RATE};
+        assert_int_equal(cidr_parse(inserted[i], &net), 0);
+        assert_int_equal(store_ban_put(s, &net, &b), 0);
+    }
+    assert_int_equal(store_commit(s), 0);
+    struct test_ban_list list = {.count = 0};
+    assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
+    assert_int_equal(list.count, 5);
+    for (unsigned i = 0; i < 5; i++) {
+        assert_string_equal(list.text[i], sorted[i]);
+        assert_string_equal(inserted[list.ban[i].count], sorted[i]);
+    }
+    struct cidr net;
+    struct store_ban got;
+    assert_int_equal(cidr_parse("2001:db8::/64", &net), 0);
+    assert_int_equal(store_ban_delete(s, &net), 0);
+    assert_false(store_ban_get(s, &net, &got));
+    assert_int_equal(cidr_parse("2001:db8::", &net), 0); /* its first address stays */
+    assert_true(store_ban_get(s, &net, &got));
+    assert_int_equal(got.count, 1);
     store_close(s);
 }
 
@@ -412,7 +452,7 @@ struct test_nested {
 };
 
 /* test_ban_reread - store_ban_foreach() callback that reads the store */
-static int test_ban_reread(const struct addr *a, const struct store_ban *b, void *arg)
+static int test_ban_reread(const struct cidr *a, const struct store_ban *b, void *arg)
 {
     struct test_nested *n = arg;
     struct store_ban again;
@@ -427,7 +467,7 @@ static void test_ban_foreach_nested_read(void **state)
     for (unsigned i = 0; i < 3; i++) {
         struct addr a = test_addr_n(i);
         struct store_ban b = {100, 50, i, STORE_BAN_DNSBL};
-        assert_int_equal(store_ban_put(s, &a, &b), 0);
+        assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
     struct test_nested n = {s, 0};
@@ -436,9 +476,9 @@ static void test_ban_foreach_nested_read(void **state)
     /* the read transaction was reset after the walk: a write, then reads */
     struct addr a = test_addr_n(7);
     struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL}, got;
-    assert_int_equal(store_ban_put(s, &a, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     assert_int_equal(store_commit(s), 0);
-    assert_true(store_ban_get(s, &a, &got));
+    assert_true(store_ban_get(s, HOST(&a), &got));
     store_close(s);
 }
 
@@ -449,7 +489,7 @@ static void test_ban_purge_keep(void **state)
     for (unsigned i = 0; i < 5; i++) {
         struct addr a = test_addr_n(i);
         struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL};
-        assert_int_equal(store_ban_put(s, &a, &b), 0);
+        assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
     /* now 400, keep 150: those that ended before 250 go */
@@ -460,7 +500,7 @@ static void test_ban_purge_keep(void **state)
     struct store_ban b;
     for (unsigned i = 0; i < 5; i++) {
         struct addr a = test_addr_n(i);
-        assert_int_equal(store_ban_get(s, &a, &b), until[i] >= 250);
+        assert_int_equal(store_ban_get(s, HOST(&a), &b), until[i] >= 250);
     }
     store_close(s);
 }
@@ -474,16 +514,16 @@ static void test_reads_see_pending_writes(void **state)
     /* a read first, so the read transaction has seen an older state */
     assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_put(s, &a, &v, 100), 0);
-    assert_int_equal(store_ban_put(s, &a, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     assert_true(store_verdict_get(s, &a, 0, 0, &got));
-    assert_true(store_ban_get(s, &a, &gotban));
+    assert_true(store_ban_get(s, HOST(&a), &gotban));
     assert_int_equal(store_verdict_count(s), 1);
     assert_int_equal(store_commit(s), 0);
     /* a pending delete hides the committed record */
-    assert_int_equal(store_ban_delete(s, &a), 0);
-    assert_false(store_ban_get(s, &a, &gotban));
+    assert_int_equal(store_ban_delete(s, HOST(&a)), 0);
+    assert_false(store_ban_get(s, HOST(&a), &gotban));
     assert_int_equal(store_commit(s), 0);
-    assert_false(store_ban_get(s, &a, &gotban));
+    assert_false(store_ban_get(s, HOST(&a), &gotban));
     assert_true(store_verdict_get(s, &a, 0, 0, &got));
     store_close(s);
 }
@@ -551,22 +591,22 @@ static void test_map_full(void **state)
     struct store *s = test_open(state, 10, SITES); /* the smallest map */
     struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, got;
     struct addr kept = test_addr("192.0.2.1"), lost = test_addr("192.0.2.2");
-    assert_int_equal(store_ban_put(s, &kept, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&kept), &b), 0);
     assert_int_equal(store_commit(s), 0);
-    assert_int_equal(store_ban_put(s, &lost, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&lost), &b), 0);
     unsigned n = 0;
     while (n < 4000000) {
         struct addr a = test_addr6_n(n++);
-        if (store_ban_put(s, &a, &b) != 0)
+        if (store_ban_put(s, HOST(&a), &b) != 0)
             break;
     }
     assert_true(n < 4000000);
-    assert_false(store_ban_get(s, &lost, &got));
-    assert_true(store_ban_get(s, &kept, &got));
+    assert_false(store_ban_get(s, HOST(&lost), &got));
+    assert_true(store_ban_get(s, HOST(&kept), &got));
     assert_int_equal(store_commit(s), 0); /* nothing pending */
-    assert_int_equal(store_ban_put(s, &lost, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&lost), &b), 0);
     assert_int_equal(store_commit(s), 0);
-    assert_true(store_ban_get(s, &lost, &got));
+    assert_true(store_ban_get(s, HOST(&lost), &got));
     store_close(s);
 }
 
@@ -580,13 +620,13 @@ static void test_flush(void **state)
         assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     }
     struct addr banned = test_addr_n(3);
-    assert_int_equal(store_ban_put(s, &banned, &b), 0);
+    assert_int_equal(store_ban_put(s, HOST(&banned), &b), 0);
     assert_int_equal(store_commit(s), 0);
     assert_int_equal(store_verdict_purge(s, 0, 5), 0); /* a purge position */
     assert_int_equal(store_verdict_flush(s), 0);
     assert_int_equal(store_verdict_count(s), 0);
     assert_false(store_verdict_get(s, &banned, 0, 0, &got));
-    assert_true(store_ban_get(s, &banned, &gotban));
+    assert_true(store_ban_get(s, HOST(&banned), &gotban));
     /* the table works after a flush, purge included */
     assert_int_equal(store_verdict_put(s, &banned, &v, 10), 0);
     assert_int_equal(store_verdict_purge(s, 100, 5), 1);
@@ -594,7 +634,7 @@ static void test_flush(void **state)
 
     s = test_open(state, MAX_VERDICTS, SITES);
     assert_int_equal(store_verdict_count(s), 0);
-    assert_true(store_ban_get(s, &banned, &gotban));
+    assert_true(store_ban_get(s, HOST(&banned), &gotban));
     store_close(s);
 }
 
@@ -656,6 +696,7 @@ int main(void)
         TEST(test_verdict_purge),
         TEST(test_purge_resumes_after_deleted),
         TEST(test_purge_visits_each_once),
+        TEST(test_ban_networks),
         TEST(test_ban_records),
         TEST(test_ban_foreach_nested_read),
         TEST(test_ban_purge_keep),
