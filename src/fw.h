@@ -12,9 +12,10 @@
  *               backend allows
  *   fw_close()
  *
- * Set names (conf.h, ban_set): nft "inet TABLE PREFIX" -> sets PREFIX4
- * (ipv4_addr) and PREFIX6 (ipv6_addr), with flags interval,timeout (sets
- * without interval take single addresses only); ipset PREFIX -> hash:net
+ * Set names (conf.h, ban_set): nft "inet TABLE PREFIX" -> hash sets
+ * PREFIX4 (ipv4_addr) and PREFIX6 (ipv6_addr) for addresses and networks
+ * of ipv4_prefix / ipv6_prefix, interval sets PREFIX4net and PREFIX6net
+ * for networks of other lengths (fw_nft.c says why); ipset PREFIX -> hash:net
  * sets PREFIX4 (family inet) and PREFIX6 (family inet6) with timeout
  * (hash:ip: single addresses only); recent NAME -> /proc/net/xt_recent/NAME,
  * whose entries have no timeout of their own (the iptables rule's --seconds

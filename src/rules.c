@@ -176,6 +176,7 @@ static void rules_nft_ratelimit(struct rules_out *out, const struct conf *conf, 
 /* rules_nft - the script for `nft -f -` */
 static void rules_nft(struct rules_out *out, const struct conf *conf)
 {
+    static const char *const family[][3] = {{"4", "ip", "ipv4_addr"}, {"6", "ip6", "ipv6_addr"}};
     const char *set = conf->ban_set, *space = strrchr(set, ' ');
     int table_len = space != NULL ? (int)(space - set) : (int)strlen(set);
     const char *prefix = space != NULL ? space + 1 : "banned";
@@ -186,26 +187,36 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
                  "# ban_set = \"%s\". Load with: breakwater rules | nft -f -\n"
                  "# Safe to load again: what exists stays, banned addresses too, and\n"
                  "# the rules of chain bans are replaced. breakwater adds and removes\n"
-                 "# the elements of %s4 and %s6 itself: networks of ipv4_prefix and\n"
-                 "# ipv6_prefix bits (flags interval), or single addresses.\n"
-                 "# Sets made before network bans (flags timeout alone) make this\n"
-                 "# script fail with \"File exists\": delete the table first\n"
-                 "# (nft delete table %.*s), load this, then restart breakwater, which\n"
-                 "# puts its stored bans back.\n"
+                 "# the elements of the sets itself: %s4 and %s6 (hash sets) hold\n"
+                 "# single addresses and networks of ipv4_prefix /%u and ipv6_prefix /%u\n"
+                 "# (by their first address: the rule cuts the client's address to the\n"
+                 "# prefix, so load this again after changing either prefix); %s4net and\n"
+                 "# %s6net (interval sets, slower to change) hold networks of any other\n"
+                 "# length (ctl ban ADDRESS/LEN, bans made before a change).\n"
                  RULES_SYN_NOTE,
-                 set, prefix, prefix, table_len, set);
+                 set, prefix, prefix, conf->ipv4_prefix, conf->ipv6_prefix, prefix, prefix);
     rules_printf(out, "add table %.*s\n", table_len, set);
-    rules_printf(out, "add set %.*s %s4 { type ipv4_addr; flags interval,timeout; }\n",
-                 table_len, set, prefix);
-    rules_printf(out, "add set %.*s %s6 { type ipv6_addr; flags interval,timeout; }\n",
-                 table_len, set, prefix);
+    for (int f = 0; f < 2; f++) {
+        rules_printf(out, "add set %.*s %s%s { type %s; flags timeout; }\n", table_len, set,
+                     prefix, family[f][0], family[f][2]);
+        rules_printf(out, "add set %.*s %s%snet { type %s; flags interval,timeout; }\n",
+                     table_len, set, prefix, family[f][0], family[f][2]);
+    }
     rules_printf(out, "add chain %.*s bans { type filter hook input priority filter - 10; "
                  "policy accept; }\n", table_len, set);
     rules_printf(out, "flush chain %.*s bans\n", table_len, set);
-    rules_printf(out, "add rule %.*s bans ip saddr @%s4%s %s drop\n", table_len, set, prefix,
-                 ports, RULES_NFT_SYN);
-    rules_printf(out, "add rule %.*s bans ip6 saddr @%s6%s %s drop\n", table_len, set, prefix,
-                 ports, RULES_NFT_SYN);
+    for (int f = 0; f < 2; f++) {
+        char mask[ADDR_TEXT_MAX + 4];
+        rules_mask(f == 0 ? AF_INET : AF_INET6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix,
+                   mask, sizeof mask);
+        rules_printf(out, "add rule %.*s bans %s saddr @%s%s%s %s drop\n", table_len, set,
+                     family[f][1], prefix, family[f][0], ports, RULES_NFT_SYN);
+        if (mask[0] != '\0')
+            rules_printf(out, "add rule %.*s bans %s saddr%s @%s%s%s %s drop\n", table_len,
+                         set, family[f][1], mask, prefix, family[f][0], ports, RULES_NFT_SYN);
+        rules_printf(out, "add rule %.*s bans %s saddr @%s%snet%s %s drop\n", table_len, set,
+                     family[f][1], prefix, family[f][0], ports, RULES_NFT_SYN);
+    }
     rules_nft_ratelimit(out, conf, table_len, set, ports);
 }
 

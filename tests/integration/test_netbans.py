@@ -1,6 +1,7 @@
 """Bans of a client's network (ipv4_prefix, ipv6_prefix): one address of an
-IPv6 /64 refused gets the whole /64 banned in the kernel (nft interval
-sets, ipset hash:net, xt_recent with --mask), not the next /64;
+IPv6 /64 refused gets the whole /64 banned in the kernel (nft: the /64's
+first address in the hash set, matched by a rule that cuts the client's
+address to /64; ipset hash:net; xt_recent with --mask), not the next /64;
 ipv6_prefix = 128 bans the address alone; the allowlist narrows a ban to
 the address; `ctl bans`, `ctl ban ADDRESS/LEN` and `ctl unban` work on
 networks; escalation counts the network; a restart puts a network back.
@@ -51,12 +52,12 @@ class NetBanTestCase(NetLimitTestCase):
     def connect6(self, source):
         return netns.connect_result(self.C, source, V6_SERVER, SMTP_PORT, 1.0)
 
-    def nft6(self):
-        return netns.nft_set(self.S, NFT_TABLE, "banned6") or {}
+    def nft6(self, name="banned6"):
+        return netns.nft_set(self.S, NFT_TABLE, name) or {}
 
-    def wait_nft6(self, key):
-        return wait_until(lambda: self.nft6().get(key), 1.0 * slow(), interval=0.05,
-                          what="%s in banned6" % key)
+    def wait_nft6(self, key, name="banned6"):
+        return wait_until(lambda: self.nft6(name).get(key), 1.0 * slow(), interval=0.05,
+                          what="%s in %s" % (key, name))
 
 
 class NftNetworkBanTest(NetBanTestCase):
@@ -68,9 +69,10 @@ class NftNetworkBanTest(NetBanTestCase):
         d = self.daemon()
         self.assertEqual(self.connect6(NEIGHBOUR), "connected")
         self.refuse_bot()
-        timeout, _ = self.wait_nft6(BOT_NET)
+        timeout, _ = self.wait_nft6(V6_NET)      # the /64, by its first address
         self.assertAbout(timeout, 30, 2, "the /64's timeout")
-        self.assertNotIn(BOT, self.nft6())
+        self.assertEqual(list(self.nft6()), [V6_NET])
+        self.assertEqual(self.nft6("banned6net"), {})
         self.assertEqual(self.connect6(NEIGHBOUR), "timeout",
                          "a neighbour in the banned /64 must have its SYN dropped")
         self.assertEqual(self.connect6(V6_NEXT), "connected", "the next /64 is not banned")
@@ -83,7 +85,7 @@ class NftNetworkBanTest(NetBanTestCase):
         self.assertEqual(self.nft6(), {})
         d2 = self.make_daemon(listen=d.conf["listen"], denylist=BOT, name="bw-restarted")
         self.assertEqual(self.start(d2), 1)
-        self.wait_nft6(BOT_NET)
+        self.wait_nft6(V6_NET)
         self.assertEqual(self.connect6(NEIGHBOUR), "timeout")
 
     def test_prefix_128_bans_the_address_alone(self):
@@ -113,34 +115,37 @@ class NftNetworkBanTest(NetBanTestCase):
         refused next: the /64's second ban, twice as long."""
         d = self.daemon(ban_time="1s", ban_time_max="1m", denylist=BOT + ", " + NEIGHBOUR)
         self.refuse_bot()
-        self.wait_nft6(BOT_NET)
-        wait_until(lambda: BOT_NET not in self.nft6(), 3 * slow(), interval=0.1,
+        self.wait_nft6(V6_NET)
+        wait_until(lambda: V6_NET not in self.nft6(), 3 * slow(), interval=0.1,
                    what="the first ban ended")
         time.sleep(0.2)
         self.refuse_bot(NEIGHBOUR)
-        timeout, _ = self.wait_nft6(BOT_NET)
+        timeout, _ = self.wait_nft6(V6_NET)
         self.assertEqual(timeout, 2, "the second ban of the /64 lasts twice ban_time")
         self.assertEqual(self.ctl_bans(d)[BOT_NET]["count"], "2")
 
     def test_ctl_networks(self):
-        """ctl ban ADDRESS/LEN bans that network; ctl ban ADDRESS bans its
-        /64; ctl unban of any address inside lifts the network's ban; a
-        network wider than /16 is refused."""
+        """ctl ban ADDRESS/LEN of another length than ipv6_prefix bans that
+        network (in the interval set); ctl ban ADDRESS bans its /64; ctl
+        unban of any address inside lifts the network's ban; a network
+        wider than /16 is refused."""
         d = self.daemon(ban_time="10m")
         p = self.ctl(d, "ban", "2001:db8:77::/48", "30s")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.wait_nft6("2001:db8:77::/48")
+        self.wait_nft6("2001:db8:77::/48", "banned6net")
         self.assertEqual(self.connect6(V6_NEXT), "timeout")
+        self.assertEqual(self.ctl_bans(d)["2001:db8:77::/48"]["reason"], "manual")
         p = self.ctl(d, "unban", NEIGHBOUR)
         self.assertEqual(p.returncode, 0, p.stderr)
-        wait_until(lambda: self.nft6() == {}, 1.0 * slow(), what="the /48 unbanned")
+        wait_until(lambda: self.nft6("banned6net") == {}, 1.0 * slow(), what="the /48 unbanned")
         self.assertEqual(self.ctl_bans(d), {})
         self.assertEqual(self.connect6(V6_NEXT), "connected")
 
         p = self.ctl(d, "ban", NEIGHBOUR)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.wait_nft6(BOT_NET)
+        self.wait_nft6(V6_NET)
         self.assertEqual(self.ctl_bans(d)[BOT_NET]["reason"], "manual")
+        self.assertEqual(self.connect6(BOT), "timeout")
         p = self.ctl(d, "unban", BOT_NET)
         self.assertEqual(p.returncode, 0, p.stderr)
         wait_until(lambda: self.nft6() == {}, 1.0 * slow(), what="the /64 unbanned")
@@ -150,29 +155,39 @@ class NftNetworkBanTest(NetBanTestCase):
         self.assertIn("wider than", p.stderr)
         self.assertTrue(d.alive())
 
-    def test_old_sets_refused_with_the_fix(self):
-        """Sets made before network bans (no interval flag): with
-        ipv6_prefix 64 the start fails naming the fix; with ipv6_prefix 128
-        (and ipv4_prefix 32) they are still used."""
+    def test_sets_and_rules_of_an_older_version(self):
+        """The ruleset of the version before network bans (hash sets, no
+        mask rule, no interval sets): the start fails naming `breakwater
+        rules`; loading the rules keeps the sets and their bans and the
+        start succeeds. Rules printed for ipv6_prefix 64 with a daemon set
+        to 48: the start fails naming the missing rule."""
         self.S.check(["nft", "-f", "-"], input=(
             "add table inet breakwater\n"
             "add set inet breakwater banned4 { type ipv4_addr; flags timeout; }\n"
-            "add set inet breakwater banned6 { type ipv6_addr; flags timeout; }\n"))
-        d = self.make_daemon(listen="[%s]:%d" % (V6_SERVER, SMTP_PORT), denylist=BOT)
+            "add set inet breakwater banned6 { type ipv6_addr; flags timeout; }\n"
+            "add element inet breakwater banned4 { 192.0.2.9 timeout 10m }\n"))
+        listen = "[%s]:%d" % (V6_SERVER, SMTP_PORT)
+        d = self.make_daemon(listen=listen, denylist=BOT)
+        self.start_refused(d, "banned4net does not exist")
+        self.assertIn("breakwater rules | nft -f -", d.log())
+        self.load_rules(d)
+        self.assertIn("192.0.2.9", netns.nft_set(self.S, NFT_TABLE, "banned4"))
+        d2 = self.make_daemon(listen=listen, denylist=BOT, ipv6_prefix="48", name="bw-48")
+        self.start_refused(d2, "has no rule for IPv6 networks of /48")
+        d3 = self.make_daemon(listen=listen, denylist=BOT, name="bw-64")
+        self.start(d3)
+        self.refuse_bot()
+        self.wait_nft6(V6_NET)
+
+    def start_refused(self, d, why):
         d.expect_exit = True
         self.start(d, ready=False)
         try:
             d.proc.wait(5 * slow())
         except subprocess.TimeoutExpired:
-            self.fail("serve runs with sets that cannot take networks:\n%s" % d.log())
+            self.fail("serve runs with a ruleset it cannot use:\n%s" % d.log())
         self.assertNotEqual(d.proc.returncode, 0)
-        self.assertIn("cannot take networks", d.log())
-        self.assertIn("nft delete table inet breakwater", d.log())
-        d2 = self.make_daemon(listen="[%s]:%d" % (V6_SERVER, SMTP_PORT), denylist=BOT,
-                              ipv6_prefix="128", name="bw-old")
-        self.start(d2)
-        self.refuse_bot()
-        self.wait_nft6(BOT)
+        self.assertIn(why, d.log())
 
 
 class IpsetNetworkBanTest(NetBanTestCase):

@@ -98,9 +98,9 @@ class RateLimitTest(NetLimitTestCase):
             self.quit_relayed(t.clean)
         self.rate_refused(t.clean)
         self.rate_refused(t.spare)
-        net = t.clean.rsplit(".", 1)[0] + ".0/24"
-        self.wait_nft(net, what="%s banned after going on past the rate" % net)
-        self.assertEqual(self.ctl_bans(d)[net]["reason"], "rate")
+        net = t.clean.rsplit(".", 1)[0] + ".0"
+        self.wait_nft(net, what="%s/24 banned after going on past the rate" % net)
+        self.assertEqual(self.ctl_bans(d)[net + "/24"]["reason"], "rate")
         self.assertEqual(self.connect(t.spare), "timeout")
 
     def test_allowlist_in_the_network_stops_the_rate_ban(self):

@@ -86,13 +86,20 @@ static void test_nft_default(void **state)
     static const char *const options[] = {NULL};
     static const char *const want[] = {
         "add table inet breakwater",
-        "add set inet breakwater banned4 { type ipv4_addr; flags interval,timeout; }",
-        "add set inet breakwater banned6 { type ipv6_addr; flags interval,timeout; }",
+        "add set inet breakwater banned4 { type ipv4_addr; flags timeout; }",
+        "add set inet breakwater banned6 { type ipv6_addr; flags timeout; }",
+        "add set inet breakwater banned4net { type ipv4_addr; flags interval,timeout; }",
+        "add set inet breakwater banned6net { type ipv6_addr; flags interval,timeout; }",
         "add chain inet breakwater bans { type filter hook input priority filter - 10; "
         "policy accept; }",
         "flush chain inet breakwater bans",
         "add rule inet breakwater bans ip saddr @banned4 tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
+        "add rule inet breakwater bans ip saddr @banned4net tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         "add rule inet breakwater bans ip6 saddr @banned6 tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
+        /* ipv6_prefix 64: the client's /64 looked up in the hash set */
+        "add rule inet breakwater bans ip6 saddr & ffff:ffff:ffff:ffff:: @banned6 tcp dport { 25 } "
+        "tcp flags & (syn | ack) == syn drop",
+        "add rule inet breakwater bans ip6 saddr @banned6net tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         NULL,
     };
     char *text = test_rules(options);
@@ -103,19 +110,25 @@ static void test_nft_default(void **state)
     assert_true(strstr(text, "add chain") < strstr(text, "flush chain"));
     assert_true(strstr(text, "flush chain") < strstr(text, "add rule"));
     assert_non_null(strstr(text, "breakwater rules | nft -f -"));
+    /* ipv4_prefix 32: no masked IPv4 rule */
+    assert_null(strstr(text, "ip saddr & "));
     free(text);
 }
 
 static void test_nft_custom(void **state)
 {
     static const char *const options[] = {
-        "ban_set=inet fw bad", "ban_ports=25, 587 465", NULL,
+        "ban_set=inet fw bad", "ban_ports=25, 587 465", "ipv4_prefix=24", "ipv6_prefix=128",
+        NULL,
     };
     static const char *const want[] = {
         "add table inet fw",
-        "add set inet fw bad4 { type ipv4_addr; flags interval,timeout; }",
-        "add set inet fw bad6 { type ipv6_addr; flags interval,timeout; }",
+        "add set inet fw bad4 { type ipv4_addr; flags timeout; }",
+        "add set inet fw bad6 { type ipv6_addr; flags timeout; }",
+        "add set inet fw bad6net { type ipv6_addr; flags interval,timeout; }",
         "flush chain inet fw bans",
+        "add rule inet fw bans ip saddr & 255.255.255.0 @bad4 tcp dport { 25, 587, 465 } tcp flags & "
+        "(syn | ack) == syn drop",
         "add rule inet fw bans ip saddr @bad4 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
         "add rule inet fw bans ip6 saddr @bad6 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
         NULL,
@@ -126,6 +139,7 @@ static void test_nft_custom(void **state)
     test_expect_lines(text, want);
     assert_null(strstr(text, "inet breakwater"));
     assert_null(strstr(text, "@banned"));
+    assert_null(strstr(text, "ip6 saddr & ")); /* ipv6_prefix 128: no mask */
     free(text);
 }
 
