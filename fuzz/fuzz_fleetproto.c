@@ -23,18 +23,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fleetproto_ban_parse((const char *)data, size, &b) == 0) {
         assert(b.kind == FLEETPROTO_BAN || b.kind == FLEETPROTO_UNBAN);
         assert(fleetproto_id_valid(b.origin));
-        assert(b.addr.family == AF_INET || b.addr.family == AF_INET6);
+        assert(b.net.net.family == AF_INET || b.net.net.family == AF_INET6);
+        /* a network no wider than allowed, host bits zero */
+        assert(b.net.prefix >= (b.net.net.family == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN) &&
+               b.net.prefix <= (b.net.net.family == AF_INET ? 32 : 128));
+        struct cidr masked = cidr_of(&b.net.net, b.net.prefix, b.net.prefix);
+        assert(addr_equal(&masked.net, &b.net.net));
         if (b.kind == FLEETPROTO_BAN) {
             assert(b.count >= 1 && b.count <= FLEETPROTO_COUNT_MAX);
             assert(fleetproto_reason_name(b.reason) != NULL);
         }
         int n = fleetproto_ban_format(&b, again, sizeof again);
         assert(n > 0);
-        /* the same meaning (the text may differ in the address's spelling) */
+        /* the address word (the fourth) was in the one spelling we write */
+        char net[CIDR_TEXT_MAX];
+        cidr_format(&b.net, net, sizeof net);
+        const char *word = (const char *)data, *end = word + size;
+        for (int spaces = 0; spaces < 3; word++)
+            spaces += *word == ' ';
+        assert((size_t)(end - word) > strlen(net) && memcmp(word, net, strlen(net)) == 0 &&
+               word[strlen(net)] == ' ');
         struct fleetproto_ban b2;
         assert(fleetproto_ban_parse(again, (size_t)n, &b2) == 0);
         assert(b2.kind == b.kind && strcmp(b2.origin, b.origin) == 0 &&
-               addr_equal(&b2.addr, &b.addr) && b2.until_ms == b.until_ms &&
+               addr_equal(&b2.net.net, &b.net.net) && b2.net.prefix == b.net.prefix &&
+               b2.until_ms == b.until_ms &&
                b2.count == b.count && b2.reason == b.reason && b2.sent_ms == b.sent_ms);
     }
     int score;

@@ -108,6 +108,10 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
                         "ban helper: refused a malformed request: %s", c->why);
         } else if (!banproto_request_allowed(h->peer, c->kill[c->count], &why)) {
             banhelper_refuse(h, c, ban, why);
+        } else if (ban->seconds > 0 && cidr_set_overlaps(&h->conf->allowlist, &ban->net)) {
+            /* the daemon never asks it (bans.c): a compromised one might */
+            banhelper_refuse(h, c, ban, "a ban of a network that holds allowlisted addresses "
+                             "refused");
         } else {
             c->seq = seq;
             c->count++;

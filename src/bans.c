@@ -232,6 +232,7 @@ static bool bans_apply(struct bans *b, const struct cidr *net, const struct addr
             bans_request(b, a, net->prefix, (uint32_t)(prev.until - now), true);
         return false;
     }
+    next.peer = false;
     store_ban_put(b->store, net, &next); /* a store error is logged there */
     double length = next.until - now;
     bans_request(b, a, net->prefix, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
@@ -267,7 +268,7 @@ bool bans_peer(void *arg, const struct fleetproto_ban *m)
         return false; /* over already (or a peer's clock far ahead of ours) */
     if (left > b->conf->ban_time_max)
         left = b->conf->ban_time_max;
-    struct store_ban prev, next = {now + left, now, m->count, m->reason};
+    struct store_ban prev, next = {now + left, now, m->count, m->reason, true};
     if (store_ban_get(b->store, net, &prev)) {
         if (prev.until >= next.until - 1)
             return false; /* banned as long already: an echo, or a race */
@@ -379,12 +380,17 @@ struct bans_restore_walk {
     size_t count;
 };
 
-/* bans_restore_one - one stored ban, back with its remaining time */
+/* bans_restore_one - one stored ban, back with its remaining time; not a
+ * peer's that is wider than this host's prefix now (bans_peer() would
+ * refuse it today) */
 static int bans_restore_one(const struct cidr *net, const struct store_ban *ban, void *arg)
 {
     struct bans_restore_walk *walk = arg;
+    const struct conf *conf = walk->b->conf;
     double left = ban->until - walk->now;
-    if (left >= 1 && !cidr_set_overlaps(&walk->b->conf->allowlist, net)) {
+    unsigned own = net->net.family == AF_INET ? conf->ipv4_prefix : conf->ipv6_prefix;
+    if (left >= 1 && !cidr_set_overlaps(&conf->allowlist, net) &&
+        !(ban->peer && net->prefix < own)) {
         if (left > walk->b->conf->ban_time_max)
             left = walk->b->conf->ban_time_max;
         bans_request(walk->b, &net->net, net->prefix, (uint32_t)left, false);

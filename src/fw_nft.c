@@ -1,33 +1,35 @@
 /*
- * fw_nft - the nftables backend of fw.h, through libnftables. Per family,
- * from conf->ban_set "FAMILY TABLE PREFIX", two sets that `breakwater
- * rules` (rules.c) creates:
+ * fw_nft - the nftables backend of fw.h, through libnftables. Per family
+ * (F = 4 or 6), from conf->ban_set "FAMILY TABLE PREFIX", the sets that
+ * `breakwater rules` (rules.c) creates:
  *
- *   PREFIX4, PREFIX6        hash sets (flags timeout): single addresses, and
- *                           networks of ipv4_prefix / ipv6_prefix (the
- *                           rules' mask) by their first address: one rule
- *                           matches the client's address, another the
- *                           client's address cut to the mask
- *   PREFIX4net, PREFIX6net  interval sets (flags interval,timeout):
- *                           networks of any other length ("ADDR/LEN"), and
- *                           an address whose host bits under the mask are
- *                           zero (in the hash set it would stand for its
- *                           whole network)
+ *   PREFIXF       hash set (flags timeout) of single addresses, matched
+ *                 as they are
+ *   PREFIXFnetP   hash set of the networks of the prefix P the rules were
+ *                 printed for (ipv4_prefix, ipv6_prefix shorter than an
+ *                 address), each by its first address: its rule cuts the
+ *                 client's address to /P before the lookup
+ *   PREFIXFnet    interval set (flags interval,timeout) of networks of any
+ *                 other length ("ADDR/LEN")
  *
- * Why two: libnftables reads every element of an interval set before it
- * changes one (to check for overlaps), so a change costs time in
- * proportion to the set's size (85 ms a transaction at 30,000 elements,
- * against 0.08 ms for a hash set, measured here); the bans of a wave go to
- * the hash sets, and the interval sets only get the rare other lengths
- * (ctl ban ADDRESS/LEN, bans made before the prefixes changed).
+ * Each element thus stands for exactly the network it was banned for, also
+ * after the prefixes change: an address is never read through a mask, and
+ * a set of /P is read through /P alone.
+ *
+ * Why not the interval sets for all: libnftables reads every element of an
+ * interval set before it changes one (to check for overlaps), so a change
+ * costs time in proportion to the set's size (85 ms a transaction at
+ * 30,000 elements, against 0.08 ms for a hash set, measured here). The
+ * bans of a wave go to hash sets; the interval sets only get the rare
+ * other lengths (ctl ban ADDRESS/LEN, bans made under other prefixes).
  *
  *   fw_nft_open()   a context with buffered output and error; checks that
- *                   the four sets exist and take timed elements with a
- *                   dry run of one add each (nft's check mode fetches set
- *                   headers, never the elements, and commits nothing), and
- *                   that chain bans cuts addresses to the configured
- *                   prefixes (rules printed for other ones would leave the
- *                   networks' bans unmatched)
+ *                   the sets exist and take timed elements with a dry run
+ *                   of one add each (nft's check mode fetches set headers,
+ *                   never the elements, and commits nothing), and that
+ *                   chain bans has the rule of PREFIXFnetP for the
+ *                   configured prefixes (rules printed for other ones
+ *                   would leave the wave's network bans unmatched)
  *   fw_nft_apply()  one command buffer, so one kernel transaction, for
  *                   the whole batch
  *   fw_nft_close()
@@ -42,6 +44,10 @@
  * says `timeout Ns expires Ns`: a refresh then starts the ban's time
  * again (and a changed length takes effect). Within one batch, removals
  * come after additions: give each address at most once per batch.
+ *
+ * A network's removal goes to both sets that may hold it (PREFIXFnetP, when
+ * its length is P, and PREFIXFnet): a ban made under other rules may sit in
+ * the other one.
  *
  * An interval set refuses an element that overlaps one of another length
  * ("interval overlaps with an existing one"): such a ban fails with nft's
@@ -82,7 +88,8 @@ struct fw_nft_text {
 
 struct fw_nft {
     struct nft_ctx *ctx;
-    unsigned mask[2];             /* the rules' prefix: [0] IPv4, [1] IPv6 */
+    unsigned mask[2];             /* P of PREFIXFnetP: [0] IPv4, [1] IPv6 (the
+                                     whole address: no such set) */
     char table[FW_NFT_NAME_MAX];  /* "inet breakwater" */
     char prefix[FW_NFT_NAME_MAX]; /* "banned" */
     struct fw_nft_text text;
@@ -170,51 +177,66 @@ static char fw_nft_set_char(int family)
     return family == AF_INET ? '4' : '6';
 }
 
-/* fw_nft_to_nets - whether a ban goes to the family's interval set rather
- * than its hash set (see the top of this file) */
-static bool fw_nft_to_nets(const struct fw_nft *nft, const struct fw_ban *ban)
+/* The kinds of set of a family (the top of this file). */
+enum fw_nft_kind { FW_NFT_HOSTS, FW_NFT_MASKED, FW_NFT_NETS, FW_NFT_KINDS };
+
+/* fw_nft_full - the prefix of a whole address of the family */
+static unsigned fw_nft_full(int family)
 {
-    unsigned full = ban->net.net.family == AF_INET ? 32 : 128;
-    unsigned mask = nft->mask[ban->net.net.family == AF_INET6];
-    if (ban->net.prefix == mask)
-        return false;
-    if (ban->net.prefix != full)
-        return true;
-    struct cidr masked = cidr_of(&ban->net.net, mask, mask);
-    return addr_equal(&masked.net, &ban->net.net);
+    return family == AF_INET ? 32 : 128;
 }
 
-/* fw_nft_element - an element's text: "ADDR/LEN" for a network in an
- * interval set, else its (first) address */
-static void fw_nft_element(const struct fw_ban *ban, bool nets, char *buf, size_t size)
+/* fw_nft_kinds - the sets an entry goes to, as bits of 1 << kind: an
+ * address to the hosts' set, a network of P to PREFIXFnetP, any other
+ * network to the interval set; a network's removal to both that may hold
+ * it */
+static unsigned fw_nft_kinds(const struct fw_nft *nft, const struct fw_ban *ban)
 {
-    if (nets)
-        cidr_format(&ban->net, buf, size);
+    int family = ban->net.net.family;
+    if (ban->net.prefix == fw_nft_full(family))
+        return 1u << FW_NFT_HOSTS;
+    if (ban->net.prefix != nft->mask[family == AF_INET6])
+        return 1u << FW_NFT_NETS;
+    return ban->seconds > 0 ? 1u << FW_NFT_MASKED
+                            : (1u << FW_NFT_MASKED) | (1u << FW_NFT_NETS);
+}
+
+/* fw_nft_set_name - "PREFIX6", "PREFIX6net64" or "PREFIX6net" */
+static void fw_nft_set_name(const struct fw_nft *nft, int family, enum fw_nft_kind kind,
+                            char *buf, size_t size)
+{
+    if (kind == FW_NFT_MASKED)
+        snprintf(buf, size, "%s%cnet%u", nft->prefix, fw_nft_set_char(family),
+                 nft->mask[family == AF_INET6]);
     else
-        addr_format(&ban->net.net, buf, size);
+        snprintf(buf, size, "%s%c%s", nft->prefix, fw_nft_set_char(family),
+                 kind == FW_NFT_NETS ? "net" : "");
 }
 
 /* fw_nft_group - the commands for one set's additions (removals false) or
  * removals (true) of the batch: nothing when there are none */
 static void fw_nft_group(struct fw_nft *nft, const struct fw_ban *bans, size_t count,
-                         int family, bool nets, bool removals)
+                         int family, enum fw_nft_kind kind, bool removals)
 {
-    char text[CIDR_TEXT_MAX];
+    char text[CIDR_TEXT_MAX], set[FW_NFT_NAME_MAX + 16];
     const char *sep;
     size_t i;
     int pass;
 
+    fw_nft_set_name(nft, family, kind, set, sizeof set);
     for (pass = 0; pass < (removals ? 2 : 1); pass++) {
         sep = "";
         for (i = 0; i < count; i++) {
             if (bans[i].net.net.family != family || (bans[i].seconds == 0) != removals ||
-                fw_nft_to_nets(nft, &bans[i]) != nets)
+                !(fw_nft_kinds(nft, &bans[i]) & (1u << kind)))
                 continue;
             if (sep[0] == '\0')
-                fw_nft_text_printf(&nft->text, "%s element %s %s%c%s { ",
-                                   pass == 0 ? "add" : "delete", nft->table,
-                                   nft->prefix, fw_nft_set_char(family), nets ? "net" : "");
-            fw_nft_element(&bans[i], nets, text, sizeof text);
+                fw_nft_text_printf(&nft->text, "%s element %s %s { ",
+                                   pass == 0 ? "add" : "delete", nft->table, set);
+            if (kind == FW_NFT_NETS)
+                cidr_format(&bans[i].net, text, sizeof text);
+            else
+                addr_format(&bans[i].net.net, text, sizeof text);
             unsigned long seconds = removals ? (unsigned long)FW_NFT_REMOVE_TIMEOUT
                                              : (unsigned long)bans[i].seconds;
             if (pass == 1)
@@ -237,9 +259,9 @@ static void fw_nft_batch(struct fw_nft *nft, const struct fw_ban *bans, size_t c
 
     fw_nft_text_reset(&nft->text);
     for (f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (int nets = 0; nets < 2; nets++) {
-            fw_nft_group(nft, bans, count, families[f], nets, false);
-            fw_nft_group(nft, bans, count, families[f], nets, true);
+        for (int kind = 0; kind < FW_NFT_KINDS; kind++) {
+            fw_nft_group(nft, bans, count, families[f], (enum fw_nft_kind)kind, false);
+            fw_nft_group(nft, bans, count, families[f], (enum fw_nft_kind)kind, true);
         }
 }
 
@@ -271,9 +293,7 @@ static size_t fw_nft_apply_each(struct fw_nft *nft, const struct fw_ban *bans,
         }
         if (failed++ == 0) {
             cidr_format(&bans[i].net, text, sizeof text);
-            snprintf(err, errsize, "nft %s %s%c%s: %s: %s", nft->table, nft->prefix,
-                     fw_nft_set_char(bans[i].net.net.family),
-                     fw_nft_to_nets(nft, &bans[i]) ? "net" : "", text, line);
+            snprintf(err, errsize, "nft %s: %s: %s", nft->table, text, line);
         }
     }
     return failed;
@@ -298,55 +318,52 @@ static size_t fw_nft_apply(void *state, const struct fw_ban *bans, size_t count,
     return fw_nft_apply_each(nft, bans, count, err, errsize);
 }
 
-/* fw_nft_check_set - dry-run one add into a set of a family (the
- * interval set when nets); err names the command that creates the sets
- * when it is missing or cannot take what is banned */
-static int fw_nft_check_set(struct fw_nft *nft, int family, bool nets, char *err,
-                            size_t errsize)
+/* fw_nft_check_set - dry-run one add into a set of a family; err names
+ * the command that creates the sets when it is missing or cannot take what
+ * is banned */
+static int fw_nft_check_set(struct fw_nft *nft, int family, enum fw_nft_kind kind,
+                            char *err, size_t errsize)
 {
-    char cmd[2 * FW_NFT_NAME_MAX + 64], line[FW_ERR_MAX];
-    const char *suffix = nets ? "net" : "";
+    char cmd[2 * FW_NFT_NAME_MAX + 64], line[FW_ERR_MAX], set[FW_NFT_NAME_MAX + 16];
     int rc;
 
-    snprintf(cmd, sizeof cmd, "add element %s %s%c%s { %s%s timeout 1s }\n", nft->table,
-             nft->prefix, fw_nft_set_char(family), suffix,
+    fw_nft_set_name(nft, family, kind, set, sizeof set);
+    snprintf(cmd, sizeof cmd, "add element %s %s { %s%s timeout 1s }\n", nft->table, set,
              family == AF_INET ? "192.0.2.0" : "2001:db8::",
-             nets ? (family == AF_INET ? "/24" : "/48") : "");
+             kind != FW_NFT_NETS ? "" : family == AF_INET ? "/24" : "/48");
     nft_ctx_set_dry_run(nft->ctx, true);
     rc = fw_nft_run(nft, cmd, line, sizeof line);
     nft_ctx_set_dry_run(nft->ctx, false);
     if (rc == 0)
         return 0;
     if (strstr(line, "No such file or directory") != NULL)
-        snprintf(err, errsize, "nft set %s %s%c%s does not exist: create it with "
-                 "`breakwater rules | nft -f -` (safe to load again)", nft->table, nft->prefix,
-                 fw_nft_set_char(family), suffix);
+        snprintf(err, errsize, "nft set %s %s does not exist: create it with "
+                 "`breakwater rules | nft -f -` (safe to load again; printed for the "
+                 "prefixes in force)", nft->table, set);
     else
-        snprintf(err, errsize, "nft set %s %s%c%s cannot take bans (%s): it needs "
-                 "type %s and flags %s, as `breakwater rules | nft -f -` creates it",
-                 nft->table, nft->prefix, fw_nft_set_char(family), suffix, line,
-                 family == AF_INET ? "ipv4_addr" : "ipv6_addr",
-                 nets ? "interval,timeout" : "timeout");
+        snprintf(err, errsize, "nft set %s %s cannot take bans (%s): it needs type %s and "
+                 "flags %s, as `breakwater rules | nft -f -` creates it", nft->table, set,
+                 line, family == AF_INET ? "ipv4_addr" : "ipv6_addr",
+                 kind == FW_NFT_NETS ? "interval,timeout" : "timeout");
     return -1;
 }
 
 /* fw_nft_check_mask - chain bans must cut a family's addresses to the
- * configured prefix before the hash set's lookup: its listing (the rules,
- * not the elements) has "saddr & MASK == @PREFIXn" */
+ * configured prefix before the lookup in PREFIXFnetP: its listing (the
+ * rules, not the elements) has "saddr & MASK == @PREFIXFnetP" */
 static int fw_nft_check_mask(struct fw_nft *nft, int family, char *err, size_t errsize)
 {
     unsigned prefix = nft->mask[family == AF_INET6];
     struct addr ones = {.family = (uint8_t)family};
     char cmd[FW_NFT_NAME_MAX + 32], mask[ADDR_TEXT_MAX], want[ADDR_TEXT_MAX + 16];
-    char set[FW_NFT_NAME_MAX + 8], line[FW_ERR_MAX];
+    char set[FW_NFT_NAME_MAX + 16], ref[FW_NFT_NAME_MAX + 24], line[FW_ERR_MAX];
 
-    if (prefix == (family == AF_INET ? 32u : 128u))
-        return 0;
     memset(ones.bytes, 0xff, family == AF_INET ? 4 : 16);
     struct cidr c = cidr_of(&ones, prefix, prefix);
     addr_format(&c.net, mask, sizeof mask);
     snprintf(want, sizeof want, "saddr & %s ", mask);
-    snprintf(set, sizeof set, "@%s%c ", nft->prefix, fw_nft_set_char(family));
+    fw_nft_set_name(nft, family, FW_NFT_MASKED, set, sizeof set);
+    snprintf(ref, sizeof ref, "@%s ", set);
     snprintf(cmd, sizeof cmd, "list chain %s bans\n", nft->table);
     int rc = nft_run_cmd_from_buffer(nft->ctx, cmd);
     const char *out = nft_ctx_get_output_buffer(nft->ctx);
@@ -355,15 +372,15 @@ static int fw_nft_check_mask(struct fw_nft *nft, int family, char *err, size_t e
     for (const char *p = out; rc == 0 && p != NULL && *p != '\0' && !found;) {
         size_t n = strcspn(p, "\n");
         const char *m = memmem(p, n, want, strlen(want));
-        found = m != NULL && memmem(m, n - (size_t)(m - p), set, strlen(set)) != NULL;
+        found = m != NULL && memmem(m, n - (size_t)(m - p), ref, strlen(ref)) != NULL;
         p += n + (p[n] == '\n');
     }
     if (found)
         return 0;
     snprintf(err, errsize, "nft chain %s bans has no rule for %s networks of /%u "
-             "(%s & %s): load `breakwater rules | nft -f -` again, printed for the "
+             "(%s & %s @%s): load `breakwater rules | nft -f -` again, printed for the "
              "prefixes in force%s%s", nft->table, family == AF_INET ? "IPv4" : "IPv6",
-             prefix, family == AF_INET ? "ip saddr" : "ip6 saddr", mask,
+             prefix, family == AF_INET ? "ip saddr" : "ip6 saddr", mask, set,
              line[0] != '\0' ? ": " : "", line);
     return -1;
 }
@@ -417,11 +434,14 @@ static int fw_nft_setup(struct fw_nft *nft, const struct conf *conf,
     nft->mask[0] = conf->ipv4_prefix;
     nft->mask[1] = conf->ipv6_prefix;
     static const int families[] = {AF_INET, AF_INET6};
-    for (size_t f = 0; f < 2; f++)
-        if (fw_nft_check_set(nft, families[f], false, err, errsize) != 0 ||
-            fw_nft_check_set(nft, families[f], true, err, errsize) != 0 ||
-            fw_nft_check_mask(nft, families[f], err, errsize) != 0)
+    for (size_t f = 0; f < 2; f++) {
+        bool masked = nft->mask[f] < fw_nft_full(families[f]);
+        if (fw_nft_check_set(nft, families[f], FW_NFT_HOSTS, err, errsize) != 0 ||
+            fw_nft_check_set(nft, families[f], FW_NFT_NETS, err, errsize) != 0 ||
+            (masked && (fw_nft_check_set(nft, families[f], FW_NFT_MASKED, err, errsize) != 0 ||
+                        fw_nft_check_mask(nft, families[f], err, errsize) != 0)))
             return -1;
+    }
     return 0;
 }
 

@@ -17,11 +17,14 @@
  *   fw_recent_close()
  *
  * A network is written as its first address: the rules' --mask (the
- * prefix of ipv4_prefix and ipv6_prefix when they were printed) cuts the
- * client's address the same way before the lookup. So an entry stands for
- * a network of exactly the rule's length: a ban of another length (after a
- * change of the prefixes, or one address where the allowlist holds part of
- * its network) matches nothing until the rules are printed and loaded again.
+ * prefix of ipv4_prefix and ipv6_prefix when they were printed, taken here
+ * from the configuration at open) cuts the client's address the same way
+ * before the lookup. So a list can hold networks of exactly that length,
+ * or, when it is the whole address, single addresses, and nothing else:
+ * an entry of another length (one address where the allowlist holds part
+ * of its network, ctl ban ADDRESS/LEN, a ban made under other prefixes)
+ * is refused and counted as failed, since written as it is it would stand
+ * for another network than its own.
  *
  * Limits of this backend, said again by `breakwater rules`: entries have
  * no timeout of their own, so a ban lasts the rule's --seconds (ban_time)
@@ -47,6 +50,7 @@
 
 /* [0] the IPv4 list NAME, [1] the IPv6 list NAME6 */
 struct fw_recent {
+    unsigned mask[2];     /* the rules' --mask as a prefix length */
     int fd[2];
     char path[2][PATH_MAX];
 };
@@ -83,6 +87,15 @@ static size_t fw_recent_apply(void *state, const struct fw_ban *bans, size_t cou
             continue;
         }
         size_t list = bans[i].net.net.family == AF_INET6;
+        if (bans[i].net.prefix != recent->mask[list]) {
+            char text[CIDR_TEXT_MAX];
+            cidr_format(&bans[i].net, text, sizeof text);
+            if (failed++ == 0)
+                snprintf(err, errsize, "%s: %s: the list holds only networks of /%u "
+                         "(its rules' --mask, from ipv%c_prefix)", recent->path[list], text,
+                         recent->mask[list], list ? '6' : '4');
+            continue;
+        }
         line[0] = bans[i].seconds > 0 ? '+' : '-';
         addr_format(&bans[i].net.net, line + 1, sizeof line - 2);
         len = (int)strlen(line);
@@ -119,6 +132,8 @@ static void *fw_recent_open(const struct conf *conf, char *err, size_t errsize)
         return NULL;
     }
     recent->fd[0] = recent->fd[1] = -1;
+    recent->mask[0] = conf->ipv4_prefix;
+    recent->mask[1] = conf->ipv6_prefix;
     if (conf->ban_set[0] == '\0' || strchr(conf->ban_set, '/') != NULL ||
         strlen(conf->ban_set) + 1 + sizeof FW_RECENT_DIR > sizeof recent->path[0]) {
         snprintf(err, errsize, "ban_set '%s' is not an xt_recent list name", conf->ban_set);

@@ -188,17 +188,24 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
                  "# Safe to load again: what exists stays, banned addresses too, and\n"
                  "# the rules of chain bans are replaced. breakwater adds and removes\n"
                  "# the elements of the sets itself: %s4 and %s6 (hash sets) hold\n"
-                 "# single addresses and networks of ipv4_prefix /%u and ipv6_prefix /%u\n"
-                 "# (by their first address: the rule cuts the client's address to the\n"
-                 "# prefix, so load this again after changing either prefix); %s4net and\n"
-                 "# %s6net (interval sets, slower to change) hold networks of any other\n"
-                 "# length (ctl ban ADDRESS/LEN, bans made before a change).\n"
+                 "# single addresses; %s4netP and %s6netP (hash sets, for prefixes\n"
+                 "# shorter than an address) the networks of ipv4_prefix and\n"
+                 "# ipv6_prefix (here /%u and /%u), by their first address, which a rule\n"
+                 "# matches against the client's address cut to P; %s4net and %s6net\n"
+                 "# (interval sets, slower to change) networks of any other length\n"
+                 "# (ctl ban ADDRESS/LEN, bans made under other prefixes). After a\n"
+                 "# change of a prefix, load this again and restart breakwater.\n"
                  RULES_SYN_NOTE,
-                 set, prefix, prefix, conf->ipv4_prefix, conf->ipv6_prefix, prefix, prefix);
+                 set, prefix, prefix, prefix, prefix, conf->ipv4_prefix, conf->ipv6_prefix,
+                 prefix, prefix);
     rules_printf(out, "add table %.*s\n", table_len, set);
     for (int f = 0; f < 2; f++) {
+        unsigned p = f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix;
         rules_printf(out, "add set %.*s %s%s { type %s; flags timeout; }\n", table_len, set,
                      prefix, family[f][0], family[f][2]);
+        if (p < (f == 0 ? 32u : 128u))
+            rules_printf(out, "add set %.*s %s%snet%u { type %s; flags timeout; }\n",
+                         table_len, set, prefix, family[f][0], p, family[f][2]);
         rules_printf(out, "add set %.*s %s%snet { type %s; flags interval,timeout; }\n",
                      table_len, set, prefix, family[f][0], family[f][2]);
     }
@@ -212,8 +219,9 @@ static void rules_nft(struct rules_out *out, const struct conf *conf)
         rules_printf(out, "add rule %.*s bans %s saddr @%s%s%s %s drop\n", table_len, set,
                      family[f][1], prefix, family[f][0], ports, RULES_NFT_SYN);
         if (mask[0] != '\0')
-            rules_printf(out, "add rule %.*s bans %s saddr%s @%s%s%s %s drop\n", table_len,
-                         set, family[f][1], mask, prefix, family[f][0], ports, RULES_NFT_SYN);
+            rules_printf(out, "add rule %.*s bans %s saddr%s @%s%snet%u%s %s drop\n",
+                         table_len, set, family[f][1], mask, prefix, family[f][0],
+                         f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix, ports, RULES_NFT_SYN);
         rules_printf(out, "add rule %.*s bans %s saddr @%s%snet%s %s drop\n", table_len, set,
                      family[f][1], prefix, family[f][0], ports, RULES_NFT_SYN);
     }
@@ -320,9 +328,10 @@ static void rules_recent(struct rules_out *out, const struct conf *conf)
                  "#   the oldest entry goes, silently;\n"
                  "# - an entry is one address: --mask cuts the client's address to its\n"
                  "#   network (ipv4_prefix /%u, ipv6_prefix /%u) before the lookup, and\n"
-                 "#   breakwater lists a network by its first address, so every ban\n"
-                 "#   must be of that one length; an address banned alone (its\n"
-                 "#   network holds allowlisted addresses) is not dropped.\n"
+                 "#   breakwater lists a network by its first address, so a list holds\n"
+                 "#   bans of that one length: an address banned alone (its network\n"
+                 "#   holds allowlisted addresses) or a network of another length\n"
+                 "#   (ctl ban ADDRESS/LEN) is refused and counted as failed.\n"
                  "set -e\n", seconds, conf->ipv4_prefix, conf->ipv6_prefix);
     for (int f = 0; f < 2; f++) {
         rules_mask(f == 0 ? AF_INET : AF_INET6, f == 0 ? conf->ipv4_prefix : conf->ipv6_prefix,

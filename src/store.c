@@ -72,7 +72,8 @@ struct store_ban_record {
     double last;
     uint32_t count;
     uint8_t reason;
-    uint8_t unused[3];
+    uint8_t peer;       /* 0 in records written before it was kept */
+    uint8_t unused[2];
 };
 
 /* (records of the 24-byte layout before `sites` read as expired) */
@@ -148,7 +149,8 @@ static bool store_key_decode(const MDB_val *key, struct cidr *c)
     c->net.family = k[0];
     memcpy(c->net.bytes, k + 1, size);
     c->prefix = key->mv_size == size + 1 ? (uint8_t)(size * 8) : k[size + 1];
-    if (c->prefix >= size * 8 && key->mv_size == size + 2)
+    if (key->mv_size == size + 2 &&
+        (c->prefix >= size * 8 || c->prefix < (k[0] == AF_INET ? CIDR_NET4_MIN : CIDR_NET6_MIN)))
         return false;
     struct cidr masked = cidr_of(&c->net, c->prefix, c->prefix);
     return memcmp(masked.net.bytes, c->net.bytes, size) == 0;
@@ -586,7 +588,7 @@ static bool store_ban_decode(const MDB_val *value, struct store_ban *out)
         return false;
     memcpy(&r, value->mv_data, sizeof r);
     *out = (struct store_ban){.until = r.until, .last = r.last, .count = r.count,
-                              .reason = r.reason};
+                              .reason = r.reason, .peer = r.peer != 0};
     return true;
 }
 
@@ -604,7 +606,8 @@ bool store_ban_get(struct store *s, const struct cidr *a, struct store_ban *out)
 int store_ban_put(struct store *s, const struct cidr *a, const struct store_ban *b)
 {
     struct store_ban_record r = {.until = b->until, .last = b->last,
-                                 .count = b->count, .reason = b->reason};
+                                 .count = b->count, .reason = b->reason,
+                                 .peer = b->peer};
     return store_put(s, s->bans, a, &r, sizeof r);
 }
 

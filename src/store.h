@@ -66,6 +66,7 @@ struct store_ban {
     double last;      /* the latest ban began */
     uint32_t count;   /* bans so far, for escalation */
     uint8_t reason;   /* enum store_ban_reason of the latest ban */
+    bool peer;        /* the latest ban came from a fleet peer */
 };
 
 /* max_verdicts bounds the verdict table (store_verdict_put() refuses new

@@ -125,7 +125,8 @@ class FleetTestCase(BreakwaterTestCase):
     def host_address(self, name):
         return "%s%d" % (self.net, 11 + "ABC".index(name))
 
-    def start_host(self, name, password=PASSWORD, expect_start=True, user="bw", **extra):
+    def start_host(self, name, password=PASSWORD, expect_start=True, user="bw",
+                   daemon_name=None, **extra):
         ns = self.hosts[name]
         conf = self.base_conf("127.0.0.1:9", listen="%s:2525" % self.host_address(name),
                               resolver=self.net + "1:5353")
@@ -139,7 +140,7 @@ class FleetTestCase(BreakwaterTestCase):
             "fleet_timeout": "0.5s",
         })
         conf.update(extra)
-        d = harness.Daemon(self.tmp, conf, (), name="bw" + name)
+        d = harness.Daemon(self.tmp, conf, (), name=daemon_name or "bw" + name)
         d.write_conf()
         p = self.run_bw(["rules", "-c", d.confpath])
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -152,8 +153,8 @@ class FleetTestCase(BreakwaterTestCase):
             d.wait_log("fleet: listening on breakwater:bans", timeout=10 * SLOW)
         return d
 
-    def banned(self, d):
-        return set(netns.nft_set(d.ns, NFT_TABLE, "banned4") or {})
+    def banned(self, d, nft_set="banned4"):
+        return set(netns.nft_set(d.ns, NFT_TABLE, nft_set) or {})
 
     def smtp(self, d, source):
         c = netns.smtp_client(self.H, source, d.listen_addresses()[0][0], 2525, 5 * SLOW)
@@ -168,9 +169,9 @@ class FleetTestCase(BreakwaterTestCase):
         self.assertReply(c.cmd("RCPT TO:<victim@example.org>"), 550, source)
         c.close()
 
-    def wait_banned(self, d, addr, present=True, timeout=PROPAGATION):
+    def wait_banned(self, d, addr, present=True, timeout=PROPAGATION, nft_set="banned4"):
         t0 = time.monotonic()
-        wait_until(lambda: (addr in self.banned(d)) == present, timeout * SLOW,
+        wait_until(lambda: (addr in self.banned(d, nft_set)) == present, timeout * SLOW,
                    what="%s %s host %s's nft set" % (addr, "in" if present else "out of",
                                                      d.conf["fleet_host_id"]))
         return time.monotonic() - t0
@@ -226,9 +227,9 @@ class FleetTest(FleetTestCase):
         net = "198.51.100.0/24"
         p = self.run_bw(["ctl", "-c", a.confpath, "ban", net, "2m"])
         self.assertEqual(p.returncode, 0, p.stderr)
-        first = "198.51.100.0"      # the /24 in the hash set, by its first address
-        self.wait_banned(a, first)
-        self.wait_banned(b, first)
+        first = "198.51.100.0"      # the /24 in banned4net24, by its first address
+        self.wait_banned(a, first, nft_set="banned4net24")
+        self.wait_banned(b, first, nft_set="banned4net24")
         self.assertIn("ban v1 host-a %s " % net, self.redis_cli("GET", "breakwater:ban:" + net))
         time.sleep(0.3 * SLOW)
         self.assertEqual(self.banned(c), set(), "C took a ban wider than its ipv4_prefix")
@@ -236,7 +237,16 @@ class FleetTest(FleetTestCase):
         p = self.run_bw(["ctl", "-c", a.confpath, "unban", "198.51.100.7"])
         self.assertEqual(p.returncode, 0, p.stderr)
         for d in (a, b):
-            self.wait_banned(d, first, present=False)
+            self.wait_banned(d, first, present=False, nft_set="banned4net24")
+        # a peer's /24 is not put back by a host that bans single addresses
+        # now: B restarted with ipv4_prefix 32
+        p = self.run_bw(["ctl", "-c", a.confpath, "ban", net, "2m"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.wait_banned(b, first, nft_set="banned4net24")
+        self.assertEqual(b.stop(), 0, b.log()[-2000:])
+        b2 = self.start_host("B", daemon_name="bwB2")
+        b2.wait_log(r"put 0 stored bans back")
+        self.assertEqual(netns.nft_set(b2.ns, NFT_TABLE, "banned4net"), {})
 
     def test_allowlist_wins_and_ban_time_max_bounds_a_peer(self):
         a = self.start_host("A")

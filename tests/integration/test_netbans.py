@@ -1,7 +1,8 @@
 """Bans of a client's network (ipv4_prefix, ipv6_prefix): one address of an
 IPv6 /64 refused gets the whole /64 banned in the kernel (nft: the /64's
-first address in the hash set, matched by a rule that cuts the client's
-address to /64; ipset hash:net; xt_recent with --mask), not the next /64;
+first address in the hash set banned6net64, matched by a rule that cuts
+the client's address to /64; ipset hash:net; xt_recent with --mask), not
+the next /64;
 ipv6_prefix = 128 bans the address alone; the allowlist narrows a ban to
 the address; `ctl bans`, `ctl ban ADDRESS/LEN` and `ctl unban` work on
 networks; escalation counts the network; a restart puts a network back.
@@ -22,6 +23,7 @@ from test_netlimits import V6_NET, V6_NEXT, V6_SERVER, NetLimitTestCase
 BOT = V6_NET + "5"            # the refused address
 NEIGHBOUR = V6_NET + "9"      # another address of its /64
 BOT_NET = V6_NET + "/64"      # "2001:db8:77:1::/64"
+NET64 = "banned6net64"        # the nft hash set of the /64s
 
 
 class NetBanTestCase(NetLimitTestCase):
@@ -69,9 +71,10 @@ class NftNetworkBanTest(NetBanTestCase):
         d = self.daemon()
         self.assertEqual(self.connect6(NEIGHBOUR), "connected")
         self.refuse_bot()
-        timeout, _ = self.wait_nft6(V6_NET)      # the /64, by its first address
+        timeout, _ = self.wait_nft6(V6_NET, NET64)   # the /64, by its first address
         self.assertAbout(timeout, 30, 2, "the /64's timeout")
-        self.assertEqual(list(self.nft6()), [V6_NET])
+        self.assertEqual(list(self.nft6(NET64)), [V6_NET])
+        self.assertEqual(self.nft6(), {})
         self.assertEqual(self.nft6("banned6net"), {})
         self.assertEqual(self.connect6(NEIGHBOUR), "timeout",
                          "a neighbour in the banned /64 must have its SYN dropped")
@@ -85,7 +88,7 @@ class NftNetworkBanTest(NetBanTestCase):
         self.assertEqual(self.nft6(), {})
         d2 = self.make_daemon(listen=d.conf["listen"], denylist=BOT, name="bw-restarted")
         self.assertEqual(self.start(d2), 1)
-        self.wait_nft6(V6_NET)
+        self.wait_nft6(V6_NET, NET64)
         self.assertEqual(self.connect6(NEIGHBOUR), "timeout")
 
     def test_prefix_128_bans_the_address_alone(self):
@@ -96,6 +99,25 @@ class NftNetworkBanTest(NetBanTestCase):
         self.assertEqual(self.connect6(NEIGHBOUR), "connected")
         self.assertEqual(self.connect6(BOT), "timeout")
 
+    def test_reload_to_a_network_prefix(self):
+        """Rules printed for ipv6_prefix 128, then a reload to 64 with
+        workers = 2: the next ban is of the /64, which the rules' hash set
+        cannot match by mask, so it goes to the interval set, and a
+        neighbour's SYN is dropped; ctl bans shows the /64."""
+        d = self.daemon(ipv6_prefix="128", workers="2")
+        d.conf["ipv6_prefix"] = "64"
+        d.write_conf()
+        p = self.ctl(d, "reload")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_until(lambda: d.log().count("configuration reloaded") == 2, 5 * slow(),
+                   what="both workers reloaded")
+        self.refuse_bot()
+        self.wait_nft6(BOT_NET, "banned6net")
+        self.assertEqual(self.nft6(), {})
+        self.assertEqual(self.connect6(NEIGHBOUR), "timeout")
+        self.assertEqual(self.connect6(V6_NEXT), "connected")
+        self.assertIn(BOT_NET, self.ctl_bans(d))
+
     def test_allowlist_in_the_network_narrows_the_ban(self):
         """An allowlisted address inside the /64: the bot alone is banned,
         so the allowlisted address and the neighbour still connect; a ban
@@ -104,23 +126,32 @@ class NftNetworkBanTest(NetBanTestCase):
         self.refuse_bot()
         self.wait_nft6(BOT)
         self.assertEqual(list(self.nft6()), [BOT])
+        self.assertEqual(self.nft6(NET64), {})
         self.assertEqual(self.connect6(V6_NET + "7"), "connected")
         self.assertEqual(self.connect6(NEIGHBOUR), "connected")
         p = self.ctl(d, "ban", BOT_NET)
         self.assertEqual(p.returncode, 1, "%r %r" % (p.stdout, p.stderr))
         self.assertIn("allowlist", p.stderr)
+        # the /64's first address, banned alone: an address, never read as
+        # the /64 (the allowlisted ::7 and the neighbour still connect)
+        p = self.ctl(d, "ban", V6_NET)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.wait_nft6(V6_NET)
+        self.assertEqual(self.nft6(NET64), {})
+        self.assertEqual(self.connect6(V6_NET + "7"), "connected")
+        self.assertEqual(self.connect6(NEIGHBOUR), "connected")
 
     def test_escalation_counts_the_network(self):
         """ban_time 1s: the bot's ban ends, a neighbour of the same /64 is
         refused next: the /64's second ban, twice as long."""
         d = self.daemon(ban_time="1s", ban_time_max="1m", denylist=BOT + ", " + NEIGHBOUR)
         self.refuse_bot()
-        self.wait_nft6(V6_NET)
-        wait_until(lambda: V6_NET not in self.nft6(), 3 * slow(), interval=0.1,
+        self.wait_nft6(V6_NET, NET64)
+        wait_until(lambda: V6_NET not in self.nft6(NET64), 3 * slow(), interval=0.1,
                    what="the first ban ended")
         time.sleep(0.2)
         self.refuse_bot(NEIGHBOUR)
-        timeout, _ = self.wait_nft6(V6_NET)
+        timeout, _ = self.wait_nft6(V6_NET, NET64)
         self.assertEqual(timeout, 2, "the second ban of the /64 lasts twice ban_time")
         self.assertEqual(self.ctl_bans(d)[BOT_NET]["count"], "2")
 
@@ -143,12 +174,12 @@ class NftNetworkBanTest(NetBanTestCase):
 
         p = self.ctl(d, "ban", NEIGHBOUR)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.wait_nft6(V6_NET)
+        self.wait_nft6(V6_NET, NET64)
         self.assertEqual(self.ctl_bans(d)[BOT_NET]["reason"], "manual")
         self.assertEqual(self.connect6(BOT), "timeout")
         p = self.ctl(d, "unban", BOT_NET)
         self.assertEqual(p.returncode, 0, p.stderr)
-        wait_until(lambda: self.nft6() == {}, 1.0 * slow(), what="the /64 unbanned")
+        wait_until(lambda: self.nft6(NET64) == {}, 1.0 * slow(), what="the /64 unbanned")
 
         p = self.ctl(d, "ban", "2001:db8::/15")
         self.assertEqual(p.returncode, 1, "%r %r" % (p.stdout, p.stderr))
@@ -160,7 +191,7 @@ class NftNetworkBanTest(NetBanTestCase):
         mask rule, no interval sets): the start fails naming `breakwater
         rules`; loading the rules keeps the sets and their bans and the
         start succeeds. Rules printed for ipv6_prefix 64 with a daemon set
-        to 48: the start fails naming the missing rule."""
+        to 48: the start fails naming the missing set."""
         self.S.check(["nft", "-f", "-"], input=(
             "add table inet breakwater\n"
             "add set inet breakwater banned4 { type ipv4_addr; flags timeout; }\n"
@@ -173,11 +204,11 @@ class NftNetworkBanTest(NetBanTestCase):
         self.load_rules(d)
         self.assertIn("192.0.2.9", netns.nft_set(self.S, NFT_TABLE, "banned4"))
         d2 = self.make_daemon(listen=listen, denylist=BOT, ipv6_prefix="48", name="bw-48")
-        self.start_refused(d2, "has no rule for IPv6 networks of /48")
+        self.start_refused(d2, "banned6net48 does not exist")
         d3 = self.make_daemon(listen=listen, denylist=BOT, name="bw-64")
         self.start(d3)
         self.refuse_bot()
-        self.wait_nft6(V6_NET)
+        self.wait_nft6(V6_NET, NET64)
 
     def start_refused(self, d, why):
         d.expect_exit = True
@@ -201,6 +232,19 @@ class IpsetNetworkBanTest(NetBanTestCase):
         self.assertAbout(left, 30, 2, "ipset timeout")
         self.assertEqual(self.connect6(NEIGHBOUR), "timeout")
         self.assertEqual(self.connect6(V6_NEXT), "connected")
+
+    def test_recent_refuses_what_its_mask_would_widen(self):
+        """An allowlisted address in the bot's /64: the ban is of the bot's
+        address alone, which the IPv6 list (--mask /64) cannot hold: it is
+        refused and counted as failed, and nothing of the /64 is dropped."""
+        d = self.daemon("recent", allowlist=V6_NET + "7")
+        self.refuse_bot()
+        wait_until(lambda: self.ctl_stats(d).get("bans_failed", 0) >= 1, 2 * slow(),
+                   what="the ban counted as failed")
+        self.assertEqual(netns.recent_members(self.S, "breakwater6"), [])
+        self.assertIn("the list holds only networks of /64", d.log())
+        self.assertEqual(self.connect6(NEIGHBOUR), "connected")
+        self.assertEqual(self.connect6(V6_NET + "7"), "connected")
 
 
 class RecentNetworkBanTest(NetBanTestCase):

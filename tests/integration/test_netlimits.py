@@ -99,7 +99,9 @@ class RateLimitTest(NetLimitTestCase):
         self.rate_refused(t.clean)
         self.rate_refused(t.spare)
         net = t.clean.rsplit(".", 1)[0] + ".0"
-        self.wait_nft(net, what="%s/24 banned after going on past the rate" % net)
+        wait_until(lambda: net in (netns.nft_set(self.S, NFT_TABLE, "banned4net24") or {}),
+                   1.0 * slow(), interval=0.05, what="%s/24 banned after going on past "
+                   "the rate" % net)
         self.assertEqual(self.ctl_bans(d)[net + "/24"]["reason"], "rate")
         self.assertEqual(self.connect(t.spare), "timeout")
 

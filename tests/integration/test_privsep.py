@@ -68,7 +68,7 @@ import unittest
 import harness
 import netns
 import test_bans
-from harness import BreakwaterTestCase, SLOW
+from harness import BreakwaterTestCase, SLOW, wait_until
 
 USER = "nobody"
 RESTARTS = 40          # starts of serve raced by the swapper
@@ -954,9 +954,9 @@ def helper_socket(pid):
     return found
 
 
-def ban_request(op, addr, seconds, seq):
+def ban_request(op, addr, seconds, seq, prefix=32):
     return REQUEST.pack(BANPROTO_VERSION, op, socket.AF_INET,
-                        socket.inet_aton(addr) + bytes(12), 32, seconds, seq)
+                        socket.inet_aton(addr) + bytes(12), prefix, seconds, seq)
 
 
 def parse_reply(data):
@@ -1061,6 +1061,29 @@ class ServeHelperKillTest(test_bans.BanTestCase):
         self.assertIn(addr, line)
         refusals = [l for l in d.log().splitlines() if "BAN_KILL refused" in l]
         self.assertEqual(len(refusals), 1, "logged once: %r" % refusals)
+
+    def test_helper_refuses_a_network_over_the_allowlist(self):
+        """A compromised serve asks the helper for a /8 that holds an
+        allowlisted address: refused (failed = 1, nothing in the sets),
+        while a /8 clear of the allowlist goes in."""
+        d = self.make_daemon(allowlist=self.topo.spare)
+        self.load_rules(d)
+        self.start(d)
+        try:
+            hs = self.seize_helper(d)
+            wide = self.ask(hs, ban_request(BANPROTO_BAN, self.topo.listed, 30, 0x7f000030, 8))
+            sets = (self.nft4(), netns.nft_set(self.S, test_bans.NFT_TABLE, "banned4net"))
+            clear = self.ask(hs, ban_request(BANPROTO_BAN, "192.0.2.1", 30, 0x7f000031, 8))
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        self.assertEqual((wide["applied"], wide["failed"]), (0, 1), "reply: %r" % wide)
+        self.assertIn("allowlisted", wide["error"], wide)
+        self.assertEqual(sets, ({}, {}), "a network over the allowlist went in")
+        self.assertEqual((clear["applied"], clear["failed"]), (1, 0), "reply: %r" % clear)
+        wait_until(lambda: "192.0.0.0/8" in (netns.nft_set(self.S, test_bans.NFT_TABLE,
+                                                           "banned4net") or {}),
+                   1.0 * SLOW, what="192.0.0.0/8 in banned4net")
+        self.assertEqual(self.connect(self.topo.spare), "connected")
 
     def test_empty_message_refused_and_helper_serves_on(self):
         """On SOCK_SEQPACKET a zero-length message reads as recv() = 0, the

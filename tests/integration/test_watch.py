@@ -720,10 +720,12 @@ class WatchKillTest(WatchTestCase):
                           "%s's connection after its reject line; watch stderr:\n%s"
                           % (c.source, w.log()[-2000:]))
         self.assertEqual(self.read_end(c3, 0.3 * slow()), "open")
-        # the /31 in the hash set, by its first address
-        wait_until(lambda: first in (self.nft4() or {}), 1.0 * slow(), interval=0.05,
-                   what="%s/31 in banned4" % first)
-        self.assertEqual(list(self.nft4()), [first])
+        # the /31 in its hash set, by its first address
+        net31 = lambda: netns.nft_set(self.S, self.NFT_TABLE, "banned4net31") or {}
+        wait_until(lambda: first in net31(), 1.0 * slow(), interval=0.05,
+                   what="%s/31 in banned4net31" % first)
+        self.assertEqual(list(net31()), [first])
+        self.assertEqual(self.nft4(), {})
         self.assertEqual(netns.connect_result(self.C, second, self.topo.server, self.PORT),
                          "timeout")
         self.assertEqual(netns.connect_result(self.C, outside, self.topo.server, self.PORT),

@@ -97,7 +97,8 @@ static void test_nft_default(void **state)
         "add rule inet breakwater bans ip saddr @banned4net tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         "add rule inet breakwater bans ip6 saddr @banned6 tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         /* ipv6_prefix 64: the client's /64 looked up in the hash set */
-        "add rule inet breakwater bans ip6 saddr & ffff:ffff:ffff:ffff:: @banned6 tcp dport { 25 } "
+        "add set inet breakwater banned6net64 { type ipv6_addr; flags timeout; }",
+        "add rule inet breakwater bans ip6 saddr & ffff:ffff:ffff:ffff:: @banned6net64 tcp dport { 25 } "
         "tcp flags & (syn | ack) == syn drop",
         "add rule inet breakwater bans ip6 saddr @banned6net tcp dport { 25 } tcp flags & (syn | ack) == syn drop",
         NULL,
@@ -110,8 +111,9 @@ static void test_nft_default(void **state)
     assert_true(strstr(text, "add chain") < strstr(text, "flush chain"));
     assert_true(strstr(text, "flush chain") < strstr(text, "add rule"));
     assert_non_null(strstr(text, "breakwater rules | nft -f -"));
-    /* ipv4_prefix 32: no masked IPv4 rule */
+    /* ipv4_prefix 32: no masked IPv4 rule, no set of IPv4 networks by mask */
     assert_null(strstr(text, "ip saddr & "));
+    assert_null(strstr(text, "banned4net32"));
     free(text);
 }
 
@@ -127,7 +129,8 @@ static void test_nft_custom(void **state)
         "add set inet fw bad6 { type ipv6_addr; flags timeout; }",
         "add set inet fw bad6net { type ipv6_addr; flags interval,timeout; }",
         "flush chain inet fw bans",
-        "add rule inet fw bans ip saddr & 255.255.255.0 @bad4 tcp dport { 25, 587, 465 } tcp flags & "
+        "add set inet fw bad4net24 { type ipv4_addr; flags timeout; }",
+        "add rule inet fw bans ip saddr & 255.255.255.0 @bad4net24 tcp dport { 25, 587, 465 } tcp flags & "
         "(syn | ack) == syn drop",
         "add rule inet fw bans ip saddr @bad4 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
         "add rule inet fw bans ip6 saddr @bad6 tcp dport { 25, 587, 465 } tcp flags & (syn | ack) == syn drop",
@@ -140,6 +143,7 @@ static void test_nft_custom(void **state)
     assert_null(strstr(text, "inet breakwater"));
     assert_null(strstr(text, "@banned"));
     assert_null(strstr(text, "ip6 saddr & ")); /* ipv6_prefix 128: no mask */
+    assert_null(strstr(text, "bad6net128"));
     free(text);
 }
 

@@ -162,7 +162,7 @@ static void test_persistence(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("203.0.113.9"), b = test_addr("2001:db8:1::9");
     struct store_verdict v = {4, 2, 0}, got;
-    struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET}, gotban;
+    struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET, true}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 2e9), 0);
     assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s); /* commits */
@@ -176,6 +176,7 @@ static void test_persistence(void **state)
     assert_true(gotban.last == ban.last);
     assert_int_equal(gotban.count, 3);
     assert_int_equal(gotban.reason, STORE_BAN_PREGREET);
+    assert_true(gotban.peer);
     assert_false(store_ban_get(s, HOST(&a), &gotban));
     store_close(s);
 }
@@ -185,7 +186,7 @@ static void test_sites_change(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.1"), b = test_addr("192.0.2.2");
     struct store_verdict v = {1, 1, 0}, got;
-    struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL}, gotban;
+    struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL, false}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s);
@@ -373,7 +374,7 @@ static void test_ban_records(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 6; i++) {
         struct addr a = test_addr(inserted[i]);
-        struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL};
+        struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     for (int pass = 0; pass < 2; pass++) { /* pending, then committed */
@@ -423,7 +424,7 @@ static void test_ban_networks(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 5; i++) {
         struct cidr net;
-        struct store_ban b = {1000, 900, i, STORE_BAN_RATE};
+        struct store_ban b = {1000, 900, i, STORE_BAN_RATE, false};
         assert_int_equal(cidr_parse(inserted[i], &net), 0);
         assert_int_equal(store_ban_put(s, &net, &b), 0);
     }
@@ -443,6 +444,61 @@ static void test_ban_networks(void **state)
     assert_int_equal(cidr_parse("2001:db8::", &net), 0); /* its first address stays */
     assert_true(store_ban_get(s, &net, &got));
     assert_int_equal(got.count, 1);
+    store_close(s);
+}
+
+/* test_ban_keys_checked - ban keys written straight with LMDB: only well
+ * formed ones are read (a network no wider than /8 or /16, host bits zero,
+ * a prefix byte only below the whole length) */
+static void test_ban_keys_checked(void **state)
+{
+    static const struct {
+        uint8_t key[18];
+        size_t size;
+        const char *read_as; /* NULL: skipped */
+    } keys[] = {
+        {{AF_INET, 10, 0, 0, 0, 8}, 6, "10.0.0.0/8"},
+        {{AF_INET, 10, 0, 0, 0, 7}, 6, NULL},            /* wider than /8 */
+        {{AF_INET, 0, 0, 0, 0, 0}, 6, NULL},             /* 0.0.0.0/0 */
+        {{AF_INET, 10, 0, 0, 1, 24}, 6, NULL},           /* host bits */
+        {{AF_INET, 10, 0, 0, 1, 32}, 6, NULL},           /* /32 written long */
+        {{AF_INET, 10, 0, 0, 1}, 5, "10.0.0.1"},
+        {{AF_INET6, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, 18, NULL},
+        {{AF_INET6, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}, 18,
+         "2001:db8::/32"},
+    };
+    struct test_dir *d = *state;
+    struct store *s = test_open(state, MAX_VERDICTS, SITES);
+    store_close(s); /* the environment and its databases exist */
+    char path[512];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    struct store_ban_record_raw { double until, last; uint32_t count; uint8_t reason, peer, unused[2]; }
+        value = {1e12, 1e9, 1, STORE_BAN_MANUAL, 0, {0, 0}};
+    snprintf(path, sizeof path, "%s/breakwater.mdb", d->path);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "bans", 0, &dbi), 0);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        MDB_val k = {keys[i].size, (void *)keys[i].key}, v = {sizeof value, &value};
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    s = test_open(state, MAX_VERDICTS, SITES);
+    struct test_ban_list list = {.count = 0};
+    assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
+    char got[256] = "", want[256] = "";
+    for (unsigned i = 0; i < list.count; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s ", list.text[i]);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].read_as != NULL)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s ", keys[i].read_as);
+    assert_string_equal(got, want);
     store_close(s);
 }
 
@@ -466,7 +522,7 @@ static void test_ban_foreach_nested_read(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 3; i++) {
         struct addr a = test_addr_n(i);
-        struct store_ban b = {100, 50, i, STORE_BAN_DNSBL};
+        struct store_ban b = {100, 50, i, STORE_BAN_DNSBL, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
@@ -475,7 +531,7 @@ static void test_ban_foreach_nested_read(void **state)
     assert_int_equal(n.found, 3);
     /* the read transaction was reset after the walk: a write, then reads */
     struct addr a = test_addr_n(7);
-    struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL}, got;
+    struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL, false}, got;
     assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     assert_int_equal(store_commit(s), 0);
     assert_true(store_ban_get(s, HOST(&a), &got));
@@ -488,7 +544,7 @@ static void test_ban_purge_keep(void **state)
     double until[] = {100, 200, 249, 250, 300};
     for (unsigned i = 0; i < 5; i++) {
         struct addr a = test_addr_n(i);
-        struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL};
+        struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
@@ -510,7 +566,7 @@ static void test_reads_see_pending_writes(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.50");
     struct store_verdict v = {2, 1, 0}, got;
-    struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST}, gotban;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST, false}, gotban;
     /* a read first, so the read transaction has seen an older state */
     assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_put(s, &a, &v, 100), 0);
@@ -589,7 +645,7 @@ static struct addr test_addr6_n(unsigned n)
 static void test_map_full(void **state)
 {
     struct store *s = test_open(state, 10, SITES); /* the smallest map */
-    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, got;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, got;
     struct addr kept = test_addr("192.0.2.1"), lost = test_addr("192.0.2.2");
     assert_int_equal(store_ban_put(s, HOST(&kept), &b), 0);
     assert_int_equal(store_commit(s), 0);
@@ -614,7 +670,7 @@ static void test_flush(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct store_verdict v = {1, 1, 0}, got;
-    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL}, gotban;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, gotban;
     for (unsigned i = 0; i < 20; i++) {
         struct addr a = test_addr_n(i);
         assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
@@ -697,6 +753,7 @@ int main(void)
         TEST(test_purge_resumes_after_deleted),
         TEST(test_purge_visits_each_once),
         TEST(test_ban_networks),
+        TEST(test_ban_keys_checked),
         TEST(test_ban_records),
         TEST(test_ban_foreach_nested_read),
         TEST(test_ban_purge_keep),
