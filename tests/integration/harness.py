@@ -6,8 +6,12 @@ Pieces (all usable from any test module, including the Postfix tests):
 
   BINARY, SANITIZED          set by run.py (or $BREAKWATER_BINARY,
                              $BREAKWATER_SANITIZED when run another way)
-  free_port(host)            a TCP port that was free a moment ago
+  free_port(host)            a TCP port that was free a moment ago, below
+                             the kernel's ephemeral range (no outgoing
+                             connection of another process takes it)
   free_udp_port(host)
+  daemon_sockets(pid)        (TCP ports, unix paths) that pid or its
+                             descendants listen on, in pid's namespace
   shared_rbldnsd()           one rbldnsd for the whole run serving the test
                              zones (see ZONES); .port, .resolver ("127.0.0.1:P")
   Rbldnsd(tmpdir, zones)     a private one; .start(), .stop()
@@ -96,13 +100,28 @@ def _family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+# Ports handed out by free_port(): below the ephemeral range (32768 and
+# up by default, /proc/sys/net/ipv4/ip_local_port_range), where the kernel
+# picks the source port of every outgoing connection on the machine, so a
+# port picked here and bound by a daemon a moment later cannot be taken in
+# between by some connect(); a block per test process, in turn.
+_PORT_FIRST, _PORT_LAST = 20000, 32000
+_port_next = [_PORT_FIRST + (os.getpid() * 97) % (_PORT_LAST - _PORT_FIRST)]
+
+
 def free_port(host="127.0.0.1"):
-    s = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    for _ in range(_PORT_LAST - _PORT_FIRST):
+        port = _port_next[0]
+        _port_next[0] = port + 1 if port + 1 < _PORT_LAST else _PORT_FIRST
+        s = socket.socket(_family(host), socket.SOCK_STREAM)
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free TCP port in %d-%d" % (_PORT_FIRST, _PORT_LAST))
 
 
 def free_udp_port(host="127.0.0.1"):
@@ -125,6 +144,59 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def _socket_inodes(pid):
+    """Inodes of the sockets open in pid and its descendants (whose fds
+    this process may read: root, or the same user)."""
+    inodes, todo, seen = set(), [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for fd in os.listdir("/proc/%d/fd" % p):
+                try:
+                    link = os.readlink("/proc/%d/fd/%s" % (p, fd))
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(int(link[8:-1]))
+            for task in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, task)) as f:
+                    todo.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return inodes
+
+
+def daemon_sockets(pid):
+    """(TCP ports, unix socket paths) in LISTEN state that belong to pid or
+    its descendants, in pid's network namespace: a port some other process
+    listens on does not count."""
+    inodes = _socket_inodes(pid)
+    ports, paths = set(), set()
+    for name in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[9]) in inodes:
+                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    try:
+        with open("/proc/%d/net/unix" % pid) as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        lines = []
+    for line in lines:   # Num RefCount Protocol Flags Type St Inode Path
+        parts = line.split()
+        if len(parts) >= 8 and int(parts[3], 16) & 0x10000 and int(parts[6]) in inodes:
+            paths.add(parts[7])
+    return ports, paths
 
 
 def listening_ports():
@@ -816,18 +888,45 @@ class Daemon:
             self.wait_listening()
         return self
 
-    def wait_listening(self, timeout=None):
+    def setting(self, key, default=None):
+        """A configuration value as serve sees it: -o overrides the file."""
+        value = self.conf.get(key, default)
+        for k, v in self.opts:
+            if k == key:
+                value = v
+        return value
+
+    def sockets(self):
+        """(TCP ports, unix paths) serve opens for clients and tests: its
+        listeners, metrics_listen and control_socket."""
         ports = {p for _, p in self.listen_addresses()}
-        deadline = time.monotonic() + (timeout or 5 * SLOW)
+        metrics = self.setting("metrics_listen", "127.0.0.1:9625")
+        if metrics:
+            ports.add(hostport(metrics)[1])
+        return ports, {self.setting("control_socket", "/run/breakwater/control")}
+
+    def wait_listening(self, timeout=None):
+        """Until every socket of sockets() is listening, and is serve's own
+        (in its process tree, in its network namespace): a start is then
+        over, whatever a test uses first."""
+        ports, paths = self.sockets()
+        limit = timeout or 5 * SLOW
+        deadline = time.monotonic() + limit
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError("breakwater exited with %s at start; stderr:\n%s"
                                      % (self.proc.returncode, self.log()))
-            if ports <= listening_ports():
+            have_ports, have_paths = daemon_sockets(self.proc.pid)
+            # serve binds the control socket by its name in its directory
+            have_names = {os.path.basename(p) for p in have_paths}
+            if ports <= have_ports and all(p in have_paths or os.path.basename(p) in have_names
+                                           for p in paths):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError("breakwater does not listen on %s after %.0fs; stderr:\n%s"
-                                     % (sorted(ports), timeout or 5 * SLOW, self.log()))
+                raise AssertionError("breakwater does not listen on %s after %.0fs (its own: "
+                                     "%s); stderr:\n%s"
+                                     % (sorted(ports) + sorted(paths), limit,
+                                        sorted(have_ports) + sorted(have_paths), self.log()))
             time.sleep(0.02)
 
     def alive(self):

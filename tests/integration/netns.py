@@ -211,24 +211,6 @@ def ns_listening(pid, port, proto="tcp"):
     return False
 
 
-def wait_daemon_listening(daemon, timeout=None):
-    """harness.Daemon.wait_listening for a daemon in another namespace
-    (the harness looks at this process's /proc/net)."""
-    ports = {p for _, p in daemon.listen_addresses()}
-    limit = timeout or 5 * harness.SLOW
-    deadline = time.monotonic() + limit
-    while True:
-        if daemon.proc.poll() is not None:
-            raise AssertionError("breakwater exited with %s at start; stderr:\n%s"
-                                 % (daemon.proc.returncode, daemon.log()))
-        if all(ns_listening(daemon.proc.pid, p) for p in ports):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("breakwater does not listen on %s after %.0fs; stderr:\n%s"
-                                 % (sorted(ports), limit, daemon.log()))
-        time.sleep(0.02)
-
-
 class NsRbldnsd:
     """A private rbldnsd in a namespace, serving bl.test (ip4set): the
     given addresses and the RFC 5782 test point 127.0.0.2."""

@@ -84,7 +84,7 @@ class BanTestCase(BreakwaterTestCase):
         if not ready:
             return None
         try:
-            netns.wait_daemon_listening(d)
+            d.wait_listening()
             if d.conf.get("ban_backend") != "none":
                 line = d.wait_log(r"put \d+ stored bans back", timeout=5 * slow())
                 return int(re.search(r"put (\d+) stored", line).group(1))

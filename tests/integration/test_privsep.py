@@ -227,7 +227,7 @@ class PrivsepTestCase(BreakwaterTestCase):
         while result is None:
             if d.proc.poll() is not None:
                 result = "failed"
-            elif ports <= harness.listening_ports():
+            elif ports <= harness.daemon_sockets(d.proc.pid)[0]:
                 result = "up"
             elif time.monotonic() > deadline:
                 result = "hung"
