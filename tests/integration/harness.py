@@ -1102,7 +1102,7 @@ class BreakwaterTestCase(unittest.TestCase):
             connected = False
         probe.close()
         if connected:
-            self.skipTest("cannot make a backend that does not answer SYNs here")
+            self.skipTest("kernel lacks a full accept queue that drops SYNs here")
         return "127.0.0.1:%d" % ls.getsockname()[1]
 
     def delay_dns(self, delays):

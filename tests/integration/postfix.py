@@ -67,7 +67,7 @@ def postfix_available():
     if not os.path.exists(POSTFIX):
         return False, "postfix not installed (%s missing)" % POSTFIX
     if os.geteuid() != 0:
-        return False, "a private Postfix instance needs root"
+        return False, "needs root (a private Postfix instance)"
     return True, ""
 
 

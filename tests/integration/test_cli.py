@@ -274,7 +274,7 @@ class StartErrorTest(BreakwaterTestCase):
 
     def test_missing_user(self):
         if os.geteuid() != 0:
-            self.skipTest("the user switch happens only as root")
+            self.skipTest("needs root (the user switch happens only as root)")
         self.serve_fails(["user=bw-no-such-user", "state_dir=%s" % self.tmp],
                          ["bw-no-such-user", "useradd"])
 

@@ -206,7 +206,8 @@ class ListsTest(BreakwaterTestCase):
         c = self.client(d, "127.66.1.1")       # listed, but nobody can tell
         backend_greeting(self, c, timeout=5 * SLOW)
         elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, 2.5, "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
+        self.assertLess(elapsed, 1.0 + 1.5 * SLOW,
+                        "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
         self.quit(c)
         self.assertSession(d, c, "clean")
 
@@ -219,7 +220,8 @@ class ListsTest(BreakwaterTestCase):
         backend_greeting(self, c, timeout=5 * SLOW)
         elapsed = time.monotonic() - t0
         self.assertGreater(elapsed, 0.7, "did not wait for the lists (%.2fs)" % elapsed)
-        self.assertLess(elapsed, 2.5, "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
+        self.assertLess(elapsed, 1.0 + 1.5 * SLOW,
+                        "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
         self.assertGreater(dns.queries(), 0, "no DNS query was sent")
         self.quit(c)
         self.assertSession(d, c, "clean")
@@ -264,7 +266,8 @@ class ListsTest(BreakwaterTestCase):
         backend_greeting(self, c, timeout=5 * SLOW)
         elapsed = time.monotonic() - t0
         self.assertGreater(elapsed, 0.7)
-        self.assertLess(elapsed, 2.0, "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
+        self.assertLess(elapsed, 1.0 + 1.0 * SLOW,
+                        "relayed only after %.1fs with dnsbl_timeout=1s" % elapsed)
         time.sleep(1.3)            # the late answer arrives now
         self.assertReply(c.cmd("NOOP"), 250)
         self.quit(c)
@@ -280,13 +283,15 @@ class ListsTest(BreakwaterTestCase):
         t0 = time.monotonic()
         c = self.client(d, "127.66.0.9")
         engine_greeting(self, c, timeout=5 * SLOW)
-        self.assertLess(time.monotonic() - t0, 1.0, "waited for a list that could not change the verdict")
+        self.assertLess(time.monotonic() - t0, 1.0 * SLOW,
+                        "waited for a list that could not change the verdict")
         rejected_dialogue(self, c, "127.66.0.9", ["bl.test"])
         # not in bl.test: bl2.test alone (1) cannot reach 2
         t0 = time.monotonic()
         c = self.client(d, "127.1.0.9")
         backend_greeting(self, c, timeout=5 * SLOW)
-        self.assertLess(time.monotonic() - t0, 1.0, "waited for a list that could not change the verdict")
+        self.assertLess(time.monotonic() - t0, 1.0 * SLOW,
+                        "waited for a list that could not change the verdict")
         self.quit(c)
         self.assertSession(d, c, "clean")
         names = [n for n, _ in dns.queries]

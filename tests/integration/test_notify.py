@@ -41,12 +41,17 @@ class NotifyTest(BreakwaterTestCase):
         d = self.start_notified(path, workers=str(workers))
         deadline = time.monotonic() + 5 * SLOW
         self.messages_until(s, "READY=1", deadline)
-        t0 = time.monotonic()
-        pings = 0
-        while pings < 3:
+        # WATCHDOG_USEC 0.2 s: systemd would kill a process silent that
+        # long; a ping every 0.1 s (half of it) keeps well inside
+        pings = []
+        while len(pings) < 6:
             if "WATCHDOG=1" in s.recv(4096).decode():
-                pings += 1
-        self.assertLess(time.monotonic() - t0, 2 * SLOW, "watchdog pings too slow")
+                pings.append(time.monotonic())
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        self.assertLess(max(gaps), 0.2 * SLOW, "a gap past WATCHDOG_USEC: %r" % gaps)
+        mean = sum(gaps) / len(gaps)
+        self.assertTrue(0.05 < mean < 0.1 + 0.05 * SLOW,
+                        "pings not at half of WATCHDOG_USEC: %r" % gaps)
         d.expect_exit = True
         d.proc.send_signal(15)
         self.messages_until(s, "STOPPING=1", time.monotonic() + 5 * SLOW)

@@ -727,7 +727,7 @@ class PrivsepCtlTest(PrivsepTestCase):
         try:
             a.send(b"!", socket.MSG_OOB)
         except OSError as e:
-            self.skipTest("no MSG_OOB on Unix stream sockets here (%s)" % e)
+            self.skipTest("kernel lacks MSG_OOB on Unix stream sockets (%s)" % e)
         finally:
             a.close()
             b.close()
@@ -927,7 +927,7 @@ def pidfd_getfd(pid, fd):
         n = _libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd),
                           ctypes.c_int(fd), ctypes.c_uint(0))
         if n < 0 and ctypes.get_errno() == errno.ENOSYS:
-            raise unittest.SkipTest("no pidfd_getfd(2) (Linux 5.6 or later)")
+            raise unittest.SkipTest("kernel lacks pidfd_getfd(2) (Linux 5.6 or later)")
         return None if n < 0 else int(n)
     finally:
         os.close(pidfd)

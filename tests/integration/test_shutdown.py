@@ -41,6 +41,14 @@ class ShutdownTest(BreakwaterTestCase):
         self.assertIn("signal 15: shutting down", d.log())
         s = [x for x in d.sessions() if x.get("addr") == "127.66.0.1"]
         self.assertTrue(s and s[0].get("reason") == "shutdown", "session lines: %r" % s)
+        # its state kept: the listed verdict made before the signal is in
+        # the store the next start reads
+        d2 = self.start_daemon(sink)
+        again = self.client(d2, "127.66.0.1")
+        self.assertReply(again.read_reply(), 220)
+        again.close()
+        s2 = d2.wait_session(again)
+        self.assertEqual(s2.get("cache"), "hit", s2["line"])
 
     def test_timeout_and_second_signal(self):
         sink = self.smtp_sink()
