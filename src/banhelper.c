@@ -233,7 +233,11 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     close(status_fd);
     if (fw == NULL)
         _exit(1);
-    signal(SIGINT, SIG_IGN); /* the daemon decides when we stop: our sockets close */
+    /* the daemon decides when we stop: our sockets close. A stop signals
+     * the whole process group (Ctrl-C, timeout(1), systemd's stop): the
+     * helper must outlive the daemon's last bans and its clean exit. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     static struct banhelper h;
     h = (struct banhelper){.fw = fw, .conf = conf, .max_seconds = (uint32_t)conf->ban_time_max,
                            .peer = kills ? BANPROTO_PEER_WATCH : BANPROTO_PEER_SERVE,

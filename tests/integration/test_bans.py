@@ -15,6 +15,7 @@ it fails (BreakwaterTestCase's cleanup).
 
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -450,6 +451,34 @@ class PrivsepTest(BanTestCase):
         # and the helper does its job with that
         self.refuse_listed(self.topo.listed)
         self.wait_nft(self.topo.listed)
+
+
+    def test_stop_of_the_process_group_logs_no_error(self):
+        """A stop that signals the whole process group (Ctrl-C, timeout(1),
+        systemd's stop) reaches the ban helper too: it outlives the daemon,
+        which exits 0 with no error line (the helper used to die first:
+        "the ban helper is gone")."""
+        d = self.make_daemon()
+        self.load_rules(d)
+        self.start(d)
+        self.refuse_listed(self.topo.listed)
+        self.wait_nft(self.topo.listed)
+        kids = children(d.proc.pid)
+        self.assertEqual(len(kids), 1, "expected one child (the ban helper): %r" % kids)
+        d.expect_exit = True
+        # as kill(-pgid, SIGTERM) would, and the helper's signal handled
+        # first: it must live on, since the daemon may still have bans and
+        # drains its relays for up to shutdown_timeout
+        os.kill(kids[0], signal.SIGTERM)
+        time.sleep(0.3 * slow())
+        self.assertTrue(os.path.exists("/proc/%d" % kids[0]), "SIGTERM ended the helper")
+        os.kill(d.proc.pid, signal.SIGTERM)
+        d.proc.wait(5 * slow())
+        self.assertEqual(d.proc.returncode, 0, d.log()[-2000:])
+        errors = [l for l in d.log().splitlines() if ": error:" in l]
+        self.assertEqual(errors, [], "a clean stop logged errors")
+        harness.wait_until(lambda: not os.path.exists("/proc/%d" % kids[0]), 5 * slow(),
+                           what="the helper gone after the daemon")
 
 
 class ControlTest(BanTestCase):
