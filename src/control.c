@@ -30,6 +30,7 @@ struct control {
     struct bans *bans;
     const struct metrics *metrics;
     ev_io io;
+    unsigned open;               /* client connections, up to CONTROL_CONNECTIONS_MAX */
 };
 
 /* One client connection: the command line in, the whole answer out. */
@@ -278,6 +279,7 @@ static void control_conn_close(struct control_conn *cc)
     ev_io_stop(cc->ctl->loop, &cc->io);
     ev_timer_stop(cc->ctl->loop, &cc->timer);
     close(cc->fd);
+    cc->ctl->open--;
     free(cc->out);
     free(cc);
 }
@@ -370,11 +372,14 @@ static void control_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         close(fd);
         return;
     }
-    struct control_conn *cc = calloc(1, sizeof *cc);
+    struct control_conn *cc = ctl->open < CONTROL_CONNECTIONS_MAX ? calloc(1, sizeof *cc) : NULL;
     if (cc == NULL) {
+        static const char busy[] = "error: busy (too many control connections)\n";
+        (void)send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         close(fd);
         return;
     }
+    ctl->open++;
     cc->ctl = ctl;
     cc->fd = fd;
     ev_io_init(&cc->io, control_conn_cb, fd, EV_READ);

@@ -4,9 +4,10 @@
  * or more lines and then "ok" or "error: WHAT", then closed. Only root and
  * the daemon's own user may talk to it (peer credentials are checked).
  *
- *   ban ADDRESS [DURATION]   ban now (DURATION as in the config, default
- *                            the policy's length)
- *   unban ADDRESS
+ *   ban ADDRESS[/LEN] [DURATION]  ban now (DURATION as in the config,
+ *                            default the policy's length): the address's
+ *                            network (bans.h), or ADDRESS/LEN
+ *   unban ADDRESS[/LEN]      lift every ban that overlaps it
  *   bans                     address=A remaining=S reason=R count=N, one
  *                            line per active ban
  *   flush                    empty the verdict cache
@@ -48,6 +49,11 @@
  *
  * With workers, every worker serves the same listening socket: the store
  * and the helper are shared, so any of them can answer.
+ *
+ * Bounded: at most CONTROL_CONNECTIONS_MAX clients at once per worker (one
+ * more gets "error: busy" and is closed), each with CONTROL_TIMEOUT
+ * seconds to ask and read, so a peer that connects and stays silent, or
+ * many of them, holds little memory and no answer buffers.
  */
 #ifndef BREAKWATER_CONTROL_H
 #define BREAKWATER_CONTROL_H
@@ -62,6 +68,7 @@
 #include "store.h"
 
 #define CONTROL_LINE_MAX 512
+#define CONTROL_CONNECTIONS_MAX 16
 #define CONTROL_WAIT 5          /* seconds: ctl's whole request; the start's look */
 #define CONTROL_OUT_MAX (256u << 20)  /* bytes: the longest answer sent, or read by ctl */
 #define CONTROL_STATS_MAX (1u << 20)  /* bytes of a `stats` answer read (kept in memory) */

@@ -150,8 +150,14 @@ static void httpd_conn_read(struct httpd_conn *c)
     bool complete = strstr(c->in, "\r\n\r\n") != NULL || strstr(c->in, "\n\n") != NULL;
     if (!complete && c->in_len < sizeof c->in - 1)
         return;
-    httpd_respond(c);
-    if (c->out == NULL) { /* out of memory, or a head too long: just close */
+    if (complete) {
+        httpd_respond(c);
+    } else { /* HTTPD_REQUEST_MAX bytes and no end of the head */
+        static const char long_head[] = "request head too long\n";
+        httpd_answer(c, "431 Request Header Fields Too Large", "text/plain", long_head,
+                     sizeof long_head - 1);
+    }
+    if (c->out == NULL) { /* out of memory: just close */
         httpd_conn_close(c);
         return;
     }
