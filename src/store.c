@@ -359,8 +359,15 @@ struct store *store_open(const char *state_dir, size_t max_verdicts, const char 
     if (rc == 0)
         rc = store_setup(s, sites);
     if (rc != 0) {
-        snprintf(err, errsize, "%s: cannot open the state store: %s", s->path,
-                 mdb_strerror(rc));
+        /* a file that is not a store of ours (another program's, or
+         * damaged): say how to start afresh, and what that costs */
+        bool foreign = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
+                       rc == MDB_INCOMPATIBLE || rc == MDB_PAGE_NOTFOUND;
+        snprintf(err, errsize, "%s: cannot open the state store: %s%s%s%s", s->path,
+                 mdb_strerror(rc), foreign ? "; if it is not breakwater's or is damaged, "
+                 "move it and " : "", foreign ? s->path : "",
+                 foreign ? "-lock away and start again (a new store is made; the bans "
+                 "and cached verdicts in the old one are not put back)" : "");
         store_free(s);
         return NULL;
     }

@@ -287,7 +287,8 @@ class StartErrorTest(BreakwaterTestCase):
         if os.geteuid() == 0:  # the user's own store, not one root left there
             os.chown(path, 65534, 65534)
         self.serve_fails(["user=nobody", "state_dir=%s" % state],
-                         [path, "cannot open the state store", "MDB_INVALID"])
+                         [path, "cannot open the state store", "MDB_INVALID",
+                          "move it and %s-lock away" % path])
 
     def test_runs_unprivileged_without_bans(self):
         """Started as nobody with ban_backend = none it simply serves."""

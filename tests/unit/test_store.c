@@ -724,6 +724,7 @@ static void test_corrupt_file(void **state)
     assert_null(store_open(d->path, MAX_VERDICTS, SITES, err, sizeof err));
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "cannot open the state store: "));
+    assert_non_null(strstr(err, "move it and "));   /* what to do */
 }
 
 static void test_missing_dir(void **state)
