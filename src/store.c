@@ -57,6 +57,7 @@ const char *const store_files[] = {STORE_FILE, STORE_FILE "-lock", NULL};
 #define STORE_MAP_BASE ((size_t)64 << 20)  /* address space, not disk */
 #define STORE_MAP_PER_VERDICT 512          /* generous: copy-on-write pages */
 #define STORE_KEY_MAX 18                   /* family byte + 16 bytes + prefix */
+#define STORE_EVICT_SAMPLE 8               /* verdicts looked at to evict one */
 #define STORE_META_SITES "sites"
 
 struct store_verdict_record {
@@ -433,8 +434,45 @@ bool store_verdict_get(struct store *s, const struct addr *a, double now, uint64
     return true;
 }
 
+/* store_verdict_evict - the table is full: delete the verdict closest to
+ * its expiry among STORE_EVICT_SAMPLE neighbours of key (the keys after
+ * it, wrapping: a sample as good as random, since an address says nothing
+ * of its age), as an LRU cache would its oldest; false when none could go */
+static bool store_verdict_evict(struct store *s, MDB_txn *txn, MDB_val *key)
+{
+    MDB_cursor *c;
+    MDB_val k = *key, v;
+    double soonest = 0;
+    uint8_t victim[STORE_KEY_MAX];
+    size_t victim_size = 0;
+    if (mdb_cursor_open(txn, s->verdicts, &c) != 0)
+        return false;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (int n = 0; n < STORE_EVICT_SAMPLE; n++) {
+        if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc != 0)
+            break;
+        struct store_verdict_record r;
+        double expires = -1; /* a malformed record goes first */
+        if (v.mv_size == sizeof r) {
+            memcpy(&r, v.mv_data, sizeof r);
+            expires = r.expires;
+        }
+        if ((victim_size == 0 || expires < soonest) && k.mv_size <= sizeof victim) {
+            soonest = expires;
+            victim_size = k.mv_size;
+            memcpy(victim, k.mv_data, k.mv_size);
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    MDB_val gone = {victim_size, victim};
+    return victim_size > 0 && mdb_del(txn, s->verdicts, &gone, NULL) == 0;
+}
+
 /* store_verdict_room - may a's verdict be written: the table has room, or
- * a's is there to be replaced? */
+ * a's is there to be replaced, or one closest to its expiry was evicted */
 static bool store_verdict_room(struct store *s, MDB_txn *txn, const struct addr *a)
 {
     MDB_stat st;
@@ -446,10 +484,10 @@ static bool store_verdict_room(struct store *s, MDB_txn *txn, const struct addr 
     if (mdb_get(txn, s->verdicts, &k, &v) == 0)
         return true;
     log_limited(&s->full_log, store_clock(), LOG_LEVEL_WARNING,
-                "state store %s: the verdict table is full (max_verdicts %zu): "
-                "new verdicts are not kept until a purge makes room",
+                "state store %s: the verdict table is full (max_verdicts %zu): the "
+                "verdicts closest to their expiry make room for new ones",
                 s->path, s->max_verdicts);
-    return false;
+    return store_verdict_evict(s, txn, &k);
 }
 
 /* store_verdict_put - see store.h */

@@ -69,8 +69,9 @@ struct store_ban {
     bool peer;        /* the latest ban came from a fleet peer */
 };
 
-/* max_verdicts bounds the verdict table (store_verdict_put() refuses new
- * addresses beyond it until a purge makes room); sites is the dnsbl_sites
+/* max_verdicts bounds the verdict table (beyond it, a new address's
+ * verdict takes the place of one close to its expiry, as in an LRU cache:
+ * the one expiring soonest of a sample of 8); sites is the dnsbl_sites
  * text: when it differs from the one stored, the verdicts are emptied (their
  * hits bits name sites by position). Returns NULL with err set. */
 struct store *store_open(const char *state_dir, size_t max_verdicts, const char *sites,

@@ -260,22 +260,22 @@ static void test_max_verdicts(void **state)
     assert_int_equal(store_verdict_put(s, &a[0], &v, 100), 0);
     assert_int_equal(store_verdict_put(s, &a[1], &v, 1000), 0);
     assert_int_equal(store_verdict_put(s, &a[2], &v, 1000), 0);
-    /* full: a new address is refused, before and after a commit */
-    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
-    assert_int_equal(store_commit(s), 0);
-    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), -1);
-    assert_false(store_verdict_get(s, &a[3], 0, 0, &got));
-    /* a replacement is always allowed */
+    /* a replacement never evicts */
     assert_int_equal(store_verdict_put(s, &a[1], &w, 1000), 0);
     assert_true(store_verdict_get(s, &a[1], 0, 0, &got));
     assert_int_equal(got.score, 9);
     assert_int_equal(store_verdict_count(s), 3);
-    /* the refusals dropped none of the pending writes */
-    assert_true(store_verdict_get(s, &a[0], 0, 0, &got));
-    /* a purge makes room */
-    assert_int_equal(store_verdict_purge(s, 500, 10), 1);
-    assert_int_equal(store_verdict_put(s, &a[3], &v, 1000), 0);
+    /* full: a new address takes the place of the one expiring soonest
+     * (a[0], at 100; all three are in the sample) */
+    assert_int_equal(store_verdict_put(s, &a[3], &v, 2000), 0);
     assert_true(store_verdict_get(s, &a[3], 0, 0, &got));
+    assert_false(store_verdict_get(s, &a[0], 0, 0, &got));
+    assert_int_equal(store_verdict_count(s), 3);
+    assert_int_equal(store_commit(s), 0);
+    /* again after a commit: now a[1] or a[2] (1000) goes, a[3] (2000) stays */
+    assert_int_equal(store_verdict_put(s, &a[0], &v, 3000), 0);
+    assert_true(store_verdict_get(s, &a[3], 0, 0, &got));
+    assert_true(store_verdict_get(s, &a[0], 0, 0, &got));
     assert_int_equal(store_verdict_count(s), 3);
     assert_int_equal(store_commit(s), 0);
     store_close(s);
