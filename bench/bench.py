@@ -644,6 +644,9 @@ class Bench:
                 self.res.setdefault("failed", {})[fig] = repr(e)[-3000:]
                 self.save()
             log("figure %s took %.0fs" % (fig, time.monotonic() - t))
+            # when each figure was measured: --keep re-runs some and keeps the others
+            self.res.setdefault("measured_at", {})[fig] = time.strftime(
+                "%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         if not a.keep:
             self.res["elapsed_s"] = time.monotonic() - T0
         self.save()

@@ -57,10 +57,13 @@ def write_markdown(res, path):
     cfg = res.get("config", {})
     L.append("# Benchmarks\n")
     L.append("breakwater against `smtp-sink` (the ceiling of an SMTP session here) and "
-             "Postfix postscreen, measured side by side in one run of `make bench` "
-             "(`bench/bench.py`), so the ratios compare systems under the same noise. "
-             "All numbers below come from that one run (started %s, %.0f s in all)."
-             % (res.get("started", "?"), res.get("elapsed_s", 0) or 0))
+             "Postfix postscreen, measured side by side by `make bench` (`bench/bench.py`), so "
+             "the ratios of a table compare systems under the same noise. Each section says "
+             "when it was measured: a run of `make bench` measures every figure, one after "
+             "the other (the first started %s); `--keep` re-runs some figures and keeps the "
+             "others' results; the sections after the targets are written by hand "
+             "(`bench/NOTES-bench.md`) and give their own dates and commands."
+             % res.get("started", "?"))
     L.append("")
     L.append("## Machine\n")
     L.append("| | |\n|---|---|")
@@ -491,11 +494,30 @@ def write_markdown(res, path):
         for k, v in res["failed"].items():
             L.append("- %s: `%s`" % (k, v[:400]))
         L.append("")
+    L = _with_dates(L, res)
     notes = os.path.join(HERE, "NOTES-bench.md")
     if os.path.exists(notes):
         L.append(open(notes).read())
     with open(path, "w") as fh:
         fh.write("\n".join(L) + "\n")
+
+
+def _with_dates(lines, res):
+    """Under each figure's heading ("## a. ..."), when it was measured: the
+    end of that figure in its run, or, for results saved before bench.py
+    kept the time of each figure, the start of the run they came from.
+    Figure b is computed from figure a's runs."""
+    at = dict(res.get("measured_at", {}))
+    at.setdefault("b", at.get("a"))
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("## ") and len(line) > 4 and line[4] == ".":
+            fig = line[3]
+            when = at.get(fig)
+            out.append("*Measured %s.*\n" % ("in the run of %s" % when if when else
+                                            "in the run started %s" % res.get("started", "?")))
+    return out
 
 
 def write_plot(f):
