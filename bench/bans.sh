@@ -7,6 +7,8 @@
 # stop breakwater, flush the set, start it again, and time until every
 # ban is back in the set. Needs
 # build/breakwater, build/bench/wave, nftables, iproute2; run as root.
+# LIST=1: halfway through the wave, time an `nft list set` (bounded to
+# 10 s), as an admin would look at the bans during a wave.
 # Bounded: the generator runs SECONDS (at most 6: 65,024 fresh addresses
 # in 127.66.0.0/16 must not run out), everything is stopped after.
 set -u
@@ -39,7 +41,18 @@ CONF
 ip netns exec "$ns" "$top/build/breakwater" serve -c "$tmp/bw.conf" 2> "$tmp/bw.log" & BW=$!   # exec: $! is the daemon
 sleep 1
 in_ns "$top/build/bench/wave" -t 127.0.0.1:12825 -d "$SECONDS_RUN" -r "$RATE" \
-    --mix listed=100 --fresh-addresses > "$tmp/wave.txt"
+    --mix listed=100 --fresh-addresses > "$tmp/wave.txt" & WAVE=$!
+if [ "${LIST:-0}" = 1 ]; then   # an admin's `nft list set` while the bans go in
+    sleep $(( SECONDS_RUN / 2 ))
+    t0=$(date +%s.%N)
+    if in_ns timeout 10 nft list set inet breakwater banned4 > "$tmp/list.txt" 2>&1; then
+        echo "nft list set during the wave: done in $(echo "$(date +%s.%N) - $t0" | bc) s," \
+             "$(grep -o timeout "$tmp/list.txt" | wc -l) lines with a timeout"
+    else
+        echo "nft list set during the wave: not done within 10 s"
+    fi
+fi
+wait $WAVE
 sleep 1   # the last bans go in
 echo "wave: $RATE new listed sessions/s for ${SECONDS_RUN}s, each from a new address"
 grep -E "sessions|rcpt|errors|cpu" "$tmp/wave.txt" | sed 's/^/  /'
