@@ -136,11 +136,14 @@ class Kill9:
         t0 = time.monotonic()
         self.start_bw()
         ok = serves()
-        # every ban of the snapshot that has not ended yet
-        want = {a for a, left in snapshot.items() if left > time.monotonic() - taken + 2}
+        # every ban of the snapshot, until it ends (monotonic time): one that
+        # ends while the restore is checked is not missing
+        ends = {a: taken + left for a, left in snapshot.items()}
+        want = {a for a, end in ends.items() if end > time.monotonic() + 2}
         missing = want
         while missing and time.monotonic() - t0 < 20:
-            missing = want - set(nft_set())
+            now_in = set(nft_set())
+            missing = {a for a in missing if a not in now_in and ends[a] > time.monotonic() + 1}
             time.sleep(0.1)
         return {"cycle": i, "killed_at": round(killed_after, 2), "in_set": len(snapshot),
                 "expected_back": len(want), "missing": len(missing), "serves": ok,
