@@ -10,6 +10,7 @@ int addrmap_init(struct addrmap *m, size_t buckets)
     size_t n = 1;
     while (n < buckets)
         n *= 2;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the buckets are pointers, as meant */
     *m = (struct addrmap){calloc(n, sizeof *m->bucket), n, 0};
     return m->bucket == NULL ? -1 : 0;
 }
@@ -32,6 +33,7 @@ struct addrmap_node **addrmap_find(struct addrmap *m, const struct addr *a)
 static void addrmap_grow(struct addrmap *m)
 {
     size_t n = m->buckets * 2;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the buckets are pointers, as meant */
     struct addrmap_node **bucket = calloc(n, sizeof *bucket);
     if (bucket == NULL)
         return;

@@ -52,7 +52,7 @@ static double banhelper_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* banhelper_gathered - requests read from c and not answered yet */
@@ -236,8 +236,8 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     /* the daemon decides when we stop: our sockets close. A stop signals
      * the whole process group (Ctrl-C, timeout(1), systemd's stop): the
      * helper must outlive the daemon's last bans and its clean exit. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
+    (void)signal(SIGINT, SIG_IGN); /* cannot fail: a valid signal, a valid handler */
+    (void)signal(SIGTERM, SIG_IGN);
     static struct banhelper h;
     h = (struct banhelper){.fw = fw, .conf = conf, .max_seconds = (uint32_t)conf->ban_time_max,
                            .peer = kills ? BANPROTO_PEER_WATCH : BANPROTO_PEER_SERVE,

@@ -59,6 +59,7 @@ static void check_txt_join(const struct ares_txt_ext *t, char *out, size_t size)
             cut = true;
             break;
         }
+        /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): dnsbl_txt_escape() ends it */
         memcpy(out + used, open, open_len);
         used += open_len;
         size_t took = dnsbl_txt_escape(t->txt, t->length, out + used, limit - used - 1);
@@ -184,7 +185,7 @@ static void check_warn_refused(const struct conf *conf, size_t zone,
                                const struct check_answer *points,
                                const enum dnsbl_health *health)
 {
-    for (int f = 0; f < 2; f++) {
+    for (size_t f = 0; f < 2; f++) {
         if (health[f] != DNSBL_HEALTH_REFUSED)
             continue;
         dnsbl_warn_refused(conf->dnsbl_sites.name[zone],
@@ -239,13 +240,13 @@ int check_run(const struct conf *conf, char *const addresses[], int count)
     if (run.pending > 0)
         ev_run(loop, 0);
     for (size_t z = 0; z < zones; z++) {
-        for (int f = 0; f < 2; f++)
+        for (size_t f = 0; f < 2; f++)
             health[z * 2 + f] = dnsbl_health_evaluate(&points[z * 4 + f * 2].a,
                                                       &points[z * 4 + f * 2 + 1].a);
         check_warn_refused(conf, z, &points[z * 4], &health[z * 2]);
     }
     for (int i = 0; i < count; i++) {
-        enum dnsbl_health h[DNSBL_SITES_MAX];
+        enum dnsbl_health h[DNSBL_SITES_MAX] = {DNSBL_HEALTH_UNKNOWN}; /* h[0..zones) set below */
         for (size_t z = 0; z < zones; z++)
             h[z] = health[z * 2 + (addr[i].family == AF_INET6)];
         int s = check_print(conf, addresses[i], &answers[(size_t)i * zones], h);

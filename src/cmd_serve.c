@@ -303,7 +303,7 @@ static int serve_worker(void *arg, const struct conf *conf, const int *fds,
     const struct startup *ctx = arg;
     struct serve_daemon d = {0};
     struct ev_loop *loop = ev_default_loop(0);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail: a valid signal, a valid handler */
     if (serve_daemon_start(&d, loop, conf, ctx, fds, index, supervisor) < 0) {
         serve_daemon_stop(&d);
         return 1;

@@ -39,7 +39,7 @@ static char *watch_read_file(const char *path, char *err, size_t errsize)
         text = NULL;
     }
     if (f != NULL)
-        fclose(f);
+        (void)fclose(f); /* read only: ferror() checked above */
     return text;
 }
 

@@ -91,9 +91,10 @@ static const char *conf_quote(const char *text, char buf[CONF_QUOTE_MAX + 4])
 {
     size_t n = 0;
 
+    /* cppcheck-suppress arrayIndexThenCheck ; text[n] is in the string: text[0..n) has no NUL */
     for (; text[n] != '\0' && n < CONF_QUOTE_MAX; n++) {
         unsigned char ch = (unsigned char)text[n];
-        buf[n] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+        buf[n] = (char)((ch >= 0x20 && ch < 0x7f) ? ch : '?');
     }
     if (text[n] != '\0') {
         memcpy(buf + n, "...", 3);
@@ -617,7 +618,7 @@ _Static_assert(offsetof(struct conf, watch_port_count) ==
 static int conf_set_ports(struct conf *c, const struct conf_key *k,
                           const char *value, char *what, size_t size)
 {
-    uint16_t ports[CONF_BAN_PORTS_MAX];
+    uint16_t ports[CONF_BAN_PORTS_MAX] = {0};
     char item[CONF_ITEM_MAX];
     const char *p = value;
     size_t count = 0;
@@ -646,7 +647,7 @@ static int conf_set_ports(struct conf *c, const struct conf_key *k,
 static int conf_set_watch_logs(struct conf *c, const struct conf_key *k,
                                const char *value, char *what, size_t size)
 {
-    char *paths[CONF_WATCH_LOGS_MAX], item[CONF_PATH_MAX + 1];
+    char *paths[CONF_WATCH_LOGS_MAX] = {NULL}, item[CONF_PATH_MAX + 1];
     const char *p = value;
     size_t count = 0;
     int n;
@@ -1057,7 +1058,7 @@ int conf_load_file(struct conf *c, const char *path, bool required, char *err)
         return -1;
     }
     rc = conf_load_lines(c, f, path, err);
-    fclose(f);
+    (void)fclose(f); /* read only: conf_load_lines checked ferror() */
     return rc;
 }
 
@@ -1254,6 +1255,15 @@ static bool conf_string_equal(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* conf_fleet_url_equal - the same Redis URL, member by member: memcmp()
+ * would compare the padding after port and the bytes after each string's
+ * NUL too */
+static bool conf_fleet_url_equal(const struct fleetproto_url *a, const struct fleetproto_url *b)
+{
+    return strcmp(a->user, b->user) == 0 && strcmp(a->password, b->password) == 0 &&
+           strcmp(a->host, b->host) == 0 && a->port == b->port && a->db == b->db;
+}
+
 /* conf_keep_string - *next = a copy of running; false when out of memory */
 static bool conf_keep_string(char **next, const char *running)
 {
@@ -1322,7 +1332,7 @@ int conf_keep_restart_keys(struct conf *next, const struct conf *running,
     CONF_KEEP(cache_max_entries)
 #undef CONF_KEEP
     if (next->has_fleet != running->has_fleet ||
-        memcmp(&next->fleet_redis, &running->fleet_redis, sizeof next->fleet_redis) != 0) {
+        !conf_fleet_url_equal(&next->fleet_redis, &running->fleet_redis)) {
         conf_changed(changed, size, "fleet_redis");
         next->has_fleet = running->has_fleet;
         next->fleet_redis = running->fleet_redis;

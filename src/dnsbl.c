@@ -571,6 +571,7 @@ static void dnsbl_probe_start(struct dnsbl *d, unsigned zone, int family)
     for (int which = 0; which < 2; which++) {
         struct addr point;
         char name[DNSBL_NAME_MAX];
+        /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): pending = 2 keeps p until both answer */
         p->query[which] = (struct dnsbl_probe_query){p, which};
         dnsbl_test_point(family == DNSBL_FAMILY_V6 ? AF_INET6 : AF_INET,
                          which == 0 ? 2 : 1, &point);

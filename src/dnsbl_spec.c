@@ -79,7 +79,7 @@ static void dnsbl_quote(char *buf, size_t bufsize, const char *item,
             continue;
         }
         unsigned char c = (unsigned char)item[i++];
-        buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+        buf[o++] = (char)((c >= 0x20 && c < 0x7f) ? c : '?');
     }
     if (i < len && o + 4 <= bufsize) {
         memcpy(buf + o, "...", 3);
@@ -143,8 +143,7 @@ static char *dnsbl_copy_domain(const char *p, const char *end)
     if (copy == NULL)
         return NULL;
     for (size_t i = 0; i < len; i++)
-        copy[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] - 'A' + 'a')
-                                               : p[i];
+        copy[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] - 'A' + 'a' : p[i]);
     copy[len] = '\0';
     return copy;
 }
@@ -387,11 +386,13 @@ static size_t dnsbl_count_items(const char *text, const char **extra,
     return n;
 }
 
-/* dnsbl_sites_parse - parse the dnsbl_sites list into out. */
+/* dnsbl_sites_parse - parse the dnsbl_sites list into out (zeroed on
+ * failure): built in sites, put in out once complete. */
 int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
                       char *err, size_t errsize)
 {
     const char *cursor = text != NULL ? text : "", *item = NULL;
+    struct dnsbl_sites sites = {0};
     size_t n, len = 0;
 
     memset(out, 0, sizeof(*out));
@@ -405,21 +406,22 @@ int dnsbl_sites_parse(const char *text, struct dnsbl_sites *out,
     }
     if (n == 0)
         return 0;
-    out->site = calloc(n, sizeof(*out->site));
-    out->zone = calloc(n, sizeof(*out->zone));
-    out->name = calloc(n, sizeof(*out->name));
-    if (out->site == NULL || out->zone == NULL || out->name == NULL) {
+    sites.site = calloc(n, sizeof(*sites.site));
+    sites.zone = calloc(n, sizeof(*sites.zone));
+    sites.name = calloc(n, sizeof(*sites.name));
+    if (sites.site == NULL || sites.zone == NULL || sites.name == NULL) {
         dnsbl_error(err, errsize, "site list", cursor, strlen(cursor),
                     "out of memory");
-        dnsbl_sites_free(out);
+        dnsbl_sites_free(&sites);
         return -1;
     }
     while ((len = dnsbl_next_item(&cursor, &item)) > 0) {
-        if (dnsbl_add_site(out, item, len, err, errsize) < 0) {
-            dnsbl_sites_free(out);
+        if (dnsbl_add_site(&sites, item, len, err, errsize) < 0) {
+            dnsbl_sites_free(&sites);
             return -1;
         }
     }
+    *out = sites;
     return 0;
 }
 
@@ -514,6 +516,7 @@ static int dnsbl_site_rename(struct dnsbl_site *site, const char *name)
     char *spec = malloc(name_len + rest + 1);
     if (spec == NULL)
         return -1;
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): the next memcpy brings the NUL */
     memcpy(spec, name, name_len);
     memcpy(spec + name_len, site->spec + domain_len, rest + 1);
     free(site->spec);

@@ -79,6 +79,7 @@ static void engine_reply_set(struct engine_reply *r, bool error, const char *fmt
     int n;
 
     va_start(ap, fmt);
+    /* cppcheck-suppress ctuuninitvar ; r->text is written here, not read */
     n = vsnprintf(r->text, sizeof r->text, fmt, ap);
     va_end(ap);
     r->len = n < 0 ? 0 : (size_t)n;

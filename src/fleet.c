@@ -313,7 +313,7 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
         f->metrics->fleet_bans_received++;
         /* sent_ms has a millisecond's resolution: a message can look
          * sent a moment after it arrived; that counts as 0 */
-        double now = ev_time(), took = now - b.sent_ms / 1000.0;
+        double now = ev_time(), took = now - (double)b.sent_ms / 1000.0;
         if (live) {
             unsigned i = 0;
             while (i + 1 < METRICS_FLEET_BUCKETS && took > metrics_fleet_bounds[i])
@@ -712,6 +712,7 @@ static void fleet_answer(struct fleet_wait *w, const struct fleet_verdict *v,
     w->fn = NULL;
     if (f->metrics != NULL)
         f->metrics->fleet_verdicts[outcome]++;
+    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): fn is set while w is on f->waiting */
     fn(w->arg, v);
 }
 
@@ -729,11 +730,11 @@ static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
     fleet_replied(ac);
     if (w->fn != NULL) {
         struct fleet_verdict v;
-        uint64_t expires_ms;
+        uint64_t expires_ms = 0; /* read below also when not found */
         bool found = reply != NULL && reply->type == REDIS_REPLY_STRING &&
                      fleetproto_verdict_parse(reply->str, reply->len, w->sites_hash, &v.score,
                                               &v.hits, &expires_ms) == 0;
-        v.expires = expires_ms / 1000.0;
+        v.expires = (double)expires_ms / 1000.0;
         if (found && v.expires <= ev_time())
             found = false;
         fleet_answer(w, found ? &v : NULL,

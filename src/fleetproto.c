@@ -197,6 +197,7 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
     out->kind = ban ? FLEETPROTO_BAN : FLEETPROTO_UNBAN;
     if (!fleetproto_id_valid(w[2]) || fleetproto_net_parse(w[3], &out->net) < 0)
         return -1;
+    /* NOLINTNEXTLINE(clang-analyzer-security.insecureAPI.strcpy): id_valid() bounds it */
     strcpy(out->origin, w[2]);
     uint64_t v;
     if (fleetproto_number(w[n - 1], 1, UINT64_MAX / 2, &out->sent_ms) < 0)

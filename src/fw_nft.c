@@ -399,6 +399,7 @@ static int fw_nft_names(struct fw_nft *nft, const char *ban_set, char *err, size
     }
     memcpy(nft->table, ban_set, (size_t)(space - ban_set));
     nft->table[space - ban_set] = '\0';
+    /* NOLINTNEXTLINE(clang-analyzer-security.insecureAPI.strcpy): length checked above */
     strcpy(nft->prefix, space + 1);
     return 0;
 }

@@ -267,10 +267,13 @@ static bool logrules_group(const struct logrules *r, int g, const char *line, ch
                            size_t size)
 {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->match);
-    if (g < 0 || ov[2 * g] == PCRE2_UNSET || ov[2 * g + 1] - ov[2 * g] >= size)
+    if (g < 0)
         return false;
-    size_t n = ov[2 * g + 1] - ov[2 * g];
-    memcpy(buf, line + ov[2 * g], n);
+    size_t i = 2 * (size_t)g;
+    if (ov[i] == PCRE2_UNSET || ov[i + 1] - ov[i] >= size)
+        return false;
+    size_t n = ov[i + 1] - ov[i];
+    memcpy(buf, line + ov[i], n);
     buf[n] = '\0';
     return true;
 }

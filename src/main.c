@@ -93,9 +93,9 @@ static int main_rules(struct conf *conf, char **operands, int count)
     if (text == NULL)
         return 1;
     rules_format(conf, text, need);
-    fputs(text, stdout);
+    int written = fputs(text, stdout);
     free(text);
-    return fflush(stdout) == 0 ? 0 : 1;
+    return written != EOF && fflush(stdout) == 0 ? 0 : 1;
 }
 
 static int main_ctl_json(struct conf *conf);
@@ -127,7 +127,10 @@ static int main_ctl_json(struct conf *conf)
     if (out == NULL)
         return 1;
     int status = control_request(conf, "stats", CONTROL_STATS_MAX, out, stderr);
-    fclose(out);
+    if (fclose(out) != 0 && status == 0) { /* out of memory: text is not all there */
+        fprintf(stderr, "breakwater: ctl: out of memory\n");
+        status = 1;
+    }
     if (status == 0 && stats_json(text, stdout) < 0) {
         fprintf(stderr, "breakwater: ctl: the daemon's stats are not key value lines\n");
         status = 1;
@@ -188,7 +191,8 @@ int main(int argc, char **argv)
     }
     struct conf conf = {0}; /* freed below also when never read */
     struct conf_source source;
-    int operand, status = main_configure(&conf, &source, argc, argv, &operand);
+    int operand = argc; /* main_configure() sets it only when it succeeds */
+    int status = main_configure(&conf, &source, argc, argv, &operand);
     int operands = argc - operand;
     if (status == 0 && (operands < main_commands[c].min || operands > main_commands[c].max)) {
         fprintf(stderr, "breakwater: %s %s\n", command, main_commands[c].need);

@@ -6,6 +6,7 @@
  * the number of connections.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,11 +126,18 @@ void metrics_process_refresh(struct metrics_slot *slot)
         slot->cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
                        (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     FILE *f = fopen("/proc/self/statm", "re");
-    unsigned long size, resident;
     if (f != NULL) {
-        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
-            slot->resident_bytes = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-        fclose(f);
+        /* "size resident shared ...", in pages: the second number */
+        char line[256];
+        const char *field = fgets(line, sizeof line, f) ? strchr(line, ' ') : NULL;
+        if (field != NULL && field[1] >= '0' && field[1] <= '9') {
+            char *end;
+            errno = 0;
+            unsigned long long resident = strtoull(field + 1, &end, 10);
+            if (errno == 0 && (*end == ' ' || *end == '\n' || *end == '\0'))
+                slot->resident_bytes = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+        }
+        (void)fclose(f); /* read only */
     }
     slot->open_fds = metrics_count_fds();
 }

@@ -41,6 +41,7 @@ int privsep_lookup(const char *name, struct privsep_user *out, char *err, size_t
     }
     out->uid = pw->pw_uid;
     out->gid = pw->pw_gid;
+    /* NOLINTNEXTLINE(clang-analyzer-security.insecureAPI.strcpy): length checked above */
     strcpy(out->name, name);
     return 0;
 }

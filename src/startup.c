@@ -34,7 +34,7 @@ void startup_announce_bans(const struct conf *conf)
     if (f != NULL) {
         if (fgets(limit, sizeof limit, f) != NULL)
             limit[strcspn(limit, "\n")] = '\0';
-        fclose(f);
+        (void)fclose(f); /* read only */
     }
     log_warning("ban_backend = recent: an xt_recent list keeps at most %s addresses "
                 "(module parameter ip_list_tot; older ones are dropped silently) and "

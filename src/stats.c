@@ -62,6 +62,27 @@ static int stats_options(char **operands, int count, double *interval, long *lin
     return 0;
 }
 
+/* stats_counter - a `key value` line whose value is a whole decimal
+ * number: key (shorter than 64 bytes) into key, the number into *value.
+ * False for any other line. */
+static bool stats_counter(const char *line, char *key, unsigned long long *value)
+{
+    size_t klen = strcspn(line, " ");
+    if (klen == 0 || klen >= 64 || line[klen] != ' ')
+        return false;
+    const char *digits = line + klen + 1;
+    if (*digits < '0' || *digits > '9')
+        return false;
+    char *end;
+    errno = 0;
+    *value = strtoull(digits, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    memcpy(key, line, klen);
+    key[klen] = '\0';
+    return true;
+}
+
 /* stats_sample - one `stats` answer (at most CONTROL_STATS_MAX bytes),
  * parsed. Returns 0, or the control request's status. */
 static int stats_sample(const struct conf *conf, struct stats_sample *s)
@@ -72,15 +93,20 @@ static int stats_sample(const struct conf *conf, struct stats_sample *s)
     if (out == NULL)
         return 1;
     int status = control_request(conf, "stats", CONTROL_STATS_MAX, out, stderr);
-    fclose(out);
+    if (fclose(out) != 0) { /* out of memory: the answer is not all in text, if any */
+        if (status == 0)
+            fprintf(stderr, "breakwater: stats: out of memory\n");
+        free(text);
+        return status != 0 ? status : 1;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    *s = (struct stats_sample){.when = ts.tv_sec + ts.tv_nsec / 1e9};
+    *s = (struct stats_sample){.when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9};
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); status == 0 && line;
          line = strtok_r(NULL, "\n", &save)) {
         char key[64];
         unsigned long long value;
-        if (sscanf(line, "%63s %llu", key, &value) != 2)
+        if (!stats_counter(line, key, &value))
             continue;
         for (int k = 0; k < STATS_KEYS; k++)
             if (strcmp(key, stats_keys[k]) == 0)
@@ -112,7 +138,9 @@ static void stats_print(const struct stats_sample *old, const struct stats_sampl
     char when[32];
     time_t t = time(NULL);
     struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&t, &tm));
+    if (localtime_r(&t, &tm) == NULL ||
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm) == 0)
+        snprintf(when, sizeof when, "?"); /* not for a time(NULL) of this era */
     printf(json ? "{\"time\":\"%s\",\"connections\":%llu,\"dnsbl\":%llu,\"reject\":%llu,"
                   "\"relay\":%llu,\"new_per_second\":%.1f,\"rejects_per_second\":%.1f,"
                   "\"relays_per_second\":%.1f,\"bans_per_second\":%.1f}\n"
@@ -122,13 +150,13 @@ static void stats_print(const struct stats_sample *old, const struct stats_sampl
            now->value[STATS_RELAY], stats_rate(old, now, accepted, 1),
            stats_rate(old, now, rejects, 3), stats_rate(old, now, relays, 2),
            stats_rate(old, now, bans, 1));
-    fflush(stdout);
+    (void)fflush(stdout); /* a line the terminal or pipe lost: the next one comes anyway */
 }
 
 /* stats_sleep - until `when` (CLOCK_MONOTONIC seconds) */
 static void stats_sleep(double when)
 {
-    struct timespec ts = {(time_t)when, (long)((when - (time_t)when) * 1e9)};
+    struct timespec ts = {(time_t)when, (long)((when - (double)(time_t)when) * 1e9)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
 }

@@ -39,7 +39,7 @@ static double workers_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* workers_mask - the mask of word w (0-based, 32 bits each) of an
@@ -200,6 +200,8 @@ static unsigned workers_reap(struct workers *w, bool stopping, bool *give_up,
 
 void workers_divide(struct conf *c, unsigned n)
 {
+    /* cppcheck-suppress zerodivcond ; n >= 1: workers is 1..64, and the test below is
+     * about backend_max_connections, not n */
     c->max_connections = (c->max_connections + n - 1) / n;
     c->backend_max_connections /= n;
     if (c->backend_max_connections == 0)
@@ -246,7 +248,8 @@ static int workers_supervise(struct workers *w, const sigset_t *set, bool stoppi
     for (;;) {
         /* with systemd's watchdog, wake up to tell it we are alive */
         double interval = notify_watchdog_interval();
-        struct timespec ts = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
+        struct timespec ts = {(time_t)interval,
+                              (long)((interval - (double)(time_t)interval) * 1e9)};
         int signo = interval > 0 ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
         if (interval > 0)
             notify_watchdog_ping();
