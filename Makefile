@@ -59,7 +59,7 @@ test-deps: build-deps
 fuzz-deps: build-deps
 	$(call install_missing,$(FUZZ_PACKAGES))
 deps: test-deps fuzz-deps
-	$(call install_missing,$(RUN_PACKAGES) $(BENCH_PACKAGES))
+	$(call install_missing,$(RUN_PACKAGES) $(BENCH_PACKAGES) $(LINT_PACKAGES))
 
 $(B)/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
