@@ -19,6 +19,7 @@ TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
 		 redis-server
 FUZZ_PACKAGES  = clang libclang-rt-14-dev llvm
 LINT_PACKAGES  = clang-tidy cppcheck
+COVERAGE_PACKAGES = gcovr
 BENCH_PACKAGES = gnuplot-nox iproute2
 
 VERSION  = 0.1.0
@@ -39,7 +40,7 @@ B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all deps build-deps test-deps fuzz-deps run user install test unit integration \
-	test-plain test-asan fuzz fuzz-coverage bench demo clean lint
+	test-plain test-asan fuzz fuzz-coverage coverage bench demo clean lint
 
 all: $(B)/breakwater
 
@@ -59,7 +60,7 @@ test-deps: build-deps
 fuzz-deps: build-deps
 	$(call install_missing,$(FUZZ_PACKAGES))
 deps: test-deps fuzz-deps
-	$(call install_missing,$(RUN_PACKAGES) $(BENCH_PACKAGES) $(LINT_PACKAGES))
+	$(call install_missing,$(RUN_PACKAGES) $(BENCH_PACKAGES) $(LINT_PACKAGES) $(COVERAGE_PACKAGES))
 
 $(B)/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(@D)
@@ -207,6 +208,24 @@ lint: build-deps
 		echo "gcc -fanalyzer $$f"; \
 		gcc $(LINT_CFLAGS) -fanalyzer -c -o /dev/null $$f || exit 1; \
 	done
+
+# Line and branch coverage of src/ under the plain tests (gcov, read by
+# gcovr): a --coverage build in $(B)/coverage, its unit and integration
+# tests, then gcovr's summary and a table per file in
+# $(B)/coverage/report.txt. The .gcda files are made empty and writable
+# by all first: serve's processes run as `user` and must add their counts
+# to them. Not part of make test.
+COVERAGE_MAKE = CFLAGS="-O0 -g --coverage -DBREAKWATER_COVERAGE" $(MAKE) B=$(B)/coverage
+coverage: test-deps
+	$(call install_missing,$(COVERAGE_PACKAGES))
+	rm -rf $(B)/coverage
+	$(COVERAGE_MAKE) $(B)/coverage/breakwater $(B)/coverage/bench/wave \
+		$(UNIT_SRC:tests/unit/%.c=$(B)/coverage/tests/%)
+	for o in $(B)/coverage/*.o; do : > $${o%.o}.gcda && chmod 666 $${o%.o}.gcda; done
+	$(COVERAGE_MAKE) test-plain
+	gcovr --root . --filter 'src/' --object-directory $(B)/coverage --exclude-unreachable-branches \
+		--txt $(B)/coverage/report.txt --print-summary
+	@echo "per file: $(B)/coverage/report.txt"
 
 # Line coverage of each parser by its committed corpus (llvm-cov), a line
 # per target: fuzz/coverage.sh says how. Not part of make test.

@@ -17,6 +17,7 @@
 #include "banhelper.h"
 #include "banproto.h"
 #include "fw.h"
+#include "coverage.h"
 #include "killconn.h"
 #include "log.h"
 
@@ -253,6 +254,7 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
     }
     int status = banhelper_serve(&h);
     fw_close(fw);
+    coverage_dump();
     _exit(status);
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coverage.h"
 #include "log.h"
 #include "notify.h"
 #include "server.h"
@@ -149,7 +150,10 @@ static int workers_spawn(struct workers *w, unsigned i)
         for (unsigned j = 0; j < w->count; j++)
             for (size_t l = 0; j != i && l < w->conf->listen_count; l++)
                 close(w->fds[j][l]);
-        _exit(w->worker_main(w->arg, &w->share, w->fds[i], i, !w->started_once[i], supervisor));
+        int status = w->worker_main(w->arg, &w->share, w->fds[i], i, !w->started_once[i],
+                                    supervisor);
+        coverage_dump();
+        _exit(status);
     }
     w->started_once[i] = true;
     w->pid[i] = pid;

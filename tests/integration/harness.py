@@ -905,10 +905,22 @@ class Daemon:
             ports.add(hostport(metrics)[1])
         return ports, {self.setting("control_socket", "/run/breakwater/control")}
 
+    def listening(self):
+        """(every socket of sockets() is listening and is serve's own, in its
+        process tree and network namespace; what it has). The listen ports
+        alone would not do: serve binds them before it checks state_dir,
+        and makes the control socket and the metrics port after."""
+        ports, paths = self.sockets()
+        have_ports, have_paths = daemon_sockets(self.proc.pid)
+        # serve binds the control socket by its name in its directory
+        have_names = {os.path.basename(p) for p in have_paths}
+        up = ports <= have_ports and all(p in have_paths or os.path.basename(p) in have_names
+                                         for p in paths)
+        return up, sorted(have_ports) + sorted(have_paths)
+
     def wait_listening(self, timeout=None):
-        """Until every socket of sockets() is listening, and is serve's own
-        (in its process tree, in its network namespace): a start is then
-        over, whatever a test uses first."""
+        """Until listening(): a start is then over, whatever a test uses
+        first."""
         ports, paths = self.sockets()
         limit = timeout or 5 * SLOW
         deadline = time.monotonic() + limit
@@ -916,17 +928,13 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError("breakwater exited with %s at start; stderr:\n%s"
                                      % (self.proc.returncode, self.log()))
-            have_ports, have_paths = daemon_sockets(self.proc.pid)
-            # serve binds the control socket by its name in its directory
-            have_names = {os.path.basename(p) for p in have_paths}
-            if ports <= have_ports and all(p in have_paths or os.path.basename(p) in have_names
-                                           for p in paths):
+            up, have = self.listening()
+            if up:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError("breakwater does not listen on %s after %.0fs (its own: "
                                      "%s); stderr:\n%s"
-                                     % (sorted(ports) + sorted(paths), limit,
-                                        sorted(have_ports) + sorted(have_paths), self.log()))
+                                     % (sorted(ports) + sorted(paths), limit, have, self.log()))
             time.sleep(0.02)
 
     def alive(self):

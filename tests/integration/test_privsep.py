@@ -221,13 +221,12 @@ class PrivsepTestCase(BreakwaterTestCase):
         stderr is checked for sanitizer reports either way."""
         d = harness.Daemon(self.tmp, conf, name=name)
         d.start(wait=False, preexec_fn=on_cpu(cpu))
-        ports = {p for _, p in d.listen_addresses()}
         deadline = time.monotonic() + 5 * SLOW
         result = None
         while result is None:
             if d.proc.poll() is not None:
                 result = "failed"
-            elif ports <= harness.daemon_sockets(d.proc.pid)[0]:
+            elif d.listening()[0]:
                 result = "up"
             elif time.monotonic() > deadline:
                 result = "hung"
