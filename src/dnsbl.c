@@ -378,16 +378,6 @@ void dnsbl_lookup_release(struct dnsbl_lookup *lookup)
         free(lookup);
 }
 
-/* dnsbl_zone_named_before - did an earlier hit site use the same zone? */
-static bool dnsbl_zone_named_before(const struct dnsbl_sites *sites,
-                                    uint64_t hits, size_t i)
-{
-    for (size_t j = 0; j < i; j++)
-        if ((hits & (UINT64_C(1) << j)) && sites->site[j].zone == sites->site[i].zone)
-            return true;
-    return false;
-}
-
 void dnsbl_warn_keyed(const struct dnsbl_sites *sites)
 {
     for (size_t z = 0; z < sites->zone_count; z++) {
@@ -398,23 +388,6 @@ void dnsbl_warn_keyed(const struct dnsbl_sites *sites)
                         "as in dnsbl_names = KEY.%s=zen.spamhaus.org (README, \"Using Spamhaus "
                         "DQS\")", list, list);
     }
-}
-
-void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
-                       char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sites->count && used < size; i++) {
-        if (!(hits & (UINT64_C(1) << i)))
-            continue;
-        if (dnsbl_zone_named_before(sites, hits, i))
-            continue;
-        const char *name = sites->name[sites->site[i].zone];
-        used += snprintf(buf + used, size - used, "%s%s", used ? "," : "", name);
-    }
-    if (used == 0)
-        snprintf(buf, size, "-");
 }
 
 void dnsbl_test_point(int family, int which, struct addr *out)

@@ -19,7 +19,6 @@
  *                          each verdict made here
  *   dnsbl_busy()           a fleet answer is still due: not to be freed yet
  *
- *   dnsbl_format_hits()    "bl.test,zen.spamhaus.org" for logs and replies
  *   dnsbl_warn_keyed()     at start: a list domain that carries a key, unnamed
  *   dnsbl_parse_a()        raw A answer -> zone result (shared with check)
  *   dnsbl_health_evaluate(), dnsbl_health_text(), dnsbl_health_suspends()
@@ -92,10 +91,6 @@ bool dnsbl_lookup_cached(const struct dnsbl_lookup *lookup);
  * (dnsbl_domain_keyed) and has no public name in dnsbl_names: the key
  * would go into replies, logs and metrics. The key is not in the warning. */
 void dnsbl_warn_keyed(const struct dnsbl_sites *sites);
-
-/* Comma-separated public names of the sites in hits, or "-" when none. */
-void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
-                       char *buf, size_t size);
 
 /* Fills out from a c-ares status and A answer: NXDOMAIN and NODATA are an
  * answer with no addresses; any other error is DNSBL_ZONE_FAILED. *ttl (if

@@ -662,3 +662,30 @@ size_t dnsbl_txt_escape(const uint8_t *text, size_t len, char *out, size_t size)
     out[used] = '\0';
     return i;
 }
+
+/* dnsbl_zone_named_before - did an earlier hit site use the same zone? */
+static bool dnsbl_zone_named_before(const struct dnsbl_sites *sites,
+                                    uint64_t hits, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if ((hits & (UINT64_C(1) << j)) && sites->site[j].zone == sites->site[i].zone)
+            return true;
+    return false;
+}
+
+void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
+                       char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sites->count && used < size; i++) {
+        if (!(hits & (UINT64_C(1) << i)))
+            continue;
+        if (dnsbl_zone_named_before(sites, hits, i))
+            continue;
+        const char *name = sites->name[sites->site[i].zone];
+        used += snprintf(buf + used, size - used, "%s%s", used ? "," : "", name);
+    }
+    if (used == 0)
+        snprintf(buf, size, "-");
+}

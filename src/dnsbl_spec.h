@@ -23,6 +23,7 @@
  *   dnsbl_answer_is_refusal()
  *   dnsbl_score()         zone results -> score, settled?, sites hit
  *   dnsbl_txt_escape()    a TXT string as printable ASCII, bounded
+ *   dnsbl_format_hits()   "bl.test,zen.spamhaus.org" for logs and replies
  */
 #ifndef BREAKWATER_DNSBL_SPEC_H
 #define BREAKWATER_DNSBL_SPEC_H
@@ -122,5 +123,9 @@ void dnsbl_score(const struct dnsbl_sites *sites,
  * when size is 0), never half an escape. Returns how many bytes of text
  * went in: len when all did. */
 size_t dnsbl_txt_escape(const uint8_t *text, size_t len, char *out, size_t size);
+
+/* Comma-separated public names of the sites in hits, or "-" when none. */
+void dnsbl_format_hits(const struct dnsbl_sites *sites, uint64_t hits,
+                       char *buf, size_t size);
 
 #endif
