@@ -20,8 +20,14 @@
  * per environment, across processes: while this process holds pending
  * writes, another worker's first write waits for them. So the caller must
  * commit before its event loop blocks (an ev_prepare watcher), never leave
- * writes pending across a wait. A failed write (MDB_MAP_FULL, ...) aborts the
- * transaction: the writes since the last commit are lost, and logged.
+ * writes pending across a wait. A failed write aborts the transaction: the
+ * writes since the last commit are lost, and logged; except when the map is
+ * full (MDB_MAP_FULL): then room is made (the quarter of the verdicts
+ * closest to their expiry go, or, with no verdict left, the map grows by
+ * half) and the writes of the aborted transaction, which the store keeps
+ * in a journal until each commit (up to STORE_JOURNAL_MAX of them), are
+ * made again. Bans outrank cached verdicts: a verdict costs a DNS query to
+ * make again, a lost ban lets a spammer back in.
  *
  * Reads go through the write transaction when one is open (so they see the
  * pending writes), otherwise through one read-only transaction kept in the
@@ -59,6 +65,10 @@ const char *const store_files[] = {STORE_FILE, STORE_FILE "-lock", NULL};
 #define STORE_KEY_MAX 18                   /* family byte + 16 bytes + prefix */
 #define STORE_EVICT_SAMPLE 8               /* verdicts looked at to evict one */
 #define STORE_META_SITES "sites"
+#define STORE_JOURNAL_MAX 65536            /* writes kept for a replay */
+#define STORE_JOURNAL_KEEP 4096            /* a larger journal is freed at commit */
+#define STORE_ROOM_SHARE 4                 /* a full map drops 1/4 of the verdicts */
+#define STORE_ROOM_TRIES 3                 /* room made, replay tried, this often */
 
 struct store_verdict_record {
     double expires;
@@ -81,6 +91,20 @@ struct store_ban_record {
 _Static_assert(sizeof(struct store_verdict_record) == 32, "verdict record layout");
 _Static_assert(sizeof(struct store_ban_record) == 24, "ban record layout");
 
+/* One write of the pending transaction, kept to be made again after the
+ * map ran full and room was made. */
+struct store_write {
+    MDB_dbi dbi;
+    uint8_t key_size;
+    uint8_t value_size;                 /* 0: a delete */
+    uint8_t key[STORE_KEY_MAX];
+    uint8_t value[32];
+};
+
+_Static_assert(sizeof(struct store_verdict_record) <= sizeof(((struct store_write *)0)->value) &&
+               sizeof(struct store_ban_record) <= sizeof(((struct store_write *)0)->value),
+               "a journal entry holds either record");
+
 /* Where an incremental purge goes on: the last key it visited. */
 struct store_position {
     uint8_t key[STORE_KEY_MAX];
@@ -95,7 +119,10 @@ struct store {
     unsigned readers;   /* reads in progress through read */
     size_t max_verdicts;
     struct store_position verdict_position, ban_position;
-    struct log_limit error_log, full_log;
+    struct log_limit error_log, full_log, map_log;
+    struct store_write *journal; /* the writes of `write`, in order */
+    size_t journal_len, journal_cap;
+    bool journal_lost;  /* more than STORE_JOURNAL_MAX: no replay */
     char path[];        /* STATE_DIR/breakwater.mdb */
 };
 
@@ -177,15 +204,192 @@ static MDB_txn *store_write_begin(struct store *s)
     return s->write;
 }
 
-/* store_write_fail - a write failed: drop the pending writes, log, -1 */
-static int store_write_fail(struct store *s, const char *what, int rc)
+/* store_journal_add - keep a write of the pending transaction */
+static void store_journal_add(struct store *s, MDB_dbi dbi, const MDB_val *key,
+                              const MDB_val *value)
 {
-    mdb_txn_abort(s->write);
-    s->write = NULL;
+    if (s->journal_lost)
+        return;
+    if (s->journal_len == s->journal_cap) {
+        size_t cap = s->journal_cap ? 2 * s->journal_cap : 64;
+        struct store_write *grown = cap <= STORE_JOURNAL_MAX
+            ? realloc(s->journal, cap * sizeof *grown) : NULL;
+        if (grown == NULL) {
+            s->journal_lost = true;
+            return;
+        }
+        s->journal = grown;
+        s->journal_cap = cap;
+    }
+    struct store_write *w = &s->journal[s->journal_len++];
+    w->dbi = dbi;
+    w->key_size = (uint8_t)key->mv_size;
+    memcpy(w->key, key->mv_data, key->mv_size);
+    w->value_size = value != NULL ? (uint8_t)value->mv_size : 0;
+    if (value != NULL)
+        memcpy(w->value, value->mv_data, value->mv_size);
+}
+
+/* store_journal_reset - the pending writes were committed or are lost */
+static void store_journal_reset(struct store *s)
+{
+    s->journal_len = 0;
+    s->journal_lost = false;
+    if (s->journal_cap > STORE_JOURNAL_KEEP) {
+        free(s->journal);
+        s->journal = NULL;
+        s->journal_cap = 0;
+    }
+}
+
+/* store_journal_replay - make the journal's writes again in a new write
+ * transaction, left pending; 0 or an LMDB error (the transaction aborted) */
+static int store_journal_replay(struct store *s)
+{
+    int rc = mdb_txn_begin(s->env, NULL, 0, &s->write);
+    if (rc != 0) {
+        s->write = NULL;
+        return rc;
+    }
+    for (size_t i = 0; i < s->journal_len && rc == 0; i++) {
+        struct store_write *w = &s->journal[i];
+        MDB_val k = {w->key_size, w->key}, v = {w->value_size, w->value};
+        rc = w->value_size ? mdb_put(s->write, w->dbi, &k, &v, 0)
+                           : mdb_del(s->write, w->dbi, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(s->write);
+        s->write = NULL;
+    }
+    return rc;
+}
+
+/* store_expiry_order - qsort: earlier expiry first */
+static int store_expiry_order(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* store_drop_soonest - in txn, delete the verdicts that expire soonest, a
+ * share of them (at least one); returns how many went, or -1 */
+static long store_drop_soonest(struct store *s, MDB_txn *txn)
+{
+    MDB_stat st;
+    MDB_cursor *c;
+    MDB_val k, v;
+    long dropped = 0;
+    if (mdb_stat(txn, s->verdicts, &st) != 0 || st.ms_entries == 0)
+        return st.ms_entries == 0 ? 0 : -1;
+    double *expiry = malloc(st.ms_entries * sizeof *expiry);
+    size_t n = 0;
+    if (expiry == NULL || mdb_cursor_open(txn, s->verdicts, &c) != 0) {
+        free(expiry);
+        return -1;
+    }
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < st.ms_entries;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        struct store_verdict_record r = {.expires = -1}; /* malformed: first to go */
+        if (v.mv_size == sizeof r)
+            memcpy(&r, v.mv_data, sizeof r);
+        expiry[n++] = r.expires;
+    }
+    if (n == 0) {
+        mdb_cursor_close(c);
+        free(expiry);
+        return 0;
+    }
+    size_t share = n / STORE_ROOM_SHARE + 1;
+    qsort(expiry, n, sizeof *expiry, store_expiry_order);
+    double last = expiry[share - 1 < n ? share - 1 : n - 1];
+    free(expiry);
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0 && (size_t)dropped < share) {
+        struct store_verdict_record r = {.expires = -1};
+        if (v.mv_size == sizeof r)
+            memcpy(&r, v.mv_data, sizeof r);
+        if (r.expires <= last) {
+            rc = mdb_cursor_del(c, 0); /* MDB_NEXT then gives the one after it */
+            if (rc != 0)
+                break;
+            dropped++;
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? dropped : -1;
+}
+
+/* store_make_room - the map ran full (no write transaction open): the
+ * verdicts closest to their expiry go; and when they held less than a
+ * quarter of the map (bans fill it) or none could go, the map grows by
+ * half, since dropping verdicts would free too little; 0 or -1 */
+static int store_make_room(struct store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st = {0};
+    MDB_txn *txn;
+    long dropped = -1;
+    size_t verdict_pages = 0;
+    if (mdb_env_info(s->env, &info) != 0)
+        return -1;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
+        if (mdb_stat(txn, s->verdicts, &st) == 0)
+            verdict_pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+        dropped = store_drop_soonest(s, txn);
+        if (dropped > 0 && mdb_txn_commit(txn) != 0)
+            dropped = -1;
+        else if (dropped <= 0)
+            mdb_txn_abort(txn);
+    }
+    size_t page = st.ms_psize ? st.ms_psize : 4096;
+    bool grow = dropped <= 0 || verdict_pages * 4 < info.me_mapsize / page;
+    size_t bigger = info.me_mapsize + info.me_mapsize / 2;
+    if (grow && (s->readers > 0 || bigger < info.me_mapsize ||
+                 mdb_env_set_mapsize(s->env, bigger) != 0)) {
+        if (dropped <= 0)
+            return -1;
+        grow = false; /* the dropped verdicts are what room there is */
+    }
+    char grew[64] = "";
+    if (grow)
+        snprintf(grew, sizeof grew, "; the map grows to %zu MiB", bigger >> 20);
+    log_limited(&s->map_log, store_clock(), LOG_LEVEL_WARNING,
+                "state store %s: the map (%zu MiB) is full: %ld cached verdicts closest to "
+                "their expiry were dropped to make room%s", s->path, info.me_mapsize >> 20,
+                dropped > 0 ? dropped : 0L, grew);
+    return 0;
+}
+
+/* store_recover - the pending transaction is gone after rc: when the map
+ * was full, make room and replay the journal (the writes pending again);
+ * otherwise, or when that fails, the writes are lost (logged); 0 or -1 */
+static int store_recover(struct store *s, const char *what, int rc)
+{
+    for (int i = 0; i < STORE_ROOM_TRIES && rc == MDB_MAP_FULL; i++) {
+        if (store_make_room(s) != 0 || s->journal_lost)
+            break; /* (lost: the room is for the writes to come) */
+        rc = store_journal_replay(s);
+    }
+    if (rc == 0)
+        return 0;
+    store_journal_reset(s);
     log_limited(&s->error_log, store_clock(), LOG_LEVEL_WARNING,
                 "state store %s: %s: %s (the updates since the last commit "
                 "are lost)", s->path, what, mdb_strerror(rc));
     return -1;
+}
+
+/* store_write_fail - a write failed: abort, recover what can be (see
+ * store_recover()); 0 when the write and those before it are pending again
+ * (journaled: the failed write was in the journal), else -1 */
+static int store_write_fail(struct store *s, const char *what, int rc, bool journaled)
+{
+    mdb_txn_abort(s->write);
+    s->write = NULL;
+    return store_recover(s, what, rc) == 0 && journaled ? 0 : -1;
 }
 
 /* store_read_begin - the transaction a read goes through: the write one if
@@ -249,8 +453,9 @@ static int store_put(struct store *s, MDB_dbi dbi, const struct cidr *a,
         return -1;
     uint8_t key[STORE_KEY_MAX];
     MDB_val k = {store_key(a, key), key}, v = {size, (void *)value};
+    store_journal_add(s, dbi, &k, &v);
     int rc = mdb_put(txn, dbi, &k, &v, 0);
-    return rc == 0 ? 0 : store_write_fail(s, "cannot write", rc);
+    return rc == 0 ? 0 : store_write_fail(s, "cannot write", rc, true);
 }
 
 /* store_check_sites - empties the verdicts when they were made under other
@@ -338,6 +543,7 @@ static void store_free(struct store *s)
         mdb_txn_abort(s->read);
     if (s->env != NULL)
         mdb_env_close(s->env);
+    free(s->journal);
     free(s);
 }
 
@@ -387,19 +593,19 @@ void store_close(struct store *s)
     store_free(s);
 }
 
-/* store_commit - commits the pending writes, if any */
+/* store_commit - commits the pending writes, if any (making room and
+ * committing them again when the map was full) */
 int store_commit(struct store *s)
 {
-    if (s->write == NULL)
-        return 0;
-    int rc = mdb_txn_commit(s->write); /* frees the transaction, even failed */
-    s->write = NULL;
-    if (rc != 0) {
-        log_limited(&s->error_log, store_clock(), LOG_LEVEL_WARNING,
-                    "state store %s: cannot commit: %s (the updates since the "
-                    "last commit are lost)", s->path, mdb_strerror(rc));
-        return -1;
+    for (int i = 0; s->write != NULL; i++) {
+        int rc = mdb_txn_commit(s->write); /* frees the transaction, even failed */
+        s->write = NULL;
+        if (rc == MDB_MAP_FULL && i == STORE_ROOM_TRIES)
+            s->journal_lost = true; /* no more replays: the loss is logged */
+        if (rc != 0 && store_recover(s, "cannot commit", rc) != 0)
+            return -1;
     }
+    store_journal_reset(s);
     return 0;
 }
 
@@ -512,7 +718,7 @@ int store_set_sites(struct store *s, const char *sites)
     if (txn == NULL)
         return -1;
     int rc = store_check_sites(s, txn, sites);
-    return rc == 0 ? 0 : store_write_fail(s, "cannot record the dnsbl_sites", rc);
+    return rc == 0 ? 0 : store_write_fail(s, "cannot record the dnsbl_sites", rc, false);
 }
 
 int store_verdict_flush(struct store *s)
@@ -522,7 +728,7 @@ int store_verdict_flush(struct store *s)
         return -1;
     int rc = mdb_drop(txn, s->verdicts, 0);
     if (rc != 0)
-        return store_write_fail(s, "cannot empty the verdicts", rc);
+        return store_write_fail(s, "cannot empty the verdicts", rc, false);
     return 0; /* (the purge position needs no reset: a seek wraps) */
 }
 
@@ -586,7 +792,7 @@ static size_t store_purge(struct store *s, MDB_dbi dbi, struct store_position *p
         mdb_cursor_close(c);
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        store_write_fail(s, "cannot purge", rc);
+        store_write_fail(s, "cannot purge", rc, false);
         return 0;
     }
     return deleted;
@@ -664,9 +870,10 @@ int store_ban_delete(struct store *s, const struct cidr *a)
         return -1;
     uint8_t key[STORE_KEY_MAX];
     MDB_val k = {store_key(a, key), key};
+    store_journal_add(s, s->bans, &k, NULL);
     int rc = mdb_del(txn, s->bans, &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_write_fail(s, "cannot delete a ban", rc);
+        return store_write_fail(s, "cannot delete a ban", rc, true);
     return 0;
 }
 

@@ -640,7 +640,8 @@ static struct addr test_addr6_n(unsigned n)
     return a;
 }
 
-/* test_map_full - writes beyond the map fail and are dropped, the store
+/* test_map_full - one transaction of more writes than the journal keeps
+ * (STORE_JOURNAL_MAX) runs past the map: its writes are lost, the store
  * goes on: what was committed stays, the next writes work */
 static void test_map_full(void **state)
 {
@@ -663,6 +664,105 @@ static void test_map_full(void **state)
     assert_int_equal(store_ban_put(s, HOST(&lost), &b), 0);
     assert_int_equal(store_commit(s), 0);
     assert_true(store_ban_get(s, HOST(&lost), &got));
+    store_close(s);
+}
+
+/* test_stderr_begin, test_stderr_end - what the store logs, in a file */
+static int test_stderr_begin(FILE **file)
+{
+    fflush(stderr);
+    *file = tmpfile();
+    assert_non_null(*file);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fileno(*file), 2), 2);
+    return saved;
+}
+
+static char *test_stderr_end(FILE *file, int saved, char *text, size_t size)
+{
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    rewind(file);
+    size_t n = fread(text, 1, size - 1, file);
+    text[n] = '\0';
+    fclose(file);
+    return text;
+}
+
+/* test_map_full_makes_room - bans committed a batch at a time (as the
+ * event loop does) until the map has been full twice: no ban is lost; each
+ * time the quarter of the verdicts closest to their expiry go and, since
+ * bans fill the map, it grows by half; one warning says so */
+static void test_map_full_makes_room(void **state)
+{
+    enum { VERDICTS = 1000, BATCH = 500, LIMIT = 8000000 };
+    struct store *s = test_open(state, VERDICTS, SITES);
+    struct store_verdict v = {1, 1, 0}, got;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, ban;
+    for (unsigned i = 0; i < VERDICTS; i++) {
+        struct addr a = test_addr_n(i);
+        assert_int_equal(store_verdict_put(s, &a, &v, 1000 + i), 0); /* i: its age */
+    }
+    assert_int_equal(store_commit(s), 0);
+
+    FILE *log_file;
+    char log_text[4096];
+    log_set_level(LOG_LEVEL_WARNING);
+    int saved = test_stderr_begin(&log_file);
+    /* (no assertion while stderr is the log file: cmocka says why there) */
+    unsigned n = 0, first_room = 0, failed_puts = 0, failed_commits = 0, events = 0;
+    size_t left_at_room = 0, before = VERDICTS;
+    bool kept[4] = {false};
+    while (n < LIMIT && events < 2) {
+        for (unsigned i = 0; i < BATCH; i++) {
+            struct addr a = test_addr6_n(n++);
+            failed_puts += store_ban_put(s, HOST(&a), &b) != 0;
+        }
+        failed_commits += store_commit(s) != 0;
+        size_t left = store_verdict_count(s);
+        if (first_room == 0 && left < VERDICTS) {
+            first_room = n;
+            left_at_room = left;
+            unsigned which[4] = {0, VERDICTS / 4, VERDICTS / 4 + 1, VERDICTS - 1};
+            for (int i = 0; i < 4; i++) {
+                struct addr a = test_addr_n(which[i]);
+                kept[i] = store_verdict_get(s, &a, 0, 0, &got);
+            }
+        }
+        events += left < before;
+        before = left;
+    }
+    test_stderr_end(log_file, saved, log_text, sizeof log_text);
+    log_set_level(LOG_LEVEL_ERROR);
+    assert_int_equal(failed_puts, 0);
+    assert_int_equal(failed_commits, 0);
+    /* the quarter expiring soonest went (and one more, rounding up); the
+     * oldest and the 250th are gone, the 251st and the youngest stay */
+    assert_int_equal(left_at_room, VERDICTS - VERDICTS / 4 - 1);
+    assert_false(kept[0]);
+    assert_false(kept[1]);
+    assert_true(kept[2]);
+    assert_true(kept[3]);
+    assert_int_equal(events, 2);
+    for (unsigned i = 0; i < n; i++) {
+        struct addr a = test_addr6_n(i);
+        if (!store_ban_get(s, HOST(&a), &ban))
+            fail_msg("ban %u of %u lost", i, n);
+    }
+    /* the first event is said, the ones right after it are not */
+    const char *said = strstr(log_text, "the map (64 MiB) is full: 251 cached verdicts closest to "
+                              "their expiry were dropped to make room; the map grows to 96 MiB");
+    assert_non_null(said);
+    assert_null(strstr(strchr(said, '\n'), "is full"));
+    assert_null(strstr(log_text, "are lost"));
+    store_close(s);
+
+    /* the grown map is what the file needs: it opens again, all there */
+    s = test_open(state, VERDICTS, SITES);
+    struct addr a = test_addr6_n(n - 1);
+    assert_true(store_ban_get(s, HOST(&a), &ban));
     store_close(s);
 }
 
@@ -761,6 +861,7 @@ int main(void)
         TEST(test_reads_see_pending_writes),
         TEST(test_two_processes),
         TEST(test_map_full),
+        TEST(test_map_full_makes_room),
         TEST(test_flush),
         TEST(test_commit_sync_path),
         TEST(test_corrupt_file),
