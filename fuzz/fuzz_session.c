@@ -29,8 +29,9 @@
  *          bit 7     a lookup started after another starts settled (the
  *                    verdict cache), with the last answer's verdict
  * Operations (C: client number arg % clients, B: backend connection
- * arg % accepted; data: a length byte and up to 256 bytes, sent 32 times
- * over when arg bit 3 is set; our ends have the smallest receive buffers):
+ * arg % accepted; data: a length byte and up to 256 bytes, sent 96 times
+ * over when arg bit 3 is set; our ends have the smallest receive buffers,
+ * the session's socket the smallest send buffer):
  *    0 a new client connection (at most 4)     8 the backend accepts
  *    1 C sends data                            9 B sends data
  *    2 C reads what came                      10 B reads what came
@@ -83,7 +84,7 @@
 #define FUZZ_SESSIONS 4
 #define FUZZ_BACKENDS 8
 #define FUZZ_STREAM 65536
-#define FUZZ_BIG 32          /* a big send repeats its data this often */
+#define FUZZ_BIG 96          /* a big send repeats its data this often */
 
 static void fuzz_check(bool ok)
 {
@@ -414,6 +415,10 @@ static void client_connect(void)
     port = ntohs(sin.sin_port);
     int server_fd = accept4(fz.client_listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     fuzz_check(server_fd >= 0);
+    /* the smallest send buffer too (a fixed one: no autotuning), so that
+     * replies and relayed bytes meet a full socket as with a slow client */
+    int one = 1;
+    setsockopt(server_fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof one);
     struct client *c = clients_get(fz.srv.clients, &world.client);
     fuzz_check(c != NULL);
     fz.client[fz.clients] = peer_socket(fd);
