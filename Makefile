@@ -16,7 +16,7 @@ BUILD_PACKAGES = build-essential pkg-config libev-dev libc-ares-dev liblmdb-dev 
 RUN_PACKAGES   = nftables
 TEST_PACKAGES  = libcmocka-dev rbldnsd postfix python3 dnsutils nftables ipset \
 		 iptables iproute2 systemd-journal-remote man-db systemd python3-prometheus-client \
-		 redis-server
+		 redis-server debootstrap
 FUZZ_PACKAGES  = clang libclang-rt-14-dev llvm
 LINT_PACKAGES  = clang-tidy cppcheck
 COVERAGE_PACKAGES = gcovr
@@ -39,7 +39,7 @@ FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 B        = build
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps build-deps test-deps fuzz-deps run user install test unit integration \
+.PHONY: all deps build-deps test-deps test-fixtures fuzz-deps run user install test unit integration \
 	test-plain test-asan fuzz fuzz-coverage coverage bench demo clean lint
 
 all: $(B)/breakwater
@@ -166,7 +166,7 @@ uninstall:
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 
-integration: $(B)/breakwater $(B)/bench/wave
+integration: $(B)/breakwater $(B)/bench/wave test-fixtures
 	python3 tests/integration/run.py --binary $(B)/breakwater
 
 test-plain: $(UNIT_BIN) $(B)/breakwater $(B)/bench/wave
@@ -177,7 +177,18 @@ test-asan: $(UNIT_BIN_ASAN) $(B)/asan/breakwater $(B)/bench/wave
 	@for t in $(UNIT_BIN_ASAN); do $$t || exit 1; done
 	python3 tests/integration/run.py --binary $(B)/asan/breakwater --sanitized
 
-test: test-deps
+# The Debian chroots the Courier tests run Courier from
+# (tests/integration/courier.py): built once, side by side, into
+# /var/cache/breakwater-tests (about 90 s each here), then only checked.
+# As root only: without root the Courier tests are skipped anyway.
+test-fixtures: test-deps
+	@if [ "$$(id -u)" = 0 ]; then \
+		python3 tests/integration/courier.py bookworm & first=$$!; \
+		python3 tests/integration/courier.py trixie; second=$$?; \
+		wait $$first && exit $$second; \
+	fi
+
+test: test-deps test-fixtures
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 
