@@ -8,7 +8,8 @@ the chroots first (cached under /var/cache/breakwater-tests).
 CourierBehindBreakwaterTest: serve in front of Courier 1.0.16 with the
 README's recipe for it (Courier on 127.0.0.1:2525, breakwater relaying from
 backend_source = 127.0.0.2, an smtpaccess entry that gives 127.0.0.2 no
-relay rights): a clean client's message reaches the Maildir intact; a
+relay rights and spares it Courier's own DNSBL check, which stays on): a
+clean client's message reaches the Maildir intact; a
 listed one gets breakwater's 550 and Courier never sees a connection; a
 relay attempt is refused by Courier; past backend_max_connections (below
 Courier's MAXDAEMONS) breakwater answers 421 4.3.2, not Courier.
@@ -121,14 +122,18 @@ class CourierBehindBreakwaterTest(CourierTestCase):
     BACKEND_MAX = 2
 
     @classmethod
-    def courier_config(cls):
+    def courier_config(cls, access="allow,BLOCK", port=COURIER_PORT):
         # The README's Courier 1.0.16 recipe: loopback, per-address limits
-        # above backend_max_connections, 127.0.0.2 without relay rights.
-        return dict(address="127.0.0.1", port=COURIER_PORT, maxdaemons=cls.MAXDAEMONS,
-                    maxperip=20, maxperc=20, smtpaccess=["127.0.0.2\tallow"])
+        # above backend_max_connections, 127.0.0.2 without relay rights and
+        # spared Courier's own DNSBL check, which a site keeps (127.0.0.2 is
+        # the test point every list lists, RFC 5782)
+        return dict(address="127.0.0.1", port=port, maxdaemons=cls.MAXDAEMONS,
+                    maxperip=20, maxperc=20, smtpaccess=["127.0.0.2\t" + access],
+                    blacklists="-block=bl.test,BLOCK,*", resolver="127.0.0.1",
+                    dnslookup=False)
 
-    def start_bw(self, **extra):
-        conf = self.base_conf("127.0.0.1:%d" % COURIER_PORT,
+    def start_bw(self, backend="127.0.0.1:%d" % COURIER_PORT, **extra):
+        conf = self.base_conf(backend,
                               listen="%s:%d" % (self.topo.server, SMTP_PORT),
                               resolver=self.dns.resolver)
         conf.update({"backend_source": "127.0.0.2", "backend_proxy_protocol": "none",
@@ -216,6 +221,25 @@ class CourierBehindBreakwaterTest(CourierTestCase):
         c.close()
         self.wait_log_since(start, r"error,relay=::ffff:127\.0\.0\.2,.*to=<%s>: 513 Relaying "
                             r"denied" % re.escape(OUTSIDE))
+        self.assertSession(d, c, "clean")
+
+    def test_without_the_block_exemption_courier_refuses_relayed_mail(self):
+        # Why the recipe says allow,BLOCK: with a bare allow, Courier asks
+        # its list about 127.0.0.2, the test point, and refuses every
+        # client breakwater relays
+        plain = courier.NsCourier(self.S, self.RELEASE, self.tmp,
+                                  **self.courier_config("allow", COURIER_PORT + 1))
+        self._cleanups_extra.append(plain.stop)
+        plain.start()
+        d = self.start_bw(backend="127.0.0.1:%d" % (COURIER_PORT + 1))
+        c = self.smtp(self.topo.clean)
+        courier_greeting(self, c)
+        self.assertReply(c.cmd("EHLO client.test"), 250)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        self.assertReply(c.cmd("RCPT TO:<%s@%s>" % (USER, DOMAIN)), 511, "Listed")
+        self.assertReply(c.cmd("QUIT"), 221)
+        c.close()
+        plain.wait_log(r"error,relay=::ffff:127\.0\.0\.2,.*: 511 ")
         self.assertSession(d, c, "clean")
 
     def test_beyond_backend_max_connections_breakwater_says_421(self):
