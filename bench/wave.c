@@ -57,6 +57,8 @@ static const char wave_usage[] =
     "  --hold SECONDS            idle holders leave after this (default: at the end)\n"
     "  --session-timeout SECONDS (default 30)\n"
     "  --think SECONDS           pause before each command (default 0)\n"
+    "  --bot-linger SECONDS      bots hold the connection this long after the\n"
+    "                            RCPT reply, then QUIT or hang up (default 0)\n"
     "  --message-size BYTES      polite message body (default 512)\n"
     "  --json                    one JSON object instead of text\n"
     "  --series FILE             'second<TAB>open' lines\n";
@@ -64,7 +66,7 @@ static const char wave_usage[] =
 enum wave_long_option {
     OPT_PROFILE = 256, OPT_SCALE, OPT_TIME_SCALE, OPT_MIX, OPT_BOT_QUIT, OPT_FRESH,
     OPT_POOL, OPT_LISTED_NET, OPT_CLEAN_NET, OPT_IDLE_NET, OPT_PROCS, OPT_HOLD,
-    OPT_TIMEOUT, OPT_THINK, OPT_MESSAGE_SIZE, OPT_JSON, OPT_SERIES, OPT_HELP,
+    OPT_TIMEOUT, OPT_THINK, OPT_BOT_LINGER, OPT_MESSAGE_SIZE, OPT_JSON, OPT_SERIES, OPT_HELP,
 };
 
 static const struct option wave_long_options[] = {
@@ -87,6 +89,7 @@ static const struct option wave_long_options[] = {
     {"hold", required_argument, NULL, OPT_HOLD},
     {"session-timeout", required_argument, NULL, OPT_TIMEOUT},
     {"think", required_argument, NULL, OPT_THINK},
+    {"bot-linger", required_argument, NULL, OPT_BOT_LINGER},
     {"message-size", required_argument, NULL, OPT_MESSAGE_SIZE},
     {"json", no_argument, NULL, OPT_JSON},
     {"series", required_argument, NULL, OPT_SERIES},
@@ -291,6 +294,8 @@ static int wave_option_clients(struct wave_options *o, int opt, const char *arg)
                            &o->session_timeout);
     case OPT_THINK:
         return wave_number("--think", arg, 0, 600, &o->think);
+    case OPT_BOT_LINGER:
+        return wave_number("--bot-linger", arg, 0, 600, &o->bot_linger);
     case OPT_MESSAGE_SIZE:
         rc = wave_integer("--message-size", arg, 0, 1 << 20, &v);
         o->message_size = (size_t)v;

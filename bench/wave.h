@@ -103,6 +103,7 @@ struct wave_options {
     double hold;                     /* idle holders, 0 = to the end */
     double session_timeout;
     double think;                    /* client pause before each command */
+    double bot_linger;               /* a bot's pause after its RCPT reply */
     size_t message_size;
     bool json;
     const char *series_path;

@@ -17,7 +17,8 @@
  * wave_step_enter() is the one place a step begins. Commands are shared
  * constants and replies are framed through one read buffer per worker, so a
  * session holds only its watchers, a timer and a few counters. Its one timer
- * is the session timeout, a think pause, or an idle holder's hold time.
+ * is the session timeout, a pause (--think, --bot-linger), or an idle
+ * holder's hold time.
  * Source addresses are bound with IP_BIND_ADDRESS_NO_PORT, so every address
  * has its own range of ports. Each loop iteration starts at most
  * WAVE_BURST sessions, and running out of descriptors or ports pauses the
@@ -128,10 +129,10 @@ struct wave_worker;
 
 struct wave_session {
     ev_io io;
-    ev_timer timer;            /* session timeout, think pause or hold time */
+    ev_timer timer;            /* session timeout, pause or hold time */
     struct wave_worker *w;
-    double start;              /* wave_now() at connect, moved on by think pauses */
-    double think_began;        /* wave_now() */
+    double start;              /* wave_now() at connect, moved on by pauses */
+    double pause_began;        /* wave_now() */
     double deadline;           /* ev_now() base: the session timeout */
     size_t out_off;            /* bytes of the step's command sent so far */
     struct wave_reply_parser reply;
@@ -140,6 +141,7 @@ struct wave_session {
     uint8_t phase;             /* enum wave_phase */
     bool hangup;               /* a bot that closes instead of QUIT */
     bool late;                 /* pregreet: the greeting came before our EHLO */
+    bool paused;               /* the current step's pause is over */
 };
 
 struct wave_worker {
@@ -336,16 +338,31 @@ static bool wave_session_send(struct wave_session *s)
     return wave_session_flush(s);
 }
 
-/* wave_session_think - pause before the command, as a slow client; the
- * pause counts neither in the latencies nor against the session timeout */
-static void wave_session_think(struct wave_session *s)
+/* wave_session_pause - pause before the step, as a slow client (--think)
+ * or a bot that holds on after its refusal (--bot-linger); the pause
+ * counts neither in the latencies nor against the session timeout */
+static void wave_session_pause(struct wave_session *s, double seconds)
 {
-    double think = s->w->o->think;
     s->phase = WAVE_PHASE_THINKING;
-    s->think_began = wave_now();
-    s->deadline += think;
+    s->pause_began = wave_now();
+    s->paused = true;
+    s->deadline += seconds;
     wave_io_want(s, 0);
-    wave_timer_after(s, think);
+    wave_timer_after(s, seconds);
+}
+
+/* wave_step_pause - seconds to pause before the step begins: a bot's
+ * linger before its QUIT or hang-up, else the think pause before a command
+ * (none before a hang-up) */
+static double wave_step_pause(const struct wave_session *s, const struct wave_step *st)
+{
+    const struct wave_options *o = s->w->o;
+    if (st->type == WAVE_STEP_BYE && wave_kinds[s->kind].bot && o->bot_linger > 0)
+        return o->bot_linger;
+    if (st->send == WAVE_SEND_NONE || s->step == 0 ||
+        (st->type == WAVE_STEP_BYE && s->hangup))
+        return 0;
+    return o->think;
 }
 
 /* wave_session_hold - an idle holder sits until --hold or the end */
@@ -364,6 +381,12 @@ static void wave_session_hold(struct wave_session *s)
 static bool wave_step_enter(struct wave_session *s)
 {
     const struct wave_step *st = wave_step_of(s);
+    double pause = wave_step_pause(s, st);
+    if (pause > 0 && !s->paused) {
+        wave_session_pause(s, pause);
+        return true;
+    }
+    s->paused = false;
     if (st->type == WAVE_STEP_BYE && s->hangup) {
         wave_session_end(s, WAVE_END_DONE, 0);
         return false;
@@ -374,10 +397,6 @@ static bool wave_step_enter(struct wave_session *s)
     }
     if (st->send == WAVE_SEND_NONE) {
         wave_session_wait(s);
-        return true;
-    }
-    if (s->w->o->think > 0 && s->step > 0) {
-        wave_session_think(s);
         return true;
     }
     return wave_session_send(s);
@@ -485,15 +504,15 @@ static void wave_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-/* wave_timer_cb - think pause over, hold time over, or timed out */
+/* wave_timer_cb - pause over, hold time over, or timed out */
 static void wave_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     (void)revents;
     struct wave_session *s = timer->data;
     if (s->phase == WAVE_PHASE_THINKING) {
-        s->start += wave_now() - s->think_began;
+        s->start += wave_now() - s->pause_began;
         wave_timer_after(s, s->deadline - ev_now(loop));
-        wave_session_send(s);
+        wave_step_enter(s);
     } else if (s->phase == WAVE_PHASE_HOLDING) {
         wave_session_end(s, WAVE_END_DONE, 0);
     } else {

@@ -5,6 +5,7 @@ build/bench/wave (make bench) the test is skipped. Not a timed test."""
 
 import json
 import os
+import re
 import subprocess
 
 from harness import SLOW, BreakwaterTestCase, wait_until
@@ -21,9 +22,9 @@ class BenchWaveTest(BreakwaterTestCase):
             self.skipTest("%s not built (make bench)" % WAVE)
         super().setUp()
 
-    def run_wave(self, d, *args):
+    def run_wave(self, d, *args, duration=2):
         series = os.path.join(self.tmp, "series.tsv")
-        argv = [WAVE, "-t", "%s:%d" % (d.host, d.port), "-d", "2", "-n", str(SESSIONS),
+        argv = [WAVE, "-t", "%s:%d" % (d.host, d.port), "-d", str(duration), "-n", str(SESSIONS),
                 "--json", "--series", series] + list(args)
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30 * SLOW,
@@ -75,6 +76,30 @@ class BenchWaveTest(BreakwaterTestCase):
         self.assertEqual([int(s) for s, _ in series], list(range(len(r["series"]))))
         self.assertEqual([int(o) for _, o in series], r["series"])
         self.assertIn("ms_per_1000_sessions", r["cpu"])
+
+    def test_bot_linger(self):
+        """--bot-linger 1: listed bots hold their connection a second after
+        the 550 before they QUIT (breakwater's session lines say how long
+        each lasted); polite MTAs do not wait."""
+        sink = self.smtp_sink()
+        d = self.start_daemon(sink)
+        r, _ = self.run_wave(d, "-c", "10", "--mix", "listed=4,polite=1", "--bot-linger", "1",
+                             duration=3)
+        self.assertEqual(r["all"]["errors"]["total"], 0, r["all"])
+        listed, polite = r["kinds"]["listed"], r["kinds"]["polite"]
+        self.assertGreater(listed["completed"], 0, listed)
+        self.assertEqual(listed["rcpt_replies"]["5xx"], listed["latency_ms"]["rcpt"]["count"])
+        self.assertGreater(polite["completed"], 0, polite)
+        durations = {}
+        for line in d.log().splitlines():
+            m = re.search(r"session client=\S+ verdict=(\w+) .*duration=([\d.]+)", line)
+            if m:
+                durations.setdefault(m.group(1), []).append(float(m.group(2)))
+        # (sessions cut by the end of the run, unfinished, are shorter)
+        held = [t for t in durations.get("listed", []) if t >= 1.0]
+        self.assertGreaterEqual(len(held), listed["completed"], durations)
+        clean = sorted(durations["clean"])
+        self.assertLess(clean[len(clean) // 2], 0.5, durations)  # (median: no linger)
 
 
 if __name__ == "__main__":
