@@ -25,16 +25,14 @@ is the Courier user whose Maildir is counted.
 
 Figure 1, the wave replay (two runs, A then B, on the same machine):
   build/bench/wave --profile wave-1.tsv --scale --scale (4) --time-scale
-  --time-scale (0.3) --think --think (10) --bot-quit-share 100
+  --time-scale (0.3) --bot-linger --bot-linger (30) --bot-quit-share 100
   --mix listed=95,polite=5 --pool --pool (20000) --procs --procs (2),
   the profile followed by a calm (the target drops to 0 one profile-second
-  after its end and stays there for --calm seconds of real time, 6 x think
+  after its end and stays there for --calm seconds of real time, linger
   + 15 by default) so that the sessions under way can end and every polite
-  message is counted. Every client pauses --think seconds before each of
-  its commands: a listed bot (greeting, EHLO, MAIL, RCPT -> 5xx, QUIT) sits
-  on its connection for --think seconds after its 5xx, then sends QUIT.
-  (wave has no bot that holds and then hangs up: --bot-quit-share < 100
-  makes bots hang up at once after the 5xx, with no pause.) A polite
+  message is counted. A listed bot (greeting, EHLO, MAIL, RCPT -> 5xx,
+  QUIT) holds its connection --bot-linger seconds after its 5xx, then
+  sends QUIT, as the bots of the story held theirs; a polite
   client sends one message of 512 bytes.
   (A) Courier alone on 127.0.0.1:25, the wave's target.
   (B) breakwater (build/breakwater serve, its configuration file written
@@ -43,8 +41,8 @@ Figure 1, the wave replay (two runs, A then B, on the same machine):
       127.0.0.1:53, ban_backend = none, backend_max_connections =
       --bw-backend-max (250, below MAXDAEMONS as README's Courier section
       asks), everything else default; Courier's smtpaccess gets
-      "127.0.0.2<TAB>--b-access" (README: `allow`; default here
-      `allow,BLOCK`, see below).
+      "127.0.0.2<TAB>--b-access" (default `allow,BLOCK`, as the README
+      says; see below).
   Once a second during each run: Courier's processes (every process of its
   PID namespace except the fixture's PID 1, a Python) by name, their total
   RSS and PSS (/proc/PID/smaps_rollup), whether Courier is at its cap
@@ -90,7 +88,7 @@ Courier's maillog of every step: --workdir (default /tmp/courier-bench),
 in a folder per run, removed at the end unless --keep.
 
     python3 bench/courier.py [--figures 12] [--scale 4] [--time-scale 0.3]
-        [--think 10] [--calm SECONDS] [--polite-share 5] [--pool 20000]
+        [--bot-linger 30] [--calm SECONDS] [--polite-share 5] [--pool 20000]
         [--procs 2] [--maxdaemons 300] [--maxper 1000] [--bw-backend-max 250]
         [--b-access allow,BLOCK] [--release bookworm] [--source-messages 1000]
         [--source-sessions 20] [--source-size 512] [--source-rounds 3]
@@ -403,7 +401,7 @@ def wave_fig(a, run_dir, system):
         secs = int(length) + 10
         argv = [bench.WAVE, "-t", "127.0.0.1:%d" % FRONT_PORT, "-d", str(secs), "--json",
                 "--profile", prof, "--scale", "%g" % a.scale, "--time-scale", "%g" % a.time_scale,
-                "--think", "%g" % a.think, "--bot-quit-share", "100",
+                "--bot-linger", "%g" % a.bot_linger, "--bot-quit-share", "100",
                 "--mix", "listed=%g,polite=%g" % (100 - a.polite_share, a.polite_share),
                 "--pool", str(a.pool), "--procs", str(a.procs),
                 "--series", os.path.join(st.dir, "wave-series.tsv")]
@@ -582,11 +580,11 @@ def markdown(res, a):
                  "`backend_max_connections = %d`, `dnsbl_sites = bl.test`, `ban_backend = none`, "
                  "defaults otherwise), Courier on 127.0.0.1:2525 with `127.0.0.2<TAB>%s` in "
                  "smtpaccess. The wave: `%s` (the profile with %g s of calm after it; %d%% listed "
-                 "bots that wait %g s before each command and QUIT %g s after their 5xx, %d%% "
+                 "bots that hold their connection %g s after their 5xx, then QUIT, %d%% "
                  "polite MTAs sending one message to rcpt@example.org). Sampled once a second.\n"
                  % (a.maxdaemons, a.maxper, a.bw_backend_max, a.b_access,
                     any_run.get("wave_cmd", "").replace(res.get("tmp", "@@"), "DIR"), a.calm,
-                    100 - a.polite_share, a.think, a.think, a.polite_share))
+                    100 - a.polite_share, a.bot_linger, a.polite_share))
         L.append("| | A: Courier alone | B: breakwater in front |")
         L.append("|---|---:|---:|")
 
@@ -683,10 +681,10 @@ def main():
     ap.add_argument("--systems", default="AB", help="figure 1's runs: A, B or AB")
     ap.add_argument("--scale", type=float, default=4, help="wave-1.tsv's connections times this")
     ap.add_argument("--time-scale", type=float, default=0.3, help="wave-1.tsv's seconds times this")
-    ap.add_argument("--think", type=float, default=10,
-                    help="seconds each client waits before each command (bots: also after the 5xx)")
+    ap.add_argument("--bot-linger", type=float, default=30,
+                    help="seconds a listed bot holds its connection after the 5xx")
     ap.add_argument("--calm", type=float, default=None,
-                    help="seconds without new clients after the profile (default 6 x think + 15)")
+                    help="seconds without new clients after the profile (default linger + 15)")
     ap.add_argument("--polite-share", type=float, default=5, help="percent of polite clients")
     ap.add_argument("--pool", type=int, default=20000, help="wave --pool (addresses per net)")
     ap.add_argument("--procs", type=int, default=2, help="wave processes")
@@ -714,7 +712,7 @@ def main():
     ap.add_argument("--plot", default=os.path.join(HERE, "courier-wave.png"))
     a = ap.parse_args()
     if a.calm is None:
-        a.calm = 6 * a.think + 15
+        a.calm = a.bot_linger + 15
     if os.geteuid() != 0:
         sys.exit("courier.py: needs root (namespaces, Courier's chroot, rbldnsd on port 53)")
     for f in (bench.WAVE, bench.BW):
