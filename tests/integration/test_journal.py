@@ -8,6 +8,7 @@ systemd-journald, started in a private mount namespace on directories of
 the test's own, fed by `logger` run as a user of the test's choice: the
 _UID it records is the kernel's word, not the sender's."""
 
+import json
 import os
 import pwd
 import subprocess
@@ -200,6 +201,23 @@ class JournaldTest(BreakwaterTestCase):
                     "--clear-groups"] + argv
         subprocess.run(argv, check=True, timeout=10)
 
+    def journal_text(self):
+        """The journal's entries (uid, identifier, message), for a failure."""
+        p = subprocess.run(["journalctl", "-D", self.dir, "-o", "json", "--no-pager"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10,
+                           universal_newlines=True)
+        out = []
+        for line in p.stdout.splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                out.append(line)
+                continue
+            out.append("%s %s %s %s: %s" % (e.get("__REALTIME_TIMESTAMP"), e.get("_UID"),
+                                           e.get("_TRANSPORT"), e.get("SYSLOG_IDENTIFIER"),
+                                           e.get("MESSAGE")))
+        return "\n".join(out)
+
     def start_watch(self):
         harness.wait_until(lambda: any(n.endswith(".journal") for n in os.listdir(self.dir)),
                            5 * SLOW, what="a journal file")
@@ -219,6 +237,15 @@ class JournaldTest(BreakwaterTestCase):
         192.0.2.99 (the address of a partner's MX, say) bans nothing; the
         same words logged as user postfix are Postfix's and count."""
         self.logger("root", "breakwater-test", "journal up")
+        # journald starts by copying the kernel's ring buffer (thousands of
+        # lines here: other tests' namespaces). A watch that took its place
+        # at the journal's end while that went on never read the entries
+        # logged next in 3 of 30 runs under load (why it lost its place
+        # inside libsystemd is not settled; an MTA's journal is long past
+        # its start). Starting it once journald has written this first
+        # line: 0 of 30.
+        harness.wait_until(lambda: "breakwater-test: journal up" in self.journal_text(),
+                           10 * SLOW, what="journald to write its first entries")
         d = self.start_watch()
         for tag in ("postfix/smtpd", "postfix/postscreen", "courieresmtpd", "exim"):
             self.logger("nobody", tag, postfix_reject("192.0.2.99"))
@@ -229,7 +256,11 @@ class JournaldTest(BreakwaterTestCase):
         line = d.wait_log(r"watch client=\[198\.51\.100\.77\]", timeout=5 * SLOW)
         self.assertIn("rule=postfix-smtpd list=zen.example hits=1 action=", line)
         self.assertNotIn("192.0.2.99", d.log(), "a local user's logger line was matched")
-        self.assertRegex(d.log(), r"entries of uid %d \(not one of watch_journal_users\)"
-                         % pwd.getpwnam("nobody").pw_uid)
+        try:
+            d.wait_log(r"entries of uid %d \(not one of watch_journal_users\)"
+                       % pwd.getpwnam("nobody").pw_uid, timeout=5 * SLOW)
+        except AssertionError:
+            raise AssertionError("no 'entries of uid' line in watch's log:\n%s\nthe journal:\n%s"
+                                 % (d.log()[-3000:], self.journal_text()[-6000:]))
         self.assertEqual(d.stop(), 0)
         self.assertRegex(d.log(), r"watch: \d+ lines, 1 rejects")
