@@ -17,8 +17,8 @@ Courier's MAXDAEMONS) breakwater answers 421 4.3.2, not Courier.
 WatchBesideCourierTest: an exposed Courier 1.0.16 with its own DNSBL check
 (BLACKLISTS="-block=bl.test,BLOCK,*") and `breakwater watch` reading its
 log: Courier's 511 bans the client in nft and ends its live courieresmtpd
-within a second (watch_kill = socket, then = process); Courier's other
-refusals ban nothing.
+within a second of the RCPT (watch_kill = socket, then = process);
+Courier's other refusals ban nothing.
 
 CourierProxyTest: Courier 1.4.1 with `couriertcpd -haproxy=15` behind
 breakwater with backend_proxy_protocol = v1: Courier logs the client's own
@@ -304,10 +304,10 @@ class WatchBesideCourierTest(CourierTestCase):
     def nft4(self):
         return netns.nft_set(self.S, self.NFT_TABLE, "banned4") or {}
 
-    def held_refused(self, source, rcpt):
-        """A client of Courier's up to RCPT rcpt, which Courier refuses;
-        it holds the connection. Returns (client, reply, courieresmtpd pid,
-        time of the reply)."""
+    def held_to_rcpt(self, source, rcpt):
+        """A client of Courier's up to RCPT rcpt, sent; it holds the
+        connection. Returns (client, its courieresmtpd pid, time the RCPT
+        went)."""
         before = set(self.mta.smtpd_pids())
         c = self.smtp(source)
         courier_greeting(self, c)
@@ -316,31 +316,40 @@ class WatchBesideCourierTest(CourierTestCase):
         self.assertEqual(len(pids), 1, pids)
         self.assertReply(c.cmd("EHLO client.test"), 250)
         self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
-        r = c.cmd("RCPT TO:<%s>" % rcpt)
-        return c, r, pids.pop(), time.monotonic()
+        t0 = time.monotonic()
+        c.send(("RCPT TO:<%s>\r\n" % rcpt).encode())
+        return c, pids.pop(), t0
 
-    def ended_within(self, c, pid, t0):
-        """Seconds from t0 until the held client's connection ended (EOF or
-        reset) and its courieresmtpd exited."""
+    def until_end(self, c, pid):
+        """What the held client reads until its connection ends (EOF or
+        reset), and then its courieresmtpd exits."""
         c.sock.settimeout(2 * slow())
+        got = b""
         try:
-            data = c.sock.recv(4096)
-            self.assertEqual(data, b"", "Courier sent more after its refusal")
+            while True:
+                data = c.sock.recv(4096)
+                if not data:
+                    break
+                got += data
         except ConnectionResetError:
             pass
         wait_until(lambda: not netns.pid_alive(pid), 2 * slow(),
                    what="courieresmtpd %d to exit" % pid)
-        return time.monotonic() - t0
+        return got
 
     def kill_test(self, kill):
         addr = self.topo.listed
         w = self.start_watch(watch_kill=kill)
-        c, r, pid, t0 = self.held_refused(addr, "%s@%s" % (USER, DOMAIN))
-        self.assertReply(r, 511, "Listed")
-        took = self.ended_within(c, pid, t0)
+        c, pid, t0 = self.held_to_rcpt(addr, "%s@%s" % (USER, DOMAIN))
+        got = self.until_end(c, pid)
+        took = time.monotonic() - t0
+        # Courier logs its 511, then writes it: watch, reading the log,
+        # may end the connection before the reply is out (seen once under
+        # load); nothing else may come
+        self.assertIn(got[:4], (b"", b"511 "), got)
         print("\n  watch_kill = %s: connection and courieresmtpd ended %.3f s after "
-              "Courier's 511" % (kill, took), end=" ")
-        self.assertLess(took, 1.0 * slow(), "ended %.2f s after the 511" % took)
+              "the RCPT (511 %s)" % (kill, took, "received" if got else "not out yet"), end=" ")
+        self.assertLess(took, 1.0 * slow(), "ended %.2f s after the RCPT" % took)
         h = w.wait_hit(addr)
         self.assertEqual((h["rule"], h["action"]), ("courier", "ban"), h["line"])
         entry = wait_until(lambda: self.nft4().get(addr), 1.0 * slow(), interval=0.05,
@@ -359,17 +368,16 @@ class WatchBesideCourierTest(CourierTestCase):
     def test_other_refusals_ban_nothing(self):
         w = self.start_watch()
         clean = self.topo.clean
-        c, r, _, _ = self.held_refused(clean, "no-such-user@%s" % DOMAIN)
+        c, _, _ = self.held_to_rcpt(clean, "no-such-user@%s" % DOMAIN)
+        r = c.read_reply()
         self.assertEqual(r.code // 100, 5, r.text)       # unknown user
         self.assertNotEqual(r.code, 511, r.text)
-        r = c.cmd("RCPT TO:<%s>" % OUTSIDE)
-        self.assertReply(r, 513, "Relaying denied")
+        self.assertReply(c.cmd("RCPT TO:<%s>" % OUTSIDE), 513, "Relaying denied")
         self.assertReply(c.cmd("QUIT"), 221)
         c.close()
         # then a listed client: once its hit is in, the lines before it
         # have been read, and none of them was a hit
-        _, r2, _, _ = self.held_refused(self.topo.listed, "%s@%s" % (USER, DOMAIN))
-        self.assertReply(r2, 511)
+        self.held_to_rcpt(self.topo.listed, "%s@%s" % (USER, DOMAIN))
         w.wait_hit(self.topo.listed)
         self.assertEqual([h["addr"] for h in w.hits()], [self.topo.listed])
         self.assertNotIn(clean, self.nft4())
