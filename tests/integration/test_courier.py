@@ -90,6 +90,27 @@ class CourierTestCase(BreakwaterTestCase):
         super().setUp()
         self.S, self.C = self.topo.s, self.topo.c
 
+    BW_CONF = {}                   # breakwater's keys of the class, over the ones below
+
+    def start_bw(self, backend="127.0.0.1:%d" % COURIER_PORT):
+        """breakwater serve in S on the server's port 25, relaying to
+        backend, checking bl.test at the rbldnsd; listening when it returns."""
+        conf = self.base_conf(backend, listen="%s:%d" % (self.topo.server, SMTP_PORT),
+                              resolver=self.dns.resolver)
+        conf.update({"dnsbl_sites": "bl.test", "dnsbl_health_interval": "0",
+                     "dnsbl_timeout": "2s"})
+        conf.update(self.BW_CONF)
+        d = harness.Daemon(self.tmp, conf, (), name="bw%d" % len(self._daemons))
+        d.write_conf()
+        self._daemons.append(d)
+        try:
+            d.start(wait=False, preexec_fn=self.S.preexec())
+            d.wait_listening()
+        except AssertionError:
+            d.expect_exit = True
+            raise
+        return d
+
     def smtp(self, source, port=SMTP_PORT, timeout=5.0):
         c = netns.smtp_client(self.C, source, self.topo.server, port, timeout * slow())
         self._cleanups_extra.append(c.close)
@@ -120,6 +141,8 @@ class CourierBehindBreakwaterTest(CourierTestCase):
 
     MAXDAEMONS = 8
     BACKEND_MAX = 2
+    BW_CONF = {"backend_source": "127.0.0.2", "backend_proxy_protocol": "none",
+               "backend_max_connections": str(BACKEND_MAX)}
 
     @classmethod
     def courier_config(cls, access="allow,BLOCK", port=COURIER_PORT):
@@ -131,26 +154,6 @@ class CourierBehindBreakwaterTest(CourierTestCase):
                     maxperip=20, maxperc=20, smtpaccess=["127.0.0.2\t" + access],
                     blacklists="-block=bl.test,BLOCK,*", resolver="127.0.0.1",
                     dnslookup=False)
-
-    def start_bw(self, backend="127.0.0.1:%d" % COURIER_PORT, **extra):
-        conf = self.base_conf(backend,
-                              listen="%s:%d" % (self.topo.server, SMTP_PORT),
-                              resolver=self.dns.resolver)
-        conf.update({"backend_source": "127.0.0.2", "backend_proxy_protocol": "none",
-                     "backend_max_connections": str(self.BACKEND_MAX),
-                     "dnsbl_sites": "bl.test", "dnsbl_health_interval": "0",
-                     "dnsbl_timeout": "2s"})
-        conf.update(extra)
-        d = harness.Daemon(self.tmp, conf, (), name="bw%d" % len(self._daemons))
-        d.write_conf()
-        self._daemons.append(d)
-        try:
-            d.start(wait=False, preexec_fn=self.S.preexec())
-            d.wait_listening()
-        except AssertionError:
-            d.expect_exit = True
-            raise
-        return d
 
     def test_clean_message_lands_in_the_maildir_intact(self):
         d = self.start_bw()
@@ -389,6 +392,7 @@ class CourierProxyTest(CourierTestCase):
     """Courier 1.4.1 (Debian 13) behind breakwater with PROXY v1."""
 
     RELEASE = "trixie"
+    BW_CONF = {"backend_proxy_protocol": "v1"}
 
     @classmethod
     def courier_config(cls):
@@ -397,23 +401,6 @@ class CourierProxyTest(CourierTestCase):
         # in Debian's smtpaccess/default)
         return dict(address="127.0.0.1", port=COURIER_PORT, haproxy=True,
                     smtpaccess=["%s\tallow,RELAYCLIENT" % cls.topo.spare])
-
-    def start_bw(self):
-        conf = self.base_conf("127.0.0.1:%d" % COURIER_PORT,
-                              listen="%s:%d" % (self.topo.server, SMTP_PORT),
-                              resolver=self.dns.resolver)
-        conf.update({"backend_proxy_protocol": "v1", "dnsbl_sites": "bl.test",
-                     "dnsbl_health_interval": "0", "dnsbl_timeout": "2s"})
-        d = harness.Daemon(self.tmp, conf, (), name="bw%d" % len(self._daemons))
-        d.write_conf()
-        self._daemons.append(d)
-        try:
-            d.start(wait=False, preexec_fn=self.S.preexec())
-            d.wait_listening()
-        except AssertionError:
-            d.expect_exit = True
-            raise
-        return d
 
     def relay_attempt(self, source):
         c = self.smtp(source)
