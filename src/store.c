@@ -23,8 +23,9 @@
  * writes pending across a wait. A failed write aborts the transaction: the
  * writes since the last commit are lost, and logged; except when the map is
  * full (MDB_MAP_FULL): then room is made (the quarter of the verdicts
- * closest to their expiry go, or, with no verdict left, the map grows by
- * half) and the writes of the aborted transaction, which the store keeps
+ * closest to their expiry go, and the map grows by half when verdicts hold
+ * too little of it for that to help) and the writes of the aborted
+ * transaction, which the store keeps
  * in a journal until each commit (up to STORE_JOURNAL_MAX of them), are
  * made again. Bans outrank cached verdicts: a verdict costs a DNS query to
  * make again, a lost ban lets a spammer back in.
@@ -281,8 +282,10 @@ static long store_drop_soonest(struct store *s, MDB_txn *txn)
     MDB_cursor *c;
     MDB_val k, v;
     long dropped = 0;
-    if (mdb_stat(txn, s->verdicts, &st) != 0 || st.ms_entries == 0)
-        return st.ms_entries == 0 ? 0 : -1;
+    if (mdb_stat(txn, s->verdicts, &st) != 0)
+        return -1;
+    if (st.ms_entries == 0)
+        return 0;
     double *expiry = malloc(st.ms_entries * sizeof *expiry);
     size_t n = 0;
     if (expiry == NULL || mdb_cursor_open(txn, s->verdicts, &c) != 0) {
