@@ -14,8 +14,10 @@
 #     COUNT addresses (127.66.x.y); a writer appends one DNSBL reject line
 #     per address at RATE lines/s to the followed log and times, on
 #     CLOCK_MONOTONIC, each line's write to its connection's reset.
-#     breakwater watch: ban_backend = nft, watch_kill = socket, user nobody:
-#     the reset is the SOCK_DESTROY after the ban, nothing else is needed.
+#     breakwater watch: ban_backend = nft, watch_kill = socket, user nobody,
+#     watch_kill_delay = 0 (the machinery's own latency: the default waits
+#     0.5 s on purpose, so that the MTA's reply is out first): the reset is
+#     the SOCK_DESTROY after the ban, nothing else is needed.
 #     fail2ban-server (private config dir, in-memory db, pyinotify backend,
 #     jail postfix[mode=rbl], maxretry 1, action nftables-multiport with
 #     blocktype `reject with tcp reset`): its rule answers packets only, so
@@ -176,6 +178,7 @@ ban_backend = nft
 ban_ports = 25
 watch_ports = 25
 watch_kill = socket
+watch_kill_delay = 0
 state_dir = $tmp/state
 user = nobody
 log_level = info

@@ -34,6 +34,17 @@ struct banhelper_conn {
     const char *refused_why; /* of the last one this helper does not do */
     bool *kill;             /* [BANHELPER_BATCH]: end addrs[i]'s connections too */
     struct addr *addrs;     /* [BANHELPER_BATCH]: the address each request named */
+    struct banhelper_kill *pending; /* [BANHELPER_KILLS_PENDING]: a ring, in due order */
+    size_t pending_head, pending_count;
+};
+
+/* A BAN_KILL address whose connections end at `due`: watch_kill_delay
+ * after its ban went in, so that the MTA's own refusal, which it may log
+ * before it writes it (Courier does), reaches the client first. The ban
+ * is in at once: the address cannot connect again meanwhile. */
+struct banhelper_kill {
+    struct addr addr;
+    double due;             /* banhelper_now() */
 };
 
 struct banhelper {
@@ -121,52 +132,108 @@ static int banhelper_read(struct banhelper *h, struct banhelper_conn *c)
     return 0;
 }
 
-/* banhelper_kill - end the live connections of the addresses banned with
- * BAN_KILL (once they can no longer reconnect); returns how many ended,
- * and counts the addresses it failed for in *failed */
-static uint32_t banhelper_kill(struct banhelper *h, struct banhelper_conn *c,
-                               uint32_t *failed, char *err, size_t errsize)
+/* banhelper_end - end the live connections of n addresses (watch_kill)
+ * and tell the daemon how many ended and for how many it failed; the
+ * reply carries the last request seen, already answered, so it moves
+ * nothing on in the daemon's queue */
+static void banhelper_end(struct banhelper *h, struct banhelper_conn *c, size_t n)
 {
     const struct conf *conf = h->conf;
-    char why[FW_ERR_MAX - 32];
-    size_t n = 0;
-    for (size_t i = 0; i < c->count; i++)
-        if (c->kill[i])
-            h->kill_addrs[n++] = c->addrs[i];
-    if (n == 0 || conf->watch_kill == WATCH_KILL_NONE || h->peer != BANPROTO_PEER_WATCH)
-        return 0; /* serve's BAN_KILL never gets here (banhelper_read) */
+    char why[FW_ERR_MAX - 32], err[FW_ERR_MAX] = "";
     int ended = conf->watch_kill == WATCH_KILL_SOCKET
                     ? killconn_sockets(h->kill_addrs, n, conf->watch_ports,
                                        conf->watch_port_count, why, sizeof why)
                     : killconn_processes(h->kill_addrs, n, conf->watch_ports,
                                          conf->watch_port_count, why, sizeof why);
-    if (ended >= 0)
-        return (uint32_t)ended;
-    *failed = (uint32_t)n;
-    if (err[0] == '\0')
-        snprintf(err, errsize, "ending connections: %s", why);
-    return 0;
+    if (ended < 0)
+        snprintf(err, sizeof err, "ending connections: %s", why);
+    struct banproto_reply reply;
+    banproto_reply_make(&reply, c->seq, 0, 0, ended < 0 ? 0 : (uint32_t)ended,
+                        ended < 0 ? (uint32_t)n : 0, (uint64_t)(banhelper_now() * 1e9), err);
+    if (c->fd >= 0)
+        (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* banhelper_end_due - end the pending connections due by now, a batch at
+ * a time; with force, the oldest batch whatever its time (the ring is
+ * full) */
+static void banhelper_end_due(struct banhelper *h, struct banhelper_conn *c, double now,
+                              bool force)
+{
+    while (c->pending_count > 0 && (force || c->pending[c->pending_head].due <= now)) {
+        size_t n = 0;
+        while (n < BANHELPER_BATCH && c->pending_count > 0 &&
+               (force || c->pending[c->pending_head].due <= now)) {
+            h->kill_addrs[n++] = c->pending[c->pending_head].addr;
+            c->pending_head = (c->pending_head + 1) % BANHELPER_KILLS_PENDING;
+            c->pending_count--;
+        }
+        banhelper_end(h, c, n);
+        if (force)
+            return;
+    }
+}
+
+/* banhelper_queue_kills - the addresses of the batch just applied whose
+ * connections are to end, each watch_kill_delay from now */
+static void banhelper_queue_kills(struct banhelper *h, struct banhelper_conn *c)
+{
+    if (h->conf->watch_kill == WATCH_KILL_NONE || h->peer != BANPROTO_PEER_WATCH)
+        return; /* serve's BAN_KILL never gets here (banhelper_read) */
+    double now = banhelper_now(), due = now + h->conf->watch_kill_delay;
+    for (size_t i = 0; i < c->count; i++) {
+        if (!c->kill[i])
+            continue;
+        if (c->pending_count == BANHELPER_KILLS_PENDING)
+            banhelper_end_due(h, c, now, true);
+        size_t tail = (c->pending_head + c->pending_count++) % BANHELPER_KILLS_PENDING;
+        c->pending[tail] = (struct banhelper_kill){.addr = c->addrs[i], .due = due};
+    }
+    banhelper_end_due(h, c, now, false); /* watch_kill_delay = 0: now */
+}
+
+/* banhelper_next_due - milliseconds until the first pending kill is due
+ * (at least 1 once one is pending), -1 when none is */
+static int banhelper_next_due(const struct banhelper *h)
+{
+    double first = -1;
+    for (size_t i = 0; i < h->count; i++) {
+        const struct banhelper_conn *c = &h->conn[i];
+        if (c->pending_count > 0 && (first < 0 || c->pending[c->pending_head].due < first))
+            first = c->pending[c->pending_head].due;
+    }
+    if (first < 0)
+        return -1;
+    double ms = (first - banhelper_now()) * 1000.0;
+    return ms < 1 ? 1 : ms > 60000 ? 60000 : (int)ms + 1;
+}
+
+/* banhelper_pending - kills waiting on any socket */
+static bool banhelper_pending(const struct banhelper *h)
+{
+    for (size_t i = 0; i < h->count; i++)
+        if (h->conn[i].pending_count > 0)
+            return true;
+    return false;
 }
 
 /* banhelper_apply - one socket's gathered requests into the firewall (one
- * transaction), connections ended where asked, and the answer */
+ * transaction) and the answer; the connections to end are queued */
 static void banhelper_apply(struct banhelper *h, struct banhelper_conn *c)
 {
     char err[FW_ERR_MAX] = "";
     size_t failed = c->count > 0 ? fw_apply(h->fw, c->bans, c->count, err, sizeof err) : 0;
     uint64_t applied_ns = (uint64_t)(banhelper_now() * 1e9);
-    uint32_t kill_failed = 0;
-    uint32_t killed = banhelper_kill(h, c, &kill_failed, err, sizeof err);
     if (c->refused > 0 && err[0] == '\0')
         snprintf(err, sizeof err, "%s", c->refused_why);
     if (c->malformed > 0 && err[0] == '\0')
         snprintf(err, sizeof err, "malformed request: %s", c->why);
     struct banproto_reply reply;
     banproto_reply_make(&reply, c->seq, (uint32_t)(c->count - failed),
-                        (uint32_t)(failed + c->malformed + c->refused), killed, kill_failed,
-                        applied_ns, err);
+                        (uint32_t)(failed + c->malformed + c->refused), 0, 0, applied_ns, err);
     if (c->fd >= 0)
         (void)send(c->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
+    banhelper_queue_kills(h, c);
     c->count = c->malformed = c->refused = 0;
 }
 
@@ -190,28 +257,33 @@ static void banhelper_drain(struct banhelper *h, size_t i)
     }
 }
 
-/* banhelper_serve - the helper's loop, until every socket has closed:
- * woken by a request while busy (the last batch went in less than
- * BANHELPER_BUSY ago), it lets BANHELPER_GATHER pass so that the requests
- * behind it go in with it; a request after a quiet spell goes in at once.
- * Then it empties every socket. */
+/* banhelper_serve - the helper's loop, until every socket has closed and
+ * no kill is pending: woken by a request while busy (the last batch went
+ * in less than BANHELPER_BUSY ago), it lets BANHELPER_GATHER pass so that
+ * the requests behind it go in with it; a request after a quiet spell goes
+ * in at once. Then it empties every socket, and ends the connections due. */
 static int banhelper_serve(struct banhelper *h)
 {
     const struct timespec gather = {0, (long)(BANHELPER_GATHER * 1e9)};
     double last = 0;
-    while (h->open > 0) {
-        if (poll(h->pfd, h->count, -1) < 0) {
+    while (h->open > 0 || banhelper_pending(h)) {
+        int ready = poll(h->pfd, h->count, banhelper_next_due(h));
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             log_error("ban helper: poll: %s", strerror(errno));
             return 1;
         }
-        if (banhelper_now() - last < BANHELPER_BUSY)
-            nanosleep(&gather, NULL);
+        if (ready > 0) {
+            if (banhelper_now() - last < BANHELPER_BUSY)
+                nanosleep(&gather, NULL);
+            for (size_t i = 0; i < h->count; i++)
+                if (h->conn[i].fd >= 0)
+                    banhelper_drain(h, i);
+            last = banhelper_now();
+        }
         for (size_t i = 0; i < h->count; i++)
-            if (h->conn[i].fd >= 0)
-                banhelper_drain(h, i);
-        last = banhelper_now();
+            banhelper_end_due(h, &h->conn[i], banhelper_now(), false);
     }
     return 0;
 }
@@ -247,9 +319,12 @@ static void banhelper_child(const struct conf *conf, const struct privsep_user *
         h.conn[i] = (struct banhelper_conn){
             .fd = fds[i], .bans = malloc(BANHELPER_BATCH * sizeof(struct fw_ban)),
             .kill = calloc(BANHELPER_BATCH, sizeof(bool)),
-            .addrs = malloc(BANHELPER_BATCH * sizeof(struct addr))};
+            .addrs = malloc(BANHELPER_BATCH * sizeof(struct addr)),
+            .pending = kills ? malloc(BANHELPER_KILLS_PENDING * sizeof(struct banhelper_kill))
+                             : NULL};
         h.pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-        if (h.conn[i].bans == NULL || h.conn[i].kill == NULL || h.conn[i].addrs == NULL)
+        if (h.conn[i].bans == NULL || h.conn[i].kill == NULL || h.conn[i].addrs == NULL ||
+            (kills && h.conn[i].pending == NULL))
             _exit(1);
     }
     int status = banhelper_serve(&h);

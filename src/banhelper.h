@@ -21,6 +21,12 @@
  * per socket) go into the firewall in one transaction per socket, so
  * thousands of bans a second cost a few hundred transactions; a ban after a
  * quiet spell goes in at once.
+ *
+ * Ending connections (watch's helper): the ban goes in at once, the
+ * connections end watch_kill_delay later (an MTA may log its refusal
+ * before it writes it), reported in a reply of their own (applied 0,
+ * killed N). Once every socket has closed, the helper exits when the last
+ * pending kill is done.
  */
 #ifndef BREAKWATER_BANHELPER_H
 #define BREAKWATER_BANHELPER_H
@@ -35,6 +41,7 @@
 #define BANHELPER_BATCH 1024
 #define BANHELPER_GATHER 0.002 /* seconds */
 #define BANHELPER_BUSY 0.05    /* seconds: a batch within this of the last is a wave */
+#define BANHELPER_KILLS_PENDING 4096 /* per socket; the oldest go early when it is full */
 
 /* user: NULL when not started as root (no switch). kills: the helper of
  * `watch`, which ends banned addresses' connections (watch_kill; with

@@ -877,6 +877,7 @@ static const struct conf_key conf_keys[] = {
     {"watch_window", conf_set_duration, CONF_FIELD(watch_window), "10m", 1, 7 * 86400},
     {"watch_ports", conf_set_ports, CONF_FIELD(watch_ports), "25, 465, 587", 0, 0},
     {"watch_kill", conf_set_watch_kill, 0, "socket", 0, 0},
+    {"watch_kill_delay", conf_set_duration, CONF_FIELD(watch_kill_delay), "0.5s", 0, 10},
     {"watch_journal_users", conf_set_users, CONF_FIELD(watch_journal_users),
      "root, postfix, Debian-exim, courier, daemon", 1, 1024},
     {"fleet_redis", conf_set_fleet_redis, 0, "", 0, 0},

@@ -125,6 +125,7 @@ struct conf {
     uint16_t watch_ports[CONF_BAN_PORTS_MAX];
     size_t watch_port_count;
     enum watch_kill watch_kill;
+    double watch_kill_delay;             /* seconds from a ban to its kill */
     char *watch_journal_users;           /* whose journal entries `watch` reads */
     bool has_fleet;                      /* fleet_redis is not empty */
     struct fleetproto_url fleet_redis;   /* the fleet's Redis */

@@ -454,7 +454,7 @@ class FleetWatchTest(FleetTestCase):
             return c, peer
 
         def state(c):
-            c.sock.settimeout(1.0 * SLOW)
+            c.sock.settimeout(test_watch.KILL_DELAY + 1.0 * SLOW)
             try:
                 return "data" if c.sock.recv(64) else "eof"
             except ConnectionResetError:

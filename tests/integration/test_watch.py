@@ -45,6 +45,7 @@ import postfix
 from harness import BreakwaterTestCase, wait_until
 
 LOG_DIR = os.path.join(harness.HERE, "..", "data", "logs")
+KILL_DELAY = 0.5    # watch_kill_delay's default: from the ban to the kill
 
 # rule name -> (log file, 1-based line number, the client address in it):
 # a DNSBL reject of each MTA the built-in rules know
@@ -683,12 +684,14 @@ class WatchKillTest(WatchTestCase):
         w = self.start_ns_watch()
         c, pid = self.held(addr)
         tag = re.escape("unknown[%s]:%d" % (addr, c.sport))
-        write(self.log, self.postfix_reject(c, pid))
         t0 = time.monotonic()
-        end = self.read_end(c, 1.0 * slow())
+        write(self.log, self.postfix_reject(c, pid))
+        end = self.read_end(c, KILL_DELAY + 1.0 * slow())
         took = time.monotonic() - t0
         self.assertIn(end, ("reset", "eof"), "the client's connection after the reject line "
                       "(%.2fs); watch stderr:\n%s" % (took, w.log()[-2000:]))
+        # the ban at once, the kill watch_kill_delay after it
+        self.assertGreaterEqual(took, KILL_DELAY, "ended before watch_kill_delay")
         wait_until(lambda: not netns.pid_alive(pid), 1.0 * slow(), what="smtpd %d to exit" % pid)
         self.assertEqual([x for x in netns.tcp_connections(self.S, self.PORT)
                           if x["peer"] == addr], [], "the connection is still there in S")
@@ -708,17 +711,21 @@ class WatchKillTest(WatchTestCase):
         """ipv4_prefix = 31: reject lines for two addresses of one /31 within
         a second ban the /31 once and end both addresses' connections (the
         second's although the network's ban was a moment old); a client
-        outside the /31 keeps its connection and can connect."""
-        w = self.start_ns_watch(ipv4_prefix="31")
+        outside the /31 keeps its connection and can connect. With
+        watch_kill_delay = 0 the connections end as the ban goes in."""
+        w = self.start_ns_watch(ipv4_prefix="31", watch_kill_delay="0")
         first, second, outside = self.topo.listed2, self.topo.spare, self.topo.clean
         c1, pid1 = self.held(first)
         c2, pid2 = self.held(second)
         c3, _ = self.held(outside)
+        t0 = time.monotonic()
         write(self.log, self.postfix_reject(c1, pid1) + self.postfix_reject(c2, pid2))
         for c in (c1, c2):
             self.assertIn(self.read_end(c, 1.0 * slow()), ("reset", "eof"),
                           "%s's connection after its reject line; watch stderr:\n%s"
                           % (c.source, w.log()[-2000:]))
+        print("\n  watch_kill_delay = 0: both ended %.3f s after the lines" %
+              (time.monotonic() - t0), end=" ")
         self.assertEqual(self.read_end(c3, 0.3 * slow()), "open")
         # the /31 in its hash set, by its first address
         net31 = lambda: netns.nft_set(self.S, self.NFT_TABLE, "banned4net31") or {}
@@ -777,7 +784,7 @@ class WatchKillTest(WatchTestCase):
         w = self.start_ns_watch(watch_kill="process")
         c, pid = self.held(addr)
         write(self.log, self.postfix_reject(c, pid))
-        end = self.read_end(c, 1.0 * slow())
+        end = self.read_end(c, KILL_DELAY + 1.0 * slow())
         self.assertIn(end, ("reset", "eof"), "the client's connection after the reject line; "
                       "watch stderr:\n%s" % w.log()[-2000:])
         wait_until(lambda: not netns.pid_alive(pid), 1.0 * slow(), what="smtpd %d to exit" % pid)
