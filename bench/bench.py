@@ -13,7 +13,7 @@ naming 127.0.0.1, because Postfix's dnsblog uses the system resolver. The
 machine's own /etc/postfix and /etc/resolv.conf are never touched.
 
     python3 bench/bench.py [--duration 10] [--concurrency 200] [--procs 2]
-                           [--rounds 2] [--figures agcdefiwr] [--no-postscreen-wave]
+                           [--rounds 2] [--figures agcdefiwrm] [--no-postscreen-wave]
                            [--no-mta-wave] [--no-postscreen-mem] [--skip p]
                            [--out BENCHMARKS.md]
 
@@ -24,7 +24,10 @@ bench/wave-replay.png), i = bans: time from the 5xx to the nft set at
 10,000 bans/s, and restoring them (bench/bans.sh), w = breakwater watch
 against fail2ban (bench/watch.sh), r = a fleet of ten hosts sharing bans
 through one Redis at 10,000 and 3,000 bans/s, and receiving 10,000 bans/s
-from a synthetic peer (bench/fleet.sh). About 12 minutes in all.
+from a synthetic peer (bench/fleet.sh), m = Courier: the story's wave
+against Courier alone and behind breakwater, clean mail into it directly
+and through breakwater (bench/courier.py, plot in bench/courier-wave.png).
+About 22 minutes in all.
 """
 
 import argparse
@@ -452,6 +455,28 @@ class Bench:
     def fig_w(self):
         self.script_figure("w", ["bench/watch.sh"], 400)
 
+    def fig_m(self):
+        """Courier: the story's wave against Courier alone and behind
+        breakwater, and clean mail into it directly and through breakwater
+        (bench/courier.py, its own network namespaces inside this one)"""
+        out = os.path.join(ROOT, "build", "bench")
+        md, js = os.path.join(out, "courier.md"), os.path.join(out, "courier.json")
+        for f in (md, js):
+            if os.path.exists(f):
+                os.unlink(f)
+        self.script_figure("m", ["bench/courier.py", "--md", md, "--json", js], 2400)
+        with open(md) as f:
+            self.res["m"]["md"] = f.read()
+        with open(js) as f:
+            j = json.load(f)
+        self.res["m"]["summary"] = {
+            k: dict({f: r.get(f) for f in ("seconds_at_cap", "seconds_sampled", "no_greeting",
+                                           "polite_delivered")},
+                    polite_started=r["wave"]["kinds"].get("polite", {}).get("started", 0))
+            for k, r in j.get("wave", {}).items() if "wave" in r}
+        self.res["m"]["ratio"] = (j.get("source") or {}).get("ratio")
+        self.save()
+
     def fig_r(self):
         """the fleet: ten hosts and one Redis, at 10,000 and at 3,000 bans/s
         made by the hosts, and 10,000 bans/s from a synthetic peer"""
@@ -702,7 +727,7 @@ def main():
     ap.add_argument("--procs", type=int, default=2, help="wave processes for figures a, c, d, g")
     ap.add_argument("--keep", action="store_true",
                     help="keep the other figures of the last run (build/bench/results.json)")
-    ap.add_argument("--figures", default="agcdefiwr", help="which figures, in order (b comes with a)")
+    ap.add_argument("--figures", default="agcdefiwrm", help="which figures, in order (b comes with a)")
     ap.add_argument("--mem-steps", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1000, 10000, 18000])
     ap.add_argument("--ps-mem-steps", type=lambda s: [int(x) for x in s.split(",")],
