@@ -175,19 +175,32 @@ static void banhelper_end_due(struct banhelper *h, struct banhelper_conn *c, dou
 }
 
 /* banhelper_queue_kills - the addresses of the batch just applied whose
- * connections are to end, each watch_kill_delay from now */
+ * connections are to end, each watch_kill_delay from now (or half its
+ * ban, when that is shorter) */
 static void banhelper_queue_kills(struct banhelper *h, struct banhelper_conn *c)
 {
     if (h->conf->watch_kill == WATCH_KILL_NONE || h->peer != BANPROTO_PEER_WATCH)
         return; /* serve's BAN_KILL never gets here (banhelper_read) */
-    double now = banhelper_now(), due = now + h->conf->watch_kill_delay;
+    double now = banhelper_now();
     for (size_t i = 0; i < c->count; i++) {
         if (!c->kill[i])
             continue;
         if (c->pending_count == BANHELPER_KILLS_PENDING)
             banhelper_end_due(h, c, now, true);
-        size_t tail = (c->pending_head + c->pending_count++) % BANHELPER_KILLS_PENDING;
-        c->pending[tail] = (struct banhelper_kill){.addr = c->addrs[i], .due = due};
+        /* within the ban's first half, never after it ended: the address
+         * may then connect again, and that connection is not the refused one */
+        double delay = h->conf->watch_kill_delay, half = c->bans[i].seconds / 2.0;
+        struct banhelper_kill k = {.addr = c->addrs[i], .due = now + (delay < half ? delay : half)};
+        /* in due order: a shorter ban's kill goes before the later ones */
+        size_t at = c->pending_count++;
+        for (; at > 0; at--) {
+            struct banhelper_kill *prev =
+                &c->pending[(c->pending_head + at - 1) % BANHELPER_KILLS_PENDING];
+            if (prev->due <= k.due)
+                break;
+            c->pending[(c->pending_head + at) % BANHELPER_KILLS_PENDING] = *prev;
+        }
+        c->pending[(c->pending_head + at) % BANHELPER_KILLS_PENDING] = k;
     }
     banhelper_end_due(h, c, now, false); /* watch_kill_delay = 0: now */
 }

@@ -24,7 +24,7 @@
  *
  * Ending connections (watch's helper): the ban goes in at once, the
  * connections end watch_kill_delay later (an MTA may log its refusal
- * before it writes it), reported in a reply of their own (applied 0,
+ * before it writes it; half the ban at most, so never after it ended), reported in a reply of their own (applied 0,
  * killed N). Once every socket has closed, the helper exits when the last
  * pending kill is done.
  */

@@ -741,6 +741,25 @@ class WatchKillTest(WatchTestCase):
         self.assertGreaterEqual(s["ended"], 2, "summary: %r" % s)
         self.assertEqual(s["not_ended"], 0, "summary: %r" % s)
 
+    def test_kill_within_half_the_ban(self):
+        """A kill never comes after its ban has ended (the address could
+        then be on a new, unrefused connection): with watch_kill_delay =
+        10s and a 2 s ban, the connection ends half the ban (1 s) after
+        the line, not 10 s."""
+        addr = self.topo.spare
+        w = self.start_ns_watch(watch_kill_delay="10s", ban_time="2s")
+        c, pid = self.held(addr)
+        t0 = time.monotonic()
+        write(self.log, self.postfix_reject(c, pid))
+        end = self.read_end(c, 1.0 + 2.0 * slow())
+        took = time.monotonic() - t0
+        self.assertIn(end, ("reset", "eof"), "after %.2f s; watch stderr:\n%s"
+                      % (took, w.log()[-2000:]))
+        self.assertGreaterEqual(took, 1.0, "ended before half the ban")
+        print("\n  ban 2 s, watch_kill_delay 10 s: ended %.3f s after the line" % took, end=" ")
+        s = self.stop_watch(w)
+        self.assertEqual((s["applied"], s["ended"]), (1, 1), "summary: %r" % s)
+
     def test_kill_none_and_max_hits(self):
         """watch_kill = none, watch_max_hits = 2: the first reject only
         counts (no ban: a new connection gets through), the second bans;
