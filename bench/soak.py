@@ -57,7 +57,8 @@ channel (PUBSUB NUMSUB).
 
 Every 10 s a row of the TSV (--out; gnuplot-ready: comments, then a line
 of column names): t_s; rss_kib, fds and procs summed over the daemon's
-processes (supervisor, ban helper, workers; /proc), and fds_min, the
+processes (supervisor, ban helper, workers; /proc), the RSS of each role
+(rss_supervisor_kib, rss_helper_kib, rss_workers_kib), and fds_min, the
 least of five reads 0.1 s apart (the sessions' sockets come and go with
 the machine's load; what stays is where a leak would show); lmdb_kib (the size of
 state_dir/breakwater.mdb), verdicts (/metrics
@@ -80,8 +81,9 @@ for the sanitizers' exit checks; then everything else), the report.
 Flatness: the mean of each column over the last third of the run after a
 10% warm-up against its middle third (thirds of the span after the
 warm-up, leaving out the disturbed samples: the new worker takes the
-connections that queued for it, a burst of fds); RSS and fds_min pass
-within 10%; fds, set, LMDB, verdicts, ban records, Redis keys, sessions/s and CPU are
+connections that queued for it, a burst of fds); RSS (the means) and
+fds_min (the medians: the fds are mostly sessions in flight, and a backlog
+of a few seconds moves a mean) pass within 10%; fds, set, LMDB, verdicts, ban records, Redis keys, sessions/s and CPU are
 described. (ASan's quarantine, 256 MB a process, makes a worker's RSS
 climb for its first minute or so; a killed worker starts that again.)
 Polite messages: started, acknowledged (250 to the final dot), received
@@ -144,7 +146,8 @@ UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 T0 = time.monotonic()
 
-COLUMNS = ["t_s", "rss_kib", "fds", "fds_min", "procs", "lmdb_kib", "verdicts", "store_bans",
+COLUMNS = ["t_s", "rss_kib", "rss_supervisor_kib", "rss_helper_kib", "rss_workers_kib",
+           "fds", "fds_min", "procs", "lmdb_kib", "verdicts", "store_bans",
            "set_banned4", "sessions_per_s", "bans_per_s", "open_conns", "fleet_up",
            "redis_keys", "set_dump_s", "set_dump_intr", "cpu_pct", "disturbed"]
 DISTURBED_FOR = 10.0    # s after a kill or a Redis restart: samples left out of the means
@@ -199,6 +202,14 @@ def fmt(v):
     if isinstance(v, float):
         return "%.2f" % v
     return str(v)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def mean(xs):
@@ -736,11 +747,16 @@ class Soak:
     def sample(self):
         t = time.monotonic()
         pids = self.bw.pids() if self.bw else []
-        rss = 0
-        for pid in pids:
-            v = proc_status(pid).get("VmRSS")
-            if v:
-                rss += int(v.split()[0])
+        helpers, workers = self.helper_and_workers()
+
+        def rss_of(these):
+            tot = 0
+            for pid in these:
+                v = proc_status(pid).get("VmRSS")
+                if v:
+                    tot += int(v.split()[0])
+            return tot
+        rss = rss_of(pids)
         # the fds: now, and the least of five reads 0.1 s apart (sessions
         # come and go: the least is what stays, where a leak would show)
         reads = []
@@ -788,7 +804,10 @@ class Soak:
             keys = int(keys)
         except (TypeError, ValueError):
             keys = None
-        row = {"t_s": round(t - self.t0, 1), "rss_kib": rss, "fds": fds, "fds_min": fds_min,
+        row = {"t_s": round(t - self.t0, 1), "rss_kib": rss,
+               "rss_supervisor_kib": rss_of([self.bw.pid]) if self.bw else None,
+               "rss_helper_kib": rss_of(helpers), "rss_workers_kib": rss_of(workers),
+               "fds": fds, "fds_min": fds_min,
                "procs": len(pids),
                "lmdb_kib": lmdb, "verdicts": None if verdicts is None else int(verdicts),
                "store_bans": store_bans, "set_banned4": setn,
@@ -1049,11 +1068,14 @@ class Soak:
         warm, ta, tb, mid, last = self.thirds()
         p("flatness: warm-up %.0f s; middle third %.0f-%.0f s (%d samples), last third "
           "%.0f-%d s (%d samples), leaving out %d samples taken within %.0f s of a kill or the "
-          "Redis restart; ratio = mean(last) / mean(middle)"
+          "Redis restart; ratio = mean(last) / mean(middle), for fds the medians"
           % (warm, ta, tb, len(mid), tb, d, len(last),
              sum(s["disturbed"] for s in self.samples if s["t_s"] >= ta), DISTURBED_FOR))
         flat = {}
         for col, what, strict in (("rss_kib", "RSS KiB", True),
+                                  ("rss_supervisor_kib", "RSS KiB, supervisor", False),
+                                  ("rss_helper_kib", "RSS KiB, ban helper", False),
+                                  ("rss_workers_kib", "RSS KiB, workers", False),
                                   ("fds_min", "open fds, least of 5", True),
                                   ("fds", "open fds, all", False),
                                   ("procs", "processes", False),
@@ -1064,7 +1086,12 @@ class Soak:
                                   ("redis_keys", "Redis keys", False),
                                   ("sessions_per_s", "sessions/s", False),
                                   ("cpu_pct", "daemon CPU % of a core", False)):
-            m1, m2 = mean(s[col] for s in mid), mean(s[col] for s in last)
+            # the fds are mostly the sessions in flight: a backlog of a few
+            # seconds (the machine busy elsewhere) puts hundreds in one
+            # sample (951 in the hour of 2026-12-03, open_conns 863), which
+            # moves a mean but not the median, where a leak would show
+            stat = median if col.startswith("fds") else mean
+            m1, m2 = stat(s[col] for s in mid), stat(s[col] for s in last)
             if m1 is None or m2 is None or m1 == 0:
                 p("  %-22s not enough samples" % what)
                 if strict:
