@@ -26,7 +26,8 @@
 
 /* One worker's socket and the requests gathered from it. */
 struct banhelper_conn {
-    int fd;                 /* -1 once closed */
+    int fd;                 /* -1 once closed; open after the peer's last request
+                             * until its pending kills are answered */
     struct fw_ban *bans;    /* [BANHELPER_BATCH] */
     size_t count, malformed, refused;
     uint32_t seq;           /* of the last well-formed request */
@@ -261,8 +262,9 @@ static void banhelper_drain(struct banhelper *h, size_t i)
         if (banhelper_gathered(c) > 0)
             banhelper_apply(h, c);
         if (gone) {
-            close(c->fd);
-            c->fd = h->pfd[i].fd = -1;
+            /* the peer sends no more; its pending kills still answer on
+             * fd (watch reads them at stop), which closes after them */
+            h->pfd[i].fd = -1;
             h->open--;
         }
         if (gone || !full)
@@ -291,12 +293,18 @@ static int banhelper_serve(struct banhelper *h)
             if (banhelper_now() - last < BANHELPER_BUSY)
                 nanosleep(&gather, NULL);
             for (size_t i = 0; i < h->count; i++)
-                if (h->conn[i].fd >= 0)
+                if (h->pfd[i].fd >= 0)
                     banhelper_drain(h, i);
             last = banhelper_now();
         }
-        for (size_t i = 0; i < h->count; i++)
-            banhelper_end_due(h, &h->conn[i], banhelper_now(), false);
+        for (size_t i = 0; i < h->count; i++) {
+            struct banhelper_conn *c = &h->conn[i];
+            banhelper_end_due(h, c, banhelper_now(), false);
+            if (h->pfd[i].fd < 0 && c->fd >= 0 && c->pending_count == 0) {
+                close(c->fd); /* the peer's last reply sent */
+                c->fd = -1;
+            }
+        }
     }
     return 0;
 }

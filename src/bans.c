@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,29 @@ double bans_latency_quantile(const struct bans_stats *s, double q)
             return bans_latency_bounds[i];
     }
     return bans_latency_bounds[BANS_LATENCY_BUCKETS - 1];
+}
+
+void bans_finish(struct bans *b, double limit)
+{
+    if (b == NULL || b->fd < 0)
+        return;
+    bans_pump(b);
+    ev_io_stop(b->loop, &b->io);
+    if (shutdown(b->fd, SHUT_WR) < 0)
+        return;
+    double end = bans_monotonic() + limit;
+    for (double left = limit; left > 0; left = end - bans_monotonic()) {
+        struct pollfd p = {.fd = b->fd, .events = POLLIN};
+        int ready = poll(&p, 1, (int)(left * 1000.0) + 1);
+        if (ready < 0 && errno != EINTR)
+            return;
+        struct banproto_reply reply;
+        ssize_t n = ready > 0 ? recv(b->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_TRUNC) : -1;
+        if (n == 0)
+            return; /* the helper closed: every reply is in */
+        if (n > 0 && banproto_reply_parse(&reply, (size_t)n, &reply) == 0)
+            bans_reply(b, &reply);
+    }
 }
 
 void bans_free(struct bans *b)

@@ -21,6 +21,8 @@
  *   bans_set_metrics()  count in a metrics slot (metrics.h; serve's
  *                    workers, where a scrape sums every worker) rather than
  *                    in the module's own counters (watch)
+ *   bans_finish()    at stop: no more requests; the answers of those
+ *                    sent, and of the kills they queued, are counted
  *   bans_free()
  *
  * Requests go to the helper at once; when its socket is full they wait in
@@ -96,6 +98,9 @@ void bans_set_metrics(struct bans *b, struct metrics_slot *metrics);
 /* The latency below which fraction q (0..1] of the applied bans fell: a
  * bucket's upper bound; 0 when none was applied. */
 double bans_latency_quantile(const struct bans_stats *s, double q);
+/* Waits at most limit seconds for the helper to answer everything it was
+ * sent (it closes its end once its last pending kill is answered). */
+void bans_finish(struct bans *b, double limit);
 void bans_free(struct bans *b);
 
 #endif

@@ -104,6 +104,10 @@ static int watch_loop(const struct conf *conf, const struct logrules *rules,
     ev_run(loop, 0);
     notify_stopping();
     ev_timer_stop(loop, &watchdog);
+    /* the kills already asked for still come (watch_kill_delay after their
+     * ban); the summary counts them. The margin covers the helper's
+     * batching and the kill itself. */
+    bans_finish(bans, conf->watch_kill_delay + 2.0);
     struct watch_stats ws;
     struct bans_stats bs;
     watch_stats(w, &ws);

@@ -760,6 +760,26 @@ class WatchKillTest(WatchTestCase):
         s = self.stop_watch(w)
         self.assertEqual((s["applied"], s["ended"]), (1, 1), "summary: %r" % s)
 
+    def test_kill_decided_before_a_stop(self):
+        """SIGTERM between a ban and its kill: watch's stop waits for the
+        kill already decided (watch_kill_delay after the ban) and its
+        summary counts it; the connection does not stay open."""
+        addr = self.topo.listed
+        w = self.start_ns_watch(watch_kill_delay="3s")
+        c, pid = self.held(addr)
+        write(self.log, self.postfix_reject(c, pid))
+        self.assertEqual(w.wait_hit(addr)["action"], "ban")
+        wait_until(lambda: addr in (self.nft4() or {}), 1.0 * slow(), interval=0.05,
+                   what="%s in banned4" % addr)
+        self.assertEqual(self.read_end(c, 0.1), "open", "ended before watch_kill_delay")
+        t0 = time.monotonic()
+        s = self.stop_watch(w)
+        took = time.monotonic() - t0
+        self.assertIn(self.read_end(c, 1.0 * slow()), ("reset", "eof"))
+        print("\n  stopped %.3f s after SIGTERM, the kill counted" % took, end=" ")
+        self.assertEqual((s["applied"], s["ended"], s["not_ended"]), (1, 1, 0),
+                         "summary: %r" % s)
+
     def test_kill_none_and_max_hits(self):
         """watch_kill = none, watch_max_hits = 2: the first reject only
         counts (no ban: a new connection gets through), the second bans;
