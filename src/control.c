@@ -748,8 +748,11 @@ static size_t control_lines(const char *buf, size_t len, size_t size, int *statu
     return used;
 }
 
-/* control_answer - read the answer line by line until the daemon closes,
- * within CONTROL_WAIT seconds of start and max bytes; returns the
+/* control_answer - read the answer line by line until the daemon closes:
+ * the first bytes within CONTROL_WAIT seconds of start, each later ones
+ * within CONTROL_WAIT of the last, all within CONTROL_ANSWER_WAIT of start
+ * (a long answer on a busy machine takes more than CONTROL_WAIT; a peer
+ * that drips cannot hold ctl longer), and at most max bytes; returns the
  * request's status */
 static int control_answer(int fd, const char *path, double start, size_t max, FILE *out,
                           FILE *err)
@@ -758,7 +761,9 @@ static int control_answer(int fd, const char *path, double start, size_t max, FI
     size_t len = 0, total = 0;
     int status = 2;
     ssize_t n;
-    while ((n = control_recv(fd, buf + len, sizeof buf - len, start + CONTROL_WAIT)) > 0) {
+    double idle = start + CONTROL_WAIT, whole = start + CONTROL_ANSWER_WAIT;
+    while ((n = control_recv(fd, buf + len, sizeof buf - len, idle < whole ? idle : whole)) > 0) {
+        idle = control_clock() + CONTROL_WAIT;
         total += (size_t)n;
         if (total > max)
             break;
@@ -772,6 +777,9 @@ static int control_answer(int fd, const char *path, double start, size_t max, FI
     if (total > max)
         fprintf(err, "breakwater: the answer from the control socket %s is longer than %zu "
                 "bytes: not read further\n", path, max);
+    else if (n == -2 && control_clock() >= whole)
+        fprintf(err, "breakwater: the answer from the control socket %s took longer than %ds: "
+                "not read further\n", path, CONTROL_ANSWER_WAIT);
     else if (n == -2)
         fprintf(err, "breakwater: " CONTROL_NO_ANSWER "\n", path, CONTROL_WAIT);
     else if (n < 0)

@@ -42,7 +42,8 @@
  *
  * Whoever listens on the socket may never answer, answer without end, or
  * send what poll() shows and recv() skips (a byte sent MSG_OOB): ctl
- * reads without blocking, gives up after CONTROL_WAIT seconds and stops
+ * reads without blocking, gives up when CONTROL_WAIT seconds pass without
+ * a byte or CONTROL_ANSWER_WAIT since the request, and stops
  * past the caller's cap on the answer (CONTROL_OUT_MAX, the longest answer
  * the daemon sends; CONTROL_STATS_MAX for `stats`, kept in memory); the
  * start's look gives up after CONTROL_WAIT seconds too.
@@ -69,7 +70,8 @@
 
 #define CONTROL_LINE_MAX 512
 #define CONTROL_CONNECTIONS_MAX 16
-#define CONTROL_WAIT 5          /* seconds: ctl's whole request; the start's look */
+#define CONTROL_WAIT 5          /* seconds: ctl's wait for each part of an answer; the start's look */
+#define CONTROL_ANSWER_WAIT 20  /* seconds: ctl's whole request */
 #define CONTROL_OUT_MAX (256u << 20)  /* bytes: the longest answer sent, or read by ctl */
 #define CONTROL_STATS_MAX (1u << 20)  /* bytes of a `stats` answer read (kept in memory) */
 

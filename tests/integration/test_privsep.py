@@ -71,12 +71,14 @@ import test_bans
 from harness import BreakwaterTestCase, SLOW, wait_until
 
 USER = "nobody"
+SO_SNDBUFFORCE = 32   # <asm-generic/socket.h>; Python does not name it
 RESTARTS = 40          # starts of serve raced by the swapper
 BUDGET = 120           # seconds for the whole loop, whatever happens
 DEPTH = 30             # directories above the run dir (sun_path: 108 bytes)
 CTL_RACES = 300        # root's ctl runs raced by the toggler
 CTL_BUDGET = 40        # seconds for those, whatever happens
-CTL_TIMEOUT = 5        # seconds ctl and serve's start wait (CONTROL_WAIT, control.h)
+CTL_TIMEOUT = 5        # seconds ctl waits for each part, serve's start in all (CONTROL_WAIT)
+CTL_ANSWER_WAIT = 20   # seconds for ctl's whole request (CONTROL_ANSWER_WAIT)
 ANSWER_MAX = 256 << 20  # bytes of an answer ctl reads (CONTROL_OUT_MAX, control.h)
 STATS_MAX = 1 << 20     # ... `ctl stats --json` and `stats` (CONTROL_STATS_MAX)
 OTHER_UID = 54321       # another user than USER and root, owner of its own socket
@@ -565,20 +567,20 @@ class PrivsepCtlTest(PrivsepTestCase):
         os.chmod(path, mode)
         return path
 
-    def ctl(self, sock, cpu=None, command=("ctl", "stats")):
+    def ctl(self, sock, cpu=None, command=("ctl", "stats"), limit=3 * CTL_TIMEOUT):
         """Root's `breakwater ctl stats` (or command) at sock, the daemon's
         user being USER (bytes out, bytes err, status) and how long it took;
-        the test fails when it still waits after 3 * CTL_TIMEOUT."""
+        the test fails when it still waits after limit (* SLOW) seconds."""
         start = time.monotonic()
         try:
             p = subprocess.run([harness.BINARY, command[0], "-c", "/dev/null", "-o",
                                 "control_socket=" + sock, "-o", "user=" + USER]
                                + list(command[1:]),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=3 * CTL_TIMEOUT * SLOW,
+                               stderr=subprocess.PIPE, timeout=limit * SLOW,
                                preexec_fn=on_cpu(cpu))
         except subprocess.TimeoutExpired:
-            self.fail("root's ctl at %s still waits after %.0fs" % (sock, 3 * CTL_TIMEOUT * SLOW))
+            self.fail("root's ctl at %s still waits after %.0fs" % (sock, limit * SLOW))
         err = p.stderr.decode("utf-8", "replace")
         self.assertEqual(harness.sanitizer_lines(err), [], err[-4000:])
         return p, time.monotonic() - start
@@ -693,6 +695,29 @@ class PrivsepCtlTest(PrivsepTestCase):
             self.assertIn(b"no answer from the control socket %s within %ds"
                           % (sock.encode(), CTL_TIMEOUT), p.stderr, case)
             self.assertGreater(took, CTL_TIMEOUT - 1, case)
+
+    def test_ctl_gives_up_on_a_dripping_socket(self):
+        """A listener of the user's answers one byte a second without end:
+        each comes within CTL_TIMEOUT of the last, so only ctl's bound on
+        the whole request (CTL_ANSWER_WAIT) ends it, and ctl says so."""
+        rundir = self.user_dir("run")
+        sock = os.path.join(rundir, "drip")
+
+        def drip(listener, c):
+            deadline = time.monotonic() + 2 * CTL_ANSWER_WAIT * SLOW
+            while not listener.done and time.monotonic() < deadline:
+                try:
+                    c.send(b"x")
+                except OSError:
+                    return
+                time.sleep(1)
+        Listener(self, sock, self.uid, self.gid, drip).start()
+        p, took = self.ctl(sock, limit=CTL_ANSWER_WAIT + 2 * CTL_TIMEOUT)
+        print("\n  ctl gave up after %.1f s" % took, end=" ")
+        self.assertEqual(p.returncode, 2, "ctl: %r %r" % (p.stdout, p.stderr))
+        self.assertIn(b"the answer from the control socket %s took longer than %ds"
+                      % (sock.encode(), CTL_ANSWER_WAIT), p.stderr)
+        self.assertGreater(took, CTL_ANSWER_WAIT - 1)
 
     def test_start_gives_up_on_a_stuck_socket(self):
         """serve's start finds a socket at its control socket's name whose
@@ -824,32 +849,38 @@ class PrivsepCtlTest(PrivsepTestCase):
         sock = os.path.join(rundir, "flood-%d" % len(os.listdir(rundir)))
 
         def endless(listener, c):
+            # a send buffer that holds tens of replies: on a busy machine
+            # every switch between this sender and ctl waits for the
+            # scheduler, and with the default buffer (about 200 KiB) the
+            # flood would not reach the cap within CONTROL_WAIT
+            c.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 64 << 20)
             c.settimeout(3 * CTL_TIMEOUT * SLOW)
             deadline = time.monotonic() + 4 * CTL_TIMEOUT * SLOW
             while not listener.done and time.monotonic() < deadline:
                 c.sendall(answer)
         Listener(self, sock, self.uid, self.gid, endless).start()
         start = time.monotonic()
+        # stdout is counted by wc(1): a reader in this process would share
+        # the interpreter with the listener and, on a busy machine, slow
+        # the flood below what reaches the cap within CONTROL_WAIT
+        wc = subprocess.Popen(["wc", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         proc = subprocess.Popen([harness.BINARY] + args[:1] + [
             "-c", "/dev/null", "-o", "control_socket=" + sock, "-o", "user=" + USER] + args[1:],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=wc.stdin, stderr=subprocess.PIPE)
+        wc.stdin.close()
         self._cleanups_extra.append(lambda: harness.stop_process(proc))
+        self._cleanups_extra.append(lambda: harness.stop_process(wc))
         timer = threading.Timer(limit, proc.kill)
         timer.start()
-        counted, errs = [0], []
-
-        def count():
-            for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
-                counted[0] += len(chunk)
-        readers = [threading.Thread(target=count),
-                   threading.Thread(target=lambda: errs.append(proc.stderr.read()))]
-        for t in readers:
-            t.start()
+        errs = []
+        reader = threading.Thread(target=lambda: errs.append(proc.stderr.read()))
+        reader.start()
         _, status, usage = os.wait4(proc.pid, 0)
         timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        for t in readers:
-            t.join(10)
+        reader.join(10)
+        counted = [int(wc.stdout.read().split()[0])]
+        wc.wait(10)
         err = errs[0] if errs else b""
         self.assertEqual(harness.sanitizer_lines(err.decode("utf-8", "replace")), [],
                          err[-4000:])
@@ -867,6 +898,8 @@ class PrivsepCtlTest(PrivsepTestCase):
                                   (["ctl", "bans"], ANSWER_MAX, 2)):
             what = " ".join(args)
             rc, printed, err, took, rss = self.flood(args, line * 1024, 3 * CTL_TIMEOUT * SLOW)
+            print("\n  %s: stopped after %.2f s, %d bytes printed" % (what, took, printed),
+                  end=" ")
             self.assertEqual(rc, status, "%s: %r" % (what, err[-2000:]))
             self.assertIn(b"longer than %d bytes" % cap, err, what)
             self.assertNotIn(b"no answer", err, what)
