@@ -39,9 +39,9 @@ Figure 1, the wave replay (two runs, A then B, on the same machine):
       here) on 127.0.0.1:25 in front of a fresh Courier on 127.0.0.1:2525:
       backend_source = 127.0.0.2, dnsbl_sites = bl.test, resolver =
       127.0.0.1:53, ban_backend = none, backend_max_connections =
-      --bw-backend-max (250, below MAXDAEMONS as README's Courier section
+      --bw-backend-max (250, below MAXDAEMONS as the Courier section of docs/deployment.md
       asks), everything else default; Courier's smtpaccess gets
-      "127.0.0.2<TAB>--b-access" (default `allow,BLOCK`, as the README
+      "127.0.0.2<TAB>--b-access" (default `allow,BLOCK`, as docs/deployment.md
       says; see below).
   Once a second during each run: Courier's processes (every process of its
   PID namespace except the fixture's PID 1, a Python) by name, their total
@@ -694,7 +694,7 @@ def main():
                     help="breakwater's backend_max_connections (below MAXDAEMONS)")
     ap.add_argument("--b-access", default="allow,BLOCK",
                     help="what Courier's smtpaccess gives 127.0.0.2 behind breakwater "
-                         "(README: allow)")
+                         "(docs/deployment.md: allow)")
     ap.add_argument("--courier-dnslookup", action="store_true",
                     help="let couriertcpd look up each client's name (default -nodnslookup)")
     ap.add_argument("--release", default="bookworm", choices=cfx.RELEASES)

@@ -70,7 +70,7 @@ set count's cost, and whether the kernel flagged it as interrupted);
 cpu_pct of the daemon; disturbed (1: within 10 s after a kill or the
 Redis restart). The set is counted by one netlink dump
 (NFT_MSG_GETSETELEM), not `nft -j list set`: every ban transaction
-restarts nft's listing, which took 3 to 30 s at 1,300 bans/s (README,
+restarts nft's listing, which took 3 to 30 s at 1,300 bans/s (docs/operations.md,
 Bans); the two are compared once the wave is over. libev timers are not
 sampled: libev has no call that counts active watchers and breakwater
 exports no such figure, so they cannot be seen from outside without
@@ -731,7 +731,7 @@ class Soak:
         """Elements of the set banned4 and how long counting took. `nft
         list set` cannot be used during the wave: every ban transaction
         interrupts the kernel's dump and nft starts it over, so at 1,300
-        bans/s it took 3 to 30 s on this machine (README, Bans). The set is
+        bans/s it took 3 to 30 s on this machine (docs/operations.md, Bans). The set is
         dumped here once, straight from netlink (NFT_MSG_GETSETELEM), and
         its elements counted even when the kernel marks the dump as
         interrupted (NLM_F_DUMP_INTR): it is then off by the few bans made

@@ -65,7 +65,7 @@ static void serve_announce(const struct conf *conf)
     if (conf->backend_proxy_protocol == PROXY_NONE)
         log_warning("backend_proxy_protocol = none: the MTA sees every relayed "
                     "client as this host's address%s; it must not grant that "
-                    "address relay rights (see README, \"Never an open relay\")",
+                    "address relay rights (see docs/deployment.md, \"Never an open relay\")",
                     conf->has_backend_source ? " (backend_source)" : "");
 }
 

@@ -58,8 +58,9 @@ static struct logrules *watch_rules_load(const struct conf *conf)
         log_warning("watch_rules %s line %s: the pattern is not anchored with ^ (or a wildcard "
                     "such as .* follows it), so text a "
                     "client gets into the MTA's log (a sender, a HELO name) can match it and "
-                    "ban another address; anchor it where the MTA's own words begin (README, "
-                    "\"Custom rules\")", conf->watch_rules, name + strlen("custom:"));
+                    "ban another address; anchor it where the MTA's own words begin "
+                    "(breakwater(8), WATCH, \"Custom rules\")", conf->watch_rules,
+                    name + strlen("custom:"));
     return rules;
 }
 

@@ -385,8 +385,8 @@ void dnsbl_warn_keyed(const struct dnsbl_sites *sites)
         if (list != NULL && strcmp(sites->name[z], sites->zone[z]) == 0)
             log_warning("dnsbl_sites: the domain KEY.%s looks like it carries your key, which "
                         "every refused client would read in its reply: give it a public name, "
-                        "as in dnsbl_names = KEY.%s=zen.spamhaus.org (README, \"Using Spamhaus "
-                        "DQS\")", list, list);
+                        "as in dnsbl_names = KEY.%s=zen.spamhaus.org (docs/deployment.md, "
+                        "\"Using Spamhaus DQS\")", list, list);
     }
 }
 
@@ -471,7 +471,7 @@ void dnsbl_warn_refused(const char *name, const uint8_t answer[4], const char *p
                 "Spamhaus answers so to queries that come through public or shared "
                 "resolvers (127.255.255.254) or go over its free limit (127.255.255.255). "
                 "Fix: a local recursive resolver such as unbound (resolver = 127.0.0.1), "
-                "or Spamhaus DQS with dnsbl_names (README, \"Using Spamhaus DQS\")",
+                "or Spamhaus DQS with dnsbl_names (docs/deployment.md, \"Using Spamhaus DQS\")",
                 name, answer[0], answer[1], answer[2], answer[3], point);
 }
 

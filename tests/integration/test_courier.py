@@ -6,7 +6,7 @@ namespace S of a netns.Topology; the clients are in C. `make test` builds
 the chroots first (cached under /var/cache/breakwater-tests).
 
 CourierBehindBreakwaterTest: serve in front of Courier 1.0.16 with the
-README's recipe for it (Courier on 127.0.0.1:2525, breakwater relaying from
+recipe of docs/deployment.md (Courier on 127.0.0.1:2525, breakwater relaying from
 backend_source = 127.0.0.2, an smtpaccess entry that gives 127.0.0.2 no
 relay rights and spares it Courier's own DNSBL check, which stays on): a
 clean client's message reaches the Maildir intact; a
@@ -148,7 +148,7 @@ class CourierBehindBreakwaterTest(CourierTestCase):
 
     @classmethod
     def courier_config(cls, access="allow,BLOCK", port=COURIER_PORT):
-        # The README's Courier 1.0.16 recipe: loopback, per-address limits
+        # docs/deployment.md's Courier 1.0.16 recipe: loopback, per-address limits
         # above backend_max_connections, 127.0.0.2 without relay rights and
         # spared Courier's own DNSBL check, which a site keeps (127.0.0.2 is
         # the test point every list lists, RFC 5782)

@@ -1,7 +1,8 @@
 """Packaging: `make install` / `make uninstall` into a DESTDIR, the systemd
 unit (systemd-analyze verify; its capabilities, sandbox paths and
 notifications against the installed binary), the man pages (rendered by
-man, parsed by lexgrog) and the README key table against src/conf.c.
+man, parsed by lexgrog) and the key table of docs/configuration.md against
+src/conf.c.
 
 Every test installs into its own temporary DESTDIR with the binary the run
 was given (INSTALL_BIN), so nothing is rebuilt and nothing outside the
@@ -26,6 +27,7 @@ import netns
 from harness import SLOW, BreakwaterTestCase
 
 REPO = os.path.dirname(os.path.dirname(harness.HERE))
+KEY_TABLE_DOC = os.path.join(REPO, "docs/configuration.md")   # the key table, man/mkman.py's source
 UNIT = "lib/systemd/system/breakwater.service"
 WATCH_UNIT = "lib/systemd/system/breakwater-watch.service"
 CONF = "etc/breakwater/breakwater.conf"
@@ -49,14 +51,16 @@ def unit_settings(path):
     return out
 
 
-def readme_default(key):
-    """The default the README's key table gives key (the text in backticks)."""
-    with open(os.path.join(REPO, "README.md")) as f:
+def documented_default(key):
+    """The default the key table (docs/configuration.md) gives key (the
+    text in backticks)."""
+    with open(KEY_TABLE_DOC) as f:
         for line in f:
             m = re.match(r"\| `%s` \| `([^`]*)` \|" % re.escape(key), line)
             if m:
                 return m.group(1)
-    raise AssertionError("README key table has no literal default for %s" % key)
+    raise AssertionError("the key table in docs/configuration.md has no literal default for %s"
+                         % key)
 
 
 class InstallTestCase(BreakwaterTestCase):
@@ -204,8 +208,9 @@ class UnitTest(InstallTestCase):
                                  "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER",
                                  "CAP_DAC_READ_SEARCH"]))
         # the directories systemd makes writable are the ones serve uses
-        self.assertEqual(readme_default("state_dir"), "/var/lib/" + u[("Service", "StateDirectory")][0])
-        self.assertEqual(os.path.dirname(readme_default("control_socket")),
+        self.assertEqual(documented_default("state_dir"),
+                         "/var/lib/" + u[("Service", "StateDirectory")][0])
+        self.assertEqual(os.path.dirname(documented_default("control_socket")),
                          "/run/" + u[("Service", "RuntimeDirectory")][0])
 
     # -- the start, played without systemd
@@ -404,8 +409,9 @@ class ManPageTest(InstallTestCase):
         # the text without overstrikes
         return re.sub(r".\x08", "", p.stdout)
 
-    def readme_keys(self):
-        """The keys of the README's key table, as the generator reads them."""
+    def documented_keys(self):
+        """The keys of the key table, as the generator reads them (README.md
+        and docs/)."""
         sys.path.insert(0, os.path.join(REPO, "man"))
         keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no man/__pycache__
         try:
@@ -413,8 +419,8 @@ class ManPageTest(InstallTestCase):
         finally:
             sys.path.pop(0)
             sys.dont_write_bytecode = keep
-        with open(os.path.join(REPO, "README.md")) as f:
-            return [row[0].strip("`") for row in mkman.key_table(mkman.Readme(f.read()))]
+        docs, _ = mkman.read_docs([os.path.join(REPO, "README.md")])
+        return [row[0].strip("`") for row in mkman.key_table(docs)]
 
     def test_man_breakwater_8(self):
         text = self.render(MAN8)
@@ -429,7 +435,7 @@ class ManPageTest(InstallTestCase):
     def test_man_breakwater_conf_5(self):
         text = self.render(MAN5)
         self.assertIn("breakwater.conf - configuration file of breakwater(8)", text)
-        keys = self.readme_keys()
+        keys = self.documented_keys()
         self.assertGreater(len(keys), 30)
         for key in keys:
             self.assertRegex(text, r"(?m)^ {7}%s$" % re.escape(key),
@@ -437,34 +443,78 @@ class ManPageTest(InstallTestCase):
 
 
 class KeyTableTest(BreakwaterTestCase):
-    """README's key table (the man page's source) against conf_keys[]."""
+    """The key table (docs/configuration.md, the man page's source) against
+    conf_keys[]."""
 
-    def mkman(self, readme, conf_c):
-        return subprocess.run(["python3", os.path.join(REPO, "man/mkman.py"), "--readme", readme,
-                               "--check-keys", conf_c], stdout=subprocess.PIPE,
+    def mkman(self, conf_c, *docs_args):
+        return subprocess.run(["python3", os.path.join(REPO, "man/mkman.py")] + list(docs_args)
+                              + ["--check-keys", conf_c], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
 
-    def test_readme_keys_match_conf_c(self):
-        p = self.mkman(os.path.join(REPO, "README.md"), os.path.join(REPO, "src/conf.c"))
-        self.assertEqual(p.returncode, 0, "README key table and src/conf.c disagree:\n" + p.stderr)
+    def test_documented_keys_match_conf_c(self):
+        # as the Makefile reads them: README.md and the docs/ beside it
+        p = self.mkman(os.path.join(REPO, "src/conf.c"),
+                       "--readme", os.path.join(REPO, "README.md"))
+        self.assertEqual(p.returncode, 0,
+                         "docs/configuration.md's key table and src/conf.c disagree:\n" + p.stderr)
         self.assertEqual(p.stderr, "")
 
     def test_key_check_finds_differences(self):
-        with open(os.path.join(REPO, "README.md")) as f:
-            readme = f.read()
+        with open(KEY_TABLE_DOC) as f:
+            doc = f.read()
         with open(os.path.join(REPO, "src/conf.c")) as f:
             conf_c = f.read()
-        # a key the README forgets, a default it gets wrong, a key only it has
-        readme = re.sub(r"(?m)^\| `ban_time` \|.*\n", "", readme)
-        readme = readme.replace("| `dnsbl_timeout` | `5s` |", "| `dnsbl_timeout` | `6s` |")
-        readme = readme.replace("| `log_level` |", "| `log_colour` | `no` | x |\n| `log_level` |")
-        bad_readme = os.path.join(self.tmp, "README.md")
-        with open(bad_readme, "w") as f:
-            f.write(readme)
-        p = self.mkman(bad_readme, os.path.join(REPO, "src/conf.c"))
+        # a key the table forgets, a default it gets wrong, a key only it has
+        doc = re.sub(r"(?m)^\| `ban_time` \|.*\n", "", doc)
+        doc = doc.replace("| `dnsbl_timeout` | `5s` |", "| `dnsbl_timeout` | `6s` |")
+        doc = doc.replace("| `log_level` |", "| `log_colour` | `no` | x |\n| `log_level` |")
+        bad_doc = os.path.join(self.tmp, "configuration.md")
+        with open(bad_doc, "w") as f:
+            f.write(doc)
+        p = self.mkman(os.path.join(REPO, "src/conf.c"), "--readme", bad_doc, "--no-docs")
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertRegex(p.stderr, r"src/conf.c has ban_time, which the README")
-        self.assertRegex(p.stderr, r"dnsbl_timeout: README says the default is '6s', "
+        self.assertRegex(p.stderr, r"src/conf.c has ban_time, which the key table in "
+                                   r"configuration\.md does not document")
+        self.assertRegex(p.stderr, r"dnsbl_timeout: configuration\.md says the default is '6s', "
                                    r"src/conf.c has '5s'")
-        self.assertRegex(p.stderr, r"README documents log_colour")
+        self.assertRegex(p.stderr, r"configuration\.md documents log_colour")
         self.assertIn('"ban_time"', conf_c)
+
+
+class ManSourceTest(BreakwaterTestCase):
+    """man/mkman.py finds its sections across README.md and docs/*.md, and
+    refuses a link to a heading that does not exist."""
+
+    def copy_docs(self):
+        root = os.path.join(self.tmp, "src")
+        os.makedirs(root)
+        shutil.copy(os.path.join(REPO, "README.md"), root)
+        shutil.copytree(os.path.join(REPO, "docs"), os.path.join(root, "docs"))
+        return root
+
+    def mkman(self, root):
+        return subprocess.run(["python3", os.path.join(REPO, "man/mkman.py"),
+                               "--readme", os.path.join(root, "README.md"),
+                               "--out", os.path.join(self.tmp, "man")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+
+    def test_pages_from_readme_and_docs(self):
+        p = self.mkman(self.copy_docs())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(self.tmp, "man", "breakwater.8")) as f:
+            page8 = f.read()
+        for heading in ("COMMANDS AND OPTIONS", "EXIT STATUS", "SERVICE", "WATCH", "BANS",
+                        "STATE", "SECURITY", "METRICS", "FILES"):
+            self.assertIn('.SH "%s"' % heading, page8)
+        # a link to a section of neither page names the file that holds it
+        self.assertIn("see Reload in docs/operations.md", page8)
+
+    def test_dead_link_is_an_error(self):
+        root = self.copy_docs()
+        with open(os.path.join(root, "docs", "watch.md"), "a") as f:
+            f.write("\nSee [nothing](operations.md#no-such-heading).\n")
+        p = self.mkman(root)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("docs/watch.md: [nothing](operations.md#no-such-heading): "
+                      "docs/operations.md has no such heading", p.stderr)

@@ -3,7 +3,7 @@
 One private, throwaway Postfix instance (tests/integration/postfix.py) for
 the module, with two smtpd services on loopback:
   - pf.port:       smtpd_upstream_proxy_protocol = haproxy (the deployment
-                   the README prescribes);
+                   docs/deployment.md prescribes);
   - pf.plain_port: no upstream proxy protocol (the careless deployment).
 mynetworks trusts 127.0.0.0/8 -- Debian's default, which covers the front
 end's own 127.0.0.1 -- except 127.1.0.0/16, where the test clients live,

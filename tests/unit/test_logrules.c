@@ -432,7 +432,7 @@ static void test_custom_rules(void **state)
     const char *injected = "Nov 29 12:55:12 mx1 mymta[812]: from=x refused 192.0.2.1";
     assert_true(logrules_match(r, injected, strlen(injected), &hit));
     logrules_free(r);
-    /* the README's example of an anchored rule */
+    /* docs/watch.md's example of an anchored rule */
     r = logrules_new(true, "^(?:\\w{3} [ \\d]\\d [\\d:]{8} \\S+ )?mymta\\[\\d+\\]: refused "
                      "(?<addr>[0-9a-fA-F:.]+): listed in (?<list>\\S+)$\n", "f", err, sizeof err);
     assert_non_null(r);
