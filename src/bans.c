@@ -466,7 +466,10 @@ void bans_finish(struct bans *b, double limit)
     if (shutdown(b->fd, SHUT_WR) < 0)
         return;
     double end = bans_monotonic() + limit;
-    for (double left = limit; left > 0; left = end - bans_monotonic()) {
+    for (;;) {
+        double left = end - bans_monotonic();
+        if (left <= 0)
+            return;
         struct pollfd p = {.fd = b->fd, .events = POLLIN};
         int ready = poll(&p, 1, (int)(left * 1000.0) + 1);
         if (ready < 0 && errno != EINTR)
