@@ -762,7 +762,9 @@ static int control_answer(int fd, const char *path, double start, size_t max, FI
     int status = 2;
     ssize_t n;
     double idle = start + CONTROL_WAIT, whole = start + CONTROL_ANSWER_WAIT;
-    while ((n = control_recv(fd, buf + len, sizeof buf - len, idle < whole ? idle : whole)) > 0) {
+    bool whole_due = false; /* the bound in force is the whole request's */
+    while ((n = control_recv(fd, buf + len, sizeof buf - len,
+                             (whole_due = whole <= idle) ? whole : idle)) > 0) {
         idle = control_clock() + CONTROL_WAIT;
         total += (size_t)n;
         if (total > max)
@@ -777,7 +779,7 @@ static int control_answer(int fd, const char *path, double start, size_t max, FI
     if (total > max)
         fprintf(err, "breakwater: the answer from the control socket %s is longer than %zu "
                 "bytes: not read further\n", path, max);
-    else if (n == -2 && control_clock() >= whole)
+    else if (n == -2 && whole_due)
         fprintf(err, "breakwater: the answer from the control socket %s took longer than %ds: "
                 "not read further\n", path, CONTROL_ANSWER_WAIT);
     else if (n == -2)

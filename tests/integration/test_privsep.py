@@ -413,9 +413,16 @@ class PrivsepFilesTest(PrivsepTestCase):
             self.assertIn("%s: root's" % planted, log, name)
             self.assertIn("chown %s: %s" % (USER, planted), log, name)
             os.unlink(planted)
-        result, log = self.start_once(conf, "again")
-        self.assertEqual(result, "up", log[-2000:])
-        self.assertOwned(os.path.join(conf["state_dir"], "breakwater.mdb"), 0o640)
+        # serve listens (its ports, control socket, metrics) before it
+        # opens the store: wait for the store, not for the sockets alone
+        d = harness.Daemon(self.tmp, conf, name="again").start()
+        store = os.path.join(conf["state_dir"], "breakwater.mdb")
+        try:
+            wait_until(lambda: os.path.exists(store), 5 * SLOW, what="the store made again")
+        finally:
+            d.stop()
+        self.assertEqual(harness.sanitizer_lines(d.log()), [], d.log()[-4000:])
+        self.assertOwned(store, 0o640)
 
     def test_state_dir_refused_where_the_user_can_swap_it(self):
         """state_dir inside a directory the user owns, or that is a
