@@ -16,19 +16,9 @@ cached outside the checkout:
         mta.wait_message(b"Subject: hello")
         mta.wait_log(r"error,relay=::ffff:10\\.77\\.5\\.2,.*: 511 ")
 
-Building (ensure_chroot): `debootstrap --variant=minbase RELEASE DIR
-MIRROR` (MIRROR: the Debian mirror of this host's apt sources) into a
-temporary folder beside the target, a usr/sbin/policy-rc.d that exits 101
-(no daemon starts during the install), the host's resolv.conf copied in,
-then `apt-get install -y --no-install-recommends courier-mta` with /proc
-mounted. That mount, like every mount made here, lives in a private mount
-namespace (unshare(1)) and vanishes with it. The folder is renamed into
-place once courier-mta is installed and its couriertcpd runs, with a marker
-file (MARKER, JSON: release, Courier version, build seconds). A target
-without the marker is removed and rebuilt. A flock on
-CACHE_DIR/courier-RELEASE.lock serialises builders, so concurrent test
-processes build once; every build command inherits the lock, so a builder
-killed mid-build holds it until its orphaned commands are gone too. The
+Building (ensure_chroot, through chroot.py, which says how): a minbase
+debootstrap of the release with courier-mta installed, kept once
+courier-mta's couriertcpd runs, with its version in the marker. The
 build's output: CACHE_DIR/courier-RELEASE.build.log.
 
 Running (NsCourier): one process tree per instance,
@@ -75,8 +65,6 @@ namespace, and never signals a process outside its own PID namespace.
 Python 3 standard library only; root only.
 """
 
-import fcntl
-import glob
 import json
 import os
 import re
@@ -90,16 +78,12 @@ import tempfile
 import threading
 import time
 
+import chroot
 import netns
 
-CACHE_DIR = os.environ.get("BREAKWATER_TEST_CACHE", "/var/cache/breakwater-tests")
-MARKER = ".breakwater-courier-ok"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 RELEASES = ("bookworm", "trixie")
-BUILD_TIMEOUT = 1800.0          # debootstrap + apt-get install, each
-LOCK_TIMEOUT = 3600.0           # another process building the same chroot
-ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C",
-       "DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}
+ENV = chroot.ENV
+debian_mirror = chroot.debian_mirror
 
 __all__ = ["ensure_chroot", "chroot_path", "chroot_info", "courier_available",
            "NsCourier", "CourierError", "proxy_v1_header", "debian_mirror"]
@@ -110,21 +94,20 @@ class CourierError(RuntimeError):
 
 
 # --------------------------------------------------------------------------
-# The cached chroots
+# The cached chroots (chroot.py)
+
+def _name(release):
+    return "courier-" + release
+
 
 def chroot_path(release):
-    return os.path.join(CACHE_DIR, "courier-" + release)
+    return chroot.path(_name(release))
 
 
 def chroot_info(release):
-    """The marker's record ({release, courier, seconds, built, mirror,
-    debootstrap_script}) of a finished chroot, or None."""
-    try:
-        with open(os.path.join(chroot_path(release), MARKER)) as f:
-            info = json.load(f)
-        return info if info.get("release") == release else None
-    except (OSError, ValueError):
-        return None
+    """The marker's record ({release, courier, seconds, built, mirror, ...})
+    of a finished chroot, or None."""
+    return chroot.info(_name(release))
 
 
 def courier_available(release="bookworm"):
@@ -132,7 +115,7 @@ def courier_available(release="bookworm"):
     building anything (root, overlayfs, the chroot already cached)."""
     if os.geteuid() != 0:
         return False, "needs root (a Courier chroot in namespaces)"
-    if not _have_overlay():
+    if not chroot.have_overlay():
         return False, "kernel lacks overlayfs"
     if chroot_info(release) is None:
         return False, "no Courier chroot at %s (courier.ensure_chroot(%r))" % (
@@ -140,250 +123,31 @@ def courier_available(release="bookworm"):
     return True, ""
 
 
-def _have_overlay():
-    try:
-        with open("/proc/filesystems") as f:
-            if any(line.split()[-1:] == ["overlay"] for line in f):
-                return True
-    except OSError:
-        pass
-    # not loaded yet: modprobe, then look again
-    subprocess.run(["modprobe", "overlay"], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
-    try:
-        with open("/proc/filesystems") as f:
-            return any(line.split()[-1:] == ["overlay"] for line in f)
-    except OSError:
-        return False
+def _verify_courier(root):
+    """courier-mta is installed and its couriertcpd runs: its version."""
+    version = subprocess.run(
+        ["chroot", root, "dpkg-query", "-W", "-f", "${Version}", "courier-mta"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=60, env=ENV, universal_newlines=True)
+    if version.returncode != 0 or not version.stdout.strip():
+        raise CourierError("courier-mta not installed in %s: %s" % (root, version.stdout))
+    # the daemon binary runs (help text, exit status not meaningful)
+    tcpd = subprocess.run(["chroot", root, "/usr/sbin/couriertcpd"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=60, env=ENV, universal_newlines=True)
+    if "couriertcpd" not in tcpd.stdout and "Usage" not in tcpd.stdout:
+        raise CourierError("couriertcpd does not run in %s: %r" % (root, tcpd.stdout))
+    return {"courier": version.stdout.strip()}
 
 
-def _apt_sources():
-    """(uri, suites) of every deb entry in this host's apt sources."""
-    out = []
-    files = ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*"))
-    for path in files:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            continue
-        if path.endswith(".sources"):
-            for stanza in re.split(r"\n\s*\n", text):
-                fields = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line or line[:1].isspace():
-                        continue
-                    k, _, v = line.partition(":")
-                    fields[k.strip().lower()] = v.split()
-                if "deb" in fields.get("types", []) and \
-                        fields.get("enabled", ["yes"]) != ["no"]:
-                    for uri in fields.get("uris", []):
-                        out.append((uri, fields.get("suites", [])))
-        elif path.endswith(".list"):
-            for line in text.splitlines():
-                words = line.split("#", 1)[0].split()
-                if words[:1] != ["deb"]:
-                    continue
-                words = words[1:]
-                if words and words[0].startswith("["):   # [options]
-                    while words and not words[0].endswith("]"):
-                        words = words[1:]
-                    words = words[1:]
-                if len(words) >= 2:
-                    out.append((words[0], [words[1]]))
-    return out
-
-
-def debian_mirror():
-    """The Debian mirror apt already uses here: the first source whose URI
-    ends in /debian and that serves a plain release suite (not -security,
-    -updates); DEFAULT_MIRROR when there is none."""
-    for uri, suites in _apt_sources():
-        if uri.rstrip("/").endswith("/debian") and any("-" not in s for s in suites):
-            return uri.rstrip("/")
-    return DEFAULT_MIRROR
-
-
-def _debootstrap_script(release):
-    """The debootstrap script to use for release: its own when this host's
-    debootstrap has one, else sid's (a testing release bootstraps like
-    unstable)."""
-    d = "/usr/share/debootstrap/scripts"
-    if os.path.exists(os.path.join(d, release)):
-        return None
-    if os.path.exists(os.path.join(d, "sid")):
-        return os.path.join(d, "sid")
-    raise CourierError("debootstrap has no script for %s nor sid" % release)
-
-
-def _ensure_debootstrap(log):
-    if shutil.which("debootstrap", path=ENV["PATH"]):
-        return
-    for update in (False, True):
-        if update:
-            _run(["apt-get", "update"], log, timeout=600, check=False)
-        if _run(["apt-get", "install", "-y", "debootstrap"], log, timeout=600,
-                check=False) == 0:
-            return
-    raise CourierError("cannot install debootstrap (see %s)" % log.name)
-
-
-def _run(argv, log, timeout, check=True, env=None, lock=None):
-    """argv with output appended to the open file log; bounded; the exit
-    code (CourierError when check and non-zero). lock: the build lock's
-    file, handed down to argv: should this process die, the lock stays
-    held until argv and everything it started have gone too."""
-    log.write("\n$ %s\n" % " ".join(shlex.quote(a) for a in argv))
-    log.flush()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         env=env or ENV, start_new_session=True,
-                         pass_fds=(lock.fileno(),) if lock else ())
-    try:
-        rc = p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
-        raise CourierError("timed out after %.0fs: %s (log %s)" % (timeout, argv, log.name))
-    if check and rc != 0:
-        raise CourierError("exit %d: %s (log %s)" % (rc, " ".join(argv), log.name))
-    return rc
-
-
-def _mounts_under(path):
-    """Mount points at or below path in this mount namespace."""
-    path = os.path.realpath(path)
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == path or mp.startswith(path + "/"):
-                out.append(mp)
-    return out
-
-
-def _remove_tree(path):
-    """rm -rf of a chroot folder that is not ours to keep, refusing when
-    anything is mounted below it (then it is left alone)."""
-    if not os.path.lexists(path):
-        return
-    mounted = _mounts_under(path)
-    if mounted:
-        raise CourierError("refusing to remove %s: mounted below it: %s" % (path, mounted))
-    subprocess.run(["rm", "-rf", "--one-file-system", path], stdin=subprocess.DEVNULL,
-                   timeout=600, check=True)
-
-
-# Run in a private mount namespace (unshare --mount): /proc mounted in the
-# new root for the install, gone when the namespace goes.
-_INSTALL_SH = r"""
-set -e
-root="$1"
-mount -t proc proc "$root/proc"
-chroot "$root" apt-get update
-chroot "$root" apt-get install -y --no-install-recommends courier-mta
-chroot "$root" apt-get clean
-chroot "$root" sh -c 'dpkg-query -W -f "\${Version}\n" courier-mta'
-"""
-
-
-def _build(release, target, log, lock):
-    mirror = debian_mirror()
-    script = _debootstrap_script(release)
-    tmp = tempfile.mkdtemp(prefix=".courier-%s.build-" % release, dir=CACHE_DIR)
-    os.chmod(tmp, 0o755)
-    t0 = time.monotonic()
-    try:
-        argv = ["debootstrap", "--variant=minbase", release, tmp, mirror]
-        if script:
-            argv.append(script)
-        _run(argv, log, BUILD_TIMEOUT, lock=lock)
-        policy = os.path.join(tmp, "usr/sbin/policy-rc.d")
-        with open(policy, "w") as f:
-            f.write("#!/bin/sh\n# breakwater tests: no daemon starts during installs\nexit 101\n")
-        os.chmod(policy, 0o755)
-        resolv = os.path.join(tmp, "etc/resolv.conf")
-        if os.path.islink(resolv):
-            os.unlink(resolv)
-        shutil.copyfile("/etc/resolv.conf", resolv)
-        _run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-              _INSTALL_SH, "install", tmp], log, BUILD_TIMEOUT, lock=lock)
-        if _mounts_under(tmp):
-            raise CourierError("a mount leaked below %s" % tmp)
-        version = subprocess.run(
-            ["chroot", tmp, "dpkg-query", "-W", "-f", "${Version}", "courier-mta"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            timeout=60, env=ENV, universal_newlines=True)
-        if version.returncode != 0 or not version.stdout.strip():
-            raise CourierError("courier-mta not installed in %s: %s" % (tmp, version.stdout))
-        # the daemon binary runs (help text, exit status not meaningful)
-        tcpd = subprocess.run(["chroot", tmp, "/usr/sbin/couriertcpd"], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=60, env=ENV, universal_newlines=True)
-        if "couriertcpd" not in tcpd.stdout and "Usage" not in tcpd.stdout:
-            raise CourierError("couriertcpd does not run in %s: %r" % (tmp, tcpd.stdout))
-        seconds = time.monotonic() - t0
-        info = {"release": release, "courier": version.stdout.strip(),
-                "seconds": round(seconds, 1), "mirror": mirror,
-                "debootstrap_script": script or release,
-                "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        with open(os.path.join(tmp, MARKER), "w") as f:
-            json.dump(info, f)
-            f.write("\n")
-        log.write("\nbuilt %s in %.1fs: %s\n" % (release, seconds, info))
-        log.flush()
-        os.rename(tmp, target)
-        return info
-    except BaseException:
-        try:
-            _remove_tree(tmp)
-        except (CourierError, OSError, subprocess.SubprocessError):
-            pass
-        raise
-
-
-def ensure_chroot(release="bookworm", lock_timeout=LOCK_TIMEOUT):
+def ensure_chroot(release="bookworm", lock_timeout=chroot.LOCK_TIMEOUT):
     """The path of the cached Courier chroot of release, built first when
-    missing or broken (no marker). Serialised by a flock, so concurrent
-    callers build it once. The build's output goes to
-    CACHE_DIR/courier-RELEASE.build.log."""
+    missing or broken (chroot.ensure; its log:
+    CACHE_DIR/courier-RELEASE.build.log)."""
     if release not in RELEASES:
         raise CourierError("unknown release %r (one of %s)" % (release, RELEASES))
-    target = chroot_path(release)
-    if chroot_info(release):
-        return target
-    if os.geteuid() != 0:
-        raise CourierError("building a Courier chroot needs root")
-    os.makedirs(CACHE_DIR, 0o755, exist_ok=True)
-    with open(os.path.join(CACHE_DIR, "courier-%s.lock" % release), "a") as lock:
-        deadline = time.monotonic() + lock_timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise CourierError("another process has built %s for over %.0fs"
-                                       % (target, lock_timeout))
-                time.sleep(1)
-        try:
-            if chroot_info(release):        # built while we waited
-                return target
-            with open(os.path.join(CACHE_DIR, "courier-%s.build.log" % release), "w") as log:
-                # a broken target, and builds a killed builder left behind
-                for stale in [target] + glob.glob(os.path.join(
-                        CACHE_DIR, ".courier-%s.build-*" % release)):
-                    if os.path.lexists(stale):
-                        log.write("removing %s (no marker)\n" % stale)
-                        _remove_tree(stale)
-                _ensure_debootstrap(log)
-                _build(release, target, log, lock)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return target
-
+    return chroot.ensure(_name(release), release, ["courier-mta"], verify=_verify_courier,
+                         lock_timeout=lock_timeout)
 
 
 # --------------------------------------------------------------------------
@@ -778,7 +542,7 @@ class NsCourier:
         t0 = time.monotonic()
         if os.geteuid() != 0:
             raise CourierError("needs root")
-        if not _have_overlay():
+        if not chroot.have_overlay():
             raise CourierError("kernel lacks overlayfs")
         ensure_chroot(self.release)
         self.timings["ensure_chroot"] = time.monotonic() - t0
@@ -936,7 +700,7 @@ class NsCourier:
                 raise CourierError("processes left in the namespace: %s" % left)
         self._stop_log()
         if self.dir and not os.environ.get("KEEP_COURIER"):
-            if not _mounts_under(self.dir):
+            if not chroot.mounts_under(self.dir):
                 shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
         self.timings["stop"] = time.monotonic() - t0
