@@ -5,11 +5,11 @@ roots: `make test-package`, after `make deb`.
         --dsc build/deb/breakwater_V.dsc [--releases bookworm,trixie]
 
 The bookworm package is the one `make deb` built on this host (Debian 12).
-The trixie one is built here from the same source package (the .dsc), in a
-trixie chroot with the build dependencies of debian/control, by
-dpkg-buildpackage (which runs the unit tests, `make unit`), and checked by
-trixie's lintian (no error, no warning), since trixie's libraries differ
-(hiredis 1.2, c-ares 1.34, nftables 1.1).
+The trixie one is built here by `make deb` too, in the source package (the
+.dsc) unpacked in a trixie chroot with the build dependencies of
+debian/control: dpkg-buildpackage (which runs the unit tests, `make
+unit`), then trixie's lintian (no error, no warning), since trixie's
+libraries differ (hiredis 1.2, c-ares 1.34, nftables 1.1).
 
 Each release's package then goes through a Debian root of its release: a
 minbase chroot with systemd, cached by chroot.py (pkg-RELEASE; the trixie
@@ -22,8 +22,10 @@ changed. In order, as an admin would meet it:
      or started
   2. the configuration edited and a state file written, then the upgrade
      to this version: both kept, no prompt
-  3. `breakwater --version`, `breakwater check` against rbldnsd in a
-     network namespace, `systemd-analyze verify` of both units, the user
+  3. `breakwater --version` and the man pages' version, `systemctl enable`
+     and `disable` (offline: the [Install] symlinks), `breakwater check`
+     against rbldnsd in a network namespace, `systemd-analyze verify` of
+     both units, the user
      and /var/lib/breakwater, and `breakwater serve` from the installed
      unit's command line relaying a clean client's message to smtp-sink
      and refusing a listed one with 550, as the package's user
@@ -177,18 +179,20 @@ def build_in_chroot(build_root, tmpdir):
             shutil.copy(f, src)
         name = os.path.basename(dsc)
         version = re.search(r"^Version: (\S+)$", open(dsc).read(), re.M).group(1)
-        out = r.check("cd /tmp/src && dpkg-source -x %s tree && cd tree && "
-                      "dpkg-buildpackage -us -uc 2>&1 && "
-                      "lintian --fail-on error,warning ../breakwater_%s_*.changes"
-                      % (name, version), timeout=1800)
+        # the documented command, `make deb`: dpkg-buildpackage (which runs
+        # the unit tests), then lintian --fail-on error,warning
+        out = r.check("cd /tmp/src && dpkg-source -x %s tree && cd tree && make deb 2>&1"
+                      % name, timeout=1800)
         tags = [l for l in out.splitlines() if re.match(r"[EWIPXO]: ", l)]
-        sys.stderr.write("  built in the chroot (unit tests passed); lintian: %s\n"
+        sys.stderr.write("  make deb in the chroot: built, unit tests passed; lintian: %s\n"
                          % ("; ".join(tags) or "no tag"))
-        debs = [n for n in os.listdir(src) if re.match(r"breakwater_.*\.deb$", n)]
+        built = os.path.join(src, "tree", "build", "deb")
+        debs = [n for n in os.listdir(built) if re.match(r"breakwater_%s_.*\.deb$"
+                                                         % re.escape(version), n)]
         if len(debs) != 1:
             raise AssertionError("built %r" % debs)
         dest = os.path.join(tmpdir, debs[0])
-        shutil.copy(os.path.join(src, debs[0]), dest)
+        shutil.copy(os.path.join(built, debs[0]), dest)
         return dest
     finally:
         r.stop()
@@ -296,6 +300,13 @@ class PackageTest(unittest.TestCase):
             self.assertIn('"breakwater %s"' % self.version, th, page)
         out = self.root.check("man -P cat breakwater 2>/dev/null | head -5")
         self.assertIn("breakwater", out)
+        # what the admin does once the MTA has moved (systemd need not run:
+        # enabling is the [Install] section's symlinks)
+        wants = self.root.path("/etc/systemd/system/multi-user.target.wants/breakwater.service")
+        self.root.check("systemctl enable breakwater.service 2>&1")
+        self.assertTrue(os.path.islink(wants), "enable made no symlink")
+        self.root.check("systemctl disable breakwater.service 2>&1")
+        self.assertFalse(os.path.lexists(wants))
         d = self.unit_dir()
         out = self.root.check("systemd-analyze verify %s 2>&1"
                               % " ".join("%s/%s" % (d, u) for u in DEB_UNITS))
