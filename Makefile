@@ -132,7 +132,8 @@ $(MAN_PAGES) &: README.md $(wildcard docs/*.md) man/mkman.py debian/changelog
 # Installs the binary (INSTALL_BIN, the tests give theirs) in PREFIX/sbin,
 # the config in /etc/breakwater (never over an existing one), the systemd
 # units (UNITS) in UNITDIR with the binary's path set, the man pages in MANDIR, and,
-# when installing on this machine (no DESTDIR), the user; a running systemd
+# when installing on this machine (no DESTDIR), the user and its state_dir
+# (/var/lib/breakwater, which the units make writable); a running systemd
 # then reloads its units. PREFIX/lib/systemd/system is in systemd's search
 # path for /usr and /usr/local; /etc/systemd/system stays the admin's.
 PREFIX      ?= /usr/local
@@ -155,6 +156,7 @@ install: $(INSTALL_BIN) $(MAN_PAGES) $(if $(DESTDIR),,user)
 	done
 	install -m 0644 $(B)/man/breakwater.8 $(DESTDIR)$(MANDIR)/man8/breakwater.8
 	install -m 0644 $(B)/man/breakwater.conf.5 $(DESTDIR)$(MANDIR)/man5/breakwater.conf.5
+	$(if $(DESTDIR),,install -d -m 0750 -o breakwater -g "$$(id -g breakwater)" /var/lib/breakwater)
 	$(if $(SYSTEMD_RUNNING),systemctl daemon-reload)
 
 # Removes what install put in place (stopping and disabling the service

@@ -463,6 +463,9 @@ void bans_finish(struct bans *b, double limit)
         return;
     bans_pump(b);
     ev_io_stop(b->loop, &b->io);
+    if (b->tail > b->sent) /* the helper's socket is full */
+        log_info("firewall: %zu bans not handed to the helper at stop: they are in the "
+                 "store and go in at the next start", b->tail - b->sent);
     if (shutdown(b->fd, SHUT_WR) < 0)
         return;
     double end = bans_monotonic() + limit;

@@ -196,7 +196,7 @@ class UnitTest(InstallTestCase):
         want = {
             "Type": "notify", "NotifyAccess": "main", "KillMode": "mixed",
             "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
-            "PrivateTmp": "yes", "StateDirectory": "breakwater",
+            "PrivateTmp": "yes", "ReadWritePaths": "-/var/lib/breakwater",
             "RuntimeDirectory": "breakwater",
         }
         for key, value in want.items():
@@ -208,8 +208,11 @@ class UnitTest(InstallTestCase):
                                  "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER",
                                  "CAP_DAC_READ_SEARCH"]))
         # the directories systemd makes writable are the ones serve uses
-        self.assertEqual(documented_default("state_dir"),
-                         "/var/lib/" + u[("Service", "StateDirectory")][0])
+        self.assertEqual("-" + documented_default("state_dir"),
+                         u[("Service", "ReadWritePaths")][0])
+        # never StateDirectory=: with no User=, systemd would give the
+        # user's files in it to root at every start (red-team finding)
+        self.assertNotIn(("Service", "StateDirectory"), u)
         self.assertEqual(os.path.dirname(documented_default("control_socket")),
                          "/run/" + u[("Service", "RuntimeDirectory")][0])
 

@@ -29,9 +29,11 @@ changed. In order, as an admin would meet it:
      and /var/lib/breakwater, and `breakwater serve` from the installed
      unit's command line relaying a clean client's message to smtp-sink
      and refusing a listed one with 550, as the package's user
-  4. reinstall: the edit kept
-  5. remove: the binary gone, the configuration and the state kept
-  6. purge: /etc/breakwater and /var/lib/breakwater gone, the user kept
+  4. systemd as PID 1 in the root: `systemctl enable --now breakwater` and
+     a restart, the user's files in /var/lib/breakwater left the user's
+  5. reinstall: the edit kept
+  6. remove: the binary gone, the configuration and the state kept
+  7. purge: /etc/breakwater and /var/lib/breakwater gone, the user kept
      (Debian's practice), and nothing else of the package left in the
      root (the overlay's upper layer is read)
 Network: apt talks to the Debian mirror of this host's apt sources; the
@@ -62,7 +64,9 @@ import netns  # noqa: E402
 
 ARGS = None          # the command line, set in main()
 BASE_PACKAGES = ["systemd", "man-db"]   # systemd-analyze verify (man: links), systemctl
-BUILD_TOOLS = ["build-essential", "debhelper", "dpkg-dev", "lintian"]
+# with pkg-config, which the Makefile's build packages name (on trixie a
+# transitional package for pkgconf, the first choice of Build-Depends)
+BUILD_TOOLS = ["build-essential", "debhelper", "dpkg-dev", "lintian", "pkg-config"]
 LISTED, CLEAN = "127.66.0.1", "127.1.0.1"
 DEB_UNITS = ("breakwater.service", "breakwater-watch.service")
 
@@ -140,7 +144,9 @@ exec sleep 86400
     def check(self, command, ns=None, timeout=600):
         rc, out = self.run(command, ns, timeout)
         if rc != 0:
-            raise AssertionError("in the root: %s: exit %d:\n%s" % (command, rc, out[-3000:]))
+            tags = "\n".join(l for l in out.splitlines() if re.match(r"[EW]: ", l))
+            raise AssertionError("in the root: %s: exit %d:\n%s\n%s"
+                                 % (command, rc, out[-3000:], tags))
         return out
 
     def path(self, inside):
@@ -384,6 +390,88 @@ class PackageTest(unittest.TestCase):
                 if p is not None:
                     p.stop()
             ns.delete()
+
+    BOOT = r"""
+root="$1"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+export container=other
+exec chroot "$root" /lib/systemd/systemd --system --log-target=console --log-level=info
+"""
+
+    def test_4_systemd_enable_now_and_restart(self):
+        """Under a real systemd (PID 1 of its own PID and mount namespace,
+        in the root, in a network namespace with loopback only): `systemctl
+        enable --now breakwater` and a restart both end active, and what
+        the user keeps in /var/lib/breakwater stays the user's: a setuid
+        copy of a shell and a hard link to another user's file (with
+        StateDirectory= and no User=, systemd gave both to root at each
+        start, and serve then refused its store, root's by then)."""
+        ns = netns.NetNS("bwpkgsd-%d" % os.getpid()).create()
+        boot = None
+        try:
+            self.root.check("cp /bin/dash /var/lib/breakwater/x && "
+                            "chown breakwater:breakwater /var/lib/breakwater/x && "
+                            "chmod 4755 /var/lib/breakwater/x && "
+                            "mkdir -p /srv && echo victim > /srv/victim && "
+                            "chown nobody:nogroup /srv/victim && chmod 0666 /srv/victim && "
+                            "ln /srv/victim /var/lib/breakwater/hl")
+            log = open(os.path.join(self.tmp, "systemd.log"), "wb")
+            boot = subprocess.Popen(
+                ["nsenter", "--mount=/proc/%d/ns/mnt" % self.root.holder.pid,
+                 "--net=" + ns.path, "unshare", "--mount", "--propagation", "private",
+                 "--pid", "--fork", "--kill-child", "sh", "-c", self.BOOT, "boot",
+                 self.root.root],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=chroot.ENV,
+                start_new_session=True)
+            log.close()
+
+            def pid1():
+                try:
+                    with open("/proc/%d/task/%d/children" % (boot.pid, boot.pid)) as f:
+                        kids = f.read().split()
+                    return int(kids[0]) if kids else None
+                except OSError:
+                    return None
+            init = harness.wait_until(pid1, 10, what="systemd started")
+
+            def ctl(args, timeout=120):
+                p = subprocess.run(["nsenter", "-t", str(init), "-m", "-p", "-n", "-r", "-w",
+                                    "systemctl"] + args, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   env=chroot.ENV, timeout=timeout, universal_newlines=True)
+                return p.returncode, p.stdout.strip()
+
+            def booted():
+                self.assertIsNone(boot.poll(), open(log.name, "rb").read()[-3000:])
+                return ctl(["is-system-running"], 10)[1] in ("running", "degraded")
+            harness.wait_until(booted, 120, interval=0.5, what="systemd up")
+
+            def owners():
+                out = self.root.check("stat -c '%n %U %a' /var/lib/breakwater/x /srv/victim "
+                                      "/var/lib/breakwater/breakwater.mdb 2>/dev/null; true")
+                return out.strip().split("\n")
+
+            for step in (["enable", "--now", "breakwater"], ["restart", "breakwater"]):
+                rc, out = ctl(step)
+                status = ctl(["status", "--no-pager", "-n", "20", "breakwater"])[1]
+                self.assertEqual(rc, 0, "systemctl %s: %s\n%s" % (" ".join(step), out, status))
+                self.assertEqual(ctl(["is-active", "breakwater"])[1], "active", status)
+                self.assertEqual(owners(), ["/var/lib/breakwater/x breakwater 4755",
+                                            "/srv/victim nobody 666",
+                                            "/var/lib/breakwater/breakwater.mdb breakwater 640"],
+                                 " ".join(step))
+            self.assertEqual(ctl(["is-enabled", "breakwater"])[1], "enabled")
+            rc, out = ctl(["disable", "--now", "breakwater"])
+            self.assertEqual(rc, 0, out)
+        finally:
+            if boot is not None:
+                os.killpg(boot.pid, signal.SIGKILL)
+                boot.wait()
+            ns.delete()
+            self.root.run("rm -rf /srv/victim /var/lib/breakwater/x /var/lib/breakwater/hl")
 
     def test_5_reinstall_keeps_edits(self):
         conf = self.root.path("/etc/breakwater/breakwater.conf")
