@@ -196,23 +196,29 @@ static void bans_helper_gone(struct bans *b)
     b->fd = -1;
 }
 
+/* bans_read - take every reply waiting on the socket; false once the
+ * helper has closed its end (or the socket failed) */
+static bool bans_read(struct bans *b)
+{
+    struct banproto_reply reply;
+    for (;;) {
+        ssize_t n = recv(b->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_TRUNC);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return false;
+        if (n < 0)
+            return true;
+        if (banproto_reply_parse(&reply, (size_t)n, &reply) == 0)
+            bans_reply(b, &reply);
+    }
+}
+
 static void bans_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct bans *b = (struct bans *)((char *)w - offsetof(struct bans, io));
-    struct banproto_reply reply;
     (void)loop;
-    if (revents & EV_READ) {
-        for (;;) {
-            ssize_t n = recv(b->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_TRUNC);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                bans_helper_gone(b);
-                return;
-            }
-            if (n < 0)
-                break;
-            if (banproto_reply_parse(&reply, (size_t)n, &reply) == 0)
-                bans_reply(b, &reply);
-        }
+    if ((revents & EV_READ) && !bans_read(b)) {
+        bans_helper_gone(b);
+        return;
     }
     bans_pump(b);
 }
@@ -477,12 +483,8 @@ void bans_finish(struct bans *b, double limit)
         int ready = poll(&p, 1, (int)(left * 1000.0) + 1);
         if (ready < 0 && errno != EINTR)
             return;
-        struct banproto_reply reply;
-        ssize_t n = ready > 0 ? recv(b->fd, &reply, sizeof reply, MSG_DONTWAIT | MSG_TRUNC) : -1;
-        if (n == 0)
+        if (ready > 0 && !bans_read(b))
             return; /* the helper closed: every reply is in */
-        if (n > 0 && banproto_reply_parse(&reply, (size_t)n, &reply) == 0)
-            bans_reply(b, &reply);
     }
 }
 

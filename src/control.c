@@ -762,9 +762,12 @@ static int control_answer(int fd, const char *path, double start, size_t max, FI
     int status = 2;
     ssize_t n;
     double idle = start + CONTROL_WAIT, whole = start + CONTROL_ANSWER_WAIT;
-    bool whole_due = false; /* the bound in force is the whole request's */
-    while ((n = control_recv(fd, buf + len, sizeof buf - len,
-                             (whole_due = whole <= idle) ? whole : idle)) > 0) {
+    bool whole_due; /* the bound in force is the whole request's */
+    for (;;) {
+        whole_due = whole <= idle;
+        n = control_recv(fd, buf + len, sizeof buf - len, whole_due ? whole : idle);
+        if (n <= 0)
+            break;
         idle = control_clock() + CONTROL_WAIT;
         total += (size_t)n;
         if (total > max)
