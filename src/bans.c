@@ -239,7 +239,7 @@ static struct cidr bans_network(const struct bans *b, const struct addr *a)
 static bool bans_apply(struct bans *b, const struct cidr *net, const struct addr *a,
                        double seconds, unsigned reason, bool kill)
 {
-    struct store_ban prev, next;
+    struct store_ban prev, next = {0};
     double now = ev_now(b->loop);
     bool known = store_ban_get(b->store, net, &prev);
     if (banpolicy_next(known ? &prev : NULL, now, b->conf->ban_time, b->conf->ban_time_max,
@@ -250,25 +250,41 @@ static bool bans_apply(struct bans *b, const struct cidr *net, const struct addr
             bans_request(b, a, net->prefix, (uint32_t)(prev.until - now), true);
         return false;
     }
-    next.peer = false;
     store_ban_put(b->store, net, &next); /* a store error is logged there */
     double length = next.until - now;
     bans_request(b, a, net->prefix, length < 1 ? 1 : (uint32_t)(length + 0.5), kill);
     if (b->fleet != NULL)
-        fleet_ban(b->fleet, net, next.until, next.count, next.reason);
+        fleet_ban(b->fleet, net, next.last, next.until, next.count, next.reason);
     return true;
 }
 
-/* bans_unban_one - a ban's record, firewall entry and the fleet's copy */
-static void bans_unban_one(struct bans *b, const struct cidr *net, bool publish)
+/* bans_lift - a ban's record becomes the unban's (at: when it was decided):
+ * a record that says so, for ban_time_max, so that an older ban arriving
+ * late from a peer is known as older; out of the firewall if it was in */
+static void bans_lift(struct bans *b, const struct cidr *net, double at, bool peer)
 {
-    store_ban_delete(b->store, net);
-    bans_request(b, &net->net, net->prefix, 0, false);
-    if (publish && b->fleet != NULL)
-        fleet_unban(b->fleet, net);
+    struct store_ban prev, next = {.until = at, .last = at, .peer = peer, .unbanned = true};
+    bool known = store_ban_get(b->store, net, &prev);
+    store_ban_put(b->store, net, &next);
+    if (!peer || (known && !prev.unbanned && prev.until > ev_now(b->loop)))
+        bans_request(b, &net->net, net->prefix, 0, false);
 }
 
-bool bans_peer(void *arg, const struct fleetproto_ban *m)
+/* bans_unban_one - an unban made here: record, firewall and the fleet */
+static void bans_unban_one(struct bans *b, const struct cidr *net)
+{
+    double now = ev_now(b->loop);
+    bans_lift(b, net, now, false);
+    if (b->fleet != NULL)
+        fleet_unban(b->fleet, net, now);
+}
+
+static uint64_t bans_ms(double seconds)
+{
+    return seconds > 0 ? (uint64_t)(seconds * 1000 + 0.5) : 0;
+}
+
+enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *m)
 {
     struct bans *b = arg;
     const struct cidr *net = &m->net;
@@ -276,27 +292,38 @@ bool bans_peer(void *arg, const struct fleetproto_ban *m)
     /* never wider than this host's own networks: a peer's word must not
      * ban more here than this host's policy would */
     if (b->fd < 0 || cidr_set_overlaps(&b->conf->allowlist, net) || net->prefix < own)
-        return false;
-    if (m->kind == FLEETPROTO_UNBAN) {
-        bans_unban_one(b, net, false);
-        return true;
+        return FLEET_IGNORED;
+    struct store_ban prev;
+    bool known = store_ban_get(b->store, net, &prev);
+    bool unban = m->kind == FLEETPROTO_UNBAN;
+    if (known && fleetproto_event_older(m->at_ms, unban, bans_ms(prev.last), prev.unbanned))
+        return FLEET_STALE; /* what is held here came after it */
+    double at = (double)m->at_ms / 1000.0;
+    if (unban) {
+        bans_lift(b, net, at, true);
+        return FLEET_APPLIED;
     }
     double now = ev_now(b->loop), left = (double)m->until_ms / 1000.0 - now;
     if (left < 1)
-        return false; /* over already (or a peer's clock far ahead of ours) */
+        return FLEET_IGNORED; /* over already (or a peer's clock far ahead of ours) */
     if (left > b->conf->ban_time_max)
         left = b->conf->ban_time_max;
-    struct store_ban prev, next = {now + left, now, m->count, m->reason, true};
-    if (store_ban_get(b->store, net, &prev)) {
-        if (prev.until >= next.until - 1)
-            return false; /* banned as long already: an echo, or a race */
+    struct store_ban next = {now + left, at, m->count, m->reason, true, false};
+    if (known && !prev.unbanned) {
+        if (prev.until >= next.until - 1) { /* banned as long already */
+            if (prev.last < at) { /* but the newest event is this one */
+                prev.last = at;
+                store_ban_put(b->store, net, &prev);
+            }
+            return FLEET_IGNORED;
+        }
         if (prev.count > next.count)
             next.count = prev.count;
     }
     store_ban_put(b->store, net, &next);
     /* never kill: a peer's word proves nothing about this host's connections */
     bans_request(b, &net->net, net->prefix, (uint32_t)(left + 0.5), false);
-    return true;
+    return FLEET_APPLIED;
 }
 
 bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason reason,
@@ -356,8 +383,7 @@ struct bans_overlap_walk {
 static int bans_overlap_one(const struct cidr *net, const struct store_ban *ban, void *arg)
 {
     struct bans_overlap_walk *walk = arg;
-    (void)ban;
-    if (!cidr_overlaps(net, walk->net))
+    if (ban->unbanned || !cidr_overlaps(net, walk->net))
         return 0;
     if (walk->count == walk->cap) {
         size_t cap = walk->cap ? walk->cap * 2 : 8;
@@ -384,10 +410,10 @@ int bans_unban(struct bans *b, const struct cidr *net, char *err, size_t errsize
         return -1;
     }
     for (size_t i = 0; i < walk.count; i++)
-        bans_unban_one(b, &walk.found[i], true);
+        bans_unban_one(b, &walk.found[i]);
     if (walk.count == 0) /* removed from the firewall even without a record: it
                             may predate it */
-        bans_unban_one(b, net, true);
+        bans_unban_one(b, net);
     free(walk.found);
     return 0;
 }

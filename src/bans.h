@@ -77,8 +77,8 @@ bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason r
 /* A peer's ban only blocks new connections, also under watch: ending live
  * ones is for what this host's own MTA log proves. */
 void bans_set_fleet(struct bans *b, struct fleet *fleet);
-/* A fleet_ban_fn (arg: the bans); true when applied. */
-bool bans_peer(void *arg, const struct fleetproto_ban *ban);
+/* A fleet_ban_fn (arg: the bans). */
+enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *ban);
 /* prefix: the network of a to ban, or -1 for the configured one (as for
  * an offender); seconds 0 = the policy's length. Returns 0, or -1 with err
  * set. */

@@ -777,7 +777,8 @@ static int conf_set_users(struct conf *c, const struct conf_key *k,
     return conf_replace_text(c, k, value, what, size);
 }
 
-/* conf_set_fleet_redis - redis://[user:password@]host:port[/db], or "" */
+/* conf_set_fleet_redis - redis://[user:password@]host:port[/db],
+ * redis-sentinel://[user:password@]host:port[,...]/MASTER[/db], or "" */
 static int conf_set_fleet_redis(struct conf *c, const struct conf_key *k,
                                 const char *value, char *what, size_t size)
 {
@@ -806,6 +807,17 @@ static int conf_set_fleet_id(struct conf *c, const struct conf_key *k,
         return conf_error(what, size, "1..64 letters, digits, '.', '_' or '-'", value);
     if (value[0] == '\0' && k->min > 0)
         return conf_error(what, size, "must not be empty", value);
+    return conf_replace_text(c, k, value, what, size);
+}
+
+/* conf_set_secret - a password: any text of one line, never repeated in
+ * an error */
+static int conf_set_secret(struct conf *c, const struct conf_key *k, const char *value,
+                           char *what, size_t size)
+{
+    if (strlen(value) > 384 || strchr(value, ' ') != NULL || strchr(value, '\t') != NULL)
+        return conf_error(what, size, "not 0..384 characters without blanks",
+                          "(not shown: a password)");
     return conf_replace_text(c, k, value, what, size);
 }
 
@@ -884,6 +896,7 @@ static const struct conf_key conf_keys[] = {
     {"fleet_name", conf_set_fleet_id, CONF_FIELD(fleet_name), "breakwater", 1, 0},
     /* "": conf_finish() puts the hostname in */
     {"fleet_host_id", conf_set_fleet_id, CONF_FIELD(fleet_host_id), "", 0, 0},
+    {"fleet_sentinel_password", conf_set_secret, CONF_FIELD(fleet_sentinel_password), "", 0, 0},
     {"fleet_timeout", conf_set_duration, CONF_FIELD(fleet_timeout), "0.02s", 0.001, 10},
 };
 
@@ -1226,6 +1239,7 @@ void conf_free(struct conf *c)
     free(c->dnsbl_names);
     free(c->fleet_name);
     free(c->fleet_host_id);
+    free(c->fleet_sentinel_password);
     for (size_t i = 0; i < c->watch_log_count; i++)
         free(c->watch_logs[i]);
     dnsbl_sites_free(&c->dnsbl_sites);
@@ -1259,10 +1273,22 @@ static bool conf_string_equal(const char *a, const char *b)
 /* conf_fleet_url_equal - the same Redis URL, member by member: memcmp()
  * would compare the padding after port and the bytes after each string's
  * NUL too */
+static bool conf_endpoint_same(const struct fleetproto_endpoint *a,
+                               const struct fleetproto_endpoint *b)
+{
+    return strcmp(a->host, b->host) == 0 && a->port == b->port;
+}
+
 static bool conf_fleet_url_equal(const struct fleetproto_url *a, const struct fleetproto_url *b)
 {
-    return strcmp(a->user, b->user) == 0 && strcmp(a->password, b->password) == 0 &&
-           strcmp(a->host, b->host) == 0 && a->port == b->port && a->db == b->db;
+    if (strcmp(a->user, b->user) != 0 || strcmp(a->password, b->password) != 0 ||
+        !conf_endpoint_same(&a->redis, &b->redis) || a->db != b->db ||
+        a->sentinels != b->sentinels || strcmp(a->master, b->master) != 0)
+        return false;
+    for (unsigned i = 0; i < a->sentinels; i++)
+        if (!conf_endpoint_same(&a->sentinel[i], &b->sentinel[i]))
+            return false;
+    return true;
 }
 
 /* conf_keep_string - *next = a copy of running; false when out of memory */
@@ -1312,6 +1338,7 @@ int conf_keep_restart_keys(struct conf *next, const struct conf *running,
         {"ban_set", offsetof(struct conf, ban_set)},
         {"fleet_name", offsetof(struct conf, fleet_name)},
         {"fleet_host_id", offsetof(struct conf, fleet_host_id)},
+        {"fleet_sentinel_password", offsetof(struct conf, fleet_sentinel_password)},
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         char **n = (char **)((char *)next + strings[i].offset);

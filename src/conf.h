@@ -131,6 +131,7 @@ struct conf {
     struct fleetproto_url fleet_redis;   /* the fleet's Redis */
     char *fleet_name;                    /* key prefix and channel name */
     char *fleet_host_id;                 /* this host in the fleet; "" = hostname */
+    char *fleet_sentinel_password;       /* [USER:]PASSWORD for the sentinels; "" = none */
     double fleet_timeout;                /* seconds a Redis request may take */
 };
 
@@ -150,7 +151,7 @@ void conf_free(struct conf *c);
 int conf_read(struct conf *c, const struct conf_source *src, char *err);
 /* The keys a running daemon cannot change (listen, user, state_dir,
  * workers, control_socket, metrics_listen, ban_backend, ban_set,
- * log_target, cache_max_entries, fleet_redis, fleet_name, fleet_host_id): where next differs from running, next
+ * log_target, cache_max_entries, fleet_redis, fleet_name, fleet_host_id, fleet_sentinel_password): where next differs from running, next
  * gets running's value and the key's name is added to changed (comma
  * separated, "" when none). Returns -1 when out of memory. */
 int conf_keep_restart_keys(struct conf *next, const struct conf *running,

@@ -212,6 +212,16 @@ static void control_stats_totals(struct control_conn *cc)
                 (unsigned long long)m->relayed_to_client);
     control_say(cc, "bans_requested_total %llu", (unsigned long long)m->bans.requested);
     control_say(cc, "bans_applied_total %llu", (unsigned long long)m->bans.applied);
+    char master[sizeof m->fleet_master + 1], sentinel[sizeof m->fleet_sentinel + 1];
+    metrics_slot_text(m->fleet_master, sizeof m->fleet_master, master);
+    metrics_slot_text(m->fleet_sentinel, sizeof m->fleet_sentinel, sentinel);
+    if (master[0] != '\0') { /* the fleet's Redis, when there is one */
+        control_say(cc, "fleet_connected %llu", (unsigned long long)m->fleet_connected);
+        control_say(cc, "fleet_redis %s", master);
+        if (sentinel[0] != '\0')
+            control_say(cc, "fleet_sentinel %s", sentinel);
+        control_say(cc, "fleet_failovers_total %llu", (unsigned long long)m->fleet_failovers);
+    }
     free(m);
 }
 

@@ -28,6 +28,7 @@
 #include "fleet.h"
 #include "log.h"
 #include "metrics.h"
+#include "sentinel.h"
 
 #define FLEET_RETRY_MIN 0.5
 #define FLEET_RETRY_MAX 30.0
@@ -46,6 +47,7 @@ struct fleet_link {
     enum fleet_link_state state;
     ev_timer timer;               /* DOWN: the next try; CONNECTING: give up */
     double backoff;
+    bool was_up;                  /* it came up since it was last made */
     unsigned inflight;            /* commands sent, replies not yet in */
     double last_reply;            /* ev_now() of the last reply */
 };
@@ -69,14 +71,19 @@ struct fleet_wait {
 
 struct fleet {
     struct ev_loop *loop;
-    char addr[ADDR_TEXT_MAX];     /* Redis's address, resolved at start */
+    char addr[ADDR_TEXT_MAX];     /* Redis's address: resolved at start, or
+                                     the sentinels' answer ("" before one) */
     uint16_t port;
+    struct sentinel *sentinel;    /* NULL: redis:// */
+    char master[ADDR_TEXT_MAX + 8]; /* the last master ROLE confirmed */
+    bool listen;
     struct fleetproto_url url;
     char name[FLEETPROTO_ID_MAX + 1];
     char id[FLEETPROTO_ID_MAX + 1];
     struct fleet_link cmd, sub;
     fleet_ban_fn *on_ban;
     void *arg;
+    uint64_t unban_keep_ms;       /* an unban's key lives ban_time_max */
     struct metrics_slot *metrics;
     struct fleet_wait *waiting;
     struct fleet_queue returned;  /* in flight when the link went: first again */
@@ -99,19 +106,37 @@ static void fleet_connected_gauge(struct fleet *f)
 }
 
 static void fleet_link_connect(struct fleet_link *l);
+static void fleet_link_drop(struct fleet_link *l);
+static void fleet_master_lost(struct fleet *f);
+static bool fleet_readonly(const redisReply *reply);
 
 /* fleet_link_retry - down: try again after the back-off */
 static void fleet_link_retry(struct fleet_link *l)
 {
     struct fleet *f = l->f;
+    bool was_up = l->was_up;
     l->state = FLEET_DOWN;
     l->ac = NULL;
     l->inflight = 0;
+    l->was_up = false;
     ev_timer_stop(f->loop, &l->timer);
+    if (l == &f->cmd && f->scanning) { /* its replies will not come */
+        f->scanning = false;
+        f->load_pending = true;
+    }
+    fleet_connected_gauge(f);
+    if (f->sentinel != NULL && l == &f->cmd) {
+        /* where Redis is now is the sentinels' to say: the master went,
+         * or the one they named is not one (or not reachable) */
+        if (was_up)
+            sentinel_ask(f->sentinel);
+        else
+            sentinel_reject(f->sentinel);
+        return;
+    }
     ev_timer_set(&l->timer, l->backoff, 0.);
     ev_timer_start(f->loop, &l->timer);
     l->backoff = l->backoff * 2 > FLEET_RETRY_MAX ? FLEET_RETRY_MAX : l->backoff * 2;
-    fleet_connected_gauge(f);
 }
 
 /* fleet_replied - a reply (or NULL at a disconnect) came for a command of
@@ -184,25 +209,52 @@ static void fleet_publish_cb(redisAsyncContext *ac, void *r, void *priv)
         /* the link went before Redis answered: again when it is back, in
          * the order sent (hiredis answers the pending in order) */
         fleet_queue_push(f, &f->returned, &sent->ban);
+    } else if (fleet_readonly(reply)) {
+        /* a replica (the master changed under us): to the master, later */
+        fleet_queue_push(f, &f->returned, &sent->ban);
+        fleet_master_lost(f);
     } else if (reply->type == REDIS_REPLY_ERROR) { /* e.g. NOPERM: no use trying again */
         if (f->metrics != NULL)
             f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_REFUSED]++;
         log_limited(&f->drop_log, ev_now(f->loop), LOG_LEVEL_ERROR,
-                    "fleet_redis %s:%u: Redis refused PUBLISH: %s", f->addr, f->port,
-                    reply->str);
+                    "fleet_redis %s:%u: Redis refused the ban's publication: %s", f->addr,
+                    f->port, reply->str);
+    } else if (f->metrics != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_STALE]++;
     } else if (f->metrics != NULL) {
         f->metrics->fleet_bans_sent++;
     }
     free(sent);
 }
 
-/* fleet_publish - one message on the channel, and its key */
+/* The publication of a ban or unban, run by Redis as one step: unless the
+ * address's key holds a newer event (fleetproto_event_older(), here in
+ * Lua: AT_MS is the fifth word of a v2 message), the message becomes the
+ * key's value (for hosts that start later) and goes out on the channel.
+ * Returns 1, or 0 when the held event is newer. KEYS[1] the ban key;
+ * ARGV: message, AT_MS, 1 for an unban, the key's life in ms, channel. */
+static const char fleet_publish_script[] =
+    "local held = redis.call('GET', KEYS[1]) "
+    "if held then "
+    "  local kind, at = string.match(held, '^(%a+) v2 %S+ %S+ (%d+)') "
+    "  at = tonumber(at) "
+    "  local new = tonumber(ARGV[2]) "
+    "  if at and (new < at or (new == at and ARGV[3] == '0' and kind == 'unban')) then "
+    "    return 0 "
+    "  end "
+    "end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4]) "
+    "redis.call('PUBLISH', ARGV[5], ARGV[1]) "
+    "return 1";
+
+/* fleet_publish - one event: on the channel and in its key, unless older
+ * than the key's */
 static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
 {
     char msg[FLEETPROTO_MESSAGE_MAX + 1], key[FLEET_KEY_MAX], text[CIDR_TEXT_MAX];
+    char channel[FLEETPROTO_ID_MAX + 8];
     int len = fleetproto_ban_format(b, msg, sizeof msg);
-    /* the PUBLISH and its SET or DEL go together, or neither */
-    if (len < 0 || f->cmd.state != FLEET_UP || f->cmd.inflight + 2 > FLEET_INFLIGHT_MAX)
+    if (len < 0)
         return false;
     struct fleet_sent *sent = malloc(sizeof *sent);
     if (sent == NULL)
@@ -210,17 +262,17 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     *sent = (struct fleet_sent){f, *b};
     cidr_format(&b->net, text, sizeof text);
     snprintf(key, sizeof key, "%s:ban:%s", f->name, text);
-    if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "PUBLISH %s:bans %b", f->name, msg,
-                    (size_t)len)) {
+    snprintf(channel, sizeof channel, "%s:bans", f->name);
+    /* a ban's key lives as long as the ban; an unban's as long as a ban
+     * older than it could still be live */
+    uint64_t now = b->sent_ms;
+    long long life = b->kind == FLEETPROTO_UNBAN ? (long long)f->unban_keep_ms
+                     : b->until_ms > now ? (long long)(b->until_ms - now) : 1;
+    if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "EVAL %s 1 %s %b %llu %d %lld %s",
+                    fleet_publish_script, key, msg, (size_t)len,
+                    (unsigned long long)b->at_ms, b->kind == FLEETPROTO_UNBAN, life, channel)) {
         free(sent);
         return false;
-    }
-    if (b->kind == FLEETPROTO_UNBAN) {
-        fleet_send(&f->cmd, fleet_reply_cb, NULL, "DEL %s", key);
-    } else {
-        uint64_t now = b->sent_ms;
-        long long px = b->until_ms > now ? (long long)(b->until_ms - now) : 1;
-        fleet_send(&f->cmd, fleet_reply_cb, NULL, "SET %s %b PX %lld", key, msg, (size_t)len, px);
     }
     return true;
 }
@@ -322,8 +374,11 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
             f->metrics->fleet_latency_sum_us += metrics_seconds_us(took);
         }
     }
-    if (f->on_ban(f->arg, &b) && f->metrics != NULL)
+    enum fleet_taken taken = f->on_ban(f->arg, &b);
+    if (f->metrics != NULL && taken == FLEET_APPLIED)
         f->metrics->fleet_bans_applied++;
+    else if (f->metrics != NULL && taken == FLEET_STALE)
+        f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_STALE]++;
 }
 
 /* fleet_mget_cb - the values of one SCAN batch of ban keys */
@@ -440,6 +495,75 @@ static void fleet_auth_cb(redisAsyncContext *ac, void *r, void *priv)
     redisAsyncDisconnect(ac);
 }
 
+/* fleet_master_text - the metrics' copy of where the fleet's Redis is:
+ * kept by the listening process alone (the others' zeros add nothing to
+ * the sum of the slots) */
+static void fleet_master_text(struct fleet *f)
+{
+    if (f->metrics == NULL || !f->listen)
+        return;
+    snprintf((char *)f->metrics->fleet_master, sizeof f->metrics->fleet_master, "%s",
+             f->master);
+    snprintf((char *)f->metrics->fleet_sentinel, sizeof f->metrics->fleet_sentinel, "%s",
+             f->sentinel ? sentinel_via(f->sentinel) : "");
+}
+
+/* fleet_link_up - a link is connected (and, through sentinels, checked) */
+static void fleet_link_up(struct fleet_link *l)
+{
+    struct fleet *f = l->f;
+    ev_timer_stop(f->loop, &l->timer);
+    l->state = FLEET_UP;
+    l->was_up = true;
+    l->backoff = FLEET_RETRY_MIN;
+    l->last_reply = ev_now(f->loop);
+    if (l != &f->cmd)
+        return;
+    char now[sizeof f->master];
+    snprintf(now, sizeof now, strchr(f->addr, ':') ? "[%s]:%u" : "%s:%u", f->addr, f->port);
+    if (f->sentinel != NULL) {
+        sentinel_confirm(f->sentinel);
+        if (f->master[0] != '\0' && strcmp(f->master, now) != 0 && f->metrics != NULL &&
+            f->listen)
+            f->metrics->fleet_failovers++;
+        log_info("fleet: connected to Redis at %s, the master named by sentinel %s", now,
+                 sentinel_via(f->sentinel));
+    } else {
+        log_info("fleet: connected to Redis at %s", now);
+    }
+    snprintf(f->master, sizeof f->master, "%s", now);
+    fleet_master_text(f);
+    fleet_connected_gauge(f);
+    fleet_backlog_flush(f);
+    if (f->load_pending)
+        fleet_load(f);
+}
+
+/* fleet_role_cb - ROLE answered on a link to the master the sentinels
+ * named: only a master is written to */
+static void fleet_role_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct fleet_link *l = fleet_replied(ac);
+    redisReply *reply = r;
+    (void)priv;
+    if (l == NULL || reply == NULL)
+        return; /* the link went: its disconnect says so */
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0) {
+        fleet_link_up(l);
+        return;
+    }
+    log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
+                "fleet_redis %s:%u, named by sentinel %s, is not a master (ROLE: %.40s): "
+                "asking the next sentinel", l->f->addr, l->f->port, sentinel_via(l->f->sentinel),
+                reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                        reply->element[0]->type == REDIS_REPLY_STRING
+                    ? reply->element[0]->str
+                    : reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+    fleet_link_drop(l);
+}
+
 static void fleet_connect_cb(const redisAsyncContext *ac, int status)
 {
     struct fleet_link *l = ac->data;
@@ -453,17 +577,9 @@ static void fleet_connect_cb(const redisAsyncContext *ac, int status)
         fleet_link_retry(l); /* hiredis frees the context */
         return;
     }
-    ev_timer_stop(f->loop, &l->timer);
-    l->state = FLEET_UP;
-    l->backoff = FLEET_RETRY_MIN;
-    l->last_reply = ev_now(f->loop);
-    if (l == &f->cmd) {
-        log_info("fleet: connected to Redis at %s:%u", f->addr, f->port);
-        fleet_connected_gauge(f);
-        fleet_backlog_flush(f);
-        if (f->load_pending)
-            fleet_load(f);
-    }
+    if (f->sentinel == NULL || l != &f->cmd)
+        fleet_link_up(l);
+    /* else up once ROLE says master (the connect timer bounds the wait) */
 }
 
 static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
@@ -478,19 +594,35 @@ static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
     fleet_link_retry(l);
 }
 
-/* fleet_link_drop - end a link from our side (not from a hiredis callback) */
+/* fleet_link_drop - end a link from our side (also from one of its own
+ * callbacks: hiredis frees the context once that returns); its pending
+ * callbacks run without the link */
 static void fleet_link_drop(struct fleet_link *l)
 {
     redisAsyncContext *ac = l->ac;
     if (ac == NULL)
         return;
-    if (l->state == FLEET_CONNECTING) { /* no disconnect callback comes */
-        ac->data = NULL;
-        redisAsyncFree(ac);
-        fleet_link_retry(l);
-        return;
-    }
-    redisAsyncFree(ac); /* calls fleet_disconnect_cb */
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    fleet_link_retry(l);
+}
+
+/* fleet_master_lost - Redis answered as a replica: the master moved */
+static void fleet_master_lost(struct fleet *f)
+{
+    if (f->cmd.ac == NULL)
+        return; /* dropped already */
+    log_limited(&f->link_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                "fleet_redis %s:%u: refused a write as a replica: %s", f->addr, f->port,
+                f->sentinel ? "asking the sentinels where the master is" : "reconnecting");
+    fleet_link_drop(&f->cmd);
+    fleet_link_drop(&f->sub);
+}
+
+/* fleet_readonly - Redis's answer to a write on a replica */
+static bool fleet_readonly(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "READONLY", 8) == 0;
 }
 
 static void fleet_link_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -539,8 +671,42 @@ static void fleet_link_connect(struct fleet_link *l)
     if (f->url.db != 0)
         redisAsyncCommand(ac, fleet_auth_cb, "SELECT", "SELECT %u", f->url.db);
     l->inflight = (f->url.password[0] != '\0') + (f->url.db != 0);
+    if (f->sentinel != NULL && l == &f->cmd && redisAsyncCommand(ac, fleet_role_cb, NULL,
+                                                                 "ROLE") == REDIS_OK)
+        l->inflight++;
     if (l->subscriber)
         redisAsyncCommand(ac, fleet_message_cb, NULL, "SUBSCRIBE %s:bans", f->name);
+}
+
+/* fleet_master_named - a sentinel's answer: the links go there (and the
+ * commands link checks it with ROLE) unless they are up there already */
+static void fleet_master_named(void *arg, const char *addr, uint16_t port)
+{
+    struct fleet *f = arg;
+    if (strcmp(addr, f->addr) == 0 && port == f->port && f->cmd.state == FLEET_UP) {
+        sentinel_confirm(f->sentinel);
+        return;
+    }
+    snprintf(f->addr, sizeof f->addr, "%s", addr);
+    f->port = port;
+    struct fleet_link *links[] = {&f->cmd, &f->sub};
+    for (int i = 0; i < (f->listen ? 2 : 1); i++) {
+        struct fleet_link *l = links[i];
+        if (l->ac != NULL) { /* let go without a word to the sentinels */
+            l->ac->data = NULL;
+            redisAsyncFree(l->ac);
+            l->ac = NULL;
+        }
+        l->state = FLEET_DOWN;
+        l->was_up = false;
+        l->backoff = FLEET_RETRY_MIN;
+        fleet_link_connect(l);
+    }
+    if (f->scanning) { /* the old link's replies will not come */
+        f->scanning = false;
+        f->load_pending = true;
+    }
+    fleet_connected_gauge(f);
 }
 
 /* fleet_stall_cb - every second: a Redis that stopped answering (stopped,
@@ -566,16 +732,12 @@ static void fleet_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
         fleet_load(f);
 }
 
-/* fleet_resolve - Redis's address, once, at start (hiredis would resolve a
- * name on every connect, blocking the loop) */
-static int fleet_resolve(const struct fleetproto_url *url, char *out, size_t size, char *err,
-                         size_t errsize)
+int fleet_resolve(const char *host, char *out, size_t size, char *err, size_t errsize)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    int rc = getaddrinfo(url->host, NULL, &hints, &res);
+    int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errsize, "fleet_redis: cannot resolve %s: %s", url->host,
-                 gai_strerror(rc));
+        snprintf(err, errsize, "fleet_redis: cannot resolve %s: %s", host, gai_strerror(rc));
         return -1;
     }
     struct addr a;
@@ -586,32 +748,33 @@ static int fleet_resolve(const struct fleetproto_url *url, char *out, size_t siz
     return 0;
 }
 
-int fleet_probe(const struct conf *conf, char *err, size_t errsize)
+/* fleet_probe_command - one command, blocking (the probe's): NULL when
+ * there was no answer */
+static redisReply *fleet_probe_auth(redisContext *c, const char *user, const char *password)
 {
-    const struct fleetproto_url *url = &conf->fleet_redis;
-    char addr[ADDR_TEXT_MAX];
-    if (fleet_resolve(url, addr, sizeof addr, err, errsize) < 0)
-        return -1;
+    if (password[0] == '\0')
+        return redisCommand(c, "PING");
+    if (user[0] != '\0')
+        return redisCommand(c, "AUTH %s %s", user, password);
+    return redisCommand(c, "AUTH %s", password);
+}
+
+/* fleet_probe_redis - AUTH and SELECT on the Redis at addr:port, blocking */
+static int fleet_probe_redis(const struct fleetproto_url *url, const char *addr, uint16_t port,
+                             char *err, size_t errsize)
+{
     struct timeval tv = {(time_t)FLEET_PROBE_TIMEOUT, 0};
-    redisContext *c = redisConnectWithTimeout(addr, url->port, tv);
+    redisContext *c = redisConnectWithTimeout(addr, port, tv);
     if (c == NULL || c->err) {
         log_warning("fleet_redis %s:%u: not reachable now (%s): going on alone until it is",
-                    addr, url->port, c ? c->errstr : "out of memory");
+                    addr, port, c ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
         return 0;
     }
     redisSetTimeout(c, tv);
-    redisReply *r = NULL;
-    const char *step = "AUTH";
-    if (url->password[0] != '\0' && url->user[0] != '\0')
-        r = redisCommand(c, "AUTH %s %s", url->user, url->password);
-    else if (url->password[0] != '\0')
-        r = redisCommand(c, "AUTH %s", url->password);
-    else {
-        step = "PING";
-        r = redisCommand(c, "PING");
-    }
+    const char *step = url->password[0] != '\0' ? "AUTH" : "PING";
+    redisReply *r = fleet_probe_auth(c, url->user, url->password);
     if (r != NULL && r->type != REDIS_REPLY_ERROR && url->db != 0) {
         freeReplyObject(r);
         step = "SELECT";
@@ -620,9 +783,9 @@ int fleet_probe(const struct conf *conf, char *err, size_t errsize)
     int status = 0;
     if (r == NULL) {
         log_warning("fleet_redis %s:%u: no answer to %s (%s): going on alone until it answers",
-                    addr, url->port, step, c->errstr);
+                    addr, port, step, c->errstr);
     } else if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errsize, "fleet_redis %s:%u: Redis refused %s%s%s: %s", addr, url->port,
+        snprintf(err, errsize, "fleet_redis %s:%u: Redis refused %s%s%s: %s", addr, port,
                  step, strcmp(step, "AUTH") == 0 && url->user[0] ? " for user " : "",
                  strcmp(step, "AUTH") == 0 ? url->user : "", r->str);
         status = -1;
@@ -631,6 +794,76 @@ int fleet_probe(const struct conf *conf, char *err, size_t errsize)
         freeReplyObject(r);
     redisFree(c);
     return status;
+}
+
+/* fleet_probe_sentinels - the first sentinel that answers names the
+ * master, which is probed; a password a sentinel refuses is an error */
+static int fleet_probe_sentinels(const struct conf *conf, char *err, size_t errsize)
+{
+    const struct fleetproto_url *url = &conf->fleet_redis;
+    const char *auth = conf->fleet_sentinel_password, *colon = strchr(auth, ':');
+    char user[128] = "", addr[ADDR_TEXT_MAX];
+    if (colon != NULL && (size_t)(colon - auth) < sizeof user)
+        snprintf(user, sizeof user, "%.*s", (int)(colon - auth), auth);
+    const char *password = colon ? colon + 1 : auth;
+    struct timeval tv = {(time_t)FLEET_PROBE_TIMEOUT, 0};
+    for (unsigned i = 0; i < url->sentinels; i++) {
+        if (fleet_resolve(url->sentinel[i].host, addr, sizeof addr, err, errsize) < 0)
+            return -1;
+        redisContext *c = redisConnectWithTimeout(addr, url->sentinel[i].port, tv);
+        if (c == NULL || c->err) {
+            if (c != NULL)
+                redisFree(c);
+            continue;
+        }
+        redisSetTimeout(c, tv);
+        redisReply *r = fleet_probe_auth(c, user, password);
+        int status = 0;
+        if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errsize, "fleet_redis: sentinel %s:%u refused %s%s: %s", addr,
+                     url->sentinel[i].port, password[0] ? "fleet_sentinel_password" : "PING",
+                     password[0] ? "" : " (does it need fleet_sentinel_password?)", r->str);
+            status = -1;
+        }
+        if (r != NULL) {
+            freeReplyObject(r);
+            r = status == 0 ? redisCommand(c, "SENTINEL get-master-addr-by-name %s", url->master)
+                            : NULL;
+        }
+        char master[ADDR_TEXT_MAX];
+        uint16_t port = 0;
+        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING) {
+            struct addr a;
+            long p = strtol(r->element[1]->str, NULL, 10);
+            if (addr_parse(r->element[0]->str, &a) == 0 && p > 0 && p < 65536) {
+                addr_format(&a, master, sizeof master);
+                port = (uint16_t)p;
+            }
+        }
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+        if (status < 0)
+            return -1;
+        if (port != 0)
+            return fleet_probe_redis(url, master, port, err, errsize);
+    }
+    log_warning("fleet_redis: no sentinel names master %s now: going on alone until one does",
+                url->master);
+    return 0;
+}
+
+int fleet_probe(const struct conf *conf, char *err, size_t errsize)
+{
+    const struct fleetproto_url *url = &conf->fleet_redis;
+    char addr[ADDR_TEXT_MAX];
+    if (url->sentinels > 0)
+        return fleet_probe_sentinels(conf, err, errsize);
+    if (fleet_resolve(url->redis.host, addr, sizeof addr, err, errsize) < 0)
+        return -1;
+    return fleet_probe_redis(url, addr, url->redis.port, err, errsize);
 }
 
 struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool listen,
@@ -643,14 +876,25 @@ struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool list
     }
     f->loop = loop;
     f->url = conf->fleet_redis;
-    f->port = conf->fleet_redis.port;
+    f->listen = listen;
+    f->unban_keep_ms = fleet_ms(conf->ban_time_max);
     snprintf(f->name, sizeof f->name, "%s", conf->fleet_name);
     snprintf(f->id, sizeof f->id, "%s", conf->fleet_host_id);
     f->on_ban = on_ban;
     f->arg = arg;
-    if (fleet_resolve(&f->url, f->addr, sizeof f->addr, err, errsize) < 0) {
-        free(f);
-        return NULL;
+    if (f->url.sentinels > 0) {
+        f->sentinel = sentinel_new(loop, &f->url, conf->fleet_sentinel_password,
+                                   fleet_master_named, f, err, errsize);
+        if (f->sentinel == NULL) {
+            free(f);
+            return NULL;
+        }
+    } else {
+        f->port = f->url.redis.port;
+        if (fleet_resolve(f->url.redis.host, f->addr, sizeof f->addr, err, errsize) < 0) {
+            free(f);
+            return NULL;
+        }
     }
     struct fleet_link *links[] = {&f->cmd, &f->sub};
     for (int i = 0; i < 2; i++) {
@@ -660,9 +904,13 @@ struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool list
         ev_init(&l->timer, fleet_link_timer_cb);
         l->timer.data = l;
     }
-    fleet_link_connect(&f->cmd);
-    if (listen)
-        fleet_link_connect(&f->sub);
+    if (f->sentinel != NULL) {
+        sentinel_ask(f->sentinel); /* its answer connects the links */
+    } else {
+        fleet_link_connect(&f->cmd);
+        if (listen)
+            fleet_link_connect(&f->sub);
+    }
     ev_timer_init(&f->stall, fleet_stall_cb, 1., 1.);
     f->stall.data = f;
     ev_timer_start(loop, &f->stall);
@@ -675,10 +923,11 @@ void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics)
     fleet_connected_gauge(f);
 }
 
-void fleet_ban(struct fleet *f, const struct cidr *net, double until, uint32_t count,
+void fleet_ban(struct fleet *f, const struct cidr *net, double at, double until, uint32_t count,
                uint8_t reason)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .net = *net, .until_ms = fleet_ms(until),
+    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .net = *net, .at_ms = fleet_ms(at),
+                               .until_ms = fleet_ms(until),
                                .count = count ? count : 1, .reason = reason,
                                .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
@@ -686,9 +935,9 @@ void fleet_ban(struct fleet *f, const struct cidr *net, double until, uint32_t c
         fleet_queue_push(f, &f->backlog, &b);
 }
 
-void fleet_unban(struct fleet *f, const struct cidr *net)
+void fleet_unban(struct fleet *f, const struct cidr *net, double at)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .net = *net,
+    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .net = *net, .at_ms = fleet_ms(at),
                                .sent_ms = fleet_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b))
@@ -787,6 +1036,7 @@ void fleet_free(struct fleet *f)
         return;
     while (f->waiting != NULL)
         fleet_answer(f->waiting, NULL, METRICS_FLEET_VERDICT_MISS);
+    sentinel_free(f->sentinel);
     ev_timer_stop(f->loop, &f->stall);
     struct fleet_link *links[] = {&f->cmd, &f->sub};
     for (int i = 0; i < 2; i++) {

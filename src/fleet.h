@@ -21,6 +21,17 @@
  * FLEET_NAME:verdict:ADDRESS (expiring with the verdict); channel
  * FLEET_NAME:bans. Messages: fleetproto.h.
  *
+ * Through Redis Sentinel (fleet_redis = redis-sentinel://...), sentinel.h
+ * says where the master is; the commands link asks ROLE before it is used
+ * and writes only to a master; it asks the sentinels again when the
+ * master's link drops or a write is refused as read-only (READONLY: the
+ * ban goes back into the backlog).
+ *
+ * Order: a ban or unban is published by a Redis script that refuses it
+ * when the address's key holds a newer event (fleetproto_event_older());
+ * an unban's key stays for ban_time_max, so that an older ban published
+ * late (from a backlog) is refused there, and hosts refuse it too.
+ *
  * Redis down, slow or restarting: every request is answered as a miss
  * (then DNS), bans made meanwhile wait in a bounded backlog
  * (FLEET_BACKLOG_MAX, the oldest dropped and counted) and are published
@@ -54,8 +65,13 @@
 struct fleet;
 struct metrics_slot;
 
-/* A peer's ban or unban, checked; returns true when it was applied. */
-typedef bool fleet_ban_fn(void *arg, const struct fleetproto_ban *ban);
+enum fleet_taken {
+    FLEET_APPLIED,
+    FLEET_IGNORED,   /* allowlisted, over, banned as long already */
+    FLEET_STALE,     /* older than the event held for the address */
+};
+/* A peer's ban or unban, checked. */
+typedef enum fleet_taken fleet_ban_fn(void *arg, const struct fleetproto_ban *ban);
 
 struct fleet_verdict {
     int score;
@@ -65,16 +81,20 @@ struct fleet_verdict {
 /* v is NULL for a miss (none, other lists, timeout, Redis down). */
 typedef void fleet_verdict_fn(void *arg, const struct fleet_verdict *v);
 
+/* A host name's first address, as text (blocking: at start only).
+ * Returns 0, or -1 with err set. */
+int fleet_resolve(const char *host, char *out, size_t size, char *err, size_t errsize);
 /* Returns 0 (reached, or not reachable now: logged), or -1 with err set
- * when Redis refused the password or the database. */
+ * when Redis (or a sentinel) refused the password or the database. */
 int fleet_probe(const struct conf *conf, char *err, size_t errsize);
 /* NULL with err set (out of memory, a host name that does not resolve). */
 struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool listen,
                         fleet_ban_fn *on_ban, void *arg, char *err, size_t errsize);
 void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics);
-void fleet_ban(struct fleet *f, const struct cidr *net, double until, uint32_t count,
+/* at: when the ban or unban was decided (wall clock seconds) */
+void fleet_ban(struct fleet *f, const struct cidr *net, double at, double until, uint32_t count,
                uint8_t reason);
-void fleet_unban(struct fleet *f, const struct cidr *net);
+void fleet_unban(struct fleet *f, const struct cidr *net, double at);
 /* timeout: fleet_timeout of the caller's configuration. Returns false (fn
  * will not be called) when Redis is not connected. */
 bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,

@@ -3,6 +3,8 @@
  * text, and the checks every word from Redis goes through (pure: no I/O).
  *
  *   fleetproto_url_parse()   fleet_redis = redis://[user:password@]host:port[/db]
+ *                            or redis-sentinel://[user:password@]host:port
+ *                            [,host:port...]/MASTER_NAME[/db]
  *   fleetproto_ban_format()  a ban or unban as one channel message (also
  *                            the value of the ban's own key)
  *   fleetproto_ban_parse()   a message from the channel or a key: every
@@ -14,8 +16,16 @@
  *
  * Messages (ASCII, space separated, at most FLEETPROTO_MESSAGE_MAX bytes):
  *
- *   ban v1 ORIGIN ADDRESS UNTIL_MS COUNT REASON SENT_MS
- *   unban v1 ORIGIN ADDRESS SENT_MS
+ *   ban v2 ORIGIN ADDRESS AT_MS UNTIL_MS COUNT REASON SENT_MS
+ *   unban v2 ORIGIN ADDRESS AT_MS SENT_MS
+ *
+ * (v1, read for hosts not yet upgraded, has no AT_MS: SENT_MS stands for it)
+ *
+ * AT_MS is when the ban or unban was decided, SENT_MS when this copy was
+ * published (a ban that waited for Redis is published later than made).
+ * Events about one address are ordered by (AT_MS, unban after ban):
+ * fleetproto_event_older() says which of two comes first; a host, and
+ * Redis's key, keep the newest and refuse what is older.
  *
  * ORIGIN is the sender's fleet_host_id ([A-Za-z0-9._-], 1..64), ADDRESS an
  * IPv4 or IPv6 address, or a network ADDRESS/LEN of ipv4_prefix or
@@ -40,14 +50,22 @@
 #define FLEETPROTO_MESSAGE_MAX 256
 #define FLEETPROTO_ID_MAX 64
 #define FLEETPROTO_COUNT_MAX 1000000u
-#define FLEETPROTO_URL_MAX 512
+#define FLEETPROTO_URL_MAX 1024
+#define FLEETPROTO_SENTINELS_MAX 8
+
+struct fleetproto_endpoint {
+    char host[256];       /* a name or an address; [IPv6] without brackets */
+    uint16_t port;
+};
 
 struct fleetproto_url {
     char user[128];       /* "" = none (AUTH password alone, or no AUTH) */
     char password[256];   /* "" = no AUTH */
-    char host[256];       /* a name or an address; [IPv6] without brackets */
-    uint16_t port;
+    struct fleetproto_endpoint redis;  /* redis:// */
     unsigned db;
+    unsigned sentinels;   /* 0: redis://; else redis-sentinel:// and these */
+    struct fleetproto_endpoint sentinel[FLEETPROTO_SENTINELS_MAX];
+    char master[FLEETPROTO_ID_MAX + 1]; /* the name the sentinels know it by */
 };
 
 /* Returns 0, or -1 with what set (one short phrase). */
@@ -62,6 +80,7 @@ struct fleetproto_ban {
     enum fleetproto_kind kind;
     char origin[FLEETPROTO_ID_MAX + 1];
     struct cidr net;      /* host bits zero */
+    uint64_t at_ms;       /* decided */
     uint64_t until_ms;    /* ban only */
     uint32_t count;       /* ban only */
     uint8_t reason;       /* ban only: enum store_ban_reason */
@@ -72,6 +91,10 @@ struct fleetproto_ban {
 int fleetproto_ban_format(const struct fleetproto_ban *b, char *buf, size_t size);
 /* text need not be NUL-terminated. Returns 0, or -1 (malformed). */
 int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *out);
+/* Is the event (at_ms, unban) older than the held one (held_ms,
+ * held_unban)? At the same millisecond an unban comes after a ban, so that
+ * every host settles on the same outcome whatever order they arrive in. */
+bool fleetproto_event_older(uint64_t at_ms, bool unban, uint64_t held_ms, bool held_unban);
 /* "dnsbl" ... for a store_ban_reason, NULL for an unknown one. */
 const char *fleetproto_reason_name(unsigned reason);
 

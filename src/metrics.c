@@ -315,10 +315,19 @@ static void metrics_render_bans(struct metrics_text *t, const struct metrics_slo
                       s->bans.latency, BANS_LATENCY_BUCKETS, s->bans.latency_sum_us);
 }
 
+void metrics_slot_text(const uint64_t *field, size_t size, char *out)
+{
+    memcpy(out, field, size);
+    out[size] = '\0';
+    for (size_t i = 0; i < size; i++) /* only what the writer could have put */
+        if (out[i] != '\0' && strchr("0123456789abcdefABCDEF.:[]", out[i]) == NULL)
+            out[i] = '?';
+}
+
 /* metrics_render_fleet - Redis sharing (fleet.h), when fleet_redis is set */
 static void metrics_render_fleet(struct metrics_text *t, const struct metrics_slot *s)
 {
-    static const char *const drops[] = {"malformed", "backlog_full", "refused"};
+    static const char *const drops[] = {"malformed", "backlog_full", "refused", "stale"};
     static const char *const verdicts[] = {"hit", "miss", "timeout"};
     static const char *const results[] = {"sent", "received", "applied"};
     const uint64_t bans[] = {s->fleet_bans_sent, s->fleet_bans_received, s->fleet_bans_applied};
@@ -330,8 +339,8 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
                    "Bans and unbans published, received from peers, and applied here.");
     metrics_by_label(t, "breakwater_fleet_bans_total", "", "result", results, bans, 3);
     metrics_family(t, "breakwater_fleet_bans_dropped_total", "counter",
-                   "Fleet bans dropped: malformed messages, a full backlog, or refused "
-                   "by Redis.");
+                   "Fleet bans dropped: malformed messages, a full backlog, refused "
+                   "by Redis, or older than the event held for the address.");
     metrics_by_label(t, "breakwater_fleet_bans_dropped_total", "", "reason", drops,
                      s->fleet_bans_dropped, METRICS_FLEET_DROPS);
     metrics_family(t, "breakwater_fleet_verdict_lookups_total", "counter",
@@ -342,6 +351,19 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
                    "Time from a peer publishing a ban to its arrival here.");
     metrics_histogram(t, "breakwater_fleet_propagation_seconds", "", metrics_fleet_bounds,
                       s->fleet_latency, METRICS_FLEET_BUCKETS, s->fleet_latency_sum_us);
+    metrics_family(t, "breakwater_fleet_failovers_total", "counter",
+                   "Times the master named by the sentinels changed and was followed.");
+    metrics_printf(t, "breakwater_fleet_failovers_total %llu\n",
+                   (unsigned long long)s->fleet_failovers);
+    char master[sizeof s->fleet_master + 1], sentinel[sizeof s->fleet_sentinel + 1];
+    metrics_slot_text(s->fleet_master, sizeof s->fleet_master, master);
+    metrics_slot_text(s->fleet_sentinel, sizeof s->fleet_sentinel, sentinel);
+    if (master[0] != '\0') {
+        metrics_family(t, "breakwater_fleet_master_info", "gauge",
+                       "The fleet's Redis in use, and the sentinel that named it.");
+        metrics_printf(t, "breakwater_fleet_master_info{address=\"%s\",sentinel=\"%s\"} 1\n",
+                       master, sentinel);
+    }
 }
 
 /* metrics_render_process - the standard process metrics, summed */

@@ -69,6 +69,7 @@ enum metrics_fleet_drop {
     METRICS_FLEET_DROP_MALFORMED,   /* a message from Redis that does not parse */
     METRICS_FLEET_DROP_BACKLOG,     /* Redis away too long: the oldest waiting ban */
     METRICS_FLEET_DROP_REFUSED,     /* Redis refused our PUBLISH (e.g. an ACL) */
+    METRICS_FLEET_DROP_STALE,       /* older than the event held for its address */
     METRICS_FLEET_DROPS
 };
 /* What a shared-verdict lookup brought. */
@@ -106,6 +107,11 @@ struct metrics_slot {
     uint64_t fleet_verdicts[METRICS_FLEET_VERDICTS];
     uint64_t fleet_latency[METRICS_FLEET_BUCKETS];  /* publish -> received here */
     uint64_t fleet_latency_sum_us;
+    uint64_t fleet_failovers;              /* the master changed (through sentinels) */
+    /* text, NUL-terminated, written by the process that listens to the
+     * fleet alone (the others' zeros leave the sum its text): the Redis in
+     * use ("ADDRESS:PORT") and the sentinel that named it */
+    uint64_t fleet_master[8], fleet_sentinel[8];
 };
 
 struct metrics;
@@ -127,6 +133,9 @@ bool metrics_slot_move_zones(struct metrics_slot *slot, const struct dnsbl_sites
 char *metrics_render(const struct metrics *m, const struct conf *conf, size_t cache_entries,
                      size_t *len);
 void metrics_free(struct metrics *m);
+/* A text field of a slot (fleet_master, fleet_sentinel) as a string: out
+ * has size + 1 bytes. */
+void metrics_slot_text(const uint64_t *field, size_t size, char *out);
 
 /* metrics_seconds_us - seconds as whole microseconds, for the sums */
 static inline uint64_t metrics_seconds_us(double seconds)

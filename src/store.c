@@ -85,7 +85,8 @@ struct store_ban_record {
     uint32_t count;
     uint8_t reason;
     uint8_t peer;       /* 0 in records written before it was kept */
-    uint8_t unused[2];
+    uint8_t unbanned;   /* likewise */
+    uint8_t unused;
 };
 
 /* (records of the 24-byte layout before `sites` read as expired) */
@@ -97,7 +98,7 @@ _Static_assert(sizeof(struct store_ban_record) == 24, "ban record layout");
 struct store_write {
     MDB_dbi dbi;
     uint8_t key_size;
-    uint8_t value_size;                 /* 0: a delete */
+    uint8_t value_size;
     uint8_t key[STORE_KEY_MAX];
     uint8_t value[32];
 };
@@ -226,9 +227,8 @@ static void store_journal_add(struct store *s, MDB_dbi dbi, const MDB_val *key,
     w->dbi = dbi;
     w->key_size = (uint8_t)key->mv_size;
     memcpy(w->key, key->mv_data, key->mv_size);
-    w->value_size = value != NULL ? (uint8_t)value->mv_size : 0;
-    if (value != NULL)
-        memcpy(w->value, value->mv_data, value->mv_size);
+    w->value_size = (uint8_t)value->mv_size;
+    memcpy(w->value, value->mv_data, value->mv_size);
 }
 
 /* store_journal_reset - the pending writes were committed or are lost */
@@ -255,10 +255,7 @@ static int store_journal_replay(struct store *s)
     for (size_t i = 0; i < s->journal_len && rc == 0; i++) {
         struct store_write *w = &s->journal[i];
         MDB_val k = {w->key_size, w->key}, v = {w->value_size, w->value};
-        rc = w->value_size ? mdb_put(s->write, w->dbi, &k, &v, 0)
-                           : mdb_del(s->write, w->dbi, &k, NULL);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
+        rc = mdb_put(s->write, w->dbi, &k, &v, 0);
     }
     if (rc != 0) {
         mdb_txn_abort(s->write);
@@ -842,7 +839,8 @@ static bool store_ban_decode(const MDB_val *value, struct store_ban *out)
         return false;
     memcpy(&r, value->mv_data, sizeof r);
     *out = (struct store_ban){.until = r.until, .last = r.last, .count = r.count,
-                              .reason = r.reason, .peer = r.peer != 0};
+                              .reason = r.reason, .peer = r.peer != 0,
+                              .unbanned = r.unbanned != 0};
     return true;
 }
 
@@ -861,23 +859,8 @@ int store_ban_put(struct store *s, const struct cidr *a, const struct store_ban 
 {
     struct store_ban_record r = {.until = b->until, .last = b->last,
                                  .count = b->count, .reason = b->reason,
-                                 .peer = b->peer};
+                                 .peer = b->peer, .unbanned = b->unbanned};
     return store_put(s, s->bans, a, &r, sizeof r);
-}
-
-/* store_ban_delete - see store.h */
-int store_ban_delete(struct store *s, const struct cidr *a)
-{
-    MDB_txn *txn = store_write_begin(s);
-    if (txn == NULL)
-        return -1;
-    uint8_t key[STORE_KEY_MAX];
-    MDB_val k = {store_key(a, key), key};
-    store_journal_add(s, s->bans, &k, NULL);
-    int rc = mdb_del(txn, s->bans, &k, NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return store_write_fail(s, "cannot delete a ban", rc, true);
-    return 0;
 }
 
 /* store_ban_foreach - see store.h */

@@ -67,6 +67,8 @@ struct store_ban {
     uint32_t count;   /* bans so far, for escalation */
     uint8_t reason;   /* enum store_ban_reason of the latest ban */
     bool peer;        /* the latest ban came from a fleet peer */
+    bool unbanned;    /* lifted at `last` (until = last): kept so that an
+                         older ban arriving late (fleet) is known as such */
 };
 
 /* max_verdicts bounds the verdict table (beyond it, a new address's
@@ -103,8 +105,6 @@ size_t store_verdict_count(struct store *s);
 /* Bans are keyed by network: a, host bits zero (cidr_of()). */
 bool store_ban_get(struct store *s, const struct cidr *a, struct store_ban *out);
 int store_ban_put(struct store *s, const struct cidr *a, const struct store_ban *b);
-/* Returns 0, also when there was no record. */
-int store_ban_delete(struct store *s, const struct cidr *a);
 /* Calls fn for every ban record in key order until fn returns non-zero;
  * returns that value, or 0, or -1 on a store error. fn must not write to
  * the store. */

@@ -19,8 +19,8 @@ static void test_url(void **state)
     char what[128];
     (void)state;
     assert_int_equal(fleetproto_url_parse("redis://10.0.0.5:6380/2", &u, what, sizeof what), 0);
-    assert_string_equal(u.host, "10.0.0.5");
-    assert_int_equal(u.port, 6380);
+    assert_string_equal(u.redis.host, "10.0.0.5");
+    assert_int_equal(u.redis.port, 6380);
     assert_int_equal(u.db, 2);
     assert_string_equal(u.user, "");
     assert_string_equal(u.password, "");
@@ -28,38 +28,95 @@ static void test_url(void **state)
                                           sizeof what), 0);
     assert_string_equal(u.user, "bw");
     assert_string_equal(u.password, "p@ss:w@rd"); /* the last @ ends it */
-    assert_string_equal(u.host, "redis.example");
-    assert_int_equal(u.port, 6379);
+    assert_string_equal(u.redis.host, "redis.example");
+    assert_int_equal(u.redis.port, 6379);
     assert_int_equal(fleetproto_url_parse("redis://:secret@[::1]:7000/", &u, what, sizeof what),
                      0);
     assert_string_equal(u.user, "");
     assert_string_equal(u.password, "secret");
-    assert_string_equal(u.host, "::1");
-    assert_int_equal(u.port, 7000);
+    assert_string_equal(u.redis.host, "::1");
+    assert_int_equal(u.redis.port, 7000);
 
     const char *bad[] = {
         "http://host:6379", "redis://", "redis://:6379", "redis://host:0",
         "redis://host:65536", "redis://host:63a9", "redis://host/x", "redis://[::1",
-        "redis://:@host", "redis://host:6379/1/2", "redis://ho st",
+        "redis://:@host", "redis://host:6379/1/2", "redis://ho st", "redis://a,b:1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (fleetproto_url_parse(bad[i], &u, what, sizeof what) == 0)
             fail_msg("accepted '%s'", bad[i]);
 }
 
+static void test_url_sentinel(void **state)
+{
+    struct fleetproto_url u;
+    char what[128];
+    (void)state;
+    assert_int_equal(fleetproto_url_parse("redis-sentinel://bw:s3cret@10.0.0.1:26380,"
+                                          "[2001:db8::2],s3.example:5000/mx-fleet/3",
+                                          &u, what, sizeof what), 0);
+    assert_string_equal(u.user, "bw");
+    assert_string_equal(u.password, "s3cret");
+    assert_int_equal(u.sentinels, 3);
+    assert_string_equal(u.sentinel[0].host, "10.0.0.1");
+    assert_int_equal(u.sentinel[0].port, 26380);
+    assert_string_equal(u.sentinel[1].host, "2001:db8::2");
+    assert_int_equal(u.sentinel[1].port, 26379); /* Sentinel's own default */
+    assert_string_equal(u.sentinel[2].host, "s3.example");
+    assert_int_equal(u.sentinel[2].port, 5000);
+    assert_string_equal(u.master, "mx-fleet");
+    assert_int_equal(u.db, 3);
+    assert_int_equal(fleetproto_url_parse("redis-sentinel://127.0.0.1/m", &u, what, sizeof what),
+                     0);
+    assert_int_equal(u.sentinels, 1);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.password, "");
+    /* a plain URL names no sentinel */
+    assert_int_equal(fleetproto_url_parse("redis://10.0.0.5", &u, what, sizeof what), 0);
+    assert_int_equal(u.sentinels, 0);
+
+    const char *bad[] = {
+        "redis-sentinel://", "redis-sentinel://h:26379", "redis-sentinel://h:26379/",
+        "redis-sentinel:///m", "redis-sentinel://h,/m", "redis-sentinel://,h/m",
+        "redis-sentinel://h:0/m", "redis-sentinel://h/m/x", "redis-sentinel://h/m/1/2",
+        "redis-sentinel://h/m m", "redis-sentinel://h/m\xc3\xa9",
+        "redis-sentinel://a,b,c,d,e,f,g,h,i/m", /* nine */
+        "redis-sentinel://h/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "redis-sentinel://[::1/m", "redis-sentinel://:@h/m",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (fleetproto_url_parse(bad[i], &u, what, sizeof what) == 0)
+            fail_msg("accepted '%s'", bad[i]);
+}
+
+/* two events about one address: the later wins, an unban at the same
+ * millisecond as a ban wins, whichever arrives first */
+static void test_event_order(void **state)
+{
+    (void)state;
+    assert_true(fleetproto_event_older(1000, false, 1001, false));
+    assert_true(fleetproto_event_older(1000, true, 1001, false));
+    assert_false(fleetproto_event_older(1001, false, 1000, true));
+    assert_true(fleetproto_event_older(1000, false, 1000, true));  /* ban vs unban, same ms */
+    assert_false(fleetproto_event_older(1000, true, 1000, false)); /* unban vs ban, same ms */
+    assert_false(fleetproto_event_older(1000, false, 1000, false)); /* the same again */
+    assert_false(fleetproto_event_older(1000, true, 1000, true));
+}
+
 static void test_ban_round_trip(void **state)
 {
     struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .origin = "mx-2.example",
-                               .until_ms = 1800000000123ull, .count = 3,
+                               .at_ms = 1789999999000ull, .until_ms = 1800000000123ull, .count = 3,
                                .reason = STORE_BAN_PREGREET, .sent_ms = 1790000000456ull};
     struct fleetproto_ban out;
     char text[FLEETPROTO_MESSAGE_MAX + 1];
     (void)state;
     assert_int_equal(cidr_parse("2001:db8::7", &b.net), 0);
     int n = fleetproto_ban_format(&b, text, sizeof text);
-    assert_string_equal(text, "ban v1 mx-2.example 2001:db8::7 1800000000123 3 pregreet "
-                              "1790000000456");
+    assert_string_equal(text, "ban v2 mx-2.example 2001:db8::7 1789999999000 1800000000123 3 "
+                              "pregreet 1790000000456");
     assert_int_equal(fleetproto_ban_parse(text, (size_t)n, &out), 0);
+    assert_true(out.at_ms == b.at_ms);
     assert_int_equal(out.kind, FLEETPROTO_BAN);
     assert_string_equal(out.origin, "mx-2.example");
     assert_true(addr_equal(&out.net.net, &b.net.net) && out.net.prefix == 128);
@@ -69,9 +126,10 @@ static void test_ban_round_trip(void **state)
 
     b.kind = FLEETPROTO_UNBAN;
     n = fleetproto_ban_format(&b, text, sizeof text);
-    assert_string_equal(text, "unban v1 mx-2.example 2001:db8::7 1790000000456");
+    assert_string_equal(text, "unban v2 mx-2.example 2001:db8::7 1789999999000 1790000000456");
     assert_int_equal(fleetproto_ban_parse(text, (size_t)n, &out), 0);
     assert_int_equal(out.kind, FLEETPROTO_UNBAN);
+    assert_true(out.at_ms == b.at_ms && out.sent_ms == b.sent_ms);
     /* too small a buffer is refused, not cut */
     assert_int_equal(fleetproto_ban_format(&b, text, 10), -1);
 
@@ -79,10 +137,19 @@ static void test_ban_round_trip(void **state)
     b.kind = FLEETPROTO_BAN;
     assert_int_equal(cidr_parse("2001:db8:0:7::/64", &b.net), 0);
     n = fleetproto_ban_format(&b, text, sizeof text);
-    assert_string_equal(text, "ban v1 mx-2.example 2001:db8:0:7::/64 1800000000123 3 pregreet "
-                              "1790000000456");
+    assert_string_equal(text, "ban v2 mx-2.example 2001:db8:0:7::/64 1789999999000 "
+                              "1800000000123 3 pregreet 1790000000456");
     assert_int_equal(fleetproto_ban_parse(text, (size_t)n, &out), 0);
     assert_true(addr_equal(&out.net.net, &b.net.net) && out.net.prefix == 64);
+
+    /* v1, from a host not yet upgraded: decided when sent */
+    const char *v1 = "ban v1 mx-1 192.0.2.9 1800000000000 2 dnsbl 1790000000777";
+    assert_int_equal(fleetproto_ban_parse(v1, strlen(v1), &out), 0);
+    assert_true(out.at_ms == 1790000000777ull && out.sent_ms == 1790000000777ull);
+    assert_true(out.until_ms == 1800000000000ull && out.count == 2);
+    v1 = "unban v1 mx-1 192.0.2.9 1790000000778";
+    assert_int_equal(fleetproto_ban_parse(v1, strlen(v1), &out), 0);
+    assert_true(out.at_ms == 1790000000778ull && out.kind == FLEETPROTO_UNBAN);
 }
 
 /* every field of a ban message has its own reason to be refused */
@@ -120,6 +187,12 @@ static void test_ban_refused(void **state)
         "unban v1 a 192.0.2.1",
         "unban v1 a 192.0.2.1 1800000000000 1",
         "ban v1 h\xc3\xa9 192.0.2.1 1800000000000 1 dnsbl 1790000000000",
+        "ban v3 a 192.0.2.1 1 1800000000000 1 dnsbl 1790000000000",
+        "ban v2 a 192.0.2.1 0 1800000000000 1 dnsbl 1790000000000",  /* AT_MS 0 */
+        "ban v2 a 192.0.2.1 x 1800000000000 1 dnsbl 1790000000000",
+        "ban v2 a 192.0.2.1 1 1800000000000 1 dnsbl 1790000000000 1",
+        "unban v2 a 192.0.2.1 1790000000000",                         /* no AT_MS */
+        "unban v2 a 192.0.2.1 -1 1790000000000",
     };
     struct fleetproto_ban out;
     (void)state;
@@ -177,6 +250,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url),
+        cmocka_unit_test(test_url_sentinel),
+        cmocka_unit_test(test_event_order),
         cmocka_unit_test(test_ban_round_trip),
         cmocka_unit_test(test_ban_refused),
         cmocka_unit_test(test_verdict),

@@ -162,7 +162,7 @@ static void test_persistence(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("203.0.113.9"), b = test_addr("2001:db8:1::9");
     struct store_verdict v = {4, 2, 0}, got;
-    struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET, true}, gotban;
+    struct store_ban ban = {1e9 + 0.5, 1e9 - 60.25, 3, STORE_BAN_PREGREET, true, false}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 2e9), 0);
     assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s); /* commits */
@@ -186,7 +186,7 @@ static void test_sites_change(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.1"), b = test_addr("192.0.2.2");
     struct store_verdict v = {1, 1, 0}, got;
-    struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL, false}, gotban;
+    struct store_ban ban = {500, 400, 1, STORE_BAN_DNSBL, false, false}, gotban;
     assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
     assert_int_equal(store_ban_put(s, HOST(&b), &ban), 0);
     store_close(s);
@@ -374,7 +374,7 @@ static void test_ban_records(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 6; i++) {
         struct addr a = test_addr(inserted[i]);
-        struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL, false};
+        struct store_ban b = {1000 + i, 900 + i, i, STORE_BAN_MANUAL, false, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     for (int pass = 0; pass < 2; pass++) { /* pending, then committed */
@@ -396,17 +396,18 @@ static void test_ban_records(void **state)
     assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 7);
     assert_int_equal(list.count, 3);
 
+    /* an unban keeps the record, marked (the fleet's order needs it) */
     struct addr a = test_addr("10.0.0.1"), absent = test_addr("10.9.9.9");
-    struct store_ban b;
-    assert_int_equal(store_ban_delete(s, HOST(&a)), 0);
-    assert_int_equal(store_ban_delete(s, HOST(&absent)), 0);
-    assert_false(store_ban_get(s, HOST(&a), &b));
+    struct store_ban lifted = {1100, 1100, 0, STORE_BAN_MANUAL, true, true}, b;
+    assert_int_equal(store_ban_put(s, HOST(&a), &lifted), 0);
+    assert_false(store_ban_get(s, HOST(&absent), &b));
     assert_int_equal(store_commit(s), 0);
-    assert_false(store_ban_get(s, HOST(&a), &b));
+    assert_true(store_ban_get(s, HOST(&a), &b));
+    assert_true(b.unbanned && b.peer && b.until == 1100 && b.last == 1100 && b.count == 0);
     list = (struct test_ban_list){.count = 0};
     assert_int_equal(store_ban_foreach(s, test_ban_collect, &list), 0);
-    assert_int_equal(list.count, 5);
-    assert_string_equal(list.text[1], "10.0.0.2");
+    assert_int_equal(list.count, 6);
+    assert_true(list.ban[1].unbanned && !list.ban[2].unbanned);
     store_close(s);
 }
 
@@ -424,7 +425,7 @@ static void test_ban_networks(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 5; i++) {
         struct cidr net;
-        struct store_ban b = {1000, 900, i, STORE_BAN_RATE, false};
+        struct store_ban b = {1000, 900, i, STORE_BAN_RATE, false, false};
         assert_int_equal(cidr_parse(inserted[i], &net), 0);
         assert_int_equal(store_ban_put(s, &net, &b), 0);
     }
@@ -438,12 +439,14 @@ static void test_ban_networks(void **state)
     }
     struct cidr net;
     struct store_ban got;
+    struct store_ban lifted = {1200, 1200, 0, STORE_BAN_RATE, false, true};
     assert_int_equal(cidr_parse("2001:db8::/64", &net), 0);
-    assert_int_equal(store_ban_delete(s, &net), 0);
-    assert_false(store_ban_get(s, &net, &got));
+    assert_int_equal(store_ban_put(s, &net, &lifted), 0);
+    assert_true(store_ban_get(s, &net, &got) && got.unbanned);
     assert_int_equal(cidr_parse("2001:db8::", &net), 0); /* its first address stays */
     assert_true(store_ban_get(s, &net, &got));
     assert_int_equal(got.count, 1);
+    assert_false(got.unbanned);
     store_close(s);
 }
 
@@ -522,7 +525,7 @@ static void test_ban_foreach_nested_read(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     for (unsigned i = 0; i < 3; i++) {
         struct addr a = test_addr_n(i);
-        struct store_ban b = {100, 50, i, STORE_BAN_DNSBL, false};
+        struct store_ban b = {100, 50, i, STORE_BAN_DNSBL, false, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
@@ -531,7 +534,7 @@ static void test_ban_foreach_nested_read(void **state)
     assert_int_equal(n.found, 3);
     /* the read transaction was reset after the walk: a write, then reads */
     struct addr a = test_addr_n(7);
-    struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL, false}, got;
+    struct store_ban b = {100, 50, 7, STORE_BAN_DNSBL, false, false}, got;
     assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     assert_int_equal(store_commit(s), 0);
     assert_true(store_ban_get(s, HOST(&a), &got));
@@ -544,7 +547,7 @@ static void test_ban_purge_keep(void **state)
     double until[] = {100, 200, 249, 250, 300};
     for (unsigned i = 0; i < 5; i++) {
         struct addr a = test_addr_n(i);
-        struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL, false};
+        struct store_ban b = {until[i], until[i] - 10, 1, STORE_BAN_DNSBL, false, false};
         assert_int_equal(store_ban_put(s, HOST(&a), &b), 0);
     }
     assert_int_equal(store_commit(s), 0);
@@ -566,7 +569,7 @@ static void test_reads_see_pending_writes(void **state)
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct addr a = test_addr("192.0.2.50");
     struct store_verdict v = {2, 1, 0}, got;
-    struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST, false}, gotban;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DENYLIST, false, false}, gotban;
     /* a read first, so the read transaction has seen an older state */
     assert_false(store_verdict_get(s, &a, 0, 0, &got));
     assert_int_equal(store_verdict_put(s, &a, &v, 100), 0);
@@ -575,11 +578,12 @@ static void test_reads_see_pending_writes(void **state)
     assert_true(store_ban_get(s, HOST(&a), &gotban));
     assert_int_equal(store_verdict_count(s), 1);
     assert_int_equal(store_commit(s), 0);
-    /* a pending delete hides the committed record */
-    assert_int_equal(store_ban_delete(s, HOST(&a)), 0);
-    assert_false(store_ban_get(s, HOST(&a), &gotban));
+    /* a pending overwrite hides the committed record */
+    struct store_ban lifted = {60, 60, 0, STORE_BAN_DENYLIST, false, true};
+    assert_int_equal(store_ban_put(s, HOST(&a), &lifted), 0);
+    assert_true(store_ban_get(s, HOST(&a), &gotban) && gotban.unbanned);
     assert_int_equal(store_commit(s), 0);
-    assert_false(store_ban_get(s, HOST(&a), &gotban));
+    assert_true(store_ban_get(s, HOST(&a), &gotban) && gotban.unbanned && gotban.until == 60);
     assert_true(store_verdict_get(s, &a, 0, 0, &got));
     store_close(s);
 }
@@ -646,7 +650,7 @@ static struct addr test_addr6_n(unsigned n)
 static void test_map_full(void **state)
 {
     struct store *s = test_open(state, 10, SITES); /* the smallest map */
-    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, got;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false, false}, got;
     struct addr kept = test_addr("192.0.2.1"), lost = test_addr("192.0.2.2");
     assert_int_equal(store_ban_put(s, HOST(&kept), &b), 0);
     assert_int_equal(store_commit(s), 0);
@@ -700,7 +704,7 @@ static void test_map_full_makes_room(void **state)
     enum { VERDICTS = 1000, BATCH = 500, LIMIT = 8000000 };
     struct store *s = test_open(state, VERDICTS, SITES);
     struct store_verdict v = {1, 1, 0}, got;
-    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, ban;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false, false}, ban;
     for (unsigned i = 0; i < VERDICTS; i++) {
         struct addr a = test_addr_n(i);
         assert_int_equal(store_verdict_put(s, &a, &v, 1000 + i), 0); /* i: its age */
@@ -770,7 +774,7 @@ static void test_flush(void **state)
 {
     struct store *s = test_open(state, MAX_VERDICTS, SITES);
     struct store_verdict v = {1, 1, 0}, got;
-    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false}, gotban;
+    struct store_ban b = {100, 50, 1, STORE_BAN_DNSBL, false, false}, gotban;
     for (unsigned i = 0; i < 20; i++) {
         struct addr a = test_addr_n(i);
         assert_int_equal(store_verdict_put(s, &a, &v, 1000), 0);
