@@ -397,6 +397,80 @@ class FleetTest(FleetTestCase):
         self.wait_banned(a, self.net + "142")
 
 
+class FleetOrderTest(FleetTestCase):
+    """A ban and an unban of one address from different hosts can reach a
+    host, or Redis, in either order: the newer decision wins everywhere."""
+
+    def publish(self, text):
+        self.assertEqual(self.redis_cli("PUBLISH", "breakwater:bans", text).strip(), "1")
+
+    def stale(self, d):
+        return self.metric(d, "breakwater_fleet_bans_dropped_total", '{reason="stale"}') or 0
+
+    def test_unban_then_older_ban_on_the_channel(self):
+        b = self.start_host("B")
+        now = int(time.time() * 1000)
+        x, y = self.net + "160", self.net + "161"
+        # wrong order: the unban decided now arrives before a ban decided 1 s earlier
+        self.publish("unban v2 peer-1 %s %d %d" % (x, now, now))
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (x, now - 1000, now + 600000, now))
+        self.wait_received(b, 2)
+        wait_until(lambda: self.stale(b) == 1, PROPAGATION * SLOW, what="the old ban refused")
+        self.assertNotIn(x, self.banned(b))
+        # the right order: the ban applies, the newer unban lifts it, and
+        # the same ban delivered again afterwards (a replay) stays refused
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (y, now - 1000, now + 600000, now))
+        self.wait_banned(b, y)
+        self.publish("unban v2 peer-1 %s %d %d" % (y, now, now))
+        self.wait_banned(b, y, present=False)
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (y, now - 1000, now + 600000, now))
+        wait_until(lambda: self.stale(b) == 2, PROPAGATION * SLOW, what="the replay refused")
+        # at the same millisecond the unban wins, in either order
+        z = self.net + "162"
+        self.publish("unban v2 peer-1 %s %d %d" % (z, now, now))
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (z, now, now + 600000, now))
+        wait_until(lambda: self.stale(b) == 3, PROPAGATION * SLOW, what="the tie refused")
+        self.assertNotIn(z, self.banned(b))
+        # what B holds survives a restart: the old ban is still refused after it
+        self.assertEqual(b.stop(), 0, b.log()[-2000:])
+        b2 = self.start_host("B", daemon_name="bwB2")
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (x, now - 1000, now + 600000, now))
+        wait_until(lambda: self.stale(b2) == 1, PROPAGATION * SLOW,
+                   what="the old ban refused after a restart")
+        self.assertEqual(self.banned(b2), set())
+
+    def test_old_ban_from_a_backlog_is_refused_by_redis(self):
+        """C bans X while cut off from Redis (the ban waits in its backlog);
+        A unbans X later; when C is back its ban is older than the unban
+        that Redis holds: Redis does not publish it, B never bans X, and C
+        lifts its own ban on reading A's unban."""
+        a, b, c = self.start_host("A"), self.start_host("B"), self.start_host("C")
+        x = "198.51.100.44"
+        cut = ("table inet cut {\n chain out {\n type filter hook output priority 0;\n"
+               " ip daddr %s1 tcp dport 6379 drop\n }\n}\n" % self.net)
+        c.ns.check(["nft", "-f", "-"], input=cut)
+        try:
+            p = self.run_bw(["ctl", "-c", c.confpath, "ban", x, "10m"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.wait_banned(c, x)
+            c.wait_log("replies overdue", timeout=10 * SLOW)   # the ban is waiting
+            time.sleep(0.05)
+            p = self.run_bw(["ctl", "-c", a.confpath, "unban", x])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            wait_until(lambda: self.redis_cli("GET", "breakwater:ban:" + x)
+                       .startswith("unban v2 host-a "), PROPAGATION * SLOW,
+                       what="A's unban in Redis")
+        finally:
+            c.ns.check(["nft", "delete", "table", "inet", "cut"])
+        wait_until(lambda: self.stale(c) >= 1, 40 * SLOW,
+                   what="C's old ban refused by Redis once C is back")
+        self.assertTrue(self.redis_cli("GET", "breakwater:ban:" + x).startswith("unban v2 host-a "))
+        self.wait_banned(c, x, present=False, timeout=10)
+        self.assertNotIn(x, self.banned(b))
+        # B got A's unban and nothing else: the old ban never went out
+        self.assertEqual(self.metric(b, "breakwater_fleet_bans_total", '{result="received"}'), 1)
+
+
 class FleetWatchTest(FleetTestCase):
     """breakwater watch in a fleet: a ban it makes from the MTA's log
     reaches serve hosts, and their bans reach it."""
