@@ -1,0 +1,267 @@
+"""Fleet through Redis Sentinel: real redis-server master and replica and
+three real sentinels in the hub namespace H of the fleet tests; hosts A and
+B (and C) run breakwater with fleet_redis = redis-sentinel://...
+
+  10.78.K.1    H: master redis-server :6379, sentinels :26379 :26380 :26381
+               (each with requirepass), rbldnsd :5353
+  10.78.K.2    H: the replica :6379
+
+The master is killed with SIGKILL; Sentinel promotes the replica; the hosts
+follow, and the bans made meanwhile arrive.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import textwrap
+import time
+
+import harness
+import netns
+from harness import SLOW, wait_until
+from test_fleet import PASSWORD, FleetTestCase
+
+MASTER = "mx"
+SENTINEL_PASSWORD = "sentinel-secret-2"
+SENTINEL_PORTS = (26379, 26380, 26381)
+
+# A sentinel that lies: it names the replica as the master. (A real
+# sentinel cannot be made to lie on purpose; this one speaks just enough
+# RESP for a client: AUTH, SENTINEL get-master-addr-by-name, SUBSCRIBE.)
+LIAR = textwrap.dedent("""
+    import socket, sys, threading
+    host, port, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    def bulk(s): return b"$%d\\r\\n%s\\r\\n" % (len(s), s.encode())
+    def serve(c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line.startswith(b"*"): return
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:]); args.append(f.read(n + 2)[:-2].decode())
+                cmd = args[0].upper()
+                if cmd == "AUTH": c.sendall(b"+OK\\r\\n")
+                elif cmd == "SENTINEL":
+                    c.sendall(b"*2\\r\\n" + bulk(target) + bulk("6379"))
+                elif cmd == "SUBSCRIBE":
+                    c.sendall(b"*3\\r\\n" + bulk("subscribe") + bulk(args[1]) + b":1\\r\\n")
+                else: c.sendall(b"-ERR unknown\\r\\n")
+        except (OSError, ValueError): return
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port)); s.listen(16)
+    while True:
+        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+""")
+
+
+class SentinelTestCase(FleetTestCase):
+
+    def setUp(self):
+        self.replica = None
+        self.sentinels = {}
+        super().setUp()     # the master (start_redis) and rbldnsd
+        netns._ip(["-n", self.H.name, "addr", "add", self.net + "2/24", "dev", "br0"])
+
+    def redis_conf(self, addr, extra=""):
+        d = os.path.join(self.tmp, "redis-" + addr)
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "redis.conf")
+        with open(conf, "w") as f:
+            f.write("bind %s\nport 6379\nsave \"\"\nappendonly no\ndir %s\n"
+                    "user default off\nuser bw on >%s ~* &* +@all\n"
+                    "masteruser bw\nmasterauth %s\nreplica-announce-ip %s\n%s"
+                    % (addr, d, PASSWORD, PASSWORD, addr, extra))
+        return d, conf
+
+    def start_redis(self):
+        """The master at .1 (also used to start it again after the kill)."""
+        self.redis = self.start_server(self.net + "1")
+
+    def start_server(self, addr, extra=""):
+        d, conf = self.redis_conf(addr, extra)
+        err = open(os.path.join(d, "redis.log"), "ab")
+        p = subprocess.Popen(self.H.argv(["redis-server", conf]), stdin=subprocess.DEVNULL,
+                             stdout=err, stderr=err)
+        err.close()
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        wait_until(lambda: self.cli(addr, 6379, "PING").strip() == "PONG", 10 * SLOW,
+                   what="redis-server at %s answering" % addr)
+        return p
+
+    def cli(self, addr, port, *args, password=PASSWORD, user="bw"):
+        auth = (["--user", user] if user else []) + ["--pass", password, "--no-auth-warning"]
+        return self.H.run(["redis-cli", "-h", addr, "-p", str(port)] + auth + list(args),
+                          timeout=10).stdout
+
+    def role(self, addr):
+        return (self.cli(addr, 6379, "ROLE").split("\n") or [""])[0].strip()
+
+    def start_replica(self):
+        self.replica = self.start_server(self.net + "2", "replicaof %s1 6379\n" % self.net)
+        wait_until(lambda: "master_link_status:up" in self.cli(self.net + "2", 6379, "INFO",
+                                                               "replication"),
+                   15 * SLOW, what="the replica in sync")
+
+    def sentinel_cli(self, port, *args):
+        return self.cli(self.net + "1", port, *args, password=SENTINEL_PASSWORD, user=None)
+
+    def start_sentinels(self):
+        for port in SENTINEL_PORTS:
+            d = os.path.join(self.tmp, "sentinel-%d" % port)
+            os.makedirs(d, exist_ok=True)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port %d\nbind %s1\ndir %s\n"
+                        "sentinel monitor %s %s1 6379 2\n"
+                        "sentinel down-after-milliseconds %s 1000\n"
+                        "sentinel failover-timeout %s 10000\n"
+                        "sentinel auth-user %s bw\nsentinel auth-pass %s %s\n"
+                        "requirepass %s\nsentinel sentinel-pass %s\n"
+                        % (port, self.net, d, MASTER, self.net, MASTER, MASTER, MASTER,
+                           MASTER, PASSWORD, SENTINEL_PASSWORD, SENTINEL_PASSWORD))
+            err = open(os.path.join(d, "sentinel.log"), "ab")
+            p = subprocess.Popen(self.H.argv(["redis-server", conf, "--sentinel"]),
+                                 stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            err.close()
+            self._cleanups_extra.append(lambda p=p: harness.stop_process(p))
+            self.sentinels[port] = p
+        # every sentinel knows the two others: a failover can be voted
+        for port in SENTINEL_PORTS:
+            wait_until(lambda port=port: self.sentinel_cli(port, "SENTINEL", "ckquorum",
+                                                           MASTER).startswith("OK 3 "),
+                       30 * SLOW, what="sentinel :%d sees the other two" % port)
+
+    def sentinel_url(self, ports=SENTINEL_PORTS, addr=None):
+        hosts = ",".join("%s:%d" % (addr or self.net + "1", p) for p in ports)
+        return "redis-sentinel://bw:%s@%s/%s" % (PASSWORD, hosts, MASTER)
+
+    def start_sentinel_host(self, name, url=None, **extra):
+        return self.start_host(name, fleet_redis=url or self.sentinel_url(),
+                               fleet_sentinel_password=SENTINEL_PASSWORD, **extra)
+
+    def ctl_stats(self, d):
+        p = self.run_bw(["ctl", "-c", d.confpath, "stats"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return dict(line.split(" ", 1) for line in p.stdout.splitlines() if " " in line)
+
+    def ctl_ban(self, d, addr):
+        p = self.run_bw(["ctl", "-c", d.confpath, "ban", addr, "10m"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class SentinelFailoverTest(SentinelTestCase):
+
+    def test_failover_is_followed_and_no_ban_is_lost(self):
+        self.start_replica()
+        self.start_sentinels()
+        a, b = self.start_sentinel_host("A"), self.start_sentinel_host("B")
+        stats = self.ctl_stats(a)
+        self.assertEqual(stats.get("fleet_redis"), self.net + "1:6379", stats)
+        self.assertEqual(stats.get("fleet_sentinel"), self.net + "1:26379")  # the first
+        self.assertEqual(stats.get("fleet_failovers_total"), "0")
+        self.ctl_ban(a, "198.51.100.1")
+        self.wait_banned(b, "198.51.100.1")
+        last_before = time.monotonic()
+
+        # the master dies; A goes on banning, a ban every 0.2 s, while B is
+        # watched for each one's arrival
+        self.redis.send_signal(signal.SIGKILL)
+        self.redis.wait(10)
+        killed = time.monotonic()
+        made, arrived = [], {}
+        deadline = killed + 60 * SLOW
+        after = 0
+        for i in range(2, 250):
+            if time.monotonic() > deadline or after >= 5:
+                break
+            addr = "198.51.100.%d" % i
+            self.ctl_ban(a, addr)
+            made.append(addr)
+            on_b = self.banned(b)
+            now = time.monotonic()
+            for m in made:
+                if m in on_b and m not in arrived:
+                    arrived[m] = now
+            after = len(arrived)
+            time.sleep(0.2)
+        self.assertGreaterEqual(after, 5, "bans do not reach B after the failover: %d of %d "
+                                "arrived\nA:\n%s" % (after, len(made), a.log()[-3000:]))
+        for m in made:      # every ban made during the failover arrives
+            self.wait_banned(b, m, timeout=20)
+        gap = min(arrived.values()) - last_before
+        print("\n  sentinel failover: %d bans made during it, all arrived; gap from the last "
+              "ban through before the kill to the first after it: %.2f s (kill at +%.2f s)"
+              % (len(made), gap, killed - last_before))
+        # the replica is the master now; A says so and counts one failover
+        wait_until(lambda: self.ctl_stats(a).get("fleet_redis") == self.net + "2:6379",
+                   10 * SLOW, what="A on the new master")
+        self.assertEqual(self.role(self.net + "2"), "master")
+        self.assertEqual(self.metric(a, "breakwater_fleet_failovers_total"), 1)
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 1)
+
+        # the old master comes back and Sentinel makes it a replica: no host
+        # ever writes to it
+        self.start_redis()
+        wait_until(lambda: self.role(self.net + "1") == "slave", 40 * SLOW,
+                   what="the old master turned into a replica")
+        self.ctl_ban(a, "198.51.100.250")
+        self.wait_banned(b, "198.51.100.250")
+        stats = self.cli(self.net + "1", 6379, "INFO", "commandstats")
+        self.assertNotIn("cmdstat_eval", stats, "a host wrote to the old master")
+        self.assertIn("cmdstat_eval", self.cli(self.net + "2", 6379, "INFO", "commandstats"))
+
+
+class SentinelPeersTest(SentinelTestCase):
+
+    def test_down_and_lying_sentinels_are_skipped(self):
+        self.start_replica()
+        self.start_sentinels()
+        liar_port, dead_port = 26391, 26390
+        p = subprocess.Popen(self.H.argv(["python3", "-c", LIAR, self.net + "1", str(liar_port),
+                                          self.net + "2"]),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        probe = "import socket; socket.create_connection(('%s1', %d), 1)" % (self.net, liar_port)
+        wait_until(lambda: self.H.run(["python3", "-c", probe]).returncode == 0, 10 * SLOW,
+                   what="the lying sentinel listening")
+        # the first is down, the second names the replica, the third tells the truth
+        url = self.sentinel_url((dead_port, liar_port, SENTINEL_PORTS[0]))
+        a = self.start_sentinel_host("A", url=url)
+        b = self.start_sentinel_host("B")
+        a.wait_log(r"sentinel %s1:%d: cannot connect" % (re.escape(self.net), dead_port))
+        a.wait_log(r"fleet_redis %s2:6379, named by sentinel %s1:%d, is not a master "
+                   r"\(ROLE: slave\)" % (re.escape(self.net), re.escape(self.net), liar_port))
+        stats = self.ctl_stats(a)
+        self.assertEqual(stats.get("fleet_redis"), self.net + "1:6379")
+        self.assertEqual(stats.get("fleet_sentinel"), "%s1:%d" % (self.net, SENTINEL_PORTS[0]))
+        self.ctl_ban(a, "198.51.100.9")
+        self.wait_banned(b, "198.51.100.9")
+        self.assertNotIn("cmdstat_eval", self.cli(self.net + "2", 6379, "INFO", "commandstats"),
+                         "a host wrote to the replica the liar named")
+
+    def test_sentinel_password_refused_is_a_start_error(self):
+        self.start_sentinels()
+        d = self.start_host("A", fleet_redis=self.sentinel_url(),
+                            fleet_sentinel_password="wrong", expect_start=False)
+        d.expect_exit = True
+        d.proc.wait(20 * SLOW)
+        self.assertEqual(d.proc.returncode, 1, d.log())
+        self.assertRegex(d.log(), r"sentinel %s1:26379 refused fleet_sentinel_password"
+                         % re.escape(self.net))
+
+    def test_all_sentinels_down_the_host_goes_on_alone(self):
+        url = self.sentinel_url((26390, 26392))     # nothing listens there
+        a = self.start_host("A", fleet_redis=url, expect_start=False)
+        a.wait_listening()
+        a.wait_log(r"none of the 2 sentinels named a master mx", timeout=10 * SLOW)
+        time.sleep(4 * SLOW)    # rounds go on every 2 s at most: said once
+        self.assertEqual(len(re.findall(r"none of the 2 sentinels", a.log())), 1, a.log())
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 0)
+        # and it serves: a listed client is refused and banned here
+        self.refuse(a, self.net + "101")
+        self.wait_banned(a, self.net + "101")
+        self.assertTrue(a.alive())
