@@ -28,6 +28,9 @@ from harness import SLOW, BreakwaterTestCase, wait_until
 NFT_TABLE = "inet breakwater"
 PASSWORD = "fleet-secret-1"
 PROPAGATION = 2.0       # seconds a peer's ban may take here (the bench measures it)
+# the rights docs/operations.md and README.md give the fleet's Redis user
+DOCUMENTED_ACL = ("~breakwater:* &breakwater:* +get +set +eval +publish +subscribe +scan +mget "
+                  "+ping +select +auth")
 
 
 class FleetTestCase(BreakwaterTestCase):
@@ -78,7 +81,8 @@ class FleetTestCase(BreakwaterTestCase):
             f.write("bind %s1\nport 6379\nsave \"\"\nappendonly no\ndir %s\n"
                     "user default off\nuser bw on >%s ~* &* +@all\n"
                     "user nopub on >%s ~* &* +@all -publish\n"
-                    % (self.net, d, PASSWORD, PASSWORD))
+                    "user doc on >%s %s\n"
+                    % (self.net, d, PASSWORD, PASSWORD, PASSWORD, DOCUMENTED_ACL))
         err = open(os.path.join(d, "redis.log"), "ab")
         self.redis = subprocess.Popen(self.H.argv(["redis-server", conf]),
                                       stdin=subprocess.DEVNULL, stdout=err, stderr=err)
@@ -378,6 +382,30 @@ class FleetTest(FleetTestCase):
         # one listener on A: the peer's ban was received once
         self.assertEqual(self.metric(a, "breakwater_fleet_bans_total", '{result="received"}'), 1)
         self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 2)
+
+    def test_documented_acl_is_enough(self):
+        """A host whose Redis user has only the rights the docs give bans,
+        publishes, receives, shares verdicts and refuses nothing."""
+        a = self.start_host("A", user="doc")
+        b = self.start_host("B")
+        self.refuse(a, self.net + "143")
+        self.wait_banned(b, self.net + "143")
+        self.refuse(b, self.net + "144")
+        self.wait_banned(a, self.net + "144")
+        clean = self.net + "152"        # B's verdict, read from Redis by A
+        for d in (b, a):
+            s = self.smtp(d, clean)
+            self.assertEqual(s.read_reply().code, 421)  # the backend is down
+            s.close()
+        self.assertEqual(self.queries_for(clean), 1)
+        self.assertGreaterEqual(self.metric(a, "breakwater_fleet_verdict_lookups_total",
+                                            '{result="hit"}'), 1)
+        p = self.run_bw(["ctl", "-c", a.confpath, "unban", self.net + "143"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.wait_banned(b, self.net + "143", present=False)
+        self.assertEqual(self.metric(a, "breakwater_fleet_bans_dropped_total",
+                                     '{reason="refused"}'), 0)
+        self.assertNotIn("Redis refused", a.log())
 
     def test_publish_refused_is_dropped_not_retried(self):
         a = self.start_host("A", user="nopub")   # its ACL user may not PUBLISH

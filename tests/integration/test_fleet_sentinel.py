@@ -20,7 +20,7 @@ import time
 import harness
 import netns
 from harness import SLOW, wait_until
-from test_fleet import PASSWORD, FleetTestCase
+from test_fleet import DOCUMENTED_ACL, PASSWORD, FleetTestCase
 
 MASTER = "mx"
 SENTINEL_PASSWORD = "sentinel-secret-2"
@@ -72,8 +72,9 @@ class SentinelTestCase(FleetTestCase):
         with open(conf, "w") as f:
             f.write("bind %s\nport 6379\nsave \"\"\nappendonly no\ndir %s\n"
                     "user default off\nuser bw on >%s ~* &* +@all\n"
+                    "user doc on >%s %s +role\n"
                     "masteruser bw\nmasterauth %s\nreplica-announce-ip %s\n%s"
-                    % (addr, d, PASSWORD, PASSWORD, addr, extra))
+                    % (addr, d, PASSWORD, PASSWORD, DOCUMENTED_ACL, PASSWORD, addr, extra))
         return d, conf
 
     def start_redis(self):
@@ -136,7 +137,8 @@ class SentinelTestCase(FleetTestCase):
 
     def sentinel_url(self, ports=SENTINEL_PORTS, addr=None):
         hosts = ",".join("%s:%d" % (addr or self.net + "1", p) for p in ports)
-        return "redis-sentinel://bw:%s@%s/%s" % (PASSWORD, hosts, MASTER)
+        # the hosts' user has the documented rights (with +role), no more
+        return "redis-sentinel://doc:%s@%s/%s" % (PASSWORD, hosts, MASTER)
 
     def start_sentinel_host(self, name, url=None, **extra):
         return self.start_host(name, fleet_redis=url or self.sentinel_url(),
