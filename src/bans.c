@@ -259,11 +259,13 @@ static bool bans_apply(struct bans *b, const struct cidr *net, const struct addr
 }
 
 /* bans_lift - a ban's record becomes the unban's (at: when it was decided):
- * a record that says so, for ban_time_max, so that an older ban arriving
- * late from a peer is known as older; out of the firewall if it was in */
+ * a record that says so, kept ban_time_max from now (its until is now:
+ * never a ban that is on), so that an older ban arriving late from a peer
+ * is known as older; out of the firewall if it was in */
 static void bans_lift(struct bans *b, const struct cidr *net, double at, bool peer)
 {
-    struct store_ban prev, next = {.until = at, .last = at, .peer = peer, .unbanned = true};
+    struct store_ban prev, next = {.until = ev_now(b->loop), .last = at, .peer = peer,
+                                   .unbanned = true};
     bool known = store_ban_get(b->store, net, &prev);
     store_ban_put(b->store, net, &next);
     if (!peer || (known && !prev.unbanned && prev.until > ev_now(b->loop)))
@@ -293,6 +295,10 @@ enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *m)
      * ban more here than this host's policy would */
     if (b->fd < 0 || cidr_set_overlaps(&b->conf->allowlist, net) || net->prefix < own)
         return FLEET_IGNORED;
+    /* a time well ahead of this host's clock would outrank every event
+     * after it for as long as the record lives */
+    if (m->at_ms > bans_ms(ev_now(b->loop) + BANS_CLOCK_AHEAD_MAX))
+        return FLEET_CLOCK;
     struct store_ban prev;
     bool known = store_ban_get(b->store, net, &prev);
     bool unban = m->kind == FLEETPROTO_UNBAN;

@@ -77,6 +77,9 @@ bool bans_offender(struct bans *b, const struct addr *a, enum store_ban_reason r
 /* A peer's ban only blocks new connections, also under watch: ending live
  * ones is for what this host's own MTA log proves. */
 void bans_set_fleet(struct bans *b, struct fleet *fleet);
+/* A peer's event decided more than this many seconds ahead of this host's
+ * clock is refused (FLEET_CLOCK). */
+#define BANS_CLOCK_AHEAD_MAX 60.0
 /* A fleet_ban_fn (arg: the bans). */
 enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *ban);
 /* prefix: the network of a to ban, or -1 for the configured one (as for

@@ -379,6 +379,13 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
         f->metrics->fleet_bans_applied++;
     else if (f->metrics != NULL && taken == FLEET_STALE)
         f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_STALE]++;
+    if (taken == FLEET_CLOCK) {
+        if (f->metrics != NULL)
+            f->metrics->fleet_bans_dropped[METRICS_FLEET_DROP_CLOCK]++;
+        log_limited(&f->drop_log, ev_now(f->loop), LOG_LEVEL_WARNING,
+                    "fleet: dropped an event of %s decided more than %gs ahead of this host's "
+                    "clock (are the clocks in sync?)", b.origin, BANS_CLOCK_AHEAD_MAX);
+    }
 }
 
 /* fleet_mget_cb - the values of one SCAN batch of ban keys */

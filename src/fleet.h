@@ -69,6 +69,7 @@ enum fleet_taken {
     FLEET_APPLIED,
     FLEET_IGNORED,   /* allowlisted, over, banned as long already */
     FLEET_STALE,     /* older than the event held for the address */
+    FLEET_CLOCK,     /* decided too far ahead of this host's clock */
 };
 /* A peer's ban or unban, checked. */
 typedef enum fleet_taken fleet_ban_fn(void *arg, const struct fleetproto_ban *ban);

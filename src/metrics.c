@@ -327,7 +327,7 @@ void metrics_slot_text(const uint64_t *field, size_t size, char *out)
 /* metrics_render_fleet - Redis sharing (fleet.h), when fleet_redis is set */
 static void metrics_render_fleet(struct metrics_text *t, const struct metrics_slot *s)
 {
-    static const char *const drops[] = {"malformed", "backlog_full", "refused", "stale"};
+    static const char *const drops[] = {"malformed", "backlog_full", "refused", "stale", "clock"};
     static const char *const verdicts[] = {"hit", "miss", "timeout"};
     static const char *const results[] = {"sent", "received", "applied"};
     const uint64_t bans[] = {s->fleet_bans_sent, s->fleet_bans_received, s->fleet_bans_applied};
@@ -340,7 +340,8 @@ static void metrics_render_fleet(struct metrics_text *t, const struct metrics_sl
     metrics_by_label(t, "breakwater_fleet_bans_total", "", "result", results, bans, 3);
     metrics_family(t, "breakwater_fleet_bans_dropped_total", "counter",
                    "Fleet bans dropped: malformed messages, a full backlog, refused "
-                   "by Redis, or older than the event held for the address.");
+                   "by Redis, older than the event held for the address, or decided ahead of "
+                   "this host's clock.");
     metrics_by_label(t, "breakwater_fleet_bans_dropped_total", "", "reason", drops,
                      s->fleet_bans_dropped, METRICS_FLEET_DROPS);
     metrics_family(t, "breakwater_fleet_verdict_lookups_total", "counter",

@@ -70,6 +70,7 @@ enum metrics_fleet_drop {
     METRICS_FLEET_DROP_BACKLOG,     /* Redis away too long: the oldest waiting ban */
     METRICS_FLEET_DROP_REFUSED,     /* Redis refused our PUBLISH (e.g. an ACL) */
     METRICS_FLEET_DROP_STALE,       /* older than the event held for its address */
+    METRICS_FLEET_DROP_CLOCK,       /* decided too far ahead of this host's clock */
     METRICS_FLEET_DROPS
 };
 /* What a shared-verdict lookup brought. */

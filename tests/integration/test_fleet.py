@@ -459,13 +459,23 @@ class FleetOrderTest(FleetTestCase):
         self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (z, now, now + 600000, now))
         wait_until(lambda: self.stale(b) == 3, PROPAGATION * SLOW, what="the tie refused")
         self.assertNotIn(z, self.banned(b))
+        # an event decided a day ahead of B's clock would outrank every later
+        # one for as long as B keeps it: refused, and a ban of now applies
+        w = self.net + "163"
+        self.publish("unban v2 peer-1 %s %d %d" % (w, now + 86400000, now))
+        wait_until(lambda: self.metric(b, "breakwater_fleet_bans_dropped_total",
+                                       '{reason="clock"}') == 1, PROPAGATION * SLOW,
+                   what="the future event refused")
+        self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (w, now, now + 600000, now))
+        self.wait_banned(b, w)
+        b.wait_log("ahead of this host's clock")
         # what B holds survives a restart: the old ban is still refused after it
         self.assertEqual(b.stop(), 0, b.log()[-2000:])
         b2 = self.start_host("B", daemon_name="bwB2")
         self.publish("ban v2 peer-2 %s %d %d 1 dnsbl %d" % (x, now - 1000, now + 600000, now))
         wait_until(lambda: self.stale(b2) == 1, PROPAGATION * SLOW,
                    what="the old ban refused after a restart")
-        self.assertEqual(self.banned(b2), set())
+        self.assertEqual(self.banned(b2), {w})   # put back; x stays out
 
     def test_old_ban_from_a_backlog_is_refused_by_redis(self):
         """C bans X while cut off from Redis (the ban waits in its backlog);
