@@ -479,10 +479,12 @@ class Bench:
 
     def fig_r(self):
         """the fleet: ten hosts and one Redis, at 10,000 and at 3,000 bans/s
-        made by the hosts, and 10,000 bans/s from a synthetic peer"""
+        made by the hosts, and 10,000 bans/s from a synthetic peer; then
+        three hosts through Redis Sentinel while the master is killed"""
         self.script_figure("r", ["bench/fleet.sh", "10", "10000", "5"], 300)
         self.script_figure("r3", ["bench/fleet.sh", "10", "3000", "5"], 300)
         self.script_figure("rp", ["bench/fleet.sh", "10", "10000", "5", "peer"], 300)
+        self.script_figure("rf", ["bench/fleet-failover.sh", "3", "1000", "20", "5"], 300)
 
     def fig_c(self):
         a = self.a

@@ -480,6 +480,23 @@ def write_markdown(res, path):
                             "p50 <= %s s, p99 <= %s s at %s bans/s" % (m.group(1), m.group(2),
                                                                       made.group(1)),
                             "info" if key == "r3" else p99 <= 0.1))
+    rf = res.get("rf")
+    if rf:
+        L.append("### rf. A master killed under the fleet (Redis Sentinel)\n")
+        L.append("Three hosts through `redis-sentinel://` (a master, its replica, three "
+                 "sentinels: quorum 2, down-after 1 s), 1,000 bans/s made in all; the master "
+                 "is SIGKILLed 5 s in. Sentinel promotes the replica, the hosts follow it, "
+                 "and the bans made meanwhile wait in their backlogs and go out, in order, "
+                 "on the new master.\n")
+        L.append("`%s` (exit status %s):\n" % (rf["command"], rf["status"]))
+        L.append("```")
+        L.append(rf["output"].rstrip())
+        L.append("```\n")
+        gap = re.search(r"^gap \(the longest[^:]*\): (\S+ s to \S+ s)", rf["output"], re.M)
+        targets.append(("fleet: a master killed under 1,000 bans/s (Redis Sentinel) loses no ban",
+                        "%s; gap %s" % ("nothing lost" if "lost: nothing" in rf["output"]
+                                        else "bans lost", gap.group(1) if gap else "?"),
+                        "lost: nothing" in rf["output"]))
     m = res.get("m")
     if m:
         md = m.get("md") or ""
