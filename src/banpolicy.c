@@ -8,7 +8,7 @@ enum banpolicy_action banpolicy_next(const struct store_ban *prev, double now,
                                      double seconds, unsigned reason,
                                      struct store_ban *next)
 {
-    bool active = prev != NULL && prev->until > now;
+    bool active = prev != NULL && !prev->unbanned && prev->until > now;
     double length;
 
     if (active && seconds == 0 && now - prev->last < BANPOLICY_REFRESH_MIN)

@@ -439,7 +439,7 @@ static int bans_restore_one(const struct cidr *net, const struct store_ban *ban,
     const struct conf *conf = walk->b->conf;
     double left = ban->until - walk->now;
     unsigned own = net->net.family == AF_INET ? conf->ipv4_prefix : conf->ipv6_prefix;
-    if (left >= 1 && !cidr_set_overlaps(&conf->allowlist, net) &&
+    if (left >= 1 && !ban->unbanned && !cidr_set_overlaps(&conf->allowlist, net) &&
         !(ban->peer && net->prefix < own)) {
         if (left > walk->b->conf->ban_time_max)
             left = walk->b->conf->ban_time_max;

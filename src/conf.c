@@ -790,7 +790,7 @@ static int conf_set_fleet_redis(struct conf *c, const struct conf_key *k,
         return 0;
     }
     if (strlen(value) > FLEETPROTO_URL_MAX)
-        return conf_error(what, size, "too long", value);
+        return conf_error(what, size, "too long", "(not shown: it may hold a password)");
     struct fleetproto_url url; /* a value refused leaves the old one as it was */
     if (fleetproto_url_parse(value, &url, why, sizeof why) < 0)
         return conf_error(what, size, why, "(not shown: it may hold a password)");
@@ -968,8 +968,10 @@ static int conf_set_pair(struct conf *c, char *line, const char *origin, char *e
     char *equals = strchr(line, '='), quoted[CONF_QUOTE_MAX + 4];
     char *key;
 
-    if (equals == NULL) {
-        snprintf(err, CONF_ERR_MAX, "%s: missing '=' in '%s'", origin, conf_quote(line, quoted));
+    if (equals == NULL) { /* only its first word: the rest may be a password */
+        line[strcspn(line, CONF_WHITESPACE)] = '\0';
+        snprintf(err, CONF_ERR_MAX, "%s: missing '=' after '%s'", origin,
+                 conf_quote(line, quoted));
         return -1;
     }
     *equals = '\0';

@@ -152,7 +152,7 @@ static int control_ban_line(const struct cidr *net, const struct store_ban *b, v
     struct control_conn *cc = arg;
     char text[CIDR_TEXT_MAX];
     double left = b->until - ev_now(cc->ctl->loop);
-    if (left < 1)
+    if (left < 1 || b->unbanned)
         return 0;
     cidr_format(net, text, sizeof text);
     control_say(cc, "address=%s remaining=%.0f reason=%s count=%u", text, left,

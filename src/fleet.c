@@ -36,6 +36,7 @@
 #define FLEET_KEY_MAX (FLEETPROTO_ID_MAX + 16 + ADDR_TEXT_MAX)
 #define FLEET_SCAN_COUNT "1000"
 #define FLEET_PING 5.0   /* seconds of silence on the commands link before a PING */
+#define FLEET_STABLE 10.0 /* up this long: the next reconnect is quick again */
 
 enum fleet_link_state { FLEET_DOWN, FLEET_CONNECTING, FLEET_UP };
 
@@ -48,6 +49,7 @@ struct fleet_link {
     ev_timer timer;               /* DOWN: the next try; CONNECTING: give up */
     double backoff;
     bool was_up;                  /* it came up since it was last made */
+    double up_since;              /* ev_now() when it last came up */
     unsigned inflight;            /* commands sent, replies not yet in */
     double last_reply;            /* ev_now() of the last reply */
 };
@@ -110,11 +112,15 @@ static void fleet_link_drop(struct fleet_link *l);
 static void fleet_master_lost(struct fleet *f);
 static bool fleet_readonly(const redisReply *reply);
 
-/* fleet_link_retry - down: try again after the back-off */
+/* fleet_link_retry - down: try again after the back-off (which starts
+ * over only after the link stayed up FLEET_STABLE seconds: a Redis that
+ * hangs up right after each connect is not a reconnect loop) */
 static void fleet_link_retry(struct fleet_link *l)
 {
     struct fleet *f = l->f;
     bool was_up = l->was_up;
+    if (was_up && ev_now(f->loop) - l->up_since >= FLEET_STABLE)
+        l->backoff = FLEET_RETRY_MIN;
     l->state = FLEET_DOWN;
     l->ac = NULL;
     l->inflight = 0;
@@ -231,15 +237,19 @@ static void fleet_publish_cb(redisAsyncContext *ac, void *r, void *priv)
  * address's key holds a newer event (fleetproto_event_older(), here in
  * Lua: AT_MS is the fifth word of a v2 message), the message becomes the
  * key's value (for hosts that start later) and goes out on the channel.
- * Returns 1, or 0 when the held event is newer. KEYS[1] the ban key;
- * ARGV: message, AT_MS, 1 for an unban, the key's life in ms, channel. */
+ * A held event more than BANS_CLOCK_AHEAD_MAX ahead of the publisher's
+ * clock, or a key that is not a string, counts as none (the hosts refuse
+ * such a time too: it must not lock an address). Returns 1, or 0 when the
+ * held event is newer. KEYS[1] the ban key; ARGV: message, AT_MS, 1 for
+ * an unban, the key's life in ms, channel, the latest AT_MS believable. */
 static const char fleet_publish_script[] =
-    "local held = redis.call('GET', KEYS[1]) "
-    "if held then "
+    "local held = redis.pcall('GET', KEYS[1]) "
+    "if type(held) == 'string' then "
     "  local kind, at = string.match(held, '^(%a+) v2 %S+ %S+ (%d+)') "
     "  at = tonumber(at) "
     "  local new = tonumber(ARGV[2]) "
-    "  if at and (new < at or (new == at and ARGV[3] == '0' and kind == 'unban')) then "
+    "  if at and at <= tonumber(ARGV[6]) and "
+    "     (new < at or (new == at and ARGV[3] == '0' and kind == 'unban')) then "
     "    return 0 "
     "  end "
     "end "
@@ -268,9 +278,12 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     uint64_t now = b->sent_ms;
     long long life = b->kind == FLEETPROTO_UNBAN ? (long long)f->unban_keep_ms
                      : b->until_ms > now ? (long long)(b->until_ms - now) : 1;
-    if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "EVAL %s 1 %s %b %llu %d %lld %s",
+    unsigned long long believable = now;
+    believable += fleet_ms(BANS_CLOCK_AHEAD_MAX);
+    if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "EVAL %s 1 %s %b %llu %d %lld %s %llu",
                     fleet_publish_script, key, msg, (size_t)len,
-                    (unsigned long long)b->at_ms, b->kind == FLEETPROTO_UNBAN, life, channel)) {
+                    (unsigned long long)b->at_ms, b->kind == FLEETPROTO_UNBAN, life, channel,
+                    believable)) {
         free(sent);
         return false;
     }
@@ -522,7 +535,7 @@ static void fleet_link_up(struct fleet_link *l)
     ev_timer_stop(f->loop, &l->timer);
     l->state = FLEET_UP;
     l->was_up = true;
-    l->backoff = FLEET_RETRY_MIN;
+    l->up_since = ev_now(f->loop);
     l->last_reply = ev_now(f->loop);
     if (l != &f->cmd)
         return;
@@ -547,7 +560,7 @@ static void fleet_link_up(struct fleet_link *l)
 }
 
 /* fleet_role_cb - ROLE answered on a link to the master the sentinels
- * named: only a master is written to */
+ * named: only a master is written to or listened to */
 static void fleet_role_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct fleet_link *l = fleet_replied(ac);
@@ -559,6 +572,10 @@ static void fleet_role_cb(redisAsyncContext *ac, void *r, void *priv)
         reply->element[0]->type == REDIS_REPLY_STRING &&
         strcmp(reply->element[0]->str, "master") == 0) {
         fleet_link_up(l);
+        return;
+    }
+    if (l != &l->f->cmd) { /* the channel: again later (the commands link says why) */
+        fleet_link_drop(l);
         return;
     }
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
@@ -584,7 +601,7 @@ static void fleet_connect_cb(const redisAsyncContext *ac, int status)
         fleet_link_retry(l); /* hiredis frees the context */
         return;
     }
-    if (f->sentinel == NULL || l != &f->cmd)
+    if (f->sentinel == NULL)
         fleet_link_up(l);
     /* else up once ROLE says master (the connect timer bounds the wait) */
 }
@@ -678,19 +695,23 @@ static void fleet_link_connect(struct fleet_link *l)
     if (f->url.db != 0)
         redisAsyncCommand(ac, fleet_auth_cb, "SELECT", "SELECT %u", f->url.db);
     l->inflight = (f->url.password[0] != '\0') + (f->url.db != 0);
-    if (f->sentinel != NULL && l == &f->cmd && redisAsyncCommand(ac, fleet_role_cb, NULL,
-                                                                 "ROLE") == REDIS_OK)
+    /* through sentinels, only a master is used: its word first, on both
+     * links (before SUBSCRIBE: nothing a replica says is read) */
+    if (f->sentinel != NULL && redisAsyncCommand(ac, fleet_role_cb, NULL, "ROLE") == REDIS_OK)
         l->inflight++;
     if (l->subscriber)
         redisAsyncCommand(ac, fleet_message_cb, NULL, "SUBSCRIBE %s:bans", f->name);
 }
 
 /* fleet_master_named - a sentinel's answer: the links go there (and the
- * commands link checks it with ROLE) unless they are up there already */
+ * commands link checks it with ROLE) unless they are up there already; a
+ * new address is connected to at once, the same one again only where a
+ * link is down and at the pace of its back-off */
 static void fleet_master_named(void *arg, const char *addr, uint16_t port)
 {
     struct fleet *f = arg;
-    if (strcmp(addr, f->addr) == 0 && port == f->port && f->cmd.state == FLEET_UP) {
+    bool moved = strcmp(addr, f->addr) != 0 || port != f->port;
+    if (!moved && f->cmd.state == FLEET_UP) {
         sentinel_confirm(f->sentinel);
         return;
     }
@@ -699,6 +720,8 @@ static void fleet_master_named(void *arg, const char *addr, uint16_t port)
     struct fleet_link *links[] = {&f->cmd, &f->sub};
     for (int i = 0; i < (f->listen ? 2 : 1); i++) {
         struct fleet_link *l = links[i];
+        if (!moved && l != &f->cmd)
+            continue; /* the channel keeps its own pace */
         if (l->ac != NULL) { /* let go without a word to the sentinels */
             l->ac->data = NULL;
             redisAsyncFree(l->ac);
@@ -706,7 +729,9 @@ static void fleet_master_named(void *arg, const char *addr, uint16_t port)
         }
         l->state = FLEET_DOWN;
         l->was_up = false;
-        l->backoff = FLEET_RETRY_MIN;
+        if (moved)
+            l->backoff = FLEET_RETRY_MIN;
+        ev_timer_stop(f->loop, &l->timer);
         fleet_link_connect(l);
     }
     if (f->scanning) { /* the old link's replies will not come */
@@ -753,124 +778,6 @@ int fleet_resolve(const char *host, char *out, size_t size, char *err, size_t er
     freeaddrinfo(res);
     addr_format(&a, out, size);
     return 0;
-}
-
-/* fleet_probe_command - one command, blocking (the probe's): NULL when
- * there was no answer */
-static redisReply *fleet_probe_auth(redisContext *c, const char *user, const char *password)
-{
-    if (password[0] == '\0')
-        return redisCommand(c, "PING");
-    if (user[0] != '\0')
-        return redisCommand(c, "AUTH %s %s", user, password);
-    return redisCommand(c, "AUTH %s", password);
-}
-
-/* fleet_probe_redis - AUTH and SELECT on the Redis at addr:port, blocking */
-static int fleet_probe_redis(const struct fleetproto_url *url, const char *addr, uint16_t port,
-                             char *err, size_t errsize)
-{
-    struct timeval tv = {(time_t)FLEET_PROBE_TIMEOUT, 0};
-    redisContext *c = redisConnectWithTimeout(addr, port, tv);
-    if (c == NULL || c->err) {
-        log_warning("fleet_redis %s:%u: not reachable now (%s): going on alone until it is",
-                    addr, port, c ? c->errstr : "out of memory");
-        if (c != NULL)
-            redisFree(c);
-        return 0;
-    }
-    redisSetTimeout(c, tv);
-    const char *step = url->password[0] != '\0' ? "AUTH" : "PING";
-    redisReply *r = fleet_probe_auth(c, url->user, url->password);
-    if (r != NULL && r->type != REDIS_REPLY_ERROR && url->db != 0) {
-        freeReplyObject(r);
-        step = "SELECT";
-        r = redisCommand(c, "SELECT %u", url->db);
-    }
-    int status = 0;
-    if (r == NULL) {
-        log_warning("fleet_redis %s:%u: no answer to %s (%s): going on alone until it answers",
-                    addr, port, step, c->errstr);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errsize, "fleet_redis %s:%u: Redis refused %s%s%s: %s", addr, port,
-                 step, strcmp(step, "AUTH") == 0 && url->user[0] ? " for user " : "",
-                 strcmp(step, "AUTH") == 0 ? url->user : "", r->str);
-        status = -1;
-    }
-    if (r != NULL)
-        freeReplyObject(r);
-    redisFree(c);
-    return status;
-}
-
-/* fleet_probe_sentinels - the first sentinel that answers names the
- * master, which is probed; a password a sentinel refuses is an error */
-static int fleet_probe_sentinels(const struct conf *conf, char *err, size_t errsize)
-{
-    const struct fleetproto_url *url = &conf->fleet_redis;
-    const char *auth = conf->fleet_sentinel_password, *colon = strchr(auth, ':');
-    char user[128] = "", addr[ADDR_TEXT_MAX];
-    if (colon != NULL && (size_t)(colon - auth) < sizeof user)
-        snprintf(user, sizeof user, "%.*s", (int)(colon - auth), auth);
-    const char *password = colon ? colon + 1 : auth;
-    struct timeval tv = {(time_t)FLEET_PROBE_TIMEOUT, 0};
-    for (unsigned i = 0; i < url->sentinels; i++) {
-        if (fleet_resolve(url->sentinel[i].host, addr, sizeof addr, err, errsize) < 0)
-            return -1;
-        redisContext *c = redisConnectWithTimeout(addr, url->sentinel[i].port, tv);
-        if (c == NULL || c->err) {
-            if (c != NULL)
-                redisFree(c);
-            continue;
-        }
-        redisSetTimeout(c, tv);
-        redisReply *r = fleet_probe_auth(c, user, password);
-        int status = 0;
-        if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errsize, "fleet_redis: sentinel %s:%u refused %s%s: %s", addr,
-                     url->sentinel[i].port, password[0] ? "fleet_sentinel_password" : "PING",
-                     password[0] ? "" : " (does it need fleet_sentinel_password?)", r->str);
-            status = -1;
-        }
-        if (r != NULL) {
-            freeReplyObject(r);
-            r = status == 0 ? redisCommand(c, "SENTINEL get-master-addr-by-name %s", url->master)
-                            : NULL;
-        }
-        char master[ADDR_TEXT_MAX];
-        uint16_t port = 0;
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[0]->type == REDIS_REPLY_STRING &&
-            r->element[1]->type == REDIS_REPLY_STRING) {
-            struct addr a;
-            long p = strtol(r->element[1]->str, NULL, 10);
-            if (addr_parse(r->element[0]->str, &a) == 0 && p > 0 && p < 65536) {
-                addr_format(&a, master, sizeof master);
-                port = (uint16_t)p;
-            }
-        }
-        if (r != NULL)
-            freeReplyObject(r);
-        redisFree(c);
-        if (status < 0)
-            return -1;
-        if (port != 0)
-            return fleet_probe_redis(url, master, port, err, errsize);
-    }
-    log_warning("fleet_redis: no sentinel names master %s now: going on alone until one does",
-                url->master);
-    return 0;
-}
-
-int fleet_probe(const struct conf *conf, char *err, size_t errsize)
-{
-    const struct fleetproto_url *url = &conf->fleet_redis;
-    char addr[ADDR_TEXT_MAX];
-    if (url->sentinels > 0)
-        return fleet_probe_sentinels(conf, err, errsize);
-    if (fleet_resolve(url->redis.host, addr, sizeof addr, err, errsize) < 0)
-        return -1;
-    return fleet_probe_redis(url, addr, url->redis.port, err, errsize);
 }
 
 struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool listen,

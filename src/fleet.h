@@ -3,8 +3,8 @@
  * (fleet_redis), with hiredis on the libev loop: Redis never blocks the
  * loop, every request that a decision waits for has a bounded wait.
  *
- *   fleet_probe()       at start, before serving: reach Redis once (a
- *                       blocking connect, at most FLEET_PROBE_TIMEOUT) so
+ *   fleet_probe()       at start, before serving: reach Redis once
+ *                       (fleet_probe.c: blocking, within one deadline) so
  *                       that a refused password is a clear start error;
  *                       Redis unreachable is only a warning
  *   fleet_new()         the links: one for commands, and (listen = true,

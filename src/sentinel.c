@@ -46,13 +46,18 @@ struct sentinel {
     unsigned tried;              /* sentinels tried in this round */
     redisAsyncContext *query;
     ev_timer query_timer;
-    ev_timer retry;              /* the next round, after a round that found nothing */
-    double backoff;
+    ev_timer retry;              /* the next round, when one is due but too soon */
+    double backoff;              /* the least time between two rounds' starts */
+    double round_started, confirmed_at;
+    ev_timer switch_timer;       /* news of a switch waiting for its turn */
+    double switched_at;          /* when news of a switch was last acted upon */
+    char switch_addr[ADDR_TEXT_MAX];
+    uint16_t switch_port;        /* 0: no news waiting */
     redisAsyncContext *watch;
     unsigned watching;           /* the sentinel watch is (being) subscribed on */
     ev_timer watch_timer;        /* subscribe again after the watch link went */
     char via[ADDR_TEXT_MAX + 8];
-    struct log_limit peer_log, round_log;
+    struct log_limit peer_log, round_log, switch_log;
 };
 
 static void sentinel_query(struct sentinel *s);
@@ -94,9 +99,8 @@ static void sentinel_next(struct sentinel *s)
     sentinel_query(s);
 }
 
-/* sentinel_endpoint_parse - an address literal and a port from a sentinel */
-static bool sentinel_endpoint_parse(const char *addr_text, const char *port_text,
-                                    char *addr, uint16_t *port)
+bool sentinel_answer_parse(const char *addr_text, const char *port_text, char *addr,
+                           uint16_t *port)
 {
     struct addr a;
     char *end;
@@ -131,7 +135,7 @@ static void sentinel_master_cb(redisAsyncContext *ac, void *r, void *priv)
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING &&
-        sentinel_endpoint_parse(reply->element[0]->str, reply->element[1]->str, addr, &port)) {
+        sentinel_answer_parse(reply->element[0]->str, reply->element[1]->str, addr, &port)) {
         ev_timer_stop(s->loop, &s->query_timer);
         sentinel_let_go(&s->query);
         sentinel_propose(s, s->current, addr, port);
@@ -215,9 +219,7 @@ static void sentinel_query(struct sentinel *s)
         log_limited(&s->round_log, ev_now(s->loop), LOG_LEVEL_WARNING,
                     "fleet_redis: none of the %u sentinels named a master %s that answers as "
                     "one: going on alone, asking again", s->count, s->master);
-        ev_timer_set(&s->retry, s->backoff, 0.);
-        ev_timer_start(s->loop, &s->retry);
-        s->backoff = s->backoff * 2 > SENTINEL_RETRY_MAX ? SENTINEL_RETRY_MAX : s->backoff * 2;
+        sentinel_ask(s); /* paced: after the back-off */
         return;
     }
     s->query = sentinel_connect(s, s->current, sentinel_query_connect_cb);
@@ -235,7 +237,20 @@ static void sentinel_query(struct sentinel *s)
 void sentinel_ask(struct sentinel *s)
 {
     if (s->asking || ev_is_active(&s->retry))
-        return; /* under way, or after the back-off */
+        return; /* under way, or due after the back-off */
+    double now = ev_now(s->loop);
+    if (s->confirmed_at > 0 && now - s->confirmed_at >= SENTINEL_STABLE)
+        s->backoff = SENTINEL_RETRY_MIN; /* the last master held: no loop to brake */
+    s->confirmed_at = 0;
+    double wait = s->round_started + s->backoff - now;
+    if (s->round_started > 0 && wait > 0) {
+        ev_timer_set(&s->retry, wait, 0.);
+        ev_timer_start(s->loop, &s->retry);
+        return;
+    }
+    if (s->round_started > 0) /* a round soon after another: the next waits longer */
+        s->backoff = s->backoff * 2 > SENTINEL_RETRY_MAX ? SENTINEL_RETRY_MAX : s->backoff * 2;
+    s->round_started = now;
     s->asking = true;
     s->proposed = false;
     s->tried = 0;
@@ -254,6 +269,31 @@ static void sentinel_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop, (void)revents;
     sentinel_ask(w->data);
+}
+
+/* sentinel_switch - act on the news of a failover waiting in s */
+static void sentinel_switch(struct sentinel *s)
+{
+    log_limited(&s->switch_log, ev_now(s->loop), LOG_LEVEL_INFO,
+                "fleet_redis: sentinel %s: %s moved to %s:%u", s->via[0] ? s->via : "?",
+                s->master, s->switch_addr, s->switch_port);
+    s->switched_at = ev_now(s->loop);
+    ev_timer_stop(s->loop, &s->query_timer); /* the news wins over a query under way */
+    sentinel_let_go(&s->query);
+    ev_timer_stop(s->loop, &s->retry);
+    s->asking = true;
+    s->tried = 0;
+    uint16_t port = s->switch_port;
+    s->switch_port = 0;
+    sentinel_propose(s, s->watching, s->switch_addr, port);
+}
+
+static void sentinel_switch_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sentinel *s = w->data;
+    (void)loop, (void)revents;
+    if (s->switch_port != 0)
+        sentinel_switch(s);
 }
 
 /* sentinel_switch_cb - the watch link's messages: a failover's news */
@@ -276,16 +316,19 @@ static void sentinel_switch_cb(redisAsyncContext *ac, void *r, void *priv)
     for (char *save = NULL, *t = strtok_r(text, " ", &save); t != NULL && n < 6;
          t = strtok_r(NULL, " ", &save))
         w[n++] = t;
-    if (n != 5 || strcmp(w[0], s->master) != 0 || !sentinel_endpoint_parse(w[3], w[4], addr, &port))
+    if (n != 5 || strcmp(w[0], s->master) != 0 || !sentinel_answer_parse(w[3], w[4], addr, &port))
         return;
-    log_info("fleet_redis: sentinel %s: %s moved to %s", s->via[0] ? s->via : "?", s->master,
-             w[3]);
-    ev_timer_stop(s->loop, &s->query_timer); /* the news wins over a query under way */
-    sentinel_let_go(&s->query);
-    ev_timer_stop(s->loop, &s->retry);
-    s->asking = true;
-    s->tried = 0;
-    sentinel_propose(s, s->watching, addr, port);
+    memcpy(s->switch_addr, addr, sizeof s->switch_addr);
+    s->switch_port = port;
+    double wait = s->switched_at + SENTINEL_SWITCH_MIN - ev_now(s->loop);
+    if (s->switched_at > 0 && wait > 0) { /* the latest news, in its turn */
+        if (!ev_is_active(&s->switch_timer)) {
+            ev_timer_set(&s->switch_timer, wait, 0.);
+            ev_timer_start(s->loop, &s->switch_timer);
+        }
+        return;
+    }
+    sentinel_switch(s);
 }
 
 static void sentinel_watch_lost(struct sentinel *s)
@@ -336,7 +379,7 @@ void sentinel_confirm(struct sentinel *s)
 {
     s->asking = false;
     s->proposed = false;
-    s->backoff = SENTINEL_RETRY_MIN;
+    s->confirmed_at = ev_now(s->loop);
     ev_timer_stop(s->loop, &s->retry);
     if (s->watch == NULL && !ev_is_active(&s->watch_timer))
         sentinel_subscribe(s, s->current);
@@ -377,6 +420,8 @@ struct sentinel *sentinel_new(struct ev_loop *loop, const struct fleetproto_url 
     s->retry.data = s;
     ev_init(&s->watch_timer, sentinel_watch_timer_cb);
     s->watch_timer.data = s;
+    ev_init(&s->switch_timer, sentinel_switch_timer_cb);
+    s->switch_timer.data = s;
     return s;
 }
 
@@ -387,6 +432,7 @@ void sentinel_free(struct sentinel *s)
     ev_timer_stop(s->loop, &s->query_timer);
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->watch_timer);
+    ev_timer_stop(s->loop, &s->switch_timer);
     redisAsyncContext *contexts[] = {s->query, s->watch};
     for (int i = 0; i < 2; i++) {
         if (contexts[i] != NULL) {

@@ -18,9 +18,13 @@
  *
  * A sentinel that does not answer (within SENTINEL_WAIT), refuses the
  * password, does not know the master's name, or answers something that is
- * not an address and port, is skipped. When every sentinel was tried, the
- * round starts again after a back-off (SENTINEL_RETRY_MIN doubling to
- * SENTINEL_RETRY_MAX), and that is logged once per FLEET_LOG_INTERVAL.
+ * not an address and port, is skipped. Rounds are paced: one starts at
+ * least the back-off after the one before (SENTINEL_RETRY_MIN doubling to
+ * SENTINEL_RETRY_MAX, back to the minimum once a master stayed confirmed
+ * SENTINEL_STABLE seconds), so a master that hangs up or refuses writes
+ * right after ROLE cannot make a reconnect loop; a round that tried every
+ * sentinel is logged once per FLEET_LOG_INTERVAL. +switch-master news is
+ * acted upon at most once per SENTINEL_SWITCH_MIN (the latest wins).
  * Words from a sentinel are untrusted: an answer is used only when it is
  * an IP address literal and a port; a +switch-master message only when it
  * names our master and parses the same way.
@@ -29,6 +33,7 @@
 #define BREAKWATER_SENTINEL_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +42,8 @@
 #define SENTINEL_WAIT 2.0
 #define SENTINEL_RETRY_MIN 0.25
 #define SENTINEL_RETRY_MAX 2.0
+#define SENTINEL_STABLE 10.0   /* a master confirmed this long: rounds start quick again */
+#define SENTINEL_SWITCH_MIN 1.0 /* seconds between two +switch-master acted upon */
 
 struct sentinel;
 
@@ -50,6 +57,10 @@ struct sentinel *sentinel_new(struct ev_loop *loop, const struct fleetproto_url 
 void sentinel_ask(struct sentinel *s);
 void sentinel_confirm(struct sentinel *s);
 void sentinel_reject(struct sentinel *s);
+/* An address literal and a port from a sentinel: true and addr (text
+ * form, ADDR_TEXT_MAX bytes) and port set, or false. */
+bool sentinel_answer_parse(const char *addr_text, const char *port_text, char *addr,
+                           uint16_t *port);
 /* "ADDRESS:PORT" of the sentinel whose answer is in use; "" before one */
 const char *sentinel_via(const struct sentinel *s);
 void sentinel_free(struct sentinel *s);

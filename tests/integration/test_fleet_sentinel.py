@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import textwrap
 import time
 
 import harness
@@ -26,35 +25,7 @@ MASTER = "mx"
 SENTINEL_PASSWORD = "sentinel-secret-2"
 SENTINEL_PORTS = (26379, 26380, 26381)
 
-# A sentinel that lies: it names the replica as the master. (A real
-# sentinel cannot be made to lie on purpose; this one speaks just enough
-# RESP for a client: AUTH, SENTINEL get-master-addr-by-name, SUBSCRIBE.)
-LIAR = textwrap.dedent("""
-    import socket, sys, threading
-    host, port, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    def bulk(s): return b"$%d\\r\\n%s\\r\\n" % (len(s), s.encode())
-    def serve(c):
-        f = c.makefile("rb")
-        try:
-            while True:
-                line = f.readline()
-                if not line.startswith(b"*"): return
-                args = []
-                for _ in range(int(line[1:])):
-                    n = int(f.readline()[1:]); args.append(f.read(n + 2)[:-2].decode())
-                cmd = args[0].upper()
-                if cmd == "AUTH": c.sendall(b"+OK\\r\\n")
-                elif cmd == "SENTINEL":
-                    c.sendall(b"*2\\r\\n" + bulk(target) + bulk("6379"))
-                elif cmd == "SUBSCRIBE":
-                    c.sendall(b"*3\\r\\n" + bulk("subscribe") + bulk(args[1]) + b":1\\r\\n")
-                else: c.sendall(b"-ERR unknown\\r\\n")
-        except (OSError, ValueError): return
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port)); s.listen(16)
-    while True:
-        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-""")
+HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostile_resp.py")
 
 
 class SentinelTestCase(FleetTestCase):
@@ -149,6 +120,19 @@ class SentinelTestCase(FleetTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return dict(line.split(" ", 1) for line in p.stdout.splitlines() if " " in line)
 
+    def hostile(self, port, mode, target="", arg=""):
+        """A hostile RESP peer (hostile_resp.py) at .1:port; returns a
+        function counting the connections it accepted."""
+        log = os.path.join(self.tmp, "hostile-%d.log" % port)
+        p = subprocess.Popen(self.H.argv(["python3", HOSTILE, self.net + "1", str(port), mode,
+                                          log, target, arg]),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        wait_until(lambda: os.path.exists(log) and "listening" in open(log).read(), 10 * SLOW,
+                   what="the hostile peer at :%d listening" % port)
+        return lambda: open(log).read().count("accept")
+
     def ctl_ban(self, d, addr):
         p = self.run_bw(["ctl", "-c", d.confpath, "ban", addr, "10m"])
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -222,14 +206,7 @@ class SentinelPeersTest(SentinelTestCase):
         self.start_replica()
         self.start_sentinels()
         liar_port, dead_port = 26391, 26390
-        p = subprocess.Popen(self.H.argv(["python3", "-c", LIAR, self.net + "1", str(liar_port),
-                                          self.net + "2"]),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        self._cleanups_extra.append(lambda: harness.stop_process(p))
-        probe = "import socket; socket.create_connection(('%s1', %d), 1)" % (self.net, liar_port)
-        wait_until(lambda: self.H.run(["python3", "-c", probe]).returncode == 0, 10 * SLOW,
-                   what="the lying sentinel listening")
+        self.hostile(liar_port, "sentinel", self.net + "2:6379")
         # the first is down, the second names the replica, the third tells the truth
         url = self.sentinel_url((dead_port, liar_port, SENTINEL_PORTS[0]))
         a = self.start_sentinel_host("A", url=url)
@@ -267,3 +244,53 @@ class SentinelPeersTest(SentinelTestCase):
         self.refuse(a, self.net + "101")
         self.wait_banned(a, self.net + "101")
         self.assertTrue(a.alive())
+
+
+class HostileSentinelTest(SentinelTestCase):
+    """Peers that answer like a sentinel or a master but misbehave: the
+    host's reconnections stay paced, its start is not held."""
+
+    def test_switch_master_flood_is_paced(self):
+        masters = [self.hostile(7001, "sentinel", "0:0"), self.hostile(7002, "sentinel", "0:0")]
+        self.hostile(26400, "switch-flood", self.net + "1:7001", "20000")
+        a = self.start_sentinel_host("A", url=self.sentinel_url((26400,)))
+        time.sleep(6 * SLOW)
+        connects = sum(count() for count in masters)
+        # one switch acted upon a second at most: two links each
+        self.assertLess(connects, 6 * SLOW * 2 + 6, "%d connections in %ds" % (connects, 6 * SLOW))
+        self.assertLessEqual(a.log().count("moved to"), 2)
+        self.assertTrue(a.alive())
+
+    def test_readonly_master_is_not_a_reconnect_loop(self):
+        master = self.hostile(7004, "readonly")
+        self.hostile(26401, "sentinel", self.net + "1:7004")
+        a = self.start_sentinel_host("A", url=self.sentinel_url((26401,)))
+        self.ctl_ban(a, "198.51.100.5")     # refused READONLY: back to the backlog, again
+        time.sleep(1)
+        before = master()
+        time.sleep(10)
+        self.assertLess(master() - before, 20, "reconnections to a READONLY master not paced")
+        a.wait_log("refused a write as a replica")
+        self.assertEqual(self.metric(a, "breakwater_fleet_bans_dropped_total",
+                                     '{reason="refused"}'), 0)
+
+    def test_master_hanging_up_after_role_is_not_a_loop(self):
+        master = self.hostile(7005, "hangup")
+        self.hostile(26402, "sentinel", self.net + "1:7005")
+        self.start_sentinel_host("A", url=self.sentinel_url((26402,)), expect_start=False)
+        time.sleep(2)
+        before = master()
+        time.sleep(10)
+        self.assertLess(master() - before, 20, "reconnections to a master that hangs up")
+
+    def test_dripping_sentinel_does_not_hold_the_start(self):
+        self.start_sentinels()
+        self.hostile(26403, "drip", "0:0")
+        t0 = time.monotonic()
+        a = self.start_sentinel_host("A", url=self.sentinel_url((26403, SENTINEL_PORTS[0])),
+                                     expect_start=False)
+        a.wait_listening(timeout=15 * SLOW)
+        waited = time.monotonic() - t0
+        self.assertLess(waited, 5 + 4 * SLOW, "the start waited %.1fs for the probe" % waited)
+        a.wait_log("fleet: connected to Redis at %s1:6379" % re.escape(self.net),
+                   timeout=10 * SLOW)

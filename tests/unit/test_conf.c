@@ -473,8 +473,10 @@ static void test_file_errors(void **state)
     static const struct { const char *text; const char *message; } cases[] = {
         {"log_level = info\n# c\n\ndnsbl_timeout = 5x\n", ":4: dnsbl_timeout: not a duration: '5x'"},
         {"\nfoo = 1\n", ":2: unknown key 'foo'"},
-        {"a\nb\n", ":1: missing '=' in 'a'"},
-        {"log_level = info\n\nlisten\n", ":3: missing '=' in 'listen'"},
+        {"a\nb\n", ":1: missing '=' after 'a'"},
+        {"log_level = info\n\nlisten\n", ":3: missing '=' after 'listen'"},
+        /* the words after the first may be a password: not repeated */
+        {"fleet_sentinel_password s3cr3t\n", ":1: missing '=' after 'fleet_sentinel_password'"},
         {"= 5\n", ":1: missing key before '='"},
         {"max_connections = 0 # none\n", ":1: max_connections: out of range 1..10000000: '0'"},
     };
@@ -572,7 +574,7 @@ static void test_option_overrides(void **state)
     assert_string_equal(err, "-o: max_connections: not a number: 'abc'");
     assert_int_equal(c.max_connections, 400);
     assert_int_equal(conf_set_option(&c, "max_connections", err), -1);
-    assert_string_equal(err, "-o: missing '=' in 'max_connections'");
+    assert_string_equal(err, "-o: missing '=' after 'max_connections'");
     assert_int_equal(conf_set_option(&c, "=5", err), -1);
     assert_string_equal(err, "-o: missing key before '='");
     assert_int_equal(conf_set_option(&c, "foo=1", err), -1);
