@@ -196,7 +196,10 @@ int fleet_probe(const struct conf *conf, char *err, size_t errsize)
             return -1;
         }
     }
-    if (refused[0] != '\0') { /* nothing usable, and a password refused */
+    /* nothing usable and a password refused: an error, unless the deadline
+     * came first (a hostile sentinel refusing late must not crowd out an
+     * honest one listed after it) */
+    if (refused[0] != '\0' && fleet_probe_clock() < deadline) {
         snprintf(err, errsize, "%s", refused);
         return -1;
     }
