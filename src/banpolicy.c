@@ -30,5 +30,7 @@ enum banpolicy_action banpolicy_next(const struct store_ban *prev, double now,
     next->last = now;
     next->until = now + length;
     next->reason = (unsigned char)reason;
+    next->peer = false;      /* a ban decided here */
+    next->unbanned = false;
     return BANPOLICY_BAN;
 }
