@@ -281,11 +281,6 @@ static void bans_unban_one(struct bans *b, const struct cidr *net)
         fleet_unban(b->fleet, net, now);
 }
 
-static uint64_t bans_ms(double seconds)
-{
-    return seconds > 0 ? (uint64_t)(seconds * 1000 + 0.5) : 0;
-}
-
 enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *m)
 {
     struct bans *b = arg;
@@ -297,12 +292,12 @@ enum fleet_taken bans_peer(void *arg, const struct fleetproto_ban *m)
         return FLEET_IGNORED;
     /* a time well ahead of this host's clock would outrank every event
      * after it for as long as the record lives */
-    if (m->at_ms > bans_ms(ev_now(b->loop) + BANS_CLOCK_AHEAD_MAX))
+    if (m->at_ms > fleetproto_ms(ev_now(b->loop) + BANS_CLOCK_AHEAD_MAX))
         return FLEET_CLOCK;
     struct store_ban prev;
     bool known = store_ban_get(b->store, net, &prev);
     bool unban = m->kind == FLEETPROTO_UNBAN;
-    if (known && fleetproto_event_older(m->at_ms, unban, bans_ms(prev.last), prev.unbanned))
+    if (known && fleetproto_event_older(m->at_ms, unban, fleetproto_ms(prev.last), prev.unbanned))
         return FLEET_STALE; /* what is held here came after it */
     double at = (double)m->at_ms / 1000.0;
     if (unban) {

@@ -96,11 +96,6 @@ struct fleet {
     struct log_limit link_log, drop_log, backlog_log, flush_log;
 };
 
-static uint64_t fleet_ms(double seconds)
-{
-    return seconds > 0 ? (uint64_t)(seconds * 1000 + 0.5) : 0;
-}
-
 static void fleet_connected_gauge(struct fleet *f)
 {
     if (f->metrics != NULL)
@@ -279,7 +274,7 @@ static bool fleet_publish(struct fleet *f, const struct fleetproto_ban *b)
     long long life = b->kind == FLEETPROTO_UNBAN ? (long long)f->unban_keep_ms
                      : b->until_ms > now ? (long long)(b->until_ms - now) : 1;
     unsigned long long believable = now;
-    believable += fleet_ms(BANS_CLOCK_AHEAD_MAX);
+    believable += fleetproto_ms(BANS_CLOCK_AHEAD_MAX);
     if (!fleet_send(&f->cmd, fleet_publish_cb, sent, "EVAL %s 1 %s %b %llu %d %lld %s %llu",
                     fleet_publish_script, key, msg, (size_t)len,
                     (unsigned long long)b->at_ms, b->kind == FLEETPROTO_UNBAN, life, channel,
@@ -352,7 +347,7 @@ static bool fleet_waiting_bans(const struct fleet *f)
  * the ones made while it was away) */
 static void fleet_backlog_flush(struct fleet *f)
 {
-    uint64_t now = fleet_ms(ev_time());
+    uint64_t now = fleetproto_ms(ev_time());
     size_t done = fleet_queue_publish(f, &f->returned, now);
     if (f->returned.len == 0)
         done += fleet_queue_publish(f, &f->backlog, now);
@@ -618,17 +613,24 @@ static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
     fleet_link_retry(l);
 }
 
-/* fleet_link_drop - end a link from our side (also from one of its own
- * callbacks: hiredis frees the context once that returns); its pending
- * callbacks run without the link */
+/* fleet_link_close - let go of a link's context from our side (also from
+ * one of its own callbacks: hiredis frees it once that returns); its
+ * pending callbacks run without the link. True when there was one. */
+static bool fleet_link_close(struct fleet_link *l)
+{
+    if (l->ac == NULL)
+        return false;
+    l->ac->data = NULL;
+    redisAsyncFree(l->ac);
+    l->ac = NULL;
+    return true;
+}
+
+/* fleet_link_drop - end a link from our side, and try again */
 static void fleet_link_drop(struct fleet_link *l)
 {
-    redisAsyncContext *ac = l->ac;
-    if (ac == NULL)
-        return;
-    ac->data = NULL;
-    redisAsyncFree(ac);
-    fleet_link_retry(l);
+    if (fleet_link_close(l))
+        fleet_link_retry(l);
 }
 
 /* fleet_master_lost - Redis answered as a replica: the master moved */
@@ -722,11 +724,7 @@ static void fleet_master_named(void *arg, const char *addr, uint16_t port)
         struct fleet_link *l = links[i];
         if (!moved && l != &f->cmd)
             continue; /* the channel keeps its own pace */
-        if (l->ac != NULL) { /* let go without a word to the sentinels */
-            l->ac->data = NULL;
-            redisAsyncFree(l->ac);
-            l->ac = NULL;
-        }
+        fleet_link_close(l); /* without a word to the sentinels */
         l->state = FLEET_DOWN;
         l->was_up = false;
         if (moved)
@@ -791,7 +789,7 @@ struct fleet *fleet_new(struct ev_loop *loop, const struct conf *conf, bool list
     f->loop = loop;
     f->url = conf->fleet_redis;
     f->listen = listen;
-    f->unban_keep_ms = fleet_ms(conf->ban_time_max);
+    f->unban_keep_ms = fleetproto_ms(conf->ban_time_max);
     snprintf(f->name, sizeof f->name, "%s", conf->fleet_name);
     snprintf(f->id, sizeof f->id, "%s", conf->fleet_host_id);
     f->on_ban = on_ban;
@@ -840,10 +838,10 @@ void fleet_set_metrics(struct fleet *f, struct metrics_slot *metrics)
 void fleet_ban(struct fleet *f, const struct cidr *net, double at, double until, uint32_t count,
                uint8_t reason)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .net = *net, .at_ms = fleet_ms(at),
-                               .until_ms = fleet_ms(until),
+    struct fleetproto_ban b = {.kind = FLEETPROTO_BAN, .net = *net, .at_ms = fleetproto_ms(at),
+                               .until_ms = fleetproto_ms(until),
                                .count = count ? count : 1, .reason = reason,
-                               .sent_ms = fleet_ms(ev_time())};
+                               .sent_ms = fleetproto_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b)) /* in order, after the waiting */
         fleet_queue_push(f, &f->backlog, &b);
@@ -851,8 +849,8 @@ void fleet_ban(struct fleet *f, const struct cidr *net, double at, double until,
 
 void fleet_unban(struct fleet *f, const struct cidr *net, double at)
 {
-    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .net = *net, .at_ms = fleet_ms(at),
-                               .sent_ms = fleet_ms(ev_time())};
+    struct fleetproto_ban b = {.kind = FLEETPROTO_UNBAN, .net = *net, .at_ms = fleetproto_ms(at),
+                               .sent_ms = fleetproto_ms(ev_time())};
     snprintf(b.origin, sizeof b.origin, "%s", f->id);
     if (fleet_waiting_bans(f) || !fleet_publish(f, &b))
         fleet_queue_push(f, &f->backlog, &b);
@@ -935,7 +933,7 @@ void fleet_verdict_put(struct fleet *f, const struct addr *a, uint64_t sites_has
                        uint64_t hits, double expires)
 {
     char text[ADDR_TEXT_MAX], value[FLEETPROTO_MESSAGE_MAX];
-    uint64_t now = fleet_ms(ev_time()), until = fleet_ms(expires);
+    uint64_t now = fleetproto_ms(ev_time()), until = fleetproto_ms(expires);
     int len = fleetproto_verdict_format(sites_hash, score, hits, until, value, sizeof value);
     if (len < 0 || until <= now)
         return;
@@ -956,11 +954,7 @@ void fleet_free(struct fleet *f)
     for (int i = 0; i < 2; i++) {
         struct fleet_link *l = links[i];
         ev_timer_stop(f->loop, &l->timer);
-        if (l->ac != NULL) {
-            l->ac->data = NULL; /* no callback of ours runs now */
-            redisAsyncFree(l->ac);
-            l->ac = NULL;
-        }
+        fleet_link_close(l); /* no callback of ours runs now */
     }
     if (fleet_waiting_bans(f))
         log_warning("fleet: %zu bans made while Redis was away were never published",

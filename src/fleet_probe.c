@@ -134,17 +134,16 @@ static enum fleet_probe_result fleet_probe_ask(const struct conf *conf, unsigned
                                                char *err, size_t errsize)
 {
     const struct fleetproto_url *url = &conf->fleet_redis;
-    const char *auth = conf->fleet_sentinel_password, *colon = strchr(auth, ':');
-    char user[128] = "", sentinel[ADDR_TEXT_MAX];
-    if (colon != NULL && (size_t)(colon - auth) < sizeof user)
-        snprintf(user, sizeof user, "%.*s", (int)(colon - auth), auth);
+    const char *auth = conf->fleet_sentinel_password;
+    char user[128], password[256], sentinel[ADDR_TEXT_MAX];
+    fleetproto_auth_split(auth, user, sizeof user, password, sizeof password);
     if (fleet_resolve(url->sentinel[i].host, sentinel, sizeof sentinel, err, errsize) < 0)
         return PROBE_AWAY;
     redisContext *c = fleet_probe_connect(sentinel, url->sentinel[i].port, deadline);
     if (c == NULL)
         return PROBE_AWAY;
     enum fleet_probe_result result = PROBE_AWAY;
-    redisReply *r = fleet_probe_auth(c, deadline, user, colon ? colon + 1 : auth);
+    redisReply *r = fleet_probe_auth(c, deadline, user, password);
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errsize, "fleet_redis: sentinel %s:%u refused %s: %s", sentinel,
                  url->sentinel[i].port,

@@ -234,6 +234,20 @@ static int fleetproto_net_parse(const char *word, struct cidr *out)
     return 0;
 }
 
+uint64_t fleetproto_ms(double seconds)
+{
+    return seconds > 0 ? (uint64_t)(seconds * 1000 + 0.5) : 0;
+}
+
+void fleetproto_auth_split(const char *text, char *user, size_t user_size, char *password,
+                           size_t password_size)
+{
+    const char *colon = strchr(text, ':');
+    size_t n = colon != NULL ? (size_t)(colon - text) : 0;
+    snprintf(user, user_size, "%.*s", (int)(n < user_size ? n : user_size - 1), text);
+    snprintf(password, password_size, "%s", colon != NULL ? colon + 1 : text);
+}
+
 bool fleetproto_event_older(uint64_t at_ms, bool unban, uint64_t held_ms, bool held_unban)
 {
     return at_ms < held_ms || (at_ms == held_ms && !unban && held_unban);

@@ -95,6 +95,13 @@ int fleetproto_ban_parse(const char *text, size_t len, struct fleetproto_ban *ou
  * held_unban)? At the same millisecond an unban comes after a ban, so that
  * every host settles on the same outcome whatever order they arrive in. */
 bool fleetproto_event_older(uint64_t at_ms, bool unban, uint64_t held_ms, bool held_unban);
+/* Wall clock seconds as whole milliseconds, the messages' unit (0 for
+ * a time before the epoch). */
+uint64_t fleetproto_ms(double seconds);
+/* fleet_sentinel_password's "USER:PASSWORD" or "PASSWORD" (":PASSWORD"
+ * for one that holds a colon) into user ("" none) and password. */
+void fleetproto_auth_split(const char *text, char *user, size_t user_size, char *password,
+                           size_t password_size);
 /* "dnsbl" ... for a store_ban_reason, NULL for an unknown one. */
 const char *fleetproto_reason_name(unsigned reason);
 

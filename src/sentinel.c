@@ -401,10 +401,7 @@ struct sentinel *sentinel_new(struct ev_loop *loop, const struct fleetproto_url 
     }
     *s = (struct sentinel){.loop = loop, .fn = fn, .arg = arg, .backoff = SENTINEL_RETRY_MIN};
     snprintf(s->master, sizeof s->master, "%s", url->master);
-    const char *colon = strchr(auth, ':');
-    if (colon != NULL && (size_t)(colon - auth) < sizeof s->user) /* USER:PASSWORD */
-        snprintf(s->user, sizeof s->user, "%.*s", (int)(colon - auth), auth);
-    snprintf(s->password, sizeof s->password, "%s", colon ? colon + 1 : auth);
+    fleetproto_auth_split(auth, s->user, sizeof s->user, s->password, sizeof s->password);
     for (unsigned i = 0; i < url->sentinels; i++) {
         if (fleet_resolve(url->sentinel[i].host, s->peer[i].addr, sizeof s->peer[i].addr, err,
                           errsize) < 0) {

@@ -89,6 +89,26 @@ static void test_url_sentinel(void **state)
             fail_msg("accepted '%s'", bad[i]);
 }
 
+/* fleet_sentinel_password: USER:PASSWORD, PASSWORD, :PASS:WORD */
+static void test_auth_split(void **state)
+{
+    char user[8], password[16];
+    (void)state;
+    fleetproto_auth_split("bw:s3cr:et", user, sizeof user, password, sizeof password);
+    assert_string_equal(user, "bw");
+    assert_string_equal(password, "s3cr:et");
+    fleetproto_auth_split("s3cret", user, sizeof user, password, sizeof password);
+    assert_string_equal(user, "");
+    assert_string_equal(password, "s3cret");
+    fleetproto_auth_split(":pa:ss", user, sizeof user, password, sizeof password);
+    assert_string_equal(user, "");
+    assert_string_equal(password, "pa:ss");
+    fleetproto_auth_split("averylonguser:pw", user, sizeof user, password, sizeof password);
+    assert_string_equal(user, "averylo"); /* cut to its buffer, never past it */
+    assert_string_equal(password, "pw");
+    assert_true(fleetproto_ms(1.0005) == 1001 && fleetproto_ms(-3) == 0);
+}
+
 /* two events about one address: the later wins, an unban at the same
  * millisecond as a ban wins, whichever arrives first */
 static void test_event_order(void **state)
@@ -252,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_url_sentinel),
         cmocka_unit_test(test_event_order),
+        cmocka_unit_test(test_auth_split),
         cmocka_unit_test(test_ban_round_trip),
         cmocka_unit_test(test_ban_refused),
         cmocka_unit_test(test_verdict),
