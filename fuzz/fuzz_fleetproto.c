@@ -5,10 +5,13 @@
  *
  * Checks: an accepted ban message has a known kind, a valid origin, an
  * address of a known family, a count within bounds and a known reason,
- * and its formatted text parses back to the same; an accepted URL has a host
- * and a port; parsing a verdict never reads past its length.
+ * and its formatted text parses back to the same (its decision time too);
+ * an accepted URL has a host and a port, or 1..8 sentinels with a host and
+ * a port each and a valid master name; parsing a verdict never reads past
+ * its length; a sentinel password text splits within its buffers.
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(fleetproto_ban_parse(again, (size_t)n, &b2) == 0);
         assert(b2.kind == b.kind && strcmp(b2.origin, b.origin) == 0 &&
                addr_equal(&b2.net.net, &b.net.net) && b2.net.prefix == b.net.prefix &&
-               b2.until_ms == b.until_ms &&
+               b2.until_ms == b.until_ms && b2.at_ms == b.at_ms &&
                b2.count == b.count && b2.reason == b.reason && b2.sent_ms == b.sent_ms);
     }
     int score;
@@ -59,8 +62,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         text[size] = '\0';
         struct fleetproto_url url;
         char what[128];
-        if (fleetproto_url_parse(text, &url, what, sizeof what) == 0)
-            assert(url.host[0] != '\0' && url.port != 0);
+        bool accepted = fleetproto_url_parse(text, &url, what, sizeof what) == 0;
+        if (accepted && url.sentinels == 0)
+            assert(url.redis.host[0] != '\0' && url.redis.port != 0);
+        else if (accepted) {
+            assert(url.sentinels <= FLEETPROTO_SENTINELS_MAX && fleetproto_id_valid(url.master));
+            for (unsigned i = 0; i < url.sentinels; i++)
+                assert(url.sentinel[i].host[0] != '\0' && url.sentinel[i].port != 0);
+        }
+        char user[8], password[8];
+        fleetproto_auth_split(text, user, sizeof user, password, sizeof password);
+        assert(strlen(user) < sizeof user && strlen(password) < sizeof password);
         free(text);
     }
     return 0;
