@@ -54,13 +54,18 @@ class SentinelTestCase(FleetTestCase):
 
     def start_server(self, addr, extra=""):
         d, conf = self.redis_conf(addr, extra)
-        err = open(os.path.join(d, "redis.log"), "ab")
-        p = subprocess.Popen(self.H.argv(["redis-server", conf]), stdin=subprocess.DEVNULL,
-                             stdout=err, stderr=err)
-        err.close()
-        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        p = self.spawn(["redis-server", conf], os.path.join(d, "redis.log"))
         wait_until(lambda: self.cli(addr, 6379, "PING").strip() == "PONG", 10 * SLOW,
                    what="redis-server at %s answering" % addr)
+        return p
+
+    def spawn(self, argv, output):
+        """argv in the hub, its output appended to the file output, stopped
+        at the end of the test"""
+        with open(output, "ab") as out:
+            p = subprocess.Popen(self.H.argv(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=out)
+        self._cleanups_extra.append(lambda: harness.stop_process(p))
         return p
 
     def cli(self, addr, port, *args, password=PASSWORD, user="bw"):
@@ -94,12 +99,8 @@ class SentinelTestCase(FleetTestCase):
                         "requirepass %s\nsentinel sentinel-pass %s\n"
                         % (port, self.net, d, MASTER, self.net, MASTER, MASTER, MASTER,
                            MASTER, PASSWORD, SENTINEL_PASSWORD, SENTINEL_PASSWORD))
-            err = open(os.path.join(d, "sentinel.log"), "ab")
-            p = subprocess.Popen(self.H.argv(["redis-server", conf, "--sentinel"]),
-                                 stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-            err.close()
-            self._cleanups_extra.append(lambda p=p: harness.stop_process(p))
-            self.sentinels[port] = p
+            self.sentinels[port] = self.spawn(["redis-server", conf, "--sentinel"],
+                                              os.path.join(d, "sentinel.log"))
         # every sentinel knows the two others: a failover can be voted
         for port in SENTINEL_PORTS:
             wait_until(lambda port=port: self.sentinel_cli(port, "SENTINEL", "ckquorum",
@@ -124,11 +125,8 @@ class SentinelTestCase(FleetTestCase):
         """A hostile RESP peer (hostile_resp.py) at .1:port; returns a
         function counting the connections it accepted."""
         log = os.path.join(self.tmp, "hostile-%d.log" % port)
-        p = subprocess.Popen(self.H.argv(["python3", HOSTILE, self.net + "1", str(port), mode,
-                                          log, target, arg]),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        self._cleanups_extra.append(lambda: harness.stop_process(p))
+        self.spawn(["python3", HOSTILE, self.net + "1", str(port), mode, log, target, arg],
+                   os.devnull)
         wait_until(lambda: os.path.exists(log) and "listening" in open(log).read(), 10 * SLOW,
                    what="the hostile peer at :%d listening" % port)
         return lambda: open(log).read().count("accept")
