@@ -37,8 +37,9 @@ CFLAGS  += -DBREAKWATER_VERSION='"$(VERSION)"'
 PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsbl_spec.c src/conf.c src/banproto.c src/banpolicy.c src/rules.c \
 	   src/fleetproto.c src/netlimit.c \
 	   src/logrules.c src/dnsttl.c
-# Unit-tested too, against the real library they wrap (LMDB in a temp dir).
-UNIT_LIB_SRC = src/store.c src/log.c src/follow.c
+# Unit-tested too, against the real library they wrap (LMDB in a temp dir,
+# hiredis's reader).
+UNIT_LIB_SRC = src/store.c src/log.c src/follow.c src/redis_cap.c
 SRC      = $(wildcard src/*.c)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)

@@ -19,15 +19,12 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <hiredis/adapters/libev.h>
-#pragma GCC diagnostic pop
 
 #include "bans.h"
 #include "fleet.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_cap.h"
 #include "sentinel.h"
 
 #define FLEET_RETRY_MIN 0.5
@@ -52,6 +49,7 @@ struct fleet_link {
     double up_since;              /* ev_now() when it last came up */
     unsigned inflight;            /* commands sent, replies not yet in */
     double last_reply;            /* ev_now() of the last reply */
+    struct redis_cap cap;         /* on ac's replies */
 };
 
 /* A ring of bans waiting to be published, bounded by FLEET_BACKLOG_MAX. */
@@ -609,7 +607,7 @@ static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
         return;
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
                 "fleet_redis %s:%u: connection lost (%s): going on alone, retrying",
-                l->f->addr, l->f->port, ac->errstr[0] ? ac->errstr : "closed");
+                l->f->addr, l->f->port, ac->errstr[0] ? redis_cap_why(&ac->c) : "closed");
     fleet_link_retry(l);
 }
 
@@ -680,7 +678,7 @@ static void fleet_link_connect(struct fleet_link *l)
     }
     ac->data = l;
     redisEnableKeepAlive(&ac->c); /* a dead peer on an idle link is noticed */
-    redisLibevAttach(f->loop, ac);
+    redis_cap_attach(f->loop, ac, &l->cap);
     redisAsyncSetConnectCallback(ac, fleet_connect_cb);
     redisAsyncSetDisconnectCallback(ac, fleet_disconnect_cb);
     l->ac = ac;

@@ -21,6 +21,7 @@
 
 #include "fleet.h"
 #include "log.h"
+#include "redis_cap.h"
 #include "sentinel.h"
 
 #define FLEET_PROBE_TOTAL 5.0
@@ -56,13 +57,15 @@ static redisReply *fleet_probe_call(redisContext *c, double deadline, const char
         double left = deadline - fleet_probe_clock();
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
-            redisBufferRead(c) != REDIS_OK)
+            redis_cap_pending_over(c) || redisBufferRead(c) != REDIS_OK)
             return NULL;
     }
 }
 
-/* fleet_probe_connect - a blocking connection, within the deadline */
-static redisContext *fleet_probe_connect(const char *addr, uint16_t port, double deadline)
+/* fleet_probe_connect - a blocking connection, within the deadline, its
+ * replies bounded by cap */
+static redisContext *fleet_probe_connect(const char *addr, uint16_t port, double deadline,
+                                         struct redis_cap *cap)
 {
     double left = deadline - fleet_probe_clock();
     if (left <= 0)
@@ -75,6 +78,8 @@ static redisContext *fleet_probe_connect(const char *addr, uint16_t port, double
         redisFree(c);
         return NULL;
     }
+    if (c != NULL)
+        redis_cap_install(c->reader, cap);
     return c;
 }
 
@@ -95,7 +100,8 @@ static enum fleet_probe_result fleet_probe_redis(const struct fleetproto_url *ur
                                                  const char *addr, uint16_t port,
                                                  double deadline, char *err, size_t errsize)
 {
-    redisContext *c = fleet_probe_connect(addr, port, deadline);
+    struct redis_cap cap;
+    redisContext *c = fleet_probe_connect(addr, port, deadline, &cap);
     if (c == NULL)
         return PROBE_AWAY;
     const char *step = url->password[0] != '\0' ? "AUTH" : "PING";
@@ -139,7 +145,8 @@ static enum fleet_probe_result fleet_probe_ask(const struct conf *conf, unsigned
     fleetproto_auth_split(auth, user, sizeof user, password, sizeof password);
     if (fleet_resolve(url->sentinel[i].host, sentinel, sizeof sentinel, err, errsize) < 0)
         return PROBE_AWAY;
-    redisContext *c = fleet_probe_connect(sentinel, url->sentinel[i].port, deadline);
+    struct redis_cap cap;
+    redisContext *c = fleet_probe_connect(sentinel, url->sentinel[i].port, deadline, &cap);
     if (c == NULL)
         return PROBE_AWAY;
     enum fleet_probe_result result = PROBE_AWAY;

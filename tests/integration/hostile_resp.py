@@ -14,6 +14,11 @@ Modes:
   drip          answers the master query one byte a second, never ending
   readonly      a master by ROLE that refuses every write (READONLY)
   hangup        a master by ROLE that hangs up right after saying so
+  bulk-bomb     answers the master query with a bulk string of ARG MiB,
+                sent as fast as the socket takes it
+  array-bomb    a master whose answer to ROLE is an array of ARG arrays
+                of 1,000 integers each (4 bytes each on the wire, an
+                object each in a client that builds the reply)
 
 Every connection accepted is appended to LOG as "accept"; "listening"
 once bound.
@@ -65,7 +70,14 @@ def answer(c, args):
         while True:
             c.sendall(b"x")
             time.sleep(1)
-    if cmd == "SENTINEL":
+    if cmd == "SENTINEL" and mode == "bulk-bomb":
+        size = int(arg) << 20
+        c.sendall(b"$%d\r\n" % size)
+        chunk = b"x" * 65536
+        for _ in range(size // len(chunk)):
+            c.sendall(chunk)
+        c.sendall(b"\r\n")
+    elif cmd == "SENTINEL":
         c.sendall(array(bulk(target[0]), bulk(target[1])))
     elif cmd == "SUBSCRIBE":
         c.sendall(array(bulk("subscribe"), bulk(args[1]), b":1\r\n"))
@@ -75,6 +87,11 @@ def answer(c, args):
                 new, old = (other, target) if i % 2 == 0 else (target, other)
                 c.sendall(array(bulk("message"), bulk("+switch-master"),
                                 bulk("mx %s %s %s %s" % (old[0], old[1], new[0], new[1]))))
+    elif cmd == "ROLE" and mode == "array-bomb":
+        inner = b"*1000\r\n" + b":1\r\n" * 1000
+        c.sendall(b"*%d\r\n" % int(arg))
+        for _ in range(int(arg)):
+            c.sendall(inner)
     elif cmd == "ROLE":
         c.sendall(MASTER_ROLE)
         return mode != "hangup"
