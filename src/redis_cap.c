@@ -52,7 +52,14 @@ static void *redis_cap_string(const redisReadTask *task, char *str, size_t len)
     return redis_cap_hiredis->createString(task, str, len);
 }
 
-static void *redis_cap_array(const redisReadTask *task, int elements)
+/* hiredis 1 counts an array's elements in a size_t, 0.14 in an int */
+#if HIREDIS_MAJOR >= 1
+typedef size_t redis_cap_count;
+#else
+typedef int redis_cap_count;
+#endif
+
+static void *redis_cap_array(const redisReadTask *task, redis_cap_count elements)
 {
     size_t n = elements > 0 ? (size_t)elements : 0;
     if (n > REDIS_CAP_BYTES / sizeof(void *) ||
@@ -77,13 +84,37 @@ static void *redis_cap_nil(const redisReadTask *task)
     return redis_cap_hiredis->createNil(task);
 }
 
+#if HIREDIS_MAJOR >= 1 /* RESP3's doubles and booleans */
+static void *redis_cap_double(const redisReadTask *task, double value, char *str, size_t len)
+{
+    if (!redis_cap_charge(task, REDIS_CAP_OBJECT + len))
+        return NULL;
+    return redis_cap_hiredis->createDouble(task, value, str, len);
+}
+
+static void *redis_cap_bool(const redisReadTask *task, int value)
+{
+    if (!redis_cap_charge(task, REDIS_CAP_OBJECT))
+        return NULL;
+    return redis_cap_hiredis->createBool(task, value);
+}
+#endif
+
 static void redis_cap_free(void *reply)
 {
     redis_cap_hiredis->freeObject(reply);
 }
 
 static redisReplyObjectFunctions redis_cap_functions = {
-    redis_cap_string, redis_cap_array, redis_cap_integer, redis_cap_nil, redis_cap_free,
+    .createString = redis_cap_string,
+    .createArray = redis_cap_array,
+    .createInteger = redis_cap_integer,
+    .createNil = redis_cap_nil,
+#if HIREDIS_MAJOR >= 1
+    .createDouble = redis_cap_double,
+    .createBool = redis_cap_bool,
+#endif
+    .freeObject = redis_cap_free,
 };
 
 void redis_cap_install(redisReader *r, struct redis_cap *cap)
