@@ -39,7 +39,7 @@ PURE_SRC = src/addr.c src/addrmap.c src/proxy.c src/smtp.c src/engine.c src/dnsb
 	   src/logrules.c src/dnsttl.c
 # Unit-tested too, against the real library they wrap (LMDB in a temp dir,
 # hiredis's reader).
-UNIT_LIB_SRC = src/store.c src/log.c src/follow.c src/redis_cap.c
+UNIT_LIB_SRC = src/store.c src/log.c src/follow.c src/redis_guard.c
 SRC      = $(wildcard src/*.c)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)

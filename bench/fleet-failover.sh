@@ -122,7 +122,7 @@ ip -n "$hub" addr add $NET.1/24 dev br0
 ip -n "$hub" addr add $NET.2/24 dev br0
 ip -n "$hub" link set br0 up
 ip -n "$hub" link set lo up
-ACL="~breakwater:* &breakwater:* +get +set +eval +publish +subscribe +scan +mget +ping +select"
+ACL="~breakwater:* &breakwater:* +get +set +eval +publish +subscribe +scan +ping +select"
 ACL="$ACL +auth +role"   # the documented rights, and ROLE for redis-sentinel://
 redis_conf() {   # ADDR [EXTRA]
     mkdir -p "$tmp/redis-$1"

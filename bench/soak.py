@@ -391,7 +391,7 @@ class Soak:
                         "protected-mode no\ndir %s\n" % (REDIS_PORT, self.tmp))
                 f.write("user default on nopass ~* &* +@all\n")
                 f.write("user %s on >%s ~breakwater:* &breakwater:* +get +set +del +publish "
-                        "+subscribe +scan +mget +ping +select +auth\n" % (REDIS_USER, REDIS_PASS))
+                        "+subscribe +scan +ping +select +auth\n" % (REDIS_USER, REDIS_PASS))
         self.redis = bench.Proc("redis-server", ["redis-server", rconf],
                                 os.path.join(self.tmp, "redis.log"))
         bench.wait_for(lambda: self.redis_cmd("PING") == "PONG" or not self.redis.alive(),

@@ -2,7 +2,8 @@
  * fleet - bans and verdicts shared through Redis. See fleet.h.
  *
  * Two links to Redis, each a hiredis async context on the loop: `commands`
- * (PUBLISH, SET, GET, DEL, SCAN, MGET) and, in the one process that
+ * (short scripts run by EVAL: a publication, a batch of the live bans, a
+ * verdict; SET of a verdict; PING) and, in the one process that
  * listens, `channel` (SUBSCRIBE: a subscribed connection takes no other
  * command). Every command but SUBSCRIBE is counted in flight until its
  * reply (hiredis calls each callback exactly once, with NULL when the
@@ -24,7 +25,7 @@
 #include "fleet.h"
 #include "log.h"
 #include "metrics.h"
-#include "redis_cap.h"
+#include "redis_guard.h"
 #include "sentinel.h"
 
 #define FLEET_RETRY_MIN 0.5
@@ -49,7 +50,7 @@ struct fleet_link {
     double up_since;              /* ev_now() when it last came up */
     unsigned inflight;            /* commands sent, replies not yet in */
     double last_reply;            /* ev_now() of the last reply */
-    struct redis_cap cap;         /* on ac's replies */
+    struct redis_guard guard;       /* on ac's replies */
 };
 
 /* A ring of bans waiting to be published, bounded by FLEET_BACKLOG_MAX. */
@@ -158,6 +159,13 @@ static bool fleet_vsend(struct fleet_link *l, redisCallbackFn *fn, void *priv,
 {
     if (l->state != FLEET_UP || l->inflight >= FLEET_INFLIGHT_MAX)
         return false;
+    if (redis_guard_unsent_over(l->ac)) { /* it answers, but does not read */
+        log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
+                    "fleet_redis %s:%u: over 4 MiB of commands unsent: reconnecting",
+                    l->f->addr, l->f->port);
+        fleet_link_drop(l);
+        return false;
+    }
     if (redisvAsyncCommand(l->ac, fn, priv, fmt, ap) != REDIS_OK)
         return false;
     if (l->inflight++ == 0)
@@ -394,22 +402,21 @@ static void fleet_take(struct fleet *f, const char *text, size_t len, bool live)
     }
 }
 
-/* fleet_mget_cb - the values of one SCAN batch of ban keys */
-static void fleet_mget_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct fleet_link *l = fleet_replied(ac);
-    redisReply *reply = r;
-    (void)priv;
-    if (l == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        return;
-    for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_STRING) /* NIL: expired since */
-            fleet_take(l->f, reply->element[i]->str, reply->element[i]->len, false);
-}
-
 static void fleet_scan(struct fleet *f, const char *cursor);
 
-/* fleet_scan_cb - one SCAN step: fetch its keys' values, go on */
+/* fleet_cursor_valid - a SCAN cursor is a number: anything else (a
+ * hostile Redis's megabyte of digits, say) is not sent back */
+static bool fleet_cursor_valid(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+        return false;
+    for (size_t i = 0; i < r->len; i++)
+        if (r->str[i] < '0' || r->str[i] > '9')
+            return false;
+    return true;
+}
+
+/* fleet_scan_cb - one batch of live bans: take them, go on */
 static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct fleet_link *l = fleet_replied(ac);
@@ -418,44 +425,45 @@ static void fleet_scan_cb(redisAsyncContext *ac, void *r, void *priv)
     if (l == NULL)
         return;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
+        !fleet_cursor_valid(reply->element[0]) ||
         reply->element[1]->type != REDIS_REPLY_ARRAY) {
         l->f->scanning = false; /* cut off (the link went, or an error): again later */
         l->f->load_pending = true;
         return;
     }
-    redisReply *keys = reply->element[1];
-    if (keys->elements > 0 && l->state == FLEET_UP) {
-        size_t n = keys->elements + 1;
-        const char **argv = calloc(n, sizeof *argv);
-        size_t *argvlen = calloc(n, sizeof *argvlen);
-        if (argv != NULL && argvlen != NULL) {
-            argv[0] = "MGET";
-            argvlen[0] = 4;
-            size_t argc = 1;
-            for (size_t i = 0; i < keys->elements; i++) {
-                if (keys->element[i]->type != REDIS_REPLY_STRING)
-                    continue;
-                argv[argc] = keys->element[i]->str;
-                argvlen[argc++] = keys->element[i]->len;
-            }
-            if (argc > 1 && redisAsyncCommandArgv(ac, fleet_mget_cb, NULL, (int)argc, argv,
-                                                  argvlen) == REDIS_OK)
-                l->inflight++;
-        }
-        free(argv);
-        free(argvlen);
-    }
+    redisReply *values = reply->element[1];
+    for (size_t i = 0; i < values->elements; i++)
+        if (values->element[i]->type == REDIS_REPLY_STRING)
+            fleet_take(l->f, values->element[i]->str, values->element[i]->len, false);
     if (strcmp(reply->element[0]->str, "0") != 0)
         fleet_scan(l->f, reply->element[0]->str);
     else
         l->f->scanning = false;
 }
 
+/* One batch of the live bans, read by Redis: a SCAN step over the ban
+ * keys and the values of those that can be a message at all. A longer
+ * value stays in Redis: whoever may write the fleet's keys could
+ * otherwise make every host's read of them too big to take (past
+ * redis_guard's bound, the read would fail on every try). ARGV: the
+ * cursor, the keys' pattern. Returns {the next cursor, {values}}. */
+#define FLEET_TEXT(x) FLEET_TEXT_(x)
+#define FLEET_TEXT_(x) #x
+static const char fleet_scan_script[] =
+    "local step = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', " FLEET_SCAN_COUNT ") "
+    "local values = {} "
+    "for _, key in ipairs(step[2]) do "
+    "  local v = redis.pcall('GET', key) "
+    "  if type(v) == 'string' and #v <= " FLEET_TEXT(FLEETPROTO_MESSAGE_MAX) " then "
+    "    values[#values + 1] = v "
+    "  end "
+    "end "
+    "return {step[1], values}";
+
 static void fleet_scan(struct fleet *f, const char *cursor)
 {
-    if (fleet_send(&f->cmd, fleet_scan_cb, NULL,
-                   "SCAN %s MATCH %s:ban:* COUNT " FLEET_SCAN_COUNT, cursor, f->name))
+    if (fleet_send(&f->cmd, fleet_scan_cb, NULL, "EVAL %s 0 %s %s:ban:*", fleet_scan_script,
+                   cursor, f->name))
         return;
     f->scanning = false; /* not sent: the stall timer starts it again */
     f->load_pending = true;
@@ -607,7 +615,7 @@ static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
         return;
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
                 "fleet_redis %s:%u: connection lost (%s): going on alone, retrying",
-                l->f->addr, l->f->port, ac->errstr[0] ? redis_cap_why(&ac->c) : "closed");
+                l->f->addr, l->f->port, ac->errstr[0] ? redis_guard_why(&ac->c) : "closed");
     fleet_link_retry(l);
 }
 
@@ -678,7 +686,7 @@ static void fleet_link_connect(struct fleet_link *l)
     }
     ac->data = l;
     redisEnableKeepAlive(&ac->c); /* a dead peer on an idle link is noticed */
-    redis_cap_attach(f->loop, ac, &l->cap);
+    redis_guard_attach(f->loop, ac, &l->guard);
     redisAsyncSetConnectCallback(ac, fleet_connect_cb);
     redisAsyncSetDisconnectCallback(ac, fleet_disconnect_cb);
     l->ac = ac;
@@ -902,6 +910,14 @@ static void fleet_get_cb(redisAsyncContext *ac, void *r, void *priv)
     free(w);
 }
 
+/* An address's shared verdict, read by Redis: the value only if it can
+ * be a verdict (as for the bans, a longer one stays in Redis); KEYS[1]
+ * the verdict's key */
+static const char fleet_verdict_script[] =
+    "local v = redis.pcall('GET', KEYS[1]) "
+    "if type(v) == 'string' and #v <= " FLEET_TEXT(FLEETPROTO_MESSAGE_MAX) " then return v end "
+    "return false";
+
 bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_hash,
                        double timeout, fleet_verdict_fn *fn, void *arg)
 {
@@ -913,7 +929,8 @@ bool fleet_verdict_get(struct fleet *f, const struct addr *a, uint64_t sites_has
         return false;
     *w = (struct fleet_wait){.f = f, .fn = fn, .arg = arg, .sites_hash = sites_hash};
     addr_format(a, text, sizeof text);
-    if (!fleet_send(&f->cmd, fleet_get_cb, w, "GET %s:verdict:%s", f->name, text)) {
+    if (!fleet_send(&f->cmd, fleet_get_cb, w, "EVAL %s 1 %s:verdict:%s", fleet_verdict_script,
+                    f->name, text)) {
         free(w);
         return false;
     }

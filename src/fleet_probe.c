@@ -21,7 +21,7 @@
 
 #include "fleet.h"
 #include "log.h"
-#include "redis_cap.h"
+#include "redis_guard.h"
 #include "sentinel.h"
 
 #define FLEET_PROBE_TOTAL 5.0
@@ -57,15 +57,15 @@ static redisReply *fleet_probe_call(redisContext *c, double deadline, const char
         double left = deadline - fleet_probe_clock();
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
-            redis_cap_pending_over(c) || redisBufferRead(c) != REDIS_OK)
+            redis_guard_pending_over(c) || redisBufferRead(c) != REDIS_OK)
             return NULL;
     }
 }
 
 /* fleet_probe_connect - a blocking connection, within the deadline, its
- * replies bounded by cap */
+ * replies checked by guard */
 static redisContext *fleet_probe_connect(const char *addr, uint16_t port, double deadline,
-                                         struct redis_cap *cap)
+                                         struct redis_guard *guard)
 {
     double left = deadline - fleet_probe_clock();
     if (left <= 0)
@@ -79,7 +79,7 @@ static redisContext *fleet_probe_connect(const char *addr, uint16_t port, double
         return NULL;
     }
     if (c != NULL)
-        redis_cap_install(c->reader, cap);
+        redis_guard_install(c->reader, NULL, guard);
     return c;
 }
 
@@ -100,8 +100,8 @@ static enum fleet_probe_result fleet_probe_redis(const struct fleetproto_url *ur
                                                  const char *addr, uint16_t port,
                                                  double deadline, char *err, size_t errsize)
 {
-    struct redis_cap cap;
-    redisContext *c = fleet_probe_connect(addr, port, deadline, &cap);
+    struct redis_guard guard;
+    redisContext *c = fleet_probe_connect(addr, port, deadline, &guard);
     if (c == NULL)
         return PROBE_AWAY;
     const char *step = url->password[0] != '\0' ? "AUTH" : "PING";
@@ -145,8 +145,8 @@ static enum fleet_probe_result fleet_probe_ask(const struct conf *conf, unsigned
     fleetproto_auth_split(auth, user, sizeof user, password, sizeof password);
     if (fleet_resolve(url->sentinel[i].host, sentinel, sizeof sentinel, err, errsize) < 0)
         return PROBE_AWAY;
-    struct redis_cap cap;
-    redisContext *c = fleet_probe_connect(sentinel, url->sentinel[i].port, deadline, &cap);
+    struct redis_guard guard;
+    redisContext *c = fleet_probe_connect(sentinel, url->sentinel[i].port, deadline, &guard);
     if (c == NULL)
         return PROBE_AWAY;
     enum fleet_probe_result result = PROBE_AWAY;

@@ -19,7 +19,7 @@
 #include "addr.h"
 #include "fleet.h"
 #include "log.h"
-#include "redis_cap.h"
+#include "redis_guard.h"
 #include "sentinel.h"
 
 #define SENTINEL_CHANNEL "+switch-master"
@@ -42,7 +42,7 @@ struct sentinel {
     unsigned current;            /* the sentinel asked, or whose answer is in use */
     unsigned tried;              /* sentinels tried in this round */
     redisAsyncContext *query;
-    struct redis_cap query_cap;
+    struct redis_guard query_guard;
     ev_timer query_timer;
     ev_timer retry;              /* the next round, when one is due but too soon */
     double backoff;              /* the least time between two rounds' starts */
@@ -52,7 +52,7 @@ struct sentinel {
     char switch_addr[ADDR_TEXT_MAX];
     uint16_t switch_port;        /* 0: no news waiting */
     redisAsyncContext *watch;
-    struct redis_cap watch_cap;
+    struct redis_guard watch_guard;
     unsigned watching;           /* the sentinel watch is (being) subscribed on */
     ev_timer watch_timer;        /* subscribe again after the watch link went */
     char via[ADDR_TEXT_MAX + 8];
@@ -142,7 +142,7 @@ static void sentinel_master_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     if (reply == NULL)
         snprintf(what, sizeof what, "connection lost (%s)",
-                 ac->errstr[0] ? redis_cap_why(&ac->c) : "closed");
+                 ac->errstr[0] ? redis_guard_why(&ac->c) : "closed");
     else if (reply->type == REDIS_REPLY_ERROR)
         snprintf(what, sizeof what, "refused: %.120s", reply->str);
     else if (reply->type == REDIS_REPLY_NIL)
@@ -196,7 +196,7 @@ static void sentinel_auth(struct sentinel *s, redisAsyncContext *ac, void *which
 /* sentinel_connect - a context to sentinel i on the loop, or NULL */
 static redisAsyncContext *sentinel_connect(struct sentinel *s, unsigned i,
                                            redisConnectCallback *on_connect,
-                                           struct redis_cap *cap)
+                                           struct redis_guard *guard)
 {
     redisAsyncContext *ac = redisAsyncConnect(s->peer[i].addr, s->peer[i].port);
     if (ac == NULL || ac->err) {
@@ -206,7 +206,7 @@ static redisAsyncContext *sentinel_connect(struct sentinel *s, unsigned i,
         return NULL;
     }
     ac->data = s;
-    redis_cap_attach(s->loop, ac, cap);
+    redis_guard_attach(s->loop, ac, guard);
     redisAsyncSetConnectCallback(ac, on_connect);
     return ac;
 }
@@ -223,7 +223,7 @@ static void sentinel_query(struct sentinel *s)
         sentinel_ask(s); /* paced: after the back-off */
         return;
     }
-    s->query = sentinel_connect(s, s->current, sentinel_query_connect_cb, &s->query_cap);
+    s->query = sentinel_connect(s, s->current, sentinel_query_connect_cb, &s->query_guard);
     if (s->query == NULL) {
         sentinel_next(s);
         return;
@@ -354,7 +354,7 @@ static void sentinel_watch_disconnect_cb(const redisAsyncContext *ac, int status
     if (s == NULL)
         return;
     if (status != REDIS_OK) {
-        snprintf(what, sizeof what, "subscription lost (%s)", redis_cap_why(&ac->c));
+        snprintf(what, sizeof what, "subscription lost (%s)", redis_guard_why(&ac->c));
         sentinel_say(s, s->watching, what);
     }
     sentinel_watch_lost(s);
@@ -363,7 +363,7 @@ static void sentinel_watch_disconnect_cb(const redisAsyncContext *ac, int status
 static void sentinel_subscribe(struct sentinel *s, unsigned i)
 {
     s->watching = i;
-    s->watch = sentinel_connect(s, i, sentinel_watch_connect_cb, &s->watch_cap);
+    s->watch = sentinel_connect(s, i, sentinel_watch_connect_cb, &s->watch_guard);
     if (s->watch == NULL) {
         sentinel_watch_lost(s);
         return;

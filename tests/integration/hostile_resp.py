@@ -16,6 +16,13 @@ Modes:
   hangup        a master by ROLE that hangs up right after saying so
   bulk-bomb     answers the master query with a bulk string of ARG MiB,
                 sent as fast as the socket takes it
+  extra-reply   a master that answers AUTH twice (a reply to no command)
+  short-message answers SUBSCRIBE, then sends a one-element message (as a
+                master, or as a sentinel naming TARGET)
+  scan-spin     a master that answers the first read of the live bans
+                (EVAL with SCAN) ARG times with "go on at cursor 1",
+                then reads no more: each answer makes the host queue the
+                next read, unsent
   array-bomb    a master whose answer to ROLE is an array of ARG arrays
                 of 1,000 integers each (4 bytes each on the wire, an
                 object each in a client that builds the reply)
@@ -81,6 +88,8 @@ def answer(c, args):
         c.sendall(array(bulk(target[0]), bulk(target[1])))
     elif cmd == "SUBSCRIBE":
         c.sendall(array(bulk("subscribe"), bulk(args[1]), b":1\r\n"))
+        if mode == "short-message":
+            c.sendall(b"*1\r\n$7\r\nmessage\r\n")
         if mode == "switch-flood":
             other = (target[0], str(int(target[1]) + 1))
             for i in range(int(arg)):
@@ -97,6 +106,13 @@ def answer(c, args):
         return mode != "hangup"
     elif cmd in ("EVAL", "SET") and mode == "readonly":
         c.sendall(b"-READONLY You can't write against a read only replica.\r\n")
+    elif cmd == "EVAL" and "SCAN" in args[1] and mode == "scan-spin":
+        go_on = array(bulk("1"), b"*0\r\n")
+        c.sendall(go_on * int(arg))
+        while True:
+            time.sleep(1)
+    elif cmd == "AUTH" and mode == "extra-reply":
+        c.sendall(b"+OK\r\n+OK\r\n")
     elif cmd in ("AUTH", "SELECT", "SET"):
         c.sendall(b"+OK\r\n")
     elif cmd == "PING":

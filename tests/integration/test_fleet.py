@@ -29,7 +29,7 @@ NFT_TABLE = "inet breakwater"
 PASSWORD = "fleet-secret-1"
 PROPAGATION = 2.0       # seconds a peer's ban may take here (the bench measures it)
 # the rights docs/operations.md and README.md give the fleet's Redis user
-DOCUMENTED_ACL = ("~breakwater:* &breakwater:* +get +set +eval +publish +subscribe +scan +mget "
+DOCUMENTED_ACL = ("~breakwater:* &breakwater:* +get +set +eval +publish +subscribe +scan "
                   "+ping +select +auth")
 
 
@@ -423,6 +423,41 @@ class FleetTest(FleetTestCase):
         # B's bans still reach A (A may subscribe)
         self.refuse(b, self.net + "142")
         self.wait_banned(a, self.net + "142")
+
+
+class FleetPoisonTest(FleetTestCase):
+    """Values that whoever may write the fleet's keys stores in Redis, too
+    long to be a ban or a verdict: they stay in Redis, and the hosts read
+    everything else (none of them is larger than a reply may be)."""
+
+    def test_oversized_values_do_not_stop_the_fleet(self):
+        now = int(time.time() * 1000)
+        # 3,000 live bans of a peer, 10.200.X.Y, and among them two keys
+        # of 5 MiB and 32 KiB; a verdict of 5 MiB for a client of the test
+        self.redis_cli("EVAL", "for i = 0, 2999 do "
+                       "local a = '10.200.' .. math.floor(i / 250) .. '.' .. (i % 250 + 1) "
+                       "redis.call('SET', 'breakwater:ban:' .. a, 'ban v2 host-x ' .. a .. ' ' "
+                       ".. ARGV[1] .. ' ' .. ARGV[2] .. ' 1 dnsbl ' .. ARGV[1], 'PX', 600000) "
+                       "end", "0", str(now), str(now + 600000))
+        self.redis_cli("EVAL", "redis.call('SET', KEYS[1], string.rep('p', 5 * 1048576)) "
+                       "redis.call('SET', KEYS[2], string.rep('q', 32768)) "
+                       "redis.call('SET', KEYS[3], string.rep('v', 5 * 1048576))", "3",
+                       "breakwater:ban:10.201.0.1", "breakwater:ban:10.201.0.2",
+                       "breakwater:verdict:%s150" % self.net)
+        a = self.start_host("A", user="doc")
+        wait_until(lambda: len(self.banned(a)) >= 3000, 20 * SLOW,
+                   what="the 3,000 live bans in A's set")
+        self.assertEqual(len(self.banned(a)), 3000)
+        # the verdict of 5 MiB is not one: A asks the list, the link stays
+        s = self.smtp(a, self.net + "150")
+        self.assertEqual(s.read_reply().code, 421)  # the backend is down
+        s.close()
+        self.assertEqual(self.queries_for(self.net + "150"), 1)
+        self.assertGreaterEqual(self.metric(a, "breakwater_fleet_verdict_lookups_total",
+                                            '{result="miss"}'), 1)
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 1)
+        self.assertNotIn("connection lost", a.log())
+        self.assertNotIn("a reply over", a.log())
 
 
 class FleetOrderTest(FleetTestCase):

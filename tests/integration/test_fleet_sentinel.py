@@ -328,6 +328,60 @@ class HostileSentinelTest(SentinelTestCase):
         self.assertTrue(a.alive())
 
 
+    def test_reply_to_no_command_does_not_stop_the_host(self):
+        # hiredis aborts the process on it (an assert) unless refused first
+        master = self.hostile(7007, "extra-reply")
+        a = self.start_host("A", fleet_redis="redis://doc:%s@%s1:7007" % (PASSWORD, self.net),
+                            expect_start=False)
+        a.wait_listening(timeout=15 * SLOW)
+        # (the log says it once a minute: of the commands link, or of the
+        # channel's, where an extra +OK is not a message either)
+        a.wait_log(r"7007: connection lost \((a reply to no command|a pub/sub message of the "
+                   r"wrong shape)\)", timeout=10 * SLOW)
+        before = master()
+        time.sleep(5)
+        self.assertLess(master() - before, 12, "reconnections to a master that says too much")
+        self.assertTrue(a.alive())
+        self.refuse(a, self.net + "101")   # and it serves
+        self.wait_banned(a, self.net + "101")
+
+    def test_answers_without_reading_do_not_queue_without_end(self):
+        self.hostile(7009, "scan-spin", "", "200000")
+        with small_asan_quarantine():
+            a = self.start_host("A", fleet_redis="redis://doc:%s@%s1:7009"
+                                % (PASSWORD, self.net), expect_start=False)
+        a.wait_listening(timeout=15 * SLOW)
+        # 200,000 reads of ~500 bytes queued: about 100 MB where nothing stops it
+        wait_until(lambda: "over 4 MiB of commands unsent" in a.log() or
+                   peak_rss_mib(a) >= rss_bound_mib(), 20 * SLOW,
+                   what="the host giving up on a peer that does not read")
+        peak = peak_rss_mib(a)
+        print("peak RSS %d MiB" % peak, end=" ", flush=True)
+        self.assertLess(peak, rss_bound_mib(), "the host queued what its peer does not read")
+        a.wait_log("7009: over 4 MiB of commands unsent")
+        self.assertTrue(a.alive())
+
+    def test_short_message_does_not_stop_the_host(self):
+        self.hostile(7008, "short-message")
+        a = self.start_host("A", fleet_redis="redis://doc:%s@%s1:7008" % (PASSWORD, self.net),
+                            expect_start=False)
+        a.wait_listening(timeout=15 * SLOW)
+        a.wait_log(r"7008: connection lost \(a pub/sub message of the wrong shape\)",
+                   timeout=10 * SLOW)
+        time.sleep(1)
+        self.assertTrue(a.alive())
+        self.refuse(a, self.net + "102")
+        self.wait_banned(a, self.net + "102")
+
+    def test_short_message_from_a_sentinel_does_not_stop_the_host(self):
+        self.hostile(26406, "short-message", self.net + "1:6379")
+        a = self.start_sentinel_host("A", url=self.sentinel_url((26406,)))
+        a.wait_log(r"26406: subscription lost \(a pub/sub message of the wrong shape\)",
+                   timeout=10 * SLOW)
+        self.assertTrue(a.alive())
+        self.assertEqual(self.metric(a, "breakwater_fleet_connected"), 1)
+
+
 # A host's peak RSS under a hostile reply stays below this. The cap is
 # 4 MiB a reply; measured with it: plain 9-14 MiB, ASan 35-41 MiB (with
 # small_asan_quarantine); without it: plain 517-552 MiB, ASan 100-698 MiB
