@@ -707,8 +707,12 @@ static void fleet_link_connect(struct fleet_link *l)
      * links (before SUBSCRIBE: nothing a replica says is read) */
     if (f->sentinel != NULL && redisAsyncCommand(ac, fleet_role_cb, NULL, "ROLE") == REDIS_OK)
         l->inflight++;
-    if (l->subscriber)
-        redisAsyncCommand(ac, fleet_message_cb, NULL, "SUBSCRIBE %s:bans", f->name);
+    if (l->subscriber) {
+        char channel[sizeof l->guard.channel];
+        snprintf(channel, sizeof channel, "%s:bans", f->name);
+        redis_guard_subscribe(&l->guard, channel);
+        redisAsyncCommand(ac, fleet_message_cb, NULL, "SUBSCRIBE %s", channel);
+    }
 }
 
 /* fleet_master_named - a sentinel's answer: the links go there (and the

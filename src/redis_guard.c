@@ -15,6 +15,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #include <hiredis/sds.h>
@@ -64,28 +65,36 @@ static const char *redis_guard_first(const struct redis_guard *g, const redisRea
     return NULL;
 }
 
-/* redis_guard_in_message - task is an element of a pub/sub message that
- * came without a command waiting: hiredis reads the first two as strings
- * and, in an (p)unsubscribe, the third as an integer */
-static const char *redis_guard_in_message(const redisReadTask *task)
+/* redis_guard_in_message - task (str, len for a string) is an element of
+ * a pub/sub message that came without a command waiting: hiredis reads
+ * the first two as strings; hiredis 1 has a subscription's name in its
+ * own list (a name it does not hold aborts it: the link's one channel it
+ * must be; we subscribe to no pattern); an (p)unsubscribe's third is an
+ * integer */
+static const char *redis_guard_in_message(const struct redis_guard *g, const redisReadTask *task,
+                                          const char *str, size_t len)
 {
     const redisReply *message = task->parent->obj;
-    if (task->idx <= 1)
-        return task->type == REDIS_REPLY_STRING ? NULL : redis_guard_misshapen;
-    if (task->idx == 2) {
-        const char *kind = message->element[0]->str;
-        if (tolower((unsigned char)kind[0]) == 'p')
-            kind++;
-        if (strcasecmp(kind, "unsubscribe") == 0 && task->type != REDIS_REPLY_INTEGER)
-            return redis_guard_misshapen;
-    }
+    if (task->idx <= 1 && task->type != REDIS_REPLY_STRING)
+        return redis_guard_misshapen;
+    if (task->idx == 0)
+        return NULL;
+    const char *kind = message->element[0]->str;
+    bool pattern = tolower((unsigned char)kind[0]) == 'p';
+    if (task->idx == 1 && strcasecmp(kind + pattern, "subscribe") == 0 &&
+        (pattern || len != strlen(g->channel) || memcmp(str, g->channel, len) != 0))
+        return redis_guard_misshapen;
+    if (task->idx == 2 && strcasecmp(kind + pattern, "unsubscribe") == 0 &&
+        task->type != REDIS_REPLY_INTEGER)
+        return redis_guard_misshapen;
     return NULL;
 }
 
 /* redis_guard_admit - one more object of n bytes (an array's: with
- * elements) for task's reply; false, with the guard's reason set, when
- * it may not be made */
-static bool redis_guard_admit(const redisReadTask *task, size_t n, size_t elements)
+ * elements; a string's: str, len) for task's reply; false, with the
+ * guard's reason set, when it may not be made */
+static bool redis_guard_admit(const redisReadTask *task, size_t n, size_t elements,
+                              const char *str, size_t len)
 {
     struct redis_guard *g = task->privdata;
     const char *why = NULL;
@@ -96,7 +105,7 @@ static bool redis_guard_admit(const redisReadTask *task, size_t n, size_t elemen
         g->message = why == NULL && g->ac != NULL && g->ac->replies.head == NULL &&
                      redis_guard_arrayish(task->type);
     } else if (g->message && task->parent->parent == NULL) {
-        why = redis_guard_in_message(task);
+        why = redis_guard_in_message(g, task, str, len);
     }
     if (why == NULL && n > REDIS_GUARD_BYTES - g->used)
         why = redis_guard_too_big;
@@ -110,7 +119,7 @@ static bool redis_guard_admit(const redisReadTask *task, size_t n, size_t elemen
 
 static void *redis_guard_string(const redisReadTask *task, char *str, size_t len)
 {
-    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT + len, 0))
+    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT + len, 0, str, len))
         return NULL;
     return redis_guard_hiredis->createString(task, str, len);
 }
@@ -127,21 +136,21 @@ static void *redis_guard_array(const redisReadTask *task, redis_guard_count elem
     size_t n = elements > 0 ? (size_t)elements : 0;
     size_t cost = n <= REDIS_GUARD_BYTES / sizeof(void *) ? REDIS_GUARD_OBJECT + n * sizeof(void *)
                                                           : REDIS_GUARD_BYTES + 1;
-    if (!redis_guard_admit(task, cost, n))
+    if (!redis_guard_admit(task, cost, n, NULL, 0))
         return NULL;
     return redis_guard_hiredis->createArray(task, elements);
 }
 
 static void *redis_guard_integer(const redisReadTask *task, long long value)
 {
-    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0))
+    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0, NULL, 0))
         return NULL;
     return redis_guard_hiredis->createInteger(task, value);
 }
 
 static void *redis_guard_nil(const redisReadTask *task)
 {
-    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0))
+    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0, NULL, 0))
         return NULL;
     return redis_guard_hiredis->createNil(task);
 }
@@ -149,14 +158,14 @@ static void *redis_guard_nil(const redisReadTask *task)
 #if HIREDIS_MAJOR >= 1 /* RESP3's doubles and booleans */
 static void *redis_guard_double(const redisReadTask *task, double value, char *str, size_t len)
 {
-    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT + len, 0))
+    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT + len, 0, NULL, 0))
         return NULL;
     return redis_guard_hiredis->createDouble(task, value, str, len);
 }
 
 static void *redis_guard_bool(const redisReadTask *task, int value)
 {
-    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0))
+    if (!redis_guard_admit(task, REDIS_GUARD_OBJECT, 0, NULL, 0))
         return NULL;
     return redis_guard_hiredis->createBool(task, value);
 }
@@ -204,6 +213,11 @@ bool redis_guard_pending_over(redisContext *c)
 bool redis_guard_unsent_over(const redisAsyncContext *ac)
 {
     return sdslen(ac->c.obuf) > REDIS_GUARD_BYTES;
+}
+
+void redis_guard_subscribe(struct redis_guard *g, const char *channel)
+{
+    snprintf(g->channel, sizeof g->channel, "%s", channel);
 }
 
 const char *redis_guard_why(const redisContext *c)

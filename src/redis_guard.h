@@ -12,9 +12,10 @@
  *    the reader, or the objects made of it);
  *  - on an asynchronous context, a reply must have a command waiting for
  *    it, or, on a subscribed one, be a message that hiredis can read
- *    (an array of at least three, two strings first, an unsubscribe's
- *    count an integer); an error reply nobody waits for hiredis handles
- *    itself (it drops the link);
+ *    (an array of at least three, two strings first, a subscription
+ *    the link's own channel, an unsubscribe's count an integer); an
+ *    error reply nobody waits for hiredis handles itself (it drops the
+ *    link);
  *  - commands may wait unsent up to REDIS_GUARD_BYTES (a peer that
  *    answers without reading cannot make us queue without end).
  * Anything else fails the link with an error; what the link does on an
@@ -37,6 +38,7 @@ struct redis_guard {
     const redisAsyncContext *ac; /* NULL for a blocking context */
     size_t used;                 /* what the reply being read has cost so far */
     bool message;                /* it is a pub/sub message no command waits for */
+    char channel[80];            /* the one channel the link subscribes to */
     const char *why;             /* why the guard ended the link, or NULL */
 };
 
@@ -55,6 +57,9 @@ int redis_guard_attach(struct ev_loop *loop, redisAsyncContext *ac, struct redis
 /* redis_guard_unsent_over - whether the commands waiting to be sent on ac
  * passed the bound (the caller then drops the link) */
 bool redis_guard_unsent_over(const redisAsyncContext *ac);
+
+/* redis_guard_subscribe - the link subscribes to channel, its only one */
+void redis_guard_subscribe(struct redis_guard *g, const char *channel);
 
 /* redis_guard_why - c's error for a message: the guard's, or hiredis's */
 const char *redis_guard_why(const redisContext *c);

@@ -370,6 +370,7 @@ static void sentinel_subscribe(struct sentinel *s, unsigned i)
     }
     redisAsyncSetDisconnectCallback(s->watch, sentinel_watch_disconnect_cb);
     sentinel_auth(s, s->watch, &s->watch);
+    redis_guard_subscribe(&s->watch_guard, SENTINEL_CHANNEL);
     redisAsyncCommand(s->watch, sentinel_switch_cb, NULL, "SUBSCRIBE " SENTINEL_CHANNEL);
 }
 

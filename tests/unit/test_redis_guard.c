@@ -187,7 +187,8 @@ static void test_why_is_hiredis_words_without_the_cap(void **state)
 }
 
 /* shape - bytes read by a fresh reader guarded for an asynchronous
- * context with flags and (when waiting) a command waiting: how many
+ * context with flags and (when waiting) a command waiting, subscribing
+ * to channel "c": how many
  * whole replies came before the reader stopped or ran out, and the
  * guard's reason (NULL when none) */
 static int shape(const char *bytes, int flags, bool waiting, const char **why)
@@ -201,6 +202,7 @@ static int shape(const char *bytes, int flags, bool waiting, const char **why)
     redisReader *r = redisReaderCreate();
     struct redis_guard g;
     redis_guard_install(r, &ac, &g);
+    redis_guard_subscribe(&g, "c");
     int whole = 0;
     redisReply *reply;
     if (redisReaderFeed(r, bytes, strlen(bytes)) == REDIS_OK)
@@ -251,6 +253,8 @@ static void test_a_subscribed_link_takes_whole_messages_only(void **state)
         "*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n$1\r\nx\r\n",      /* count not a number */
         "*3\r\n$12\r\nPUNSUBSCRIBE\r\n$1\r\nc\r\n$-1\r\n",          /* nor here */
         "$7\r\nmessage\r\n",                                    /* not an array */
+        "*3\r\n$9\r\nsubscribe\r\n$5\r\nother\r\n:1\r\n",          /* not our channel */
+        "*3\r\n$10\r\npsubscribe\r\n$1\r\nc\r\n:1\r\n",          /* no pattern of ours */
     };
     for (size_t i = 0; i < sizeof misshapen / sizeof *misshapen; i++) {
         assert_int_equal(shape(misshapen[i], REDIS_SUBSCRIBED, false, &why), 0);
