@@ -82,7 +82,7 @@ static const char *redis_guard_in_message(const struct redis_guard *g, const red
     const char *kind = message->element[0]->str;
     bool pattern = tolower((unsigned char)kind[0]) == 'p';
     if (task->idx == 1 && strcasecmp(kind + pattern, "subscribe") == 0 &&
-        (pattern || len != strlen(g->channel) || memcmp(str, g->channel, len) != 0))
+        (pattern || str == NULL || len != strlen(g->channel) || memcmp(str, g->channel, len) != 0))
         return redis_guard_misshapen;
     if (task->idx == 2 && strcasecmp(kind + pattern, "unsubscribe") == 0 &&
         task->type != REDIS_REPLY_INTEGER)
