@@ -13,8 +13,10 @@ follow, and the bans made meanwhile arrive.
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import harness
@@ -87,10 +89,17 @@ class SentinelTestCase(FleetTestCase):
         return self.cli(self.net + "1", port, *args, password=SENTINEL_PASSWORD, user=None)
 
     def start_sentinels(self):
+        # a sentinel rewrites (and fsyncs) its config at every event; on
+        # a disk busy with other work (CI builds packages beside the
+        # tests) one fsync can hold it seconds, long enough for its TILT
+        # mode, in which it acts on nothing for 30 s: the configs live in
+        # memory (tmpfs), the logs with the test's
+        shm = tempfile.mkdtemp(prefix="bw-sentinels-", dir="/dev/shm")
+        self._cleanups_extra.append(lambda: shutil.rmtree(shm, ignore_errors=True))
         for port in SENTINEL_PORTS:
             d = os.path.join(self.tmp, "sentinel-%d" % port)
             os.makedirs(d, exist_ok=True)
-            conf = os.path.join(d, "sentinel.conf")
+            conf = os.path.join(shm, "sentinel-%d.conf" % port)
             with open(conf, "w") as f:
                 f.write("port %d\nbind %s1\ndir %s\n"
                         "sentinel monitor %s %s1 6379 2\n"
@@ -107,6 +116,15 @@ class SentinelTestCase(FleetTestCase):
             wait_until(lambda port=port: self.sentinel_cli(port, "SENTINEL", "ckquorum",
                                                            MASTER).startswith("OK 3 "),
                        30 * SLOW, what="sentinel :%d sees the other two" % port)
+
+    def sentinel_events(self):
+        """The sentinels' logged events (+tilt, +convert-to-slave, ...)"""
+        lines = []
+        for port in self.sentinels:
+            path = os.path.join(self.tmp, "sentinel-%d" % port, "sentinel.log")
+            with open(path, errors="replace") as f:
+                lines += ["%d %s" % (port, line.rstrip()) for line in f if " # " in line]
+        return "\n".join(lines[-60:])
 
     def sentinel_url(self, ports=SENTINEL_PORTS, addr=None):
         hosts = ",".join("%s:%d" % (addr or self.net + "1", p) for p in ports)
@@ -190,8 +208,13 @@ class SentinelFailoverTest(SentinelTestCase):
         # the old master comes back and Sentinel makes it a replica: no host
         # ever writes to it
         self.start_redis()
-        wait_until(lambda: self.role(self.net + "1") == "slave", 40 * SLOW,
-                   what="the old master turned into a replica")
+        back = time.monotonic()
+        try:
+            wait_until(lambda: self.role(self.net + "1") == "slave", 60 * SLOW,
+                       what="the old master turned into a replica")
+        except AssertionError as e:
+            raise AssertionError("%s; the sentinels said:\n%s" % (e, self.sentinel_events()))
+        print("  the old master back, a replica %.1f s later" % (time.monotonic() - back))
         self.ctl_ban(a, "198.51.100.250")
         self.wait_banned(b, "198.51.100.250")
         stats = self.cli(self.net + "1", 6379, "INFO", "commandstats")
