@@ -50,7 +50,7 @@ struct fleet_link {
     double up_since;              /* ev_now() when it last came up */
     unsigned inflight;            /* commands sent, replies not yet in */
     double last_reply;            /* ev_now() of the last reply */
-    struct redis_guard guard;       /* on ac's replies */
+    struct redis_guard guard;     /* on ac's replies */
 };
 
 /* A ring of bans waiting to be published, bounded by FLEET_BACKLOG_MAX. */
@@ -615,7 +615,7 @@ static void fleet_disconnect_cb(const redisAsyncContext *ac, int status)
         return;
     log_limited(&l->f->link_log, ev_now(l->f->loop), LOG_LEVEL_WARNING,
                 "fleet_redis %s:%u: connection lost (%s): going on alone, retrying",
-                l->f->addr, l->f->port, ac->errstr[0] ? redis_guard_why(&ac->c) : "closed");
+                l->f->addr, l->f->port, redis_guard_why(&ac->c));
     fleet_link_retry(l);
 }
 

@@ -52,16 +52,19 @@ static bool redis_guard_arrayish(int type)
 /* redis_guard_first - a reply starts with task (a top-level object with
  * elements, for an array): whether one may come now. Without a command
  * waiting, only an error (hiredis drops the link on it) or, on a
- * subscribed link, a message of three elements or more. */
-static const char *redis_guard_first(const struct redis_guard *g, const redisReadTask *task,
+ * subscribed link, a message of three elements or more, whose elements
+ * are then checked too (g->message). */
+static const char *redis_guard_first(struct redis_guard *g, const redisReadTask *task,
                                      size_t elements)
 {
+    g->message = false;
     if (g->ac == NULL || g->ac->replies.head != NULL || task->type == REDIS_REPLY_ERROR)
         return NULL;
     if (!(g->ac->c.flags & REDIS_SUBSCRIBED))
         return redis_guard_unasked;
     if (!redis_guard_arrayish(task->type) || elements < 3)
         return redis_guard_misshapen;
+    g->message = true;
     return NULL;
 }
 
@@ -100,10 +103,7 @@ static bool redis_guard_admit(const redisReadTask *task, size_t n, size_t elemen
     const char *why = NULL;
     if (task->parent == NULL) { /* a new reply */
         g->used = 0;
-        g->message = false;
         why = redis_guard_first(g, task, elements);
-        g->message = why == NULL && g->ac != NULL && g->ac->replies.head == NULL &&
-                     redis_guard_arrayish(task->type);
     } else if (g->message && task->parent->parent == NULL) {
         why = redis_guard_in_message(g, task, str, len);
     }
@@ -134,6 +134,7 @@ typedef int redis_guard_count;
 static void *redis_guard_array(const redisReadTask *task, redis_guard_count elements)
 {
     size_t n = elements > 0 ? (size_t)elements : 0;
+    /* its pointers, counted without overflow: too many are over the bound */
     size_t cost = n <= REDIS_GUARD_BYTES / sizeof(void *) ? REDIS_GUARD_OBJECT + n * sizeof(void *)
                                                           : REDIS_GUARD_BYTES + 1;
     if (!redis_guard_admit(task, cost, n, NULL, 0))
@@ -225,7 +226,7 @@ const char *redis_guard_why(const redisContext *c)
     const struct redis_guard *g = c->reader != NULL ? c->reader->privdata : NULL;
     if (g != NULL && g->why != NULL)
         return g->why;
-    return c->errstr;
+    return c->errstr[0] != '\0' ? c->errstr : "closed";
 }
 
 /* redis_guard_read_cb - the adapter's read event, the buffer checked

@@ -61,7 +61,8 @@ bool redis_guard_unsent_over(const redisAsyncContext *ac);
 /* redis_guard_subscribe - the link subscribes to channel, its only one */
 void redis_guard_subscribe(struct redis_guard *g, const char *channel);
 
-/* redis_guard_why - c's error for a message: the guard's, or hiredis's */
+/* redis_guard_why - c's error for a message: the guard's, hiredis's, or
+ * "closed" when there is none (the peer hung up) */
 const char *redis_guard_why(const redisContext *c);
 
 #endif

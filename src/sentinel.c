@@ -141,8 +141,7 @@ static void sentinel_master_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     if (reply == NULL)
-        snprintf(what, sizeof what, "connection lost (%s)",
-                 ac->errstr[0] ? redis_guard_why(&ac->c) : "closed");
+        snprintf(what, sizeof what, "connection lost (%s)", redis_guard_why(&ac->c));
     else if (reply->type == REDIS_REPLY_ERROR)
         snprintf(what, sizeof what, "refused: %.120s", reply->str);
     else if (reply->type == REDIS_REPLY_NIL)

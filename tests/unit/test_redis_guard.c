@@ -47,12 +47,35 @@ static char *bulk(size_t len, size_t *n)
     return b;
 }
 
+/* A reader guarded as on a blocking context, for the tests of size. */
+struct guarded {
+    redisReader *r;
+    struct redis_guard g;
+};
+
+static int guarded_setup(void **state)
+{
+    struct guarded *gr = calloc(1, sizeof *gr);
+    if (gr == NULL || (gr->r = redisReaderCreate()) == NULL)
+        return -1;
+    redis_guard_install(gr->r, NULL, &gr->g);
+    *state = gr;
+    return 0;
+}
+
+static int guarded_teardown(void **state)
+{
+    struct guarded *gr = *state;
+    redisReaderFree(gr->r);
+    free(gr);
+    return 0;
+}
+
 static void test_many_replies_under_the_cap_all_come(void **state)
 {
-    (void)state;
-    redisReader *r = redisReaderCreate();
-    struct redis_guard cap;
-    redis_guard_install(r, NULL, &cap);
+    struct guarded *gr = *state;
+    redisReader *r = gr->r;
+    const struct redis_guard *g = &gr->g;
     size_t n;
     char *one = bulk(REDIS_GUARD_BYTES / 8, &n);
     /* 40 of them: five times the cap in all, each reply on its own count */
@@ -64,17 +87,14 @@ static void test_many_replies_under_the_cap_all_come(void **state)
         assert_int_equal(reply->len, REDIS_GUARD_BYTES / 8);
         freeReplyObject(reply);
     }
-    assert_null(cap.why);
+    assert_null(g->why);
     free(one);
-    redisReaderFree(r);
 }
 
 static void test_an_array_near_the_cap_comes_whole(void **state)
 {
-    (void)state;
-    redisReader *r = redisReaderCreate();
-    struct redis_guard cap;
-    redis_guard_install(r, NULL, &cap);
+    struct guarded *gr = *state;
+    redisReader *r = gr->r;
     size_t n;
     char *part = bulk(REDIS_GUARD_BYTES / 4, &n);
     redisReply *reply;
@@ -88,29 +108,25 @@ static void test_an_array_near_the_cap_comes_whole(void **state)
     assert_int_equal(reply->element[2]->len, REDIS_GUARD_BYTES / 4);
     freeReplyObject(reply);
     free(part);
-    redisReaderFree(r);
 }
 
 static void test_an_array_declaring_too_much_is_refused(void **state)
 {
-    (void)state;
-    redisReader *r = redisReaderCreate();
-    struct redis_guard cap;
-    redis_guard_install(r, NULL, &cap);
+    struct guarded *gr = *state;
+    redisReader *r = gr->r;
+    const struct redis_guard *g = &gr->g;
     redisReply *reply;
     /* 100 million pointers: 800 MB before a single element came */
     assert_int_equal(feed(r, "*100000000\r\n", 12, &reply), REDIS_ERR);
     assert_null(reply);
-    assert_non_null(cap.why);
-    redisReaderFree(r);
+    assert_non_null(g->why);
 }
 
 static void test_nested_small_objects_past_the_cap_are_refused(void **state)
 {
-    (void)state;
-    redisReader *r = redisReaderCreate();
-    struct redis_guard cap;
-    redis_guard_install(r, NULL, &cap);
+    struct guarded *gr = *state;
+    redisReader *r = gr->r;
+    const struct redis_guard *g = &gr->g;
     /* 1,000 arrays of 1,000 integers: 4 MB on the wire, a million objects */
     char inner[7 + 4 * 1000];
     memcpy(inner, "*1000\r\n", 7);
@@ -125,10 +141,9 @@ static void test_nested_small_objects_past_the_cap_are_refused(void **state)
     }
     assert_int_equal(rc, REDIS_ERR);
     assert_null(reply);
-    assert_non_null(cap.why);
+    assert_non_null(g->why);
     /* refused within the cap: at 64 bytes an object, well before the end */
     assert_in_range(fed, 1, 80);
-    redisReaderFree(r);
 }
 
 static void test_a_bulk_string_waiting_past_the_cap_fails_the_context(void **state)
@@ -276,10 +291,14 @@ static void test_a_subscribed_link_takes_whole_messages_only(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_many_replies_under_the_cap_all_come),
-        cmocka_unit_test(test_an_array_near_the_cap_comes_whole),
-        cmocka_unit_test(test_an_array_declaring_too_much_is_refused),
-        cmocka_unit_test(test_nested_small_objects_past_the_cap_are_refused),
+        cmocka_unit_test_setup_teardown(test_many_replies_under_the_cap_all_come, guarded_setup,
+                                        guarded_teardown),
+        cmocka_unit_test_setup_teardown(test_an_array_near_the_cap_comes_whole, guarded_setup,
+                                        guarded_teardown),
+        cmocka_unit_test_setup_teardown(test_an_array_declaring_too_much_is_refused, guarded_setup,
+                                        guarded_teardown),
+        cmocka_unit_test_setup_teardown(test_nested_small_objects_past_the_cap_are_refused, guarded_setup,
+                                        guarded_teardown),
         cmocka_unit_test(test_a_bulk_string_waiting_past_the_cap_fails_the_context),
         cmocka_unit_test(test_why_is_hiredis_words_without_the_cap),
         cmocka_unit_test(test_a_reply_no_command_waits_for_is_refused),
